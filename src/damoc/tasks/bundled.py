@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from damoc.errors import DamocError
 from damoc.tasks.base import Example, Task, render, split

@@ -1,0 +1,350 @@
+"""The `damoc` command: parses arguments, calls the library, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from damoc.errors import DamocError
+
+EXIT_USAGE = 2
+
+
+def _add_task_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    g = p.add_argument_group("task (a bundled name, or your own file)")
+    g.add_argument("--task", help="bundled task name (see `damoc tasks list`)")
+    g.add_argument("--data", type=Path, help="your data: .jsonl, .json, .csv or .parquet")
+    g.add_argument("--format", choices=["classification", "multiple_choice", "generation", "instruction"],
+                   help="the format of --data")
+    g.add_argument("--field", action="append", default=[], metavar="OURS=THEIRS",
+                   help="map a field to a column of --data, e.g. --field label=y (repeatable); "
+                        "ours: question, context, label, options, answer, instruction")
+    g.add_argument("--labels", help="classification options, comma-separated (default: from data)")
+    g.add_argument("--test-data", type=Path, help="a separate test file (default: split --data)")
+    g.add_argument("--test-fraction", type=float, default=0.2, help="test share when splitting --data")
+
+
+def _task_source(args) -> tuple[str | None, object]:
+    from damoc.tasks import DataSpec
+
+    if args.data is None:
+        if not args.task:
+            raise DamocError("give --task NAME (see `damoc tasks list`) or --data FILE --format FORMAT")
+        return args.task, None
+    if args.format is None:
+        raise DamocError("--data needs --format (classification, multiple_choice, generation, instruction)")
+    fields = {}
+    for item in args.field:
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours or not theirs:
+            raise DamocError(f"--field {item!r}: write it as OURS=THEIRS, e.g. label=y")
+        fields[ours.strip()] = theirs.strip()
+    labels = [x.strip() for x in args.labels.split(",")] if args.labels else None
+    return None, DataSpec(path=args.data, format=args.format, fields=fields, labels=labels,
+                          test_path=args.test_data, test_fraction=args.test_fraction)
+
+
+def _add_load_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="also load .bin/.pt weights (pickle can run code: only for files you trust)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run the model repository's own Python code (off by default)")
+    p.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=float, default=1.0, help="training epochs (default 1)")
+    p.add_argument("--max-seq-len", type=int, default=512,
+                   help="tokens per example; longer contexts are cut from their end (default 512)")
+    p.add_argument("--batch-size", type=int, default=8, help="examples per optimizer step")
+    p.add_argument("--micro-batch-size", type=int, default=4, help="examples per forward pass")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4 LoRA, 2e-5 full)")
+    p.add_argument("--lora-r", type=int, default=16, help="LoRA rank")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-limit", type=int, help="train on a seeded sample of N training examples")
+    p.add_argument("--test-limit", type=int, help="evaluate on the first N test examples")
+    p.add_argument("--eval-batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=64, help="generation length for generative tasks")
+    p.add_argument("--no-generation", action="store_true",
+                   help="generative tasks: score answer bits per byte only, skip ROUGE-L generation")
+
+
+def _finetune_config(args, method: str):
+    from damoc.finetune import FinetuneConfig
+
+    return FinetuneConfig(method=method, epochs=args.epochs, max_seq_len=args.max_seq_len,
+                          batch_size=args.batch_size, micro_batch_size=args.micro_batch_size,
+                          learning_rate=args.lr, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
+                          seed=args.seed)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_models_list(args) -> None:
+    from damoc.models.catalog import list_models
+
+    rows = list_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    _table(["spec", "status", "licence", "description"], rows)
+
+
+def cmd_models_prepare(args) -> None:
+    from damoc.models import resolve_spec
+    from damoc.models.bundled import BUNDLED_PREFIX, prepare_bundled
+
+    if args.spec.startswith(BUNDLED_PREFIX):
+        print(prepare_bundled(args.spec, force=args.force))
+    else:
+        print(resolve_spec(args.spec))
+
+
+def cmd_tasks_list(args) -> None:
+    from damoc.tasks import BUNDLED_TASKS, load_task
+
+    rows = []
+    for name in BUNDLED_TASKS:
+        rows.append(load_task(name).summary())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    _table(["name", "format", "train", "test", "metric", "description"], rows)
+
+
+def cmd_tasks_show(args) -> None:
+    from damoc.tasks import continuation, load_task
+
+    if args.name and args.data is None:
+        args.task = args.name
+    name, data = _task_source(args)
+    task = load_task(name, data)
+    info = task.summary()
+    ex = task.train[0]
+    info["example_prompt"] = ex.prompt
+    info["example_answer"] = continuation(ex)
+    if ex.options:
+        info["options"] = list(ex.options)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    for k in ("name", "format", "train", "test", "metric", "description", "source", "licence"):
+        print(f"{k:>12}: {info[k]}")
+    print(f"\n--- example prompt (train[0]) ---\n{ex.prompt}\n--- answer ---\n{continuation(ex)!r}")
+    if ex.options:
+        print(f"--- options ---\n{list(ex.options)}")
+
+
+def cmd_evaluate(args) -> None:
+    from damoc.evaluation import evaluate
+    from damoc.models import LoadOptions, load_model, load_tokenizer
+    from damoc.tasks import load_task
+
+    name, data = _task_source(args)
+    task = load_task(name, data)
+    opts = LoadOptions(args.allow_pickle, args.trust_remote_code, args.dtype)
+    tok, model = load_tokenizer(args.model, opts), load_model(args.model, opts)
+    test = task.test[: args.test_limit] if args.test_limit else task.test
+    r = evaluate(model, tok, task, examples=test, max_len=args.max_seq_len,
+                 batch_size=args.eval_batch_size, max_new_tokens=args.max_new_tokens,
+                 generation=not args.no_generation, progress=True)
+    print(json.dumps({"model": args.model, "task": task.name, "n": r.n, "metrics": r.metrics,
+                      "eval_seconds": r.seconds, "truncated": r.truncated}, indent=2))
+
+
+def cmd_finetune(args) -> None:
+    from damoc.evaluation import evaluate
+    from damoc.finetune import finetune
+    from damoc.models import LoadOptions, load_model, load_tokenizer
+    from damoc.tasks import load_task
+
+    name, data = _task_source(args)
+    task = load_task(name, data)
+    config = _finetune_config(args, args.method)
+    opts = LoadOptions(args.allow_pickle, args.trust_remote_code, args.dtype)
+    tok, model = load_tokenizer(args.model, opts), load_model(args.model, opts)
+    train = task.train
+    if args.train_limit:
+        import random
+
+        if args.train_limit > len(train):
+            raise DamocError(f"--train-limit {args.train_limit} exceeds the {len(train)} training examples")
+        train = random.Random(args.seed).sample(train, args.train_limit)
+    model, stats = finetune(model, tok, train, config, progress=True)
+    report = {"model": args.model, "task": task.name, "config": config.model_dump(), "train": stats.to_dict()}
+    if not args.no_eval:
+        test = task.test[: args.test_limit] if args.test_limit else task.test
+        r = evaluate(model, tok, task, examples=test, max_len=config.max_seq_len,
+                     batch_size=args.eval_batch_size, max_new_tokens=args.max_new_tokens,
+                     generation=not args.no_generation, progress=True)
+        report |= {"metrics": r.metrics, "eval_seconds": r.seconds}
+    if args.out:
+        from damoc.finetune.save import save_finetuned
+
+        save_finetuned(model, tok, args.out, report)
+        print(f"saved to {args.out}", file=sys.stderr)
+    print(json.dumps(report, indent=2, default=str))
+
+
+def cmd_baseline(args) -> None:
+    from damoc.selection import BaselineConfig, Candidate, run_baseline
+
+    name, data = _task_source(args)
+    candidates = [Candidate(model=m, method=meth) for m in args.models for meth in args.methods]
+    config = BaselineConfig(
+        task=name, data=data, candidates=candidates,
+        finetune=_finetune_config(args, "lora"), train_limit=args.train_limit,
+        test_limit=args.test_limit, eval_batch_size=args.eval_batch_size,
+        max_new_tokens=args.max_new_tokens, generation=not args.no_generation, seed=args.seed,
+        allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code, dtype=args.dtype,
+    )
+    total = len(candidates)
+    count = {"n": 0}
+
+    def on_event(kind: str, info: dict) -> None:
+        if kind == "cached":
+            count["n"] += 1
+            print(f"[{count['n']}/{total}] {info['model']} {info['method']}: finished earlier, reused",
+                  file=sys.stderr)
+        elif kind == "start":
+            print(f"[{count['n'] + 1}/{total}] {info['model']} {info['method']}: training and evaluating",
+                  file=sys.stderr)
+        elif kind == "done":
+            count["n"] += 1
+            if info["status"] != "ok":
+                print(f"    failed: {info['error']}", file=sys.stderr)
+
+    try:
+        summary = run_baseline(config, args.out, progress=True, on_event=on_event)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished candidates are kept in {args.out}; run the same command "
+              "again to resume", file=sys.stderr)
+        raise SystemExit(130) from None
+    print_ranking(summary)
+    print(f"\nresults: {Path(args.out) / 'results.json'}")
+
+
+def print_ranking(summary: dict) -> None:
+    rows = []
+    for c in summary["candidates"]:
+        m = c.get("metrics", {})
+        rows.append({
+            "rank": c.get("rank", "-"), "model": c["model"], "method": c["method"],
+            "accuracy": _pm(m, "accuracy", pct=True), "answer_bpb": _pm(m, "answer_bpb"),
+            "rougeL": _pm(m, "rougeL") if "rougeL" in m else "",
+            "train_s": f"{c['train_seconds']:.0f}" if "train_seconds" in c else "",
+            "eval_s": f"{c['eval_seconds']:.0f}" if "eval_seconds" in c else "",
+            "status": c["status"] if c["status"] == "ok" else f"failed: {c.get('error', '')}"[:60],
+        })
+    cols = ["rank", "model", "method", "accuracy", "answer_bpb", "rougeL", "train_s", "eval_s", "status"]
+    if summary["primary_metric"] != "accuracy":
+        cols.remove("accuracy")
+    if not any(r["rougeL"] for r in rows):
+        cols.remove("rougeL")
+    print(f"\n{summary['task']}: {summary['train_examples']} training / {summary['test_examples']} "
+          f"test examples, ranked by {summary['primary_metric']} (ties: answer_bpb)")
+    _table(cols, rows)
+
+
+def _pm(m: dict, key: str, pct: bool = False) -> str:
+    if key not in m:
+        return ""
+    v, se = m[key], m.get(f"{key}_se", float("nan"))
+    return f"{100 * v:.1f} ± {100 * se:.1f}" if pct else f"{v:.3f} ± {se:.3f}"
+
+
+def _table(columns: list[str], rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns)
+    for r in rows:
+        table.add_row(*[str(r.get(c, "")) for c in columns])
+    # Piped output has no terminal width: do not squeeze the table into 80 columns.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="damoc",
+        description="Choose which LLM (and fine-tuning method) to fine-tune for a domain task. "
+                    "Models are bundled:NAME, a local Hugging Face folder, or a hub id.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="bundled and cached models").add_subparsers(
+        dest="sub", required=True)
+    p = models.add_parser("list", help="show bundled models and what is prepared in the cache")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_list)
+    p = models.add_parser("prepare", help="convert a bundled model once (GGUF to safetensors); print its folder")
+    p.add_argument("spec", help="e.g. bundled:smollm2-135m-instruct")
+    p.add_argument("--force", action="store_true", help="convert again even if cached")
+    p.set_defaults(func=cmd_models_prepare)
+
+    tasks = sub.add_parser("tasks", help="bundled tasks").add_subparsers(dest="sub", required=True)
+    p = tasks.add_parser("list", help="bundled tasks with their sizes and metric")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tasks_list)
+    p = tasks.add_parser("show", help="a task's size, split and an example prompt")
+    p.add_argument("name", nargs="?", help="bundled task name")
+    _add_task_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tasks_show)
+
+    p = sub.add_parser("evaluate", help="evaluate a model on a task's test split (no training)")
+    p.add_argument("--model", required=True)
+    _add_task_args(p)
+    _add_load_args(p)
+    _add_train_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("finetune", help="fine-tune one model on a task, then evaluate it")
+    p.add_argument("--model", required=True)
+    p.add_argument("--method", choices=["lora", "full"], default="lora")
+    p.add_argument("--out", type=Path, help="save the fine-tuned model (safetensors) and stats here")
+    p.add_argument("--no-eval", action="store_true", help="skip evaluation on the test split")
+    _add_task_args(p)
+    _add_load_args(p)
+    _add_train_args(p)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("baseline", help="fine-tune every candidate on the full data, evaluate, rank "
+                                        "(the ground truth; resumes when re-run)")
+    p.add_argument("--models", nargs="+", required=True, metavar="SPEC")
+    p.add_argument("--methods", nargs="+", choices=["lora", "full"], default=["lora"])
+    p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    _add_task_args(p)
+    _add_load_args(p)
+    _add_train_args(p)
+    p.set_defaults(func=cmd_baseline)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except DamocError as e:
+        print(f"damoc: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as e:
+        msgs = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'input'}: {err['msg']}" for err in e.errors())
+        print(f"damoc: error: {msgs}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

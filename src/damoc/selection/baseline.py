@@ -1,0 +1,177 @@
+"""The full fine-tuning baseline: train every candidate on the task, evaluate, rank.
+
+This is the ground truth DaMoC's cheap ranking is judged against. Each finished candidate
+is written to its own folder at once, keyed by a hash of everything that determines it, so
+re-running the same command after a crash or Ctrl-C skips what is done.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import re
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from damoc.errors import DamocError
+from damoc.evaluation import evaluate
+from damoc.finetune import FinetuneConfig, finetune
+from damoc.finetune.train import Method
+from damoc.io import read_json, write_json_atomic, write_text_atomic
+from damoc.models import LoadOptions, load_model, load_tokenizer
+from damoc.runinfo import machine, stable_hash, versions
+from damoc.tasks import DataSpec, Task, load_task
+
+
+class Candidate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    method: Method
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.model}--{self.method}").strip("_")
+
+
+class BaselineConfig(BaseModel):
+    """Everything that decides a baseline run's figures; hashed for caching."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str | None = None
+    data: DataSpec | None = None
+    candidates: list[Candidate] = Field(min_length=1)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    train_limit: int | None = Field(None, ge=1, description="seeded sample of the training split")
+    test_limit: int | None = Field(None, ge=1, description="first N of the (fixed) test split")
+    eval_batch_size: int = Field(8, ge=1)
+    max_new_tokens: int = Field(64, ge=1)
+    generation: bool = True
+    seed: int = 0
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    dtype: str = "auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> BaselineConfig:
+        if (self.task is None) == (self.data is None):
+            raise ValueError("give exactly one of a bundled task name or a data file")
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError("duplicate candidates")
+        return self
+
+
+def select_examples(task: Task, config: BaselineConfig) -> tuple[list, list]:
+    train = list(task.train)
+    if config.train_limit is not None:
+        if config.train_limit > len(train):
+            raise DamocError(f"--train-limit {config.train_limit} is larger than the training "
+                             f"split ({len(train)} examples)")
+        train = random.Random(config.seed).sample(train, config.train_limit)
+    test = task.test[: config.test_limit] if config.test_limit else list(task.test)
+    return train, test
+
+
+def candidate_key(config: BaselineConfig, candidate: Candidate) -> str:
+    settings = config.model_dump(mode="json", exclude={"candidates"})
+    return stable_hash({"candidate": candidate.model_dump(), "settings": settings})
+
+
+def rank(task_metric: str, results: list[dict]) -> list[dict]:
+    """Best first: by the primary metric, ties broken by answer bits per byte (lower wins)."""
+    ok = [r for r in results if r["status"] == "ok"]
+    failed = [r for r in results if r["status"] != "ok"]
+    if task_metric == "accuracy":
+        ok.sort(key=lambda r: (-r["metrics"]["accuracy"], r["metrics"]["answer_bpb"]))
+    else:
+        ok.sort(key=lambda r: r["metrics"]["answer_bpb"])
+    for i, r in enumerate(ok, start=1):
+        r["rank"] = i
+    return ok + failed
+
+
+def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, train: list,
+                  test: list, progress: bool) -> tuple[dict, list[dict]]:
+    options = LoadOptions(allow_pickle=config.allow_pickle,
+                          trust_remote_code=config.trust_remote_code, dtype=config.dtype)
+    t0 = time.perf_counter()
+    tokenizer = load_tokenizer(candidate.model, options)
+    model = load_model(candidate.model, options)
+    load_seconds = time.perf_counter() - t0
+    ft = config.finetune.model_copy(update={"method": candidate.method})
+    model, stats = finetune(model, tokenizer, train, ft, progress=progress)
+    result = evaluate(model, tokenizer, task, examples=test, max_len=ft.max_seq_len,
+                      batch_size=config.eval_batch_size, max_new_tokens=config.max_new_tokens,
+                      generation=config.generation, progress=progress, seed=config.seed)
+    del model
+    gc.collect()
+    return {
+        "model": candidate.model, "method": candidate.method, "status": "ok",
+        "metrics": result.metrics, "train_seconds": stats.train_seconds,
+        "train_tokens": stats.train_tokens, "tokens_per_second": stats.tokens_per_second,
+        "train_flops": stats.train_flops, "train": stats.to_dict(),
+        "eval_seconds": result.seconds, "eval_examples": result.n,
+        "eval_truncated": result.truncated, "load_seconds": load_seconds,
+    }, result.records
+
+
+def run_baseline(config: BaselineConfig, out: str | Path, progress: bool = True,
+                 on_event: Callable[[str, dict], None] | None = None) -> dict:
+    """Fine-tune and evaluate every candidate (resuming finished ones); write results.json."""
+    out = Path(out)
+    task = load_task(config.task, config.data)
+    train, test = select_examples(task, config)
+    notify = on_event or (lambda kind, info: None)
+    results = []
+    for candidate in config.candidates:
+        folder = out / "candidates" / candidate.slug
+        key = candidate_key(config, candidate)
+        done = folder / "result.json"
+        if done.exists():
+            previous = read_json(done)
+            if previous.get("key") == key and previous.get("status") == "ok":
+                notify("cached", previous)
+                results.append(previous)
+                continue
+        notify("start", candidate.model_dump())
+        try:
+            record, predictions = run_candidate(config, candidate, task, train, test, progress)
+            write_text_atomic(folder / "predictions.jsonl",
+                              "".join(_json_line(p) for p in predictions))
+        except (DamocError, RuntimeError, ValueError, OSError, MemoryError) as e:
+            # One failing candidate (bad spec, out of memory) must not sink the others.
+            record = {"model": candidate.model, "method": candidate.method, "status": "failed",
+                      "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                      "traceback": traceback.format_exc(limit=5)}
+            gc.collect()
+        record["key"] = key
+        write_json_atomic(done, record)
+        notify("done", record)
+        results.append(record)
+        _write_summary(out, config, task, train, test, results)
+    return _write_summary(out, config, task, train, test, results)
+
+
+def _json_line(obj: dict) -> str:
+    import json
+
+    return json.dumps(obj) + "\n"
+
+
+def _write_summary(out: Path, config: BaselineConfig, task: Task, train: list, test: list,
+                   results: list[dict]) -> dict:
+    ranked = rank(task.primary_metric, [dict(r) for r in results])
+    summary = {
+        "task": task.name, "primary_metric": task.primary_metric,
+        "train_examples": len(train), "test_examples": len(test),
+        "candidates": [{k: v for k, v in r.items() if k != "traceback"} for r in ranked],
+        "config": config.model_dump(mode="json"), "seed": config.seed,
+        "machine": machine(), "versions": versions(),
+    }
+    write_json_atomic(out / "results.json", summary)
+    return summary
