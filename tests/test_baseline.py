@@ -95,3 +95,28 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
         return
     assert code == 2
     assert message in err and err.startswith("damoc: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_interrupt_keeps_finished_candidates(tmp_path, tiny_llama, cls_file, monkeypatch):
+    import damoc.selection.baseline as B
+
+    cfg = config([tiny_llama], cls_file)  # two candidates: lora, full
+    real = B.run_candidate
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(B, "run_candidate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_baseline(cfg, tmp_path / "run", progress=False)
+    summary = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [c["method"] for c in summary["candidates"]] == ["lora"]
+    assert not list((tmp_path / "run").rglob("*.tmp"))
+    monkeypatch.setattr(B, "run_candidate", real)
+    events = []
+    run_baseline(cfg, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    assert events.count("cached") == 1 and events.count("start") == 1
