@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_finetune import batch_loss
 
 from damoc.evaluation import evaluate
 from damoc.finetune import FinetuneConfig, finetune
 from damoc.models import load_model, load_tokenizer, prepare_bundled
 from damoc.models.bundled import BUNDLED, bundled_name
 from damoc.tasks import load_task
-
-from test_finetune import batch_loss
 
 pytestmark = pytest.mark.slow
 SPECS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from damoc.io import atomic_dir
 
 
 def save_finetuned(model, tokenizer, out: str | Path, report: dict) -> Path:
@@ -14,14 +13,8 @@ def save_finetuned(model, tokenizer, out: str | Path, report: dict) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as work:
         model.save_pretrained(work, safe_serialization=True)
         tokenizer.save_pretrained(work)
         (work / "damoc-finetune.json").write_text(json.dumps(report, indent=2, default=str))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(work, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return out

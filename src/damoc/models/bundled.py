@@ -12,13 +12,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from damoc.errors import DamocError
+from damoc.io import atomic_dir
 
 BUNDLED_PREFIX = "bundled:"
 
@@ -104,11 +104,8 @@ def prepare_bundled(spec: str, *, force: bool = False) -> Path:
     if is_prepared(name) and not force:
         return target
     entry = BUNDLED[name]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
-    try:
-        gguf_path = entry.locate_gguf(work)
-        out = work / "model"
+    with atomic_dir(target) as out, tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        gguf_path = entry.locate_gguf(Path(scratch))
         _convert_gguf(gguf_path, out)
         (out / "damoc-model.json").write_text(
             json.dumps({"bundled": name, "origin": entry.origin, "package": entry.package,
@@ -116,11 +113,6 @@ def prepare_bundled(spec: str, *, force: bool = False) -> Path:
                         "note": "weights dequantized from GGUF; not the original bf16 release"},
                        indent=2)
         )
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(out, target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return target
 
 

@@ -1,0 +1,23 @@
+import json
+
+import pytest
+
+from damoc.io import atomic_dir, write_json_atomic
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    target = tmp_path / "model"
+    with atomic_dir(target) as work:
+        (work / "a.txt").write_text("first")
+    assert (target / "a.txt").read_text() == "first"
+    with pytest.raises(RuntimeError), atomic_dir(target) as work:
+        (work / "a.txt").write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert (target / "a.txt").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_write_json_atomic_leaves_no_temp_files(tmp_path):
+    path = write_json_atomic(tmp_path / "sub" / "r.json", {"x": 1})
+    assert json.loads(path.read_text()) == {"x": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]
