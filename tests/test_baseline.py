@@ -120,3 +120,10 @@ def test_interrupt_keeps_finished_candidates(tmp_path, tiny_llama, cls_file, mon
     events = []
     run_baseline(cfg, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
     assert events.count("cached") == 1 and events.count("start") == 1
+
+
+def test_summary_reports_the_majority_answer_floor(tmp_path, tiny_llama, cls_file):
+    summary = run_baseline(config([tiny_llama], cls_file, test_limit=5), tmp_path / "r", progress=False)
+    answers = summary["test_answers"]
+    assert sum(answers.values()) == 5
+    assert summary["majority_accuracy"] == max(answers.values()) / 5

@@ -246,6 +246,9 @@ def print_ranking(summary: dict) -> None:
         cols.remove("rougeL")
     print(f"\n{summary['task']}: {summary['train_examples']} training / {summary['test_examples']} "
           f"test examples, ranked by {summary['primary_metric']} (ties: answer_bpb)")
+    if "majority_accuracy" in summary:
+        print(f"always answering the most common test answer would score "
+              f"{100 * summary['majority_accuracy']:.1f}%")
     _table(cols, rows)
 
 

@@ -157,6 +157,19 @@ def run_baseline(config: BaselineConfig, out: str | Path, progress: bool = True,
     return _write_summary(out, config, task, train, test, results)
 
 
+def _label_stats(task: Task, train: list, test: list) -> dict:
+    """Answer shares, and the accuracy of always giving the test split's most common answer:
+    the floor a fine-tuned candidate has to clear to have learned anything."""
+    if not task.is_choice:
+        return {}
+    from collections import Counter
+
+    train_counts, test_counts = Counter(e.answer for e in train), Counter(e.answer for e in test)
+    return {"train_answers": dict(train_counts.most_common()),
+            "test_answers": dict(test_counts.most_common()),
+            "majority_accuracy": test_counts.most_common(1)[0][1] / len(test)}
+
+
 def _json_line(obj: dict) -> str:
     import json
 
@@ -169,6 +182,7 @@ def _write_summary(out: Path, config: BaselineConfig, task: Task, train: list, t
     summary = {
         "task": task.name, "primary_metric": task.primary_metric,
         "train_examples": len(train), "test_examples": len(test),
+        **_label_stats(task, train, test),
         "candidates": [{k: v for k, v in r.items() if k != "traceback"} for r in ranked],
         "config": config.model_dump(mode="json"), "seed": config.seed,
         "machine": machine(), "versions": versions(),
