@@ -65,3 +65,25 @@ def test_full_finetuning_flops_exceed_lora(tok):
 
     model = build_model("llama", len(tok))
     assert estimate_flops(model, 1000, "full") == pytest.approx(1.5 * estimate_flops(model, 1000, "lora"))
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_cli_finetune_saves_a_loadable_safetensors_model(tmp_path, tiny_llama, cls_file, method, capsys):
+    import json
+
+    from damoc.cli import main
+    from damoc.models import load_model
+
+    out = tmp_path / f"ft-{method}"
+    code = main(["finetune", "--model", str(tiny_llama), "--method", method, "--data", str(cls_file),
+                 "--format", "classification", "--field", "context=passage", "--field", "label=y",
+                 "--max-seq-len", "64", "--lr", "1e-2", "--out", str(out)])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["train"]["method"] == method and "accuracy" in report["metrics"]
+    assert (out / "model.safetensors").exists() and (out / "damoc-finetune.json").exists()
+    tuned, base = load_model(str(out)), load_model(str(tiny_llama))
+    assert not any(n.startswith("base_model") or "lora" in n for n, _ in tuned.named_parameters())
+    ids = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        assert not torch.allclose(tuned(ids).logits, base(ids).logits)
