@@ -1,0 +1,6 @@
+"""Data filtering: keep a representative (or high-quality) share of the training examples."""
+
+from damoc.filtering.base import SELECTORS, Selector, get_selector, register, resolve_budget
+from damoc.filtering.run import filter_examples
+
+__all__ = ["SELECTORS", "Selector", "filter_examples", "get_selector", "register", "resolve_budget"]

@@ -1,0 +1,37 @@
+"""Run a selector on a task's training split and write the kept examples atomically."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from damoc.filtering.base import get_selector, resolve_budget
+from damoc.io import write_json_atomic, write_text_atomic
+from damoc.tasks.base import Example
+
+
+def filter_examples(examples: list[Example], method: str, *, rate: float | None = None,
+                    budget: int | None = None, seed: int = 0, **options) -> tuple[list[Example], dict]:
+    k = resolve_budget(len(examples), rate, budget)
+    selector = get_selector(method, **options)
+    start = time.perf_counter()
+    kept = selector.select(examples, k, seed)
+    seconds = time.perf_counter() - start
+    assert len(set(kept)) == len(kept) == k, "a selector must return k distinct indices"
+    summary = {"method": method, "options": options, "seed": seed, "input_examples": len(examples),
+               "selected": k, "rate": k / len(examples), "seconds": seconds}
+    return [examples[i] for i in kept], summary
+
+
+def write_selection(selected: list[Example], summary: dict, out: str | Path) -> Path:
+    out = Path(out)
+    write_text_atomic(out, "".join(json.dumps(asdict(e)) + "\n" for e in selected))
+    write_json_atomic(out.with_suffix(".summary.json"), summary)
+    return out
+
+
+def read_selection(path: str | Path) -> list[Example]:
+    with open(path, encoding="utf-8") as f:
+        return [Example(**{**d, "options": tuple(d["options"])}) for d in map(json.loads, f) if d]

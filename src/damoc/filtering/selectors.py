@@ -1,0 +1,122 @@
+"""The built-in selectors: random, graphcut, facility-location, perplexity, ifd, hybrid."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+
+from damoc.filtering.base import Selector, example_text, register
+from damoc.filtering.embeddings import BUNDLED_EMBEDDER, embed
+from damoc.filtering.graphcut import facility_location_greedy, graphcut_greedy, normalise
+from damoc.tasks.base import Example, continuation
+
+
+@register("random")
+class RandomSelector(Selector):
+    description = "a seeded uniform sample"
+
+    def select(self, examples, budget, seed=0):
+        return random.Random(seed).sample(range(len(examples)), budget)
+
+
+class _Embedded(Selector):
+    def __init__(self, embedder: str = BUNDLED_EMBEDDER):
+        self.embedder = embedder
+
+    def embeddings(self, examples: list[Example]) -> np.ndarray:
+        return normalise(embed([example_text(e) for e in examples], self.embedder))
+
+
+@register("graphcut")
+class GraphCutSelector(_Embedded):
+    description = "distribution-aware: greedy GraphCut over sentence embeddings (lam trades coverage for diversity)"
+
+    def __init__(self, embedder: str = BUNDLED_EMBEDDER, lam: float = 0.4):
+        super().__init__(embedder)
+        if not 0 <= lam < 0.5:
+            raise ValueError(f"lam must be in [0, 0.5) for a monotone submodular GraphCut, got {lam}")
+        self.lam = lam
+
+    def select(self, examples, budget, seed=0):
+        return graphcut_greedy(self.embeddings(examples), budget, self.lam)
+
+
+@register("facility-location")
+class FacilityLocationSelector(_Embedded):
+    description = "distribution-aware: greedy facility location (every example near a chosen one)"
+
+    def select(self, examples, budget, seed=0):
+        return facility_location_greedy(self.embeddings(examples), budget)
+
+
+def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512,
+                        batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Per-example perplexity of the answer with its prompt, and of the answer alone."""
+    from damoc.encoding import Encoded, encode, leading_special_ids
+    from damoc.evaluation.scoring import continuation_logprobs
+    from damoc.models import load_model, load_tokenizer
+
+    tok, model = load_tokenizer(scorer), load_model(scorer).eval()
+    with_prompt = [encode(tok, e, continuation(e), max_len) for e in examples]
+    # The answer alone still needs one token to condition on: BOS, or EOS where there is none.
+    start = leading_special_ids(tok) or [tok.eos_token_id]
+    alone = []
+    for e in examples:
+        ids = tok(continuation(e), add_special_tokens=False)["input_ids"][: max_len - len(start)]
+        alone.append(Encoded(start + list(ids), len(start), False))
+    lp_with = continuation_logprobs(model, with_prompt, tok.pad_token_id, batch_size)
+    lp_alone = continuation_logprobs(model, alone, tok.pad_token_id, batch_size)
+
+    def ppl(reqs, lps):
+        return np.array([math.exp(-lp / max(len(r.input_ids) - r.n_prompt, 1)) for r, (lp, _) in zip(reqs, lps)])
+
+    return ppl(with_prompt, lp_with), ppl(alone, lp_alone)
+
+
+@register("perplexity")
+class PerplexitySelector(Selector):
+    description = "quality-aware: keeps the answers with the lowest perplexity under a scoring model"
+
+    def __init__(self, scorer: str = "bundled:smollm2-135m-instruct"):
+        self.scorer = scorer
+
+    def select(self, examples, budget, seed=0):
+        ppl, _ = answer_perplexities(examples, self.scorer)
+        return [int(i) for i in np.argsort(ppl, kind="stable")[:budget]]
+
+
+@register("ifd")
+class IFDSelector(Selector):
+    description = ("quality-aware: instruction-following difficulty PPL(answer|question)/PPL(answer); keeps the "
+                   "highest below 1 (above 1 the question does not help predict the answer)")
+
+    def __init__(self, scorer: str = "bundled:smollm2-135m-instruct"):
+        self.scorer = scorer
+
+    def scores(self, examples: list[Example]) -> np.ndarray:
+        cond, alone = answer_perplexities(examples, self.scorer)
+        return cond / alone
+
+    def select(self, examples, budget, seed=0):
+        ifd = self.scores(examples)
+        # Samples with IFD >= 1 go last, not out: the budget is always met.
+        key = np.where(ifd < 1, -ifd, 1 + ifd)
+        return [int(i) for i in np.argsort(key, kind="stable")[:budget]]
+
+
+@register("hybrid")
+class HybridSelector(_Embedded):
+    description = "IFD pre-filter to a pool of pool_factor x budget, then GraphCut within it"
+
+    def __init__(self, embedder: str = BUNDLED_EMBEDDER, scorer: str = "bundled:smollm2-135m-instruct",
+                 lam: float = 0.4, pool_factor: float = 3.0):
+        super().__init__(embedder)
+        self.ifd = IFDSelector(scorer)
+        self.lam, self.pool_factor = lam, pool_factor
+
+    def select(self, examples, budget, seed=0):
+        pool = self.ifd.select(examples, min(len(examples), math.ceil(self.pool_factor * budget)), seed)
+        e = self.embeddings([examples[i] for i in pool])
+        return [pool[k] for k in graphcut_greedy(e, budget, self.lam)]

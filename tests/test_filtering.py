@@ -1,0 +1,152 @@
+import numpy as np
+import pytest
+
+from damoc.errors import DamocError
+from damoc.filtering import SELECTORS, filter_examples, get_selector, resolve_budget
+from damoc.filtering.graphcut import facility_location_greedy, graphcut_greedy, graphcut_objective, normalise
+from damoc.filtering.run import read_selection, write_selection
+from damoc.tasks.base import render
+
+
+def brute_force_greedy(e, budget, lam):
+    chosen = []
+    for _ in range(budget):
+        best, best_j = -np.inf, None
+        for j in range(len(e)):
+            if j in chosen:
+                continue
+            g = graphcut_objective(e, chosen + [j], lam, "cosine") - graphcut_objective(e, chosen, lam, "cosine")
+            if g > best + 1e-9:
+                best, best_j = g, j
+        chosen.append(best_j)
+    return chosen
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("lam", [0.0, 0.25, 0.45])
+def test_graphcut_equals_brute_force_greedy(seed, lam):
+    e = normalise(np.random.default_rng(seed).normal(size=(40, 8)))
+    assert graphcut_greedy(e, 12, lam) == brute_force_greedy(e, 12, lam)
+
+
+def test_graphcut_objective_never_decreases_along_the_greedy_path():
+    e = normalise(np.random.default_rng(3).normal(size=(200, 16)))
+    chosen = graphcut_greedy(e, 60, 0.4)
+    values = [graphcut_objective(e, chosen[:k], 0.4) for k in range(len(chosen) + 1)]
+    assert all(b >= a - 1e-6 for a, b in zip(values, values[1:]))
+
+
+def test_graphcut_objective_by_sums_equals_the_dense_formula():
+    e = normalise(np.random.default_rng(4).normal(size=(30, 5)))
+    x = [1, 4, 7, 20]
+    for kernel, s in [("cosine", e @ e.T), ("shifted", 0.5 * (1 + e @ e.T))]:
+        dense = s[:, x].sum() - 0.3 * s[np.ix_(x, x)].sum()
+        assert graphcut_objective(e, x, 0.3, kernel) == pytest.approx(dense, rel=1e-5)
+
+
+def test_facility_location_equals_brute_force_greedy():
+    e = normalise(np.random.default_rng(5).normal(size=(30, 6)))
+    sim = 0.5 * (1 + e @ e.T)
+    chosen = []
+    for _ in range(8):
+        cur = sim[:, chosen].max(axis=1) if chosen else np.zeros(len(e))
+        gains = [-np.inf if j in chosen else np.maximum(sim[:, j] - cur, 0).sum() for j in range(len(e))]
+        chosen.append(int(np.argmax(gains)))
+    assert facility_location_greedy(e, 8) == chosen
+
+
+def examples(n=40):
+    topics = ["fever and cough", "stock market returns", "contract law clause", "football match"]
+    return [render("classification", id=f"x{i}", question=f"question {i} about {topics[i % 4]}?",
+                   context=f"a passage on {topics[i % 4]} number {i}", options=["yes", "no"], label=i % 2)
+            for i in range(n)]
+
+
+def test_budget_rules():
+    assert resolve_budget(100, rate=0.1) == 10
+    assert resolve_budget(7, rate=0.1) == 1
+    for bad in (0, 1.5, -0.1):
+        with pytest.raises(DamocError, match="outside"):
+            resolve_budget(100, rate=bad)
+    with pytest.raises(DamocError, match="larger than the data"):
+        resolve_budget(10, budget=11)
+    with pytest.raises(DamocError, match="exactly one"):
+        resolve_budget(10)
+
+
+def test_random_is_seeded_and_distinct():
+    exs = examples()
+    a, _ = filter_examples(exs, "random", rate=0.25, seed=1)
+    b, _ = filter_examples(exs, "random", rate=0.25, seed=1)
+    c, _ = filter_examples(exs, "random", rate=0.25, seed=2)
+    assert [e.id for e in a] == [e.id for e in b] != [e.id for e in c]
+    assert len({e.id for e in a}) == 10
+
+
+def test_selection_file_round_trips(tmp_path):
+    exs = examples(8)
+    kept, summary = filter_examples(exs, "random", budget=3)
+    path = write_selection(kept, summary, tmp_path / "sel.jsonl")
+    assert read_selection(path) == kept
+    assert (tmp_path / "sel.summary.json").exists()
+
+
+def test_unknown_selector_is_a_clear_error():
+    with pytest.raises(DamocError, match="unknown selector 'nope'"):
+        get_selector("nope")
+    assert {"random", "graphcut", "facility-location", "perplexity", "ifd", "hybrid"} <= set(SELECTORS)
+
+
+@pytest.mark.parametrize("method", ["perplexity", "ifd", "random"])
+def test_scored_selectors_return_distinct_ids_deterministically(method, tiny_llama):
+    exs = examples(24)
+    opts = {} if method == "random" else {"scorer": str(tiny_llama)}
+    a, summary = filter_examples(exs, method, budget=6, seed=3, **opts)
+    b, _ = filter_examples(exs, method, budget=6, seed=3, **opts)
+    assert len({e.id for e in a}) == 6 and [e.id for e in a] == [e.id for e in b]
+    assert summary["selected"] == 6
+
+
+def test_perplexity_keeps_the_lowest_and_ifd_the_highest_below_one(tiny_llama):
+    from damoc.filtering.selectors import IFDSelector, answer_perplexities
+
+    exs = examples(24)
+    cond, alone = answer_perplexities(exs, str(tiny_llama))
+    kept = get_selector("perplexity", scorer=str(tiny_llama)).select(exs, 5)
+    assert sorted(cond[kept]) == sorted(np.sort(cond)[:5])
+    ifd = IFDSelector(str(tiny_llama)).scores(exs)
+    chosen = get_selector("ifd", scorer=str(tiny_llama)).select(exs, 5)
+    # Those below 1 come first, highest first; then the rest, lowest first.
+    order = sorted(range(len(ifd)), key=lambda i: (ifd[i] >= 1, -ifd[i] if ifd[i] < 1 else ifd[i]))
+    assert list(chosen) == order[:5]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["graphcut", "facility-location", "hybrid"])
+def test_embedding_selectors_on_the_bundled_minilm(method, tiny_llama, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAMOC_HOME", str(tmp_path))
+    exs = examples(40)
+    opts = {"scorer": str(tiny_llama)} if method == "hybrid" else {}
+    a, _ = filter_examples(exs, method, budget=8, **opts)
+    b, _ = filter_examples(exs, method, budget=8, seed=9, **opts)
+    assert len({e.id for e in a}) == 8 and [e.id for e in a] == [e.id for e in b]
+    if method == "graphcut":  # four topics: a representative 8 covers all of them
+        topics = {e.context.split(" number")[0] for e in a}
+        assert len(topics) == 4
+
+
+@pytest.mark.slow
+def test_embeddings_are_cached_by_content(tmp_path, monkeypatch):
+    import sentence_transformers
+
+    from damoc.filtering.embeddings import embed
+
+    monkeypatch.setenv("DAMOC_HOME", str(tmp_path))
+    first = embed(["a text", "another text"])
+    assert first.shape == (2, 384) and np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)
+
+    def refuse(*a, **k):
+        raise AssertionError("embedded again")
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", refuse)
+    assert np.array_equal(embed(["a text", "another text"]), first)
