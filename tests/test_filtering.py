@@ -150,3 +150,16 @@ def test_embeddings_are_cached_by_content(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", refuse)
     assert np.array_equal(embed(["a text", "another text"]), first)
+
+
+def test_cli_filter_writes_selection_and_refuses_bad_rates(tmp_path, cls_file, capsys):
+    from damoc.cli import main
+
+    out = tmp_path / "sel.jsonl"
+    args = ["filter", "--data", str(cls_file), "--format", "classification", "--field", "context=passage",
+            "--field", "label=y", "--method", "random", "--out", str(out)]
+    assert main(args + ["--rate", "0.25"]) == 0
+    assert len(read_selection(out)) == 6  # 25% of the 24 training examples
+    assert main(args + ["--budget", "999"]) == 2
+    assert "larger than the data" in capsys.readouterr().err
+    assert len(read_selection(out)) == 6  # the earlier output is untouched

@@ -227,6 +227,40 @@ def cmd_baseline(args) -> None:
     print(f"\nresults: {Path(args.out) / 'results.json'}")
 
 
+def cmd_filter(args) -> None:
+    from damoc.filtering import filter_examples
+    from damoc.filtering.run import write_selection
+    from damoc.tasks import load_task
+
+    name, data = _task_source(args)
+    task = load_task(name, data)
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise DamocError(f"--option {item!r}: write it as KEY=VALUE, e.g. lam=0.3")
+        options[key.strip()] = _number_or_text(value.strip())
+    if args.embedder and args.method in ("graphcut", "facility-location", "hybrid"):
+        options["embedder"] = args.embedder
+    if args.scorer and args.method in ("perplexity", "ifd", "hybrid"):
+        options["scorer"] = args.scorer
+    kept, summary = filter_examples(task.train, args.method, rate=args.rate, budget=args.budget,
+                                    seed=args.seed, **options)
+    summary["task"] = task.name
+    write_selection(kept, summary, args.out)
+    print(json.dumps(summary, indent=2))
+    print(f"kept {len(kept)} of {len(task.train)} training examples -> {args.out}", file=sys.stderr)
+
+
+def _number_or_text(value: str):
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
 def print_ranking(summary: dict) -> None:
     rows = []
     for c in summary["candidates"]:
@@ -317,6 +351,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load_args(p)
     _add_train_args(p)
     p.set_defaults(func=cmd_finetune)
+
+    from damoc.filtering.base import SELECTORS
+    from damoc.filtering.selectors import RandomSelector  # noqa: F401  (fills the registry)
+
+    p = sub.add_parser("filter", help="keep a representative or high-quality share of a task's training data",
+                       description="Selectors: " + "; ".join(f"{n}: {c.description}" for n, c in SELECTORS.items()),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", choices=sorted(SELECTORS), default="graphcut")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--rate", type=float, help="share of the training split to keep, in (0, 1]")
+    size.add_argument("--budget", type=int, help="number of examples to keep")
+    p.add_argument("--out", type=Path, required=True, help="selected examples (.jsonl); a .summary.json goes beside")
+    p.add_argument("--embedder", help="sentence-transformers model (default: bundled MiniLM)")
+    p.add_argument("--scorer", help="causal LM for perplexity / IFD (default: bundled:smollm2-135m-instruct)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="selector parameter, e.g. lam=0.3 (GraphCut) or pool_factor=3 (hybrid)")
+    p.add_argument("--seed", type=int, default=0)
+    _add_task_args(p)
+    p.set_defaults(func=cmd_filter)
 
     p = sub.add_parser("baseline", help="fine-tune every candidate on the full data, evaluate, rank "
                                         "(the ground truth; resumes when re-run)")

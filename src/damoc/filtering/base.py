@@ -39,7 +39,7 @@ def get_selector(name: str, **options) -> Selector:
         raise DamocError(f"unknown selector {name!r}; available: {', '.join(sorted(SELECTORS))}")
     try:
         return SELECTORS[name](**options)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise DamocError(f"selector {name!r}: {e}") from e
 
 
