@@ -29,6 +29,15 @@ def test_graphcut_equals_brute_force_greedy(seed, lam):
     assert graphcut_greedy(e, 12, lam) == brute_force_greedy(e, 12, lam)
 
 
+@pytest.mark.parametrize("pool", [2, 5, 17])
+def test_graphcut_blocks_with_a_small_pool_stay_exact(pool):
+    # Clustered data, so that the picks lean one way and blocks end often.
+    rng = np.random.default_rng(pool)
+    centres = rng.normal(size=(3, 10))
+    e = normalise(centres[rng.integers(0, 3, 90)] + 0.6 * rng.normal(size=(90, 10)))
+    assert graphcut_greedy(e, 25, 0.4, pool=pool) == brute_force_greedy(e, 25, 0.4)
+
+
 def test_graphcut_objective_never_decreases_along_the_greedy_path():
     e = normalise(np.random.default_rng(3).normal(size=(200, 16)))
     chosen = graphcut_greedy(e, 60, 0.4)

@@ -4,10 +4,9 @@ GraphCut: f(X) = sum_{i in V, j in X} s_ij - lam * sum_{i, j in X} s_ij, with th
 kernel s_ij = e_i . e_j. The gain of adding j to X is e_j . (S - 2 lam T) - lam, where
 S = sum over V and T = sum over X of the embeddings: two vectors, no matrix.
 
-Lazy greedy needs gains that only shrink. Raw cosine gains can grow (negative similarities),
-but the shifted kernel (1 + cos) / 2 has shrinking gains and, at every step, differs from the
-raw one by a term that is the same for all candidates, so it picks the same element. We run
-the lazy greedy on shifted gains: the result is exactly the raw-cosine greedy choice.
+The shifted kernel (1 + cos) / 2 is non-negative, so there f is monotone submodular for
+lam < 0.5; at every step its gains differ from the raw-cosine ones by a scale and a term
+that is the same for all candidates, so both kernels give the same greedy sequence.
 """
 
 from __future__ import annotations
@@ -35,29 +34,87 @@ def graphcut_objective(e: np.ndarray, selected: list[int], lam: float, kernel: s
     return float(0.5 * (n * k + t @ s) - lam * 0.5 * (k * k + t @ t))
 
 
-def graphcut_greedy(e: np.ndarray, budget: int, lam: float = 0.4) -> list[int]:
-    """Exact greedy maximisation (lazy evaluations); e unit-normalised, lam in [0, 0.5)."""
+_TRACE: list | None = None  # benchmarks set a list to record (pool, picks) per block
+
+
+EXACT_UP_TO = 50_000
+
+
+def graphcut_greedy(e: np.ndarray, budget: int, lam: float = 0.4, pool: int = 4096,
+                    exact: bool | None = None) -> list[int]:
+    """Greedy maximisation; e unit-normalised, lam in [0, 0.5). Exact (the same picks as plain
+    greedy) when `exact`, by default up to EXACT_UP_TO points; relaxed above that.
+
+    The gain of j is g_j = e_j . (S - 2 lam T) (dropping the constant -lam). Work goes in
+    blocks: compute g for everyone (one N x d product), keep the `pool` best as candidates,
+    and run greedy on them alone, updating their gains exactly. A point outside the pool
+    had gain at most g_out when the block began, and its gain since then is bounded by
+    `_outside_bound` (Cauchy-Schwarz on unit vectors). While the best candidate beats that
+    bound it is the true greedy choice; when it does not, a new block starts. Memory is
+    O(N + pool x d) beyond the embeddings themselves.
+
+    Late in a large selection the gains crowd together, the bound stops the blocks early, and
+    every block costs a pass over all N. The relaxed mode drops the bound's sideways term
+    (it assumes no outside point gains from the picks' sideways part): blocks run long and a
+    million points take minutes; bench/filter_scale.py measures the objective it gives up.
+    """
     n = len(e)
+    exact = n <= EXACT_UP_TO if exact is None else exact
     budget = min(budget, n)
-    s = e.sum(axis=0, dtype=np.float64).astype(np.float32)
-    t = np.zeros_like(s)
-    # Shifted-kernel gain with X empty: (n + e_j . S) / 2 - lam.
-    bounds = 0.5 * (n + e @ s) - lam
-    heap = [(-float(b), j) for j, b in enumerate(bounds)]
-    heapq.heapify(heap)
-    fresh = np.full(n, -1, dtype=np.int64)  # the step at which a bound was last recomputed
+    query = e.sum(axis=0, dtype=np.float64)  # S - 2 lam T
+    taken = np.zeros(n, dtype=bool)
     chosen: list[int] = []
-    for step in range(budget):
-        while True:
-            _, j = heapq.heappop(heap)
-            if fresh[j] == step:
+    while len(chosen) < budget:
+        gains = e @ query.astype(np.float32)
+        gains[taken] = -np.inf
+        m = min(pool, n - len(chosen))
+        if m < n - len(chosen):
+            part = np.argpartition(-gains, m)
+            cand, g_out = part[:m], float(gains[part[m]])
+        else:
+            cand, g_out = np.flatnonzero(~taken), -np.inf
+        e_cand = e[cand]
+        g = gains[cand]
+        q_norm = float(np.linalg.norm(query))
+        q_hat = query / max(q_norm, 1e-12)
+        drift = np.zeros_like(query)  # the block's picks, summed
+        picked = 0
+        while len(chosen) < budget:
+            k = int(np.argmax(g))
+            if picked and g[k] < _outside_bound(g_out, q_norm, q_hat, drift, lam, exact):
                 break
-            gain = 0.5 * (n + float(e[j] @ s)) - lam * (step + float(e[j] @ t) + 1.0)
-            fresh[j] = step
-            heapq.heappush(heap, (-gain, j))
-        chosen.append(j)
-        t += e[j]
+            j = int(cand[k])
+            chosen.append(j)
+            taken[j] = True
+            picked += 1
+            g[k] = -np.inf
+            g -= (2 * lam) * (e_cand @ e[j])
+            drift += e[j]
+            query -= 2 * lam * e[j]
+        if _TRACE is not None:
+            _TRACE.append((m, picked))
+        if picked < 8:
+            pool *= 2  # the pool ran dry quickly: take a wider one next block
     return chosen
+
+
+def _outside_bound(g_out: float, q_norm: float, q_hat: np.ndarray, drift: np.ndarray, lam: float,
+                   exact: bool = True) -> float:
+    """Largest gain any point outside the pool can have now.
+
+    With the block's picks D = a q_hat + D_perp, a point's gain is now
+    g(t0) (1 - 2 lam a / |q|) - 2 lam e . D_perp, at most c g_out + 2 lam |D_perp| when
+    c = 1 - 2 lam a / |q| >= 0. Splitting off the part of D along the query keeps the bound
+    tight when the picks all lean the same way (they do: toward the data's centre)."""
+    if g_out == -np.inf:
+        return -np.inf
+    a = float(drift @ q_hat)
+    c = 1.0 - 2 * lam * a / max(q_norm, 1e-12)
+    if c < 0:
+        return g_out + 2 * lam * float(np.linalg.norm(drift))
+    if not exact:  # assume no outside point gained from the picks' sideways part
+        return c * g_out
+    return c * g_out + 2 * lam * float(np.sqrt(max(float(drift @ drift) - a * a, 0.0)))
 
 
 def facility_location_greedy(e: np.ndarray, budget: int, chunk: int = 65536) -> list[int]:
