@@ -1,0 +1,182 @@
+"""Benchmark: GraphCut selection at scale, ours against submodlib-py, side by side in one run.
+
+Each case runs in its own process (so its peak memory is its own) on seeded random 384-d
+unit vectors with a 10% budget and lam = 0.4. Peak memory includes the embeddings
+themselves (N x 384 float32: 15 MB at 10k, 1.5 GB at 1M). A second part compares the
+objective both reach on the same 5,000 real MiniLM embeddings (BoolQ training texts), with
+submodlib given the same cosine kernel, so both maximise the same function.
+
+    .venv/bin/python bench/filter_scale.py            # writes bench/results/filter-scale.json + .png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+LAM = 0.4
+DIM = 384
+
+
+def random_unit(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, DIM), dtype=np.float32)
+    for start in range(0, n, 100_000):  # in chunks: float64 normals for 1M rows would need 3 GB
+        block = rng.standard_normal((min(100_000, n - start), DIM), dtype=np.float32)
+        out[start:start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def run_case(impl: str, n: int) -> dict:
+    """One selection in this process; prints a JSON row."""
+    from damoc.filtering.graphcut import graphcut_greedy, graphcut_objective
+
+    e = random_unit(n)
+    budget = n // 10
+    start = time.perf_counter()
+    if impl in ("damoc", "damoc-exact"):
+        chosen = graphcut_greedy(e, budget, LAM, exact=True if impl == "damoc-exact" else None)
+    elif impl.startswith("submodlib"):
+        from submodlib import GraphCutFunction
+
+        mode = impl.split("-")[1]
+        kwargs = {"num_neighbors": 100} if mode == "sparse" else {}
+        f = GraphCutFunction(n=n, mode=mode, lambdaVal=LAM, data=e, metric="cosine", **kwargs)
+        picked = f.maximize(budget=budget, optimizer="LazyGreedy", show_progress=False)
+        chosen = [int(i) for i, _ in picked]
+    else:
+        raise SystemExit(f"unknown impl {impl}")
+    seconds = time.perf_counter() - start
+    return {"n": n, "impl": impl, "budget": budget, "seconds": seconds,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "objective": graphcut_objective(e, chosen, LAM, "cosine"),
+            "objective_shifted_kernel": graphcut_objective(e, chosen, LAM, "shifted"),
+            "status": "ok"}
+
+
+def real_objectives(n: int = 5000) -> list[dict]:
+    from submodlib import GraphCutFunction
+
+    from damoc.filtering.base import example_text
+    from damoc.filtering.embeddings import embed
+    from damoc.filtering.graphcut import graphcut_greedy, graphcut_objective, normalise
+    from damoc.tasks import load_task
+
+    texts = [example_text(e) for e in load_task("boolq").train[:n]]
+    e = normalise(embed(texts, progress=True))
+    budget = n // 10
+    rows = []
+    start = time.perf_counter()
+    ours = graphcut_greedy(e, budget, LAM)
+    rows.append({"n": n, "impl": "damoc", "data": "boolq-minilm", "seconds": time.perf_counter() - start,
+                 "objective": graphcut_objective(e, ours, LAM, "cosine")})
+    start = time.perf_counter()
+    kernel = e @ e.T
+    f = GraphCutFunction(n=n, mode="dense", lambdaVal=LAM, ggsijs=kernel)
+    theirs = [int(i) for i, _ in f.maximize(budget=budget, optimizer="LazyGreedy", show_progress=False)]
+    rows.append({"n": n, "impl": "submodlib-dense", "data": "boolq-minilm",
+                 "seconds": time.perf_counter() - start, "objective": graphcut_objective(e, theirs, LAM, "cosine"),
+                 "submodlib_reported_objective": float(f.evaluate(set(theirs)))})
+    rows.append({"n": n, "data": "boolq-minilm", "same_picks": sorted(ours) == sorted(theirs),
+                 "overlap": len(set(ours) & set(theirs)) / budget,
+                 "objective_gap_relative": (rows[0]["objective"] - rows[1]["objective"]) / abs(rows[1]["objective"])})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--dense-max", type=int, default=10_000, help="largest N for submodlib's dense mode")
+    ap.add_argument("--sparse-max", type=int, default=100_000, help="largest N for submodlib's sparse mode")
+    ap.add_argument("--exact-max", type=int, default=100_000, help="largest N for our exact mode")
+    ap.add_argument("--timeout", type=int, default=1200, help="seconds per case")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "filter-scale.json")
+    args = ap.parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.case, args.n)))
+        return
+
+    from damoc.runinfo import machine, versions
+
+    rows = []
+    for n in [int(x) for x in args.sizes.split(",")]:
+        impls = ["damoc"]
+        if n <= args.exact_max and n > 50_000:
+            impls.append("damoc-exact")
+        if n <= args.dense_max:
+            impls.append("submodlib-dense")
+        if n <= args.sparse_max:
+            impls.append("submodlib-sparse")
+        for impl in impls:
+            print(f"{impl} n={n} ...", flush=True)
+            try:
+                proc = subprocess.run([sys.executable, __file__, "--case", impl, "--n", str(n)],
+                                      capture_output=True, text=True, timeout=args.timeout)
+                if proc.returncode == 0:
+                    row = json.loads(proc.stdout.strip().splitlines()[-1])
+                else:
+                    tail = (proc.stderr or "").strip().splitlines()[-1:] or [""]
+                    row = {"n": n, "impl": impl, "status": f"failed (exit {proc.returncode}): {tail[0][:200]}"}
+            except subprocess.TimeoutExpired:
+                row = {"n": n, "impl": impl, "status": f"timeout after {args.timeout} s"}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    real = real_objectives()
+    for r in real:
+        print(json.dumps(r), flush=True)
+    result = {"benchmark": "filter-scale", "lam": LAM, "dim": DIM, "budget_rate": 0.1, "seed": 0,
+              "rows": rows, "real_embeddings": real, "machine": machine(),
+              "versions": {**versions(), "submodlib-py": _version("submodlib-py")},
+              "command": "python bench/filter_scale.py " + " ".join(sys.argv[1:])}
+    from damoc.io import write_json_atomic
+
+    write_json_atomic(args.out, result)
+    plot(rows, args.out.with_suffix(".png"))
+    print(f"wrote {args.out}")
+
+
+def _version(pkg: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for impl in sorted({r["impl"] for r in rows}):
+        ok = sorted((r for r in rows if r["impl"] == impl and r["status"] == "ok"), key=lambda r: r["n"])
+        if not ok:
+            continue
+        axes[0].plot([r["n"] for r in ok], [r["seconds"] for r in ok], "o-", label=impl)
+        axes[1].plot([r["n"] for r in ok], [r["peak_mb"] for r in ok], "o-", label=impl)
+    for ax, title in zip(axes, ["seconds (budget 10%)", "peak memory, MB (embeddings included)"]):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("N (random 384-d unit vectors)")
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
