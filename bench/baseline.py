@@ -17,6 +17,7 @@ from pathlib import Path
 from damoc.finetune import FinetuneConfig
 from damoc.io import write_json_atomic
 from damoc.selection import BaselineConfig, Candidate, run_baseline
+from damoc.selection.confidence import paired_bootstrap
 
 ROOT = Path(__file__).resolve().parent
 MODELS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
@@ -56,9 +57,23 @@ def main() -> None:
                                "eval_examples", "load_seconds", "train", "error")}
         for c in summary["candidates"]
     ]
+    summary["confidence"] = confidence(args.run_dir, config)
     write_json_atomic(args.out, summary)
     plot(summary, args.out.with_suffix(".png"))
     print(f"wrote {args.out}")
+
+
+def confidence(run_dir: Path, config: BaselineConfig) -> dict:
+    """Paired bootstrap over the test questions, from the per-question predictions kept in the run."""
+    import json
+
+    preds = {}
+    for c in config.candidates:
+        path = run_dir / "candidates" / c.slug / "predictions.jsonl"
+        if path.exists():
+            preds[f"{c.model.removeprefix('bundled:')} {c.method}"] = [
+                json.loads(line) for line in path.read_text().splitlines() if line]
+    return paired_bootstrap(preds, seed=config.seed) if len(preds) > 1 else {}
 
 
 def plot(summary: dict, path: Path) -> None:

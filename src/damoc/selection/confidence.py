@@ -1,0 +1,58 @@
+"""How sure a ranking is: a paired bootstrap over the test questions.
+
+All candidates answer the same questions, so their scores move together from question to
+question; resampling questions jointly (paired) measures the difference between two
+candidates far more tightly than their separate standard errors suggest.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _arrays(records: list[dict]) -> dict[str, np.ndarray]:
+    out = {"nll": np.array([r["answer_nll"] for r in records], dtype=np.float64),
+           "bytes": np.array([r["answer_bytes"] for r in records], dtype=np.float64)}
+    if records and "label" in records[0]:
+        out["correct"] = np.array([r["pred"] == r["label"] for r in records], dtype=np.float64)
+    return out
+
+
+def _scores(a: dict[str, np.ndarray], idx: np.ndarray) -> tuple[float, float]:
+    acc = float(a["correct"][idx].mean()) if "correct" in a else 0.0
+    bpb = float(a["nll"][idx].sum() / max(a["bytes"][idx].sum(), 1) / math.log(2))
+    return acc, bpb
+
+
+def paired_bootstrap(predictions: dict[str, list[dict]], samples: int = 1000, seed: int = 0) -> dict:
+    """predictions: candidate name -> per-question records in the same question order.
+
+    Returns each candidate's probability of ranking first (accuracy, ties by bits per byte)
+    and, for every pair, the mean difference with its paired standard error."""
+    names = list(predictions)
+    ids = [[r["id"] for r in recs] for recs in predictions.values()]
+    if any(i != ids[0] for i in ids):
+        raise ValueError("candidates were evaluated on different questions")
+    arrays = {n: _arrays(predictions[n]) for n in names}
+    n_q = len(ids[0])
+    rng = np.random.default_rng(seed)
+    wins = dict.fromkeys(names, 0)
+    draws: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    for _ in range(samples):
+        idx = rng.integers(0, n_q, n_q)
+        scores = {n: _scores(arrays[n], idx) for n in names}
+        for n in names:
+            draws[n].append(scores[n])
+        wins[min(names, key=lambda n: (-scores[n][0], scores[n][1]))] += 1
+    pairs = []
+    full = np.arange(n_q)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            da = np.array(draws[a]) - np.array(draws[b])
+            sa, sb = _scores(arrays[a], full), _scores(arrays[b], full)
+            pairs.append({"a": a, "b": b,
+                          "accuracy_diff": sa[0] - sb[0], "accuracy_diff_se": float(da[:, 0].std(ddof=1)),
+                          "bpb_diff": sa[1] - sb[1], "bpb_diff_se": float(da[:, 1].std(ddof=1))})
+    return {"samples": samples, "prob_best": {n: wins[n] / samples for n in names}, "pairs": pairs}
