@@ -83,7 +83,7 @@ def plot(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ok = [c for c in summary["candidates"] if c["status"] == "ok"]
-    names = [f"{c['model'].removeprefix('bundled:')}\n{c['method']}" for c in ok]
+    names = [f"{c['model'].removeprefix('bundled:').split('-')[0]}\n{c['method']}" for c in ok]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for ax, key, label, scale in [(axes[0], "accuracy", "test accuracy (%)", 100),
                                   (axes[1], "answer_bpb", "answer bits per byte (lower is better)", 1)]:
@@ -91,6 +91,9 @@ def plot(summary: dict, path: Path) -> None:
         errs = [scale * c["metrics"][f"{key}_se"] for c in ok]
         ax.bar(names, vals, yerr=errs, capsize=4, color="tab:blue")
         ax.set_title(label)
+    if "majority_accuracy" in summary:
+        axes[0].axhline(100 * summary["majority_accuracy"], color="k", ls="--", lw=1, label="always the commonest answer")
+        axes[0].legend(loc="lower right", fontsize=8)
     axes[2].bar(names, [c["train_seconds"] for c in ok], color="tab:orange", label="train")
     axes[2].bar(names, [c["eval_seconds"] for c in ok], bottom=[c["train_seconds"] for c in ok],
                 color="tab:gray", label="evaluate")
