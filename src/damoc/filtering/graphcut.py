@@ -34,9 +34,6 @@ def graphcut_objective(e: np.ndarray, selected: list[int], lam: float, kernel: s
     return float(0.5 * (n * k + t @ s) - lam * 0.5 * (k * k + t @ t))
 
 
-_TRACE: list | None = None  # benchmarks set a list to record (pool, picks) per block
-
-
 EXACT_UP_TO = 50_000
 
 
@@ -91,8 +88,6 @@ def graphcut_greedy(e: np.ndarray, budget: int, lam: float = 0.4, pool: int = 40
             g -= (2 * lam) * (e_cand @ e[j])
             drift += e[j]
             query -= 2 * lam * e[j]
-        if _TRACE is not None:
-            _TRACE.append((m, picked))
         if picked < 8:
             pool *= 2  # the pool ran dry quickly: take a wider one next block
     return chosen
