@@ -26,7 +26,8 @@ class _Embedded(Selector):
         self.embedder = embedder
 
     def embeddings(self, examples: list[Example]) -> np.ndarray:
-        return normalise(embed([example_text(e) for e in examples], self.embedder))
+        texts = [example_text(e) for e in examples]
+        return normalise(embed(texts, self.embedder, progress=len(texts) > 1000))
 
 
 @register("graphcut")
