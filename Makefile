@@ -26,7 +26,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/damoc baseline --models bundled:smollm2-135m-instruct bundled:gemma3-270m \
-	  --methods lora --task pubmedqa --train-limit 120 --test-limit 150 --max-seq-len 192 \
+	  --methods lora --task pubmedqa --train-limit 64 --test-limit 100 --max-seq-len 192 \
 	  --out runs/demo
 
 test: $(STAMP)
