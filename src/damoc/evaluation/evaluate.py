@@ -95,8 +95,7 @@ def _evaluate_generation(model, tokenizer, examples, max_len, batch_size, max_ne
     nb = np.array([r["answer_bytes"] for r in records])
     out = M.with_se("answer_bpb", M.bits_per_byte(nll, nb), n, seed)
     if generation:
-        prompts = [encode(tokenizer, ex, continuation(ex), max_len).input_ids[:r.n_prompt]
-                   for ex, r in zip(examples, requests)]
+        prompts = [r.input_ids[:r.n_prompt] for r in requests]
         texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size,
                          desc="generating" if progress else None)
         scores_rl = np.array([M.rouge_l(t, ex.answer) for t, ex in zip(texts, examples)])
