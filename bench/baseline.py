@@ -92,7 +92,8 @@ def plot(summary: dict, path: Path) -> None:
         ax.bar(names, vals, yerr=errs, capsize=4, color="tab:blue")
         ax.set_title(label)
     if "majority_accuracy" in summary:
-        axes[0].axhline(100 * summary["majority_accuracy"], color="k", ls="--", lw=1, label="always the commonest answer")
+        axes[0].axhline(100 * summary["majority_accuracy"], color="k", ls="--", lw=1,
+                        label="always the commonest answer")
         axes[0].legend(loc="lower right", fontsize=8)
     axes[2].bar(names, [c["train_seconds"] for c in ok], color="tab:orange", label="train")
     axes[2].bar(names, [c["eval_seconds"] for c in ok], bottom=[c["train_seconds"] for c in ok],

@@ -159,20 +159,15 @@ def cmd_finetune(args) -> None:
     from damoc.evaluation import evaluate
     from damoc.finetune import finetune
     from damoc.models import LoadOptions, load_model, load_tokenizer
+    from damoc.selection.baseline import sample_train
     from damoc.tasks import load_task
 
     name, data = _task_source(args)
     task = load_task(name, data)
     config = _finetune_config(args, args.method)
+    train = sample_train(task.train, args.train_limit, args.seed)  # bad limits fail before loading
     opts = LoadOptions(args.allow_pickle, args.trust_remote_code, args.dtype)
     tok, model = load_tokenizer(args.model, opts), load_model(args.model, opts)
-    train = task.train
-    if args.train_limit:
-        import random
-
-        if args.train_limit > len(train):
-            raise DamocError(f"--train-limit {args.train_limit} exceeds the {len(train)} training examples")
-        train = random.Random(args.seed).sample(train, args.train_limit)
     model, stats = finetune(model, tok, train, config, progress=True)
     report = {"model": args.model, "task": task.name, "config": config.model_dump(), "train": stats.to_dict()}
     if not args.no_eval:

@@ -66,13 +66,17 @@ class BaselineConfig(BaseModel):
         return self
 
 
+def sample_train(train: list, limit: int | None, seed: int) -> list:
+    """A seeded sample of `limit` training examples (all of them when limit is None)."""
+    if limit is None:
+        return list(train)
+    if limit > len(train):
+        raise DamocError(f"--train-limit {limit} is larger than the training split ({len(train)} examples)")
+    return random.Random(seed).sample(train, limit)
+
+
 def select_examples(task: Task, config: BaselineConfig) -> tuple[list, list]:
-    train = list(task.train)
-    if config.train_limit is not None:
-        if config.train_limit > len(train):
-            raise DamocError(f"--train-limit {config.train_limit} is larger than the training "
-                             f"split ({len(train)} examples)")
-        train = random.Random(config.seed).sample(train, config.train_limit)
+    train = sample_train(task.train, config.train_limit, config.seed)
     test = task.test[: config.test_limit] if config.test_limit else list(task.test)
     return train, test
 
