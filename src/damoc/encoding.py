@@ -7,6 +7,7 @@ Training and scoring use this one function, so they see identical ids.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from damoc.errors import DamocError
@@ -30,12 +31,18 @@ def _ids(tokenizer, text: str) -> list[int]:
 
 def leading_special_ids(tokenizer) -> list[int]:
     """The ids a tokenizer puts before a text on its own (a BOS token for Llama or Gemma)."""
+    return list(_leading_special_ids(tokenizer))
+
+
+@functools.lru_cache(maxsize=8)
+def _leading_special_ids(tokenizer) -> tuple[int, ...]:
+    # Asked once per tokenizer, not once per encoded example.
     with_special = list(tokenizer("x")["input_ids"])
     plain = _ids(tokenizer, "x")
     for start in range(len(with_special) - len(plain) + 1):
         if with_special[start:start + len(plain)] == plain:
-            return with_special[:start]
-    return []
+            return tuple(with_special[:start])
+    return ()
 
 
 def encode(tokenizer, example: Example, continuation: str, max_len: int,
