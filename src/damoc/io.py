@@ -32,6 +32,10 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def write_jsonl_atomic(path: str | Path, rows) -> Path:
+    return write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
 def read_json(path: str | Path) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from damoc.filtering.base import get_selector, resolve_budget
-from damoc.io import write_json_atomic, write_text_atomic
+from damoc.io import write_json_atomic, write_jsonl_atomic
 from damoc.tasks.base import Example
 
 
@@ -27,7 +27,7 @@ def filter_examples(examples: list[Example], method: str, *, rate: float | None 
 
 def write_selection(selected: list[Example], summary: dict, out: str | Path) -> Path:
     out = Path(out)
-    write_text_atomic(out, "".join(json.dumps(asdict(e)) + "\n" for e in selected))
+    write_jsonl_atomic(out, (asdict(e) for e in selected))
     write_json_atomic(out.with_suffix(".summary.json"), summary)
     return out
 

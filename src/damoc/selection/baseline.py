@@ -21,7 +21,7 @@ from damoc.errors import DamocError
 from damoc.evaluation import evaluate
 from damoc.finetune import FinetuneConfig, finetune
 from damoc.finetune.train import Method
-from damoc.io import read_json, write_json_atomic, write_text_atomic
+from damoc.io import read_json, write_json_atomic, write_jsonl_atomic
 from damoc.models import LoadOptions, load_model, load_tokenizer
 from damoc.runinfo import machine, stable_hash, versions
 from damoc.tasks import DataSpec, Task, load_task
@@ -145,8 +145,7 @@ def run_baseline(config: BaselineConfig, out: str | Path, progress: bool = True,
         notify("start", candidate.model_dump())
         try:
             record, predictions = run_candidate(config, candidate, task, train, test, progress)
-            write_text_atomic(folder / "predictions.jsonl",
-                              "".join(_json_line(p) for p in predictions))
+            write_jsonl_atomic(folder / "predictions.jsonl", predictions)
         except (DamocError, RuntimeError, ValueError, OSError, MemoryError) as e:
             # One failing candidate (bad spec, out of memory) must not sink the others.
             record = {"model": candidate.model, "method": candidate.method, "status": "failed",
@@ -172,12 +171,6 @@ def _label_stats(task: Task, train: list, test: list) -> dict:
     return {"train_answers": dict(train_counts.most_common()),
             "test_answers": dict(test_counts.most_common()),
             "majority_accuracy": test_counts.most_common(1)[0][1] / len(test)}
-
-
-def _json_line(obj: dict) -> str:
-    import json
-
-    return json.dumps(obj) + "\n"
 
 
 def _write_summary(out: Path, config: BaselineConfig, task: Task, train: list, test: list,
