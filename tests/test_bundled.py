@@ -70,3 +70,26 @@ def test_a_few_steps_lower_the_loss_on_their_batch(home, spec, method):
     after = batch_loss(model, tok, exs, max_len=96)
     assert stats.steps == 3
     assert after < before
+
+
+def test_compresses_pubmedqa_contexts_to_the_ratio(home):
+    from damoc.tokens import CompressConfig, compress_examples
+
+    examples = load_task("pubmedqa").train[:6]
+    config = CompressConfig(ratio=0.5, threshold=0.0, max_tries=0)
+    out, records, summary = compress_examples(examples, config, progress=False)
+    assert [(o.answer, o.suffix, o.options) for o in out] == [(e.answer, e.suffix, e.options) for e in examples]
+    assert all(r["status"] == "compressed" for r in records)
+    assert 0.4 < summary["context_token_ratio"] < 0.6
+    # Half the words gone is far from an unrelated abstract, and far from identical.
+    assert 0.3 < summary["bertscore_before"]["mean"] < 0.95
+
+
+def test_rewriting_with_the_bundled_instruct_model_never_emits_below_threshold(home):
+    from damoc.tokens import CompressConfig, compress_examples
+
+    examples = load_task("pubmedqa").train[6:8]
+    config = CompressConfig(ratio=0.5, threshold=0.9, max_tries=1)
+    _, records, summary = compress_examples(examples, config, progress=False)
+    assert summary["bertscore_after"]["min"] >= 0.9 - 1e-9
+    assert all(r["rewrite_tries"] == 1 for r in records if r["bertscore_before"] < 0.9)

@@ -247,6 +247,42 @@ def cmd_filter(args) -> None:
     print(f"kept {len(kept)} of {len(task.train)} training examples -> {args.out}", file=sys.stderr)
 
 
+def cmd_compress(args) -> None:
+    from dataclasses import asdict
+
+    from damoc.filtering.run import read_selection
+    from damoc.io import write_json_atomic, write_jsonl_atomic
+    from damoc.tasks import load_task
+    from damoc.tokens import CompressConfig, compress_examples
+
+    config = CompressConfig(ratio=args.ratio, threshold=args.bertscore, scorer=args.scorer,
+                            rewriter=None if args.no_rewrite else args.rewriter, bert_model=args.bert_model,
+                            count_tokenizer=args.tokenizer, max_tries=args.max_tries, window=args.window,
+                            batch_size=args.batch_size, seed=args.seed)
+    if args.examples is not None:
+        if args.task or args.data:
+            raise DamocError("give either --examples (a `damoc filter` output) or --task/--data, not both")
+        try:
+            examples = read_selection(args.examples)
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
+            raise DamocError(f"{args.examples}: not a damoc examples file ({e})") from e
+        source = str(args.examples)
+    else:
+        name, data = _task_source(args)
+        task = load_task(name, data)
+        examples, source = task.train, task.name
+    if args.limit:
+        examples = examples[: args.limit]
+    out, records, summary = compress_examples(examples, config, progress=not args.quiet)
+    summary["source"] = source
+    write_jsonl_atomic(args.out, (asdict(e) for e in out))
+    write_jsonl_atomic(args.out.with_suffix(".records.jsonl"), records)
+    write_json_atomic(args.out.with_suffix(".summary.json"), summary)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    print(f"compressed {summary['compressed_examples']} contexts to {summary['context_token_ratio']:.2f} "
+          f"of their tokens -> {args.out}", file=sys.stderr)
+
+
 def _number_or_text(value: str):
     for cast in (int, float):
         try:
@@ -365,6 +401,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_task_args(p)
     p.set_defaults(func=cmd_filter)
+
+    p = sub.add_parser(
+        "compress", help="drop low-information words from training contexts, keeping their meaning",
+        description="Scores every token of each example's context by its surprisal under a small causal LM, "
+                    "keeps the most informative words up to --ratio of the tokens, and checks meaning with "
+                    "BERTScore rescaled by a baseline measured on the data (0 = as similar as an unrelated "
+                    "context, 1 = identical). Contexts below --bertscore are rewritten by an instruct LLM, "
+                    "then compressed more mildly, then left whole: none is emitted below the threshold. "
+                    "Questions, options and answers are never touched. Writes OUT, OUT.records.jsonl "
+                    "(per example) and OUT.summary.json.")
+    p.add_argument("--ratio", type=float, default=0.5, help="share of context tokens to keep, in (0, 1] (default 0.5)")
+    p.add_argument("--bertscore", type=float, default=0.9,
+                   help="minimum rescaled BERTScore F1 of an emitted context, in [0, 1] (default 0.9)")
+    p.add_argument("--scorer", default="bundled:smollm2-135m-instruct", help="causal LM for token surprisal")
+    p.add_argument("--rewriter", default="bundled:smollm2-135m-instruct", help="instruct LM for rewriting")
+    p.add_argument("--no-rewrite", action="store_true", help="skip rewriting; failing samples fall back at once")
+    p.add_argument("--max-tries", type=int, default=2, help="rewrites per failing sample (default 2)")
+    p.add_argument("--bert-model", default="bundled:minilm", help="BERTScore encoder (default: bundled MiniLM)")
+    p.add_argument("--tokenizer", help="tokenizer the ratio is reported in, e.g. the model you will train "
+                                       "(default: the scorer's)")
+    p.add_argument("--window", type=int, default=512, help="scorer window; longer texts are scored in windows")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--examples", type=Path, help="compress a `damoc filter` output instead of a task's training split")
+    p.add_argument("--limit", type=int, help="only the first N examples")
+    p.add_argument("--out", type=Path, required=True, help="compressed examples (.jsonl)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_task_args(p)
+    p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("baseline", help="fine-tune every candidate on the full data, evaluate, rank "
                                         "(the ground truth; resumes when re-run)")
