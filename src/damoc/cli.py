@@ -71,6 +71,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="generative tasks: score answer bits per byte only, skip ROUGE-L generation")
 
 
+def _load_options(args):
+    from damoc.models import LoadOptions
+
+    return LoadOptions(args.allow_pickle, args.trust_remote_code, args.dtype)
+
+
 def _finetune_config(args, method: str):
     from damoc.finetune import FinetuneConfig
 
@@ -140,12 +146,12 @@ def cmd_tasks_show(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from damoc.evaluation import evaluate
-    from damoc.models import LoadOptions, load_model, load_tokenizer
+    from damoc.models import load_model, load_tokenizer
     from damoc.tasks import load_task
 
     name, data = _task_source(args)
     task = load_task(name, data)
-    opts = LoadOptions(args.allow_pickle, args.trust_remote_code, args.dtype)
+    opts = _load_options(args)
     tok, model = load_tokenizer(args.model, opts), load_model(args.model, opts)
     test = task.test[: args.test_limit] if args.test_limit else task.test
     r = evaluate(model, tok, task, examples=test, max_len=args.max_seq_len,
@@ -158,7 +164,7 @@ def cmd_evaluate(args) -> None:
 def cmd_finetune(args) -> None:
     from damoc.evaluation import evaluate
     from damoc.finetune import finetune
-    from damoc.models import LoadOptions, load_model, load_tokenizer
+    from damoc.models import load_model, load_tokenizer
     from damoc.selection.baseline import sample_train
     from damoc.tasks import load_task
 
@@ -166,7 +172,7 @@ def cmd_finetune(args) -> None:
     task = load_task(name, data)
     config = _finetune_config(args, args.method)
     train = sample_train(task.train, args.train_limit, args.seed)  # bad limits fail before loading
-    opts = LoadOptions(args.allow_pickle, args.trust_remote_code, args.dtype)
+    opts = _load_options(args)
     tok, model = load_tokenizer(args.model, opts), load_model(args.model, opts)
     model, stats = finetune(model, tok, train, config, progress=True)
     report = {"model": args.model, "task": task.name, "config": config.model_dump(), "train": stats.to_dict()}
@@ -281,6 +287,42 @@ def cmd_compress(args) -> None:
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
     print(f"compressed {summary['compressed_examples']} contexts to {summary['context_token_ratio']:.2f} "
           f"of their tokens -> {args.out}", file=sys.stderr)
+
+
+def cmd_prune(args) -> None:
+    from damoc.layers import PruneConfig, prune_model, save_pruned
+    from damoc.layers.calibration import calibration_texts
+    from damoc.models import load_model, load_tokenizer
+
+    config = PruneConfig(threshold=args.threshold, max_fraction=args.max_fraction, merge=args.merge,
+                         density=args.density, sparsification=args.sparsification, scale=args.scale,
+                         iterative=args.iterative, max_len=args.max_len, seed=args.seed)
+    if config.merge == "sparse" and not args.base:
+        raise DamocError("--merge sparse needs --base: the pre-trained weights of the same architecture "
+                         "(or use --merge difference, which needs none)")
+    examples = None
+    if args.calibration is None:
+        name, data = _task_source(args)
+        from damoc.tasks import load_task
+
+        examples = load_task(name, data).train
+    texts = calibration_texts(args.calibration, examples, args.calibration_samples, args.seed)
+    options = _load_options(args)
+    tokenizer = load_tokenizer(args.model, options)
+    model = load_model(args.model, options).eval()
+    base = load_model(args.base, options).eval() if args.base and config.merge == "sparse" else None
+    result = prune_model(model, tokenizer, texts, config, base_model=base, progress=True)
+    rows = [{"layer": i, "similarity": f"{s:.4f}",
+             "action": (f"removed, merged into {result.merged_into[i]}" if config.merge != "none" else "removed")
+             if i in result.removed else ""} for i, s in enumerate(result.similarity)]
+    _table(["layer", "similarity", "action"], rows)
+    if not result.removed:
+        print(f"no inner layer reaches similarity {config.threshold}: nothing removed", file=sys.stderr)
+    info = {"model": args.model, "base": args.base, "config": config.model_dump(),
+            "calibration": str(args.calibration or (args.task or args.data)), "calibration_texts": len(texts)}
+    save_pruned(model, tokenizer, args.out, result, info)
+    print(f"removed {len(result.removed)} of {result.layers_before} layers "
+          f"(similarity >= {config.threshold}, at most {config.max_fraction:.0%}) -> {args.out}", file=sys.stderr)
 
 
 def _number_or_text(value: str):
@@ -430,6 +472,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_task_args(p)
     p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser(
+        "prune", help="remove the decoder layers that change their input least; save a loadable model",
+        description="Measures each decoder layer's mean cosine similarity between its input and output hidden "
+                    "states on calibration text, removes the most similar layers (at or above --threshold, at "
+                    "most --max-fraction of them, never the first or last), folds them into their nearest "
+                    "retained layer (--merge) and saves a normal safetensors model folder with "
+                    "damoc-prune.json and similarity.png. Merges: none (drop); difference (LaCo: add the layer "
+                    "difference, needs no other model); sparse (DaMoC: add the removed layer's sparsified task "
+                    "vector against --base, the pre-trained weights).")
+    p.add_argument("--model", required=True, help="the model to prune (bundled:NAME, folder or hub id)")
+    p.add_argument("--base", help="pre-trained weights of the same architecture (for --merge sparse)")
+    p.add_argument("--calibration", help="bundled task name or a file (.txt: one text per line; "
+                                         ".jsonl/.json/.csv/.parquet: text-like fields); default: --task/--data")
+    p.add_argument("--calibration-samples", type=int, default=64, help="texts to use (default 64)")
+    p.add_argument("--threshold", type=float, default=0.85, help="cosine similarity in [-1, 1] (default 0.85)")
+    p.add_argument("--max-fraction", type=float, default=0.25, help="most layers to remove, as a share (default 0.25)")
+    p.add_argument("--merge", choices=["sparse", "difference", "none"], default="none")
+    p.add_argument("--density", type=float, default=0.3, help="sparse merge: share of task-vector entries kept")
+    p.add_argument("--sparsification", choices=["magnitude", "random"], default="magnitude",
+                   help="sparse merge: keep the largest entries (TIES) or a random share rescaled (DARE)")
+    p.add_argument("--scale", type=float, default=1.0, help="weight of merged differences (default 1)")
+    p.add_argument("--iterative", action="store_true", help="recompute similarity after each removal")
+    p.add_argument("--max-len", type=int, default=256, help="calibration tokens per text")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="output model folder")
+    _add_task_args(p)
+    _add_load_args(p)
+    p.set_defaults(func=cmd_prune)
 
     p = sub.add_parser("baseline", help="fine-tune every candidate on the full data, evaluate, rank "
                                         "(the ground truth; resumes when re-run)")

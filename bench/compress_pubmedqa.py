@@ -1,0 +1,193 @@
+"""Benchmark: token compression on PubMedQA training contexts, damoc against LLMLingua.
+
+Both compress the same contexts at the same rate with the same scoring model (bundled
+SmolLM2-135M-Instruct); both outputs are judged by the same BERTScore (bundled MiniLM,
+rescaled by the same measured baseline) and their ratio counted in the same tokenizer.
+LLMLingua 0.2.2 cannot run on transformers 5 (it expects tuple KV caches, LLMLingua issue
+#210) and downloads a tiktoken file at start-up: it runs in its own environment with
+transformers 4.35.2 (see `--lingua-python`), on a copy of the model folder written for that
+release, with the tiktoken look-up replaced by the scoring model's tokenizer
+(bench/_llmlingua_runner.py). Without that environment its rows are left out, and the JSON
+says so. Also measured: the rescaled BERTScore at a ladder of ratios (what a threshold costs).
+
+    python3 -m venv /tmp/lingua && /tmp/lingua/bin/pip install torch==2.13.0 \\
+        && /tmp/lingua/bin/pip install transformers==4.35.2 llmlingua==0.2.2
+    .venv/bin/python bench/compress_pubmedqa.py --lingua-python /tmp/lingua/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+LADDER = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+THRESHOLDS = [0.6, 0.7, 0.8, 0.9]
+
+
+def compat_folder(src: Path, dst: Path) -> Path:
+    """The model folder rewritten for transformers 4.35 / tokenizers 0.15 (benchmark only)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    config = json.loads((src / "config.json").read_text())
+    rope = config.pop("rope_parameters", None) or {}
+    config["rope_theta"] = rope.get("rope_theta", config.get("rope_theta", 10000.0))
+    config["torch_dtype"] = config.pop("dtype", "float32")
+    (dst / "config.json").write_text(json.dumps(config))
+    tok_config = json.loads((src / "tokenizer_config.json").read_text())
+    tok_config.update(tokenizer_class="PreTrainedTokenizerFast", model_max_length=config["max_position_embeddings"])
+    tok_config.pop("backend", None)
+    (dst / "tokenizer_config.json").write_text(json.dumps(tok_config))
+    tok = json.loads((src / "tokenizer.json").read_text())
+    tok["model"]["merges"] = [" ".join(m) if isinstance(m, list) else m for m in tok["model"]["merges"]]
+    tok["model"].pop("ignore_merges", None)
+    (dst / "tokenizer.json").write_text(json.dumps(tok))
+    if not (dst / "model.safetensors").exists():
+        os.symlink(src / "model.safetensors", dst / "model.safetensors")
+    return dst
+
+
+def run_llmlingua(python: str, model_dir: Path, texts: list[str], rate: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        job, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
+        job.write_text(json.dumps({"model": str(compat_folder(model_dir, Path(tmp) / "model")),
+                                   "rate": rate, "texts": texts}))
+        proc = subprocess.run([python, str(ROOT / "_llmlingua_runner.py"), str(job), str(out)],
+                              capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed")
+        return json.loads(out.read_text())
+
+
+def stats(x: np.ndarray, thr: float) -> dict:
+    return {"mean": float(x.mean()), "p05": float(np.percentile(x, 5)), "median": float(np.median(x)),
+            "min": float(x.min()), "share_at_or_above_threshold": float((x >= thr).mean())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=100, help="training contexts (seeded sample)")
+    ap.add_argument("--ratio", type=float, default=0.5)
+    ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--max-tries", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lingua-python", help="python of an environment with llmlingua 0.2.2 + transformers 4.35")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "compress-pubmedqa.json")
+    args = ap.parse_args()
+
+    from damoc.io import write_json_atomic
+    from damoc.models import prepare_bundled
+    from damoc.runinfo import machine, versions
+    from damoc.tasks import load_task
+    from damoc.tokens import CompressConfig, compress_examples
+    from damoc.tokens.compress import load_components
+    from damoc.tokens.prune import compress_text
+    from damoc.tokens.surprisal import token_surprisals
+
+    train = load_task("pubmedqa").train
+    examples = random.Random(args.seed).sample(train, args.n)
+    texts = [e.context for e in examples]
+    config = CompressConfig(ratio=args.ratio, threshold=args.threshold, max_tries=args.max_tries, seed=args.seed)
+    comps = load_components(config)
+
+    # 1. damoc without rewriting (the compression stage alone), then with the full loop.
+    plain_cfg = config.model_copy(update={"max_tries": 0})
+    plain_comps = comps.__class__(**{**comps.__dict__, "rewriter": None})
+    _, _, plain = compress_examples(examples, plain_cfg, plain_comps)
+    _, records, full = compress_examples(examples, config, comps)
+    print(json.dumps({k: full[k] for k in ("context_token_ratio", "bertscore_before", "bertscore_after",
+                                           "share_rewritten", "tokens_per_second")}, indent=1), flush=True)
+
+    # 2. What a threshold costs: rescaled BERTScore along a ladder of ratios.
+    bert, count = comps.bert, comps.count_tokenizer
+    baseline = bert.baseline(texts, seed=args.seed)
+    scored = token_surprisals(comps.scorer_model, comps.scorer_tokenizer, texts)
+
+    def ntok(ts: list[str]) -> int:
+        return sum(len(count(t, add_special_tokens=False)["input_ids"]) for t in ts)
+
+    n_orig = ntok(texts)
+    ladder = []
+    for r in LADDER:
+        out = [compress_text(t, s, r) for t, s in zip(texts, scored)]
+        f = bert.rescale(bert.raw_f1(out, texts), baseline)
+        ladder.append({"ratio_target": r, "ratio_achieved": ntok(out) / n_orig, **stats(f, args.threshold),
+                       "share_at_or_above": {str(t): float((f >= t).mean()) for t in THRESHOLDS}})
+
+    # 3. LLMLingua on the same texts, same model, same rate.
+    lingua: dict = {"status": "not run: give --lingua-python"}
+    if args.lingua_python:
+        try:
+            res = run_llmlingua(args.lingua_python, prepare_bundled("bundled:smollm2-135m-instruct"), texts,
+                                args.ratio)
+            f = bert.rescale(bert.raw_f1(res["texts"], texts), baseline)
+            lingua = {"status": "ok", "environment": res["versions"], "ratio_achieved": ntok(res["texts"]) / n_orig,
+                      "bertscore": stats(f, args.threshold), "seconds": res["seconds"],
+                      "tokens_per_second": plain["scorer_tokens"] / res["seconds"],
+                      "example": res["texts"][0][:600]}
+        except (RuntimeError, OSError, json.JSONDecodeError) as e:
+            lingua = {"status": f"failed: {e}"}
+    print(json.dumps(lingua, indent=1)[:2000], flush=True)
+
+    result = {
+        "benchmark": "compress-pubmedqa", "n": args.n, "seed": args.seed, "config": config.model_dump(),
+        "bertscore_baseline_raw": baseline, "original_tokens": n_orig,
+        "damoc_no_rewrite": {k: plain[k] for k in ("context_token_ratio", "bertscore_before", "bertscore_after",
+                                                    "share_fell_back_milder", "share_fell_back_original",
+                                                    "seconds", "tokens_per_second")},
+        "damoc": {k: v for k, v in full.items() if k != "config"},
+        "damoc_example": {"original": texts[0][:600],
+                          "compressed": compress_text(texts[0], scored[0], args.ratio)[:600]},
+        "ladder": ladder, "llmlingua": lingua,
+        "machine": machine(), "versions": versions(),
+        "command": "python bench/compress_pubmedqa.py " + " ".join(sys.argv[1:]),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    write_json_atomic(args.out, result)
+    plot(result, args.out.with_suffix(".png"))
+    print(f"wrote {args.out}")
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    lad = result["ladder"]
+    ax = axes[0]
+    ax.plot([r["ratio_achieved"] for r in lad], [r["mean"] for r in lad], "o-", label="damoc, mean")
+    ax.plot([r["ratio_achieved"] for r in lad], [r["p05"] for r in lad], "s--", label="damoc, 5th percentile")
+    ling = result["llmlingua"]
+    if ling.get("status") == "ok":
+        ax.plot([ling["ratio_achieved"]], [ling["bertscore"]["mean"]], "r*", ms=12, label="LLMLingua 0.2.2, mean")
+    ax.axhline(result["config"]["threshold"], color="grey", lw=0.8)
+    ax.set_xlabel("tokens kept (share of original)")
+    ax.set_ylabel("rescaled BERTScore F1")
+    ax.set_title("meaning kept vs tokens kept (PubMedQA)")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    names, speeds = ["damoc (no rewrite)", "damoc (with rewrite)"], [
+        result["damoc_no_rewrite"]["tokens_per_second"], result["damoc"]["tokens_per_second"]]
+    if ling.get("status") == "ok":
+        names.append("LLMLingua")
+        speeds.append(ling["tokens_per_second"])
+    ax.bar(names, speeds)
+    ax.set_ylabel("input tokens per second (2 CPU cores)")
+    ax.set_title("throughput")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""`damoc prune`: measure layer similarity, remove the most redundant layers, merge, save.
+
+The output folder is a normal Hugging Face model (safetensors) with `damoc-prune.json`
+(what was removed, into what it was merged, from which models) and `similarity.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from damoc.errors import DamocError
+from damoc.layers.arch import check_supported, decoder_layers
+from damoc.layers.merge import MERGES, check_same_shapes
+from damoc.layers.remove import remove_layers
+from damoc.layers.similarity import choose_layers, layer_similarity
+
+
+class PruneConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(0.85, ge=-1, le=1, description="remove layers whose cosine(in, out) is at least this")
+    max_fraction: float = Field(0.25, ge=0, lt=1, description="remove at most this share of the layers")
+    merge: Literal["sparse", "difference", "none"] = Field(
+        "none", description="how removed layers are folded into retained ones (sparse needs a base model)")
+    density: float = Field(0.3, ge=0, le=1, description="share of task-vector entries kept by the sparse merge")
+    sparsification: Literal["magnitude", "random"] = "magnitude"
+    scale: float = Field(1.0, description="weight of the merged differences")
+    iterative: bool = Field(False, description="recompute similarity after each removal")
+    max_len: int = Field(256, ge=2, description="calibration tokens per text")
+    batch_size: int = Field(8, ge=1)
+    seed: int = 0
+
+
+@dataclass
+class PruneResult:
+    similarity: list[float]
+    removed: list[int]  # indices in the original model
+    merged_into: dict[int, int] = field(default_factory=dict)  # original removed index -> original kept index
+    layers_before: int = 0
+    layers_after: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    steps: list[dict] = field(default_factory=list)
+
+
+def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_model=None,
+                progress: bool = False) -> PruneResult:
+    """Prune `model` in place. `base_model` (pre-trained weights of the same model) is needed
+    only by the sparse merge, and is pruned alongside so their layers stay aligned."""
+    check_supported(model)
+    if config.merge == "sparse":
+        if base_model is None:
+            raise DamocError("--merge sparse needs --base: the pre-trained weights of the same architecture")
+        check_same_shapes(decoder_layers(model), decoder_layers(base_model))
+    n = len(decoder_layers(model))
+    seconds = {"similarity": 0.0, "merge": 0.0}
+    start = time.perf_counter()
+    similarity = layer_similarity(model, tokenizer, texts, config.max_len, config.batch_size, progress)
+    seconds["similarity"] += time.perf_counter() - start
+    if not config.iterative:
+        plan = [choose_layers(similarity, config.threshold, config.max_fraction)]
+    else:
+        choose_layers(similarity, config.threshold, config.max_fraction)  # validates the settings
+        plan = None
+    original = list(range(n))  # original index of each current layer
+    result = PruneResult(similarity.tolist(), [], {}, n)
+    cap = int(config.max_fraction * n)
+    current_sim = similarity
+    while True:
+        if plan is not None:
+            if not plan:
+                break
+            step = plan.pop()
+        else:
+            if len(result.removed) >= cap:
+                break
+            m = len(original)
+            inner = [i for i in range(1, m - 1) if current_sim[i] >= config.threshold]
+            if not inner:
+                break
+            step = [max(inner, key=lambda i: (current_sim[i], -i))]
+        if not step:
+            break
+        start = time.perf_counter()
+        layers = decoder_layers(model)
+        base_layers = decoder_layers(base_model) if base_model is not None else None
+        into = MERGES[config.merge](layers, step, base_layers=base_layers, scale=config.scale,
+                                    density=config.density, sparsification=config.sparsification, seed=config.seed)
+        result.merged_into.update({original[j]: original[t] for j, t in into.items()})
+        remove_layers(model, step)
+        if base_model is not None and config.merge == "sparse":
+            remove_layers(base_model, step)
+        result.removed += [original[j] for j in step]
+        result.steps.append({"removed": [original[j] for j in step],
+                             "similarity": [float(current_sim[j]) for j in step]})
+        original = [o for i, o in enumerate(original) if i not in set(step)]
+        seconds["merge"] += time.perf_counter() - start
+        if plan is not None:
+            continue
+        start = time.perf_counter()
+        current_sim = layer_similarity(model, tokenizer, texts, config.max_len, config.batch_size, progress)
+        seconds["similarity"] += time.perf_counter() - start
+    result.removed.sort()
+    result.layers_after = len(decoder_layers(model))
+    result.seconds = seconds
+    return result
+
+
+def save_pruned(model, tokenizer, out: str | Path, result: PruneResult, info: dict) -> Path:
+    """Write the pruned model as a loadable folder, atomically (a crash leaves no half folder)."""
+    from damoc.io import atomic_dir
+
+    out = Path(out)
+    with atomic_dir(out) as work:
+        model.save_pretrained(work, safe_serialization=True)
+        tokenizer.save_pretrained(work)
+        record = {**info, "layers_before": result.layers_before, "layers_after": result.layers_after,
+                  "removed": result.removed, "merged_into": {str(k): v for k, v in result.merged_into.items()},
+                  "similarity": result.similarity, "steps": result.steps, "seconds": result.seconds}
+        (work / "damoc-prune.json").write_text(json.dumps(record, indent=2))
+        plot_similarity(np.array(result.similarity), result.removed, info.get("model", ""), work / "similarity.png")
+    return out
+
+
+def plot_similarity(similarity: np.ndarray, removed: list[int], title: str, path: Path,
+                    threshold: float | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    colours = ["tab:red" if i in set(removed) else "tab:blue" for i in range(len(similarity))]
+    ax.bar(range(len(similarity)), similarity, color=colours)
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", lw=0.8)
+    ax.set_xlabel("decoder layer (red: removed)")
+    ax.set_ylabel("cosine(input, output)")
+    ax.set_ylim(min(0.0, float(similarity.min()) - 0.05), 1.0)
+    ax.set_title(f"layer similarity {title}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
