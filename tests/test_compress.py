@@ -106,9 +106,9 @@ class CountingRewriter:
     def __init__(self, inner=None, fn=None):
         self.inner, self.fn, self.calls = inner, fn, 0
 
-    def rewrite(self, texts, caps, attempt=0, seed=0):
+    def rewrite(self, texts, caps, attempt=0, seed=0, desc=None):
         self.calls += 1
-        return self.fn(texts) if self.fn else self.inner.rewrite(texts, caps, attempt, seed)
+        return self.fn(texts) if self.fn else self.inner.rewrite(texts, caps, attempt, seed, desc)
 
 
 def _cls_task(path):

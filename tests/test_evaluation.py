@@ -99,3 +99,24 @@ def test_macro_f1():
     pred = np.array([0, 1, 1, 1])
     f1 = M.macro_f1(pred, gold, 2)(np.arange(4))
     assert f1 == pytest.approx(np.mean([2 / 3, 0.8]))
+
+
+def test_perplexity_equals_the_mean_token_loss_and_ignores_padding(tiny_llama):
+    import math
+
+    import torch
+
+    from damoc.evaluation import perplexity
+    from damoc.models import load_model, load_tokenizer
+
+    model, tok = load_model(str(tiny_llama)).eval(), load_tokenizer(str(tiny_llama))
+    texts = ["the patient has a fever and a cough", "aspirin"]
+    losses, n = 0.0, 0
+    for t in texts:
+        ids = tok(t, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            out = model(ids, labels=ids)
+        losses += out.loss.item() * (ids.shape[1] - 1)
+        n += ids.shape[1] - 1
+    assert perplexity(model, tok, texts, batch_size=2) == pytest.approx(math.exp(losses / n), rel=1e-4)
+    assert perplexity(model, tok, texts, batch_size=1) == pytest.approx(math.exp(losses / n), rel=1e-4)

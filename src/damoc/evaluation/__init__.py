@@ -1,5 +1,6 @@
-"""Evaluation: log-likelihood choice accuracy, answer bits per byte, generation metrics."""
+"""Evaluation: log-likelihood choice accuracy, answer bits per byte, generation metrics, perplexity."""
 
 from damoc.evaluation.evaluate import EvalResult, evaluate
+from damoc.evaluation.perplexity import perplexity
 
-__all__ = ["EvalResult", "evaluate"]
+__all__ = ["EvalResult", "evaluate", "perplexity"]

@@ -88,14 +88,8 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
         if not step:
             break
         start = time.perf_counter()
-        layers = decoder_layers(model)
-        base_layers = decoder_layers(base_model) if base_model is not None else None
-        into = MERGES[config.merge](layers, step, base_layers=base_layers, scale=config.scale,
-                                    density=config.density, sparsification=config.sparsification, seed=config.seed)
+        into = apply_removal(model, step, config, base_model)
         result.merged_into.update({original[j]: original[t] for j, t in into.items()})
-        remove_layers(model, step)
-        if base_model is not None and config.merge == "sparse":
-            remove_layers(base_model, step)
         result.removed += [original[j] for j in step]
         result.steps.append({"removed": [original[j] for j in step],
                              "similarity": [float(current_sim[j]) for j in step]})
@@ -110,6 +104,20 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
     result.layers_after = len(decoder_layers(model))
     result.seconds = seconds
     return result
+
+
+def apply_removal(model, removed: list[int], config: PruneConfig, base_model=None) -> dict[int, int]:
+    """Merge the given layers into their retained neighbours, then remove them (in place).
+
+    Returns removed index -> retained index (both in the model's current numbering)."""
+    layers = decoder_layers(model)
+    base_layers = decoder_layers(base_model) if base_model is not None else None
+    into = MERGES[config.merge](layers, removed, base_layers=base_layers, scale=config.scale,
+                                density=config.density, sparsification=config.sparsification, seed=config.seed)
+    remove_layers(model, removed)
+    if base_model is not None and config.merge == "sparse":
+        remove_layers(base_model, removed)
+    return into
 
 
 def save_pruned(model, tokenizer, out: str | Path, result: PruneResult, info: dict) -> Path:

@@ -94,8 +94,6 @@ def _stats(scores: np.ndarray, threshold: float) -> dict:
 def compress_examples(examples: list[Example], config: CompressConfig, components: Components | None = None,
                       progress: bool = True) -> tuple[list[Example], list[dict], dict]:
     """Compressed copies of the examples, one record per example, and a summary."""
-    from tqdm.auto import tqdm
-
     from damoc.tokens.surprisal import token_surprisals
 
     if not examples:
@@ -137,14 +135,13 @@ def compress_examples(examples: list[Example], config: CompressConfig, component
     count = c.count_tokenizer
     n_count = [len(count(t, add_special_tokens=False)["input_ids"]) for t in originals]
     if c.rewriter is not None and config.max_tries > 0:
-        bar = tqdm(total=len(failing()), desc="rewriting", disable=not progress, leave=False)
         for attempt in range(config.max_tries):
             pending = failing()
             if not pending:
                 break
             caps = [math.ceil(config.ratio * scored[j].n_tokens * 1.1) + 4 for j in pending]
-            texts = timed("rewrite", c.rewriter.rewrite, [first[j] for j in pending], caps,
-                          attempt=attempt, seed=config.seed)
+            texts = timed("rewrite", c.rewriter.rewrite, [first[j] for j in pending], caps, attempt=attempt,
+                          seed=config.seed, desc=f"rewriting (try {attempt + 1})" if progress else None)
             new = score(texts, [originals[j] for j in pending])
             for j, text, s in zip(pending, texts, new):
                 tries[j] += 1
@@ -152,8 +149,6 @@ def compress_examples(examples: list[Example], config: CompressConfig, component
                 shorter = len(count(text, add_special_tokens=False)["input_ids"]) < n_count[j]
                 if s >= thr and shorter and text.strip():
                     final[j], final_score[j], status[j] = text, s, "rewritten"
-                    bar.update(1)
-        bar.close()
     for r in config.milder_ratios():
         pending = failing()
         if not pending:

@@ -28,7 +28,10 @@ class Rewriter:
         return tok(message + "\nRewritten:")["input_ids"]
 
     @torch.inference_mode()
-    def rewrite(self, texts: list[str], max_new_tokens: list[int], attempt: int = 0, seed: int = 0) -> list[str]:
+    def rewrite(self, texts: list[str], max_new_tokens: list[int], attempt: int = 0, seed: int = 0,
+                desc: str | None = None) -> list[str]:
+        from tqdm.auto import tqdm
+
         from damoc.evaluation.scoring import left_pad
 
         tok = self.tokenizer
@@ -36,6 +39,7 @@ class Rewriter:
         device = next(self.model.parameters()).device
         out = [""] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: -max_new_tokens[i])
+        bar = tqdm(total=len(texts), desc=desc, disable=desc is None, leave=False)
         for b in range(0, len(order), self.batch_size):
             idx = order[b:b + self.batch_size]
             ids, mask, _ = left_pad([self.prompt_ids(texts[i]) for i in idx], pad_id, device)
@@ -51,4 +55,6 @@ class Rewriter:
             for row, i in enumerate(idx):
                 new = gen[row, ids.shape[1]:ids.shape[1] + max_new_tokens[i]]
                 out[i] = " ".join(tok.decode(new, skip_special_tokens=True).split())
+            bar.update(len(idx))
+        bar.close()
         return out

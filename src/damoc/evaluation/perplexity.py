@@ -1,0 +1,41 @@
+"""Perplexity of plain text: exp of the mean next-token loss over all real tokens.
+
+Texts are cut to max_len tokens and right-padded; the loss is summed per token and divided
+once at the end, so long and short texts weigh by their token counts. The log-sum-exp is
+taken per batch, never over a stored full-vocabulary log-softmax.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from tqdm.auto import tqdm
+
+from damoc.errors import DamocError
+
+
+@torch.inference_mode()
+def perplexity(model, tokenizer, texts: list[str], max_len: int = 256, batch_size: int = 4,
+               desc: str | None = None) -> float:
+    seqs = [tokenizer(t, truncation=True, max_length=max_len)["input_ids"] for t in texts if t.strip()]
+    seqs = [s for s in seqs if len(s) >= 2]
+    if not seqs:
+        raise DamocError("perplexity needs at least one text of two or more tokens")
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for b in tqdm(range(0, len(seqs), batch_size), desc=desc, disable=desc is None, leave=False):
+        batch = seqs[b:b + batch_size]
+        width = max(map(len, batch))
+        ids = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, s in enumerate(batch):
+            ids[row, :len(s)] = torch.tensor(s)
+            mask[row, :len(s)] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        nll = torch.logsumexp(logits, -1) - logits.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        real = mask[:, 1:].bool()
+        total += float(nll[real].sum())
+        count += int(real.sum())
+    return math.exp(total / count)
