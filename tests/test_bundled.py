@@ -93,3 +93,29 @@ def test_rewriting_with_the_bundled_instruct_model_never_emits_below_threshold(h
     _, records, summary = compress_examples(examples, config, progress=False)
     assert summary["bertscore_after"]["min"] >= 0.9 - 1e-9
     assert all(r["rewrite_tries"] == 1 for r in records if r["bertscore_before"] < 0.9)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_prunes_each_bundled_model_into_a_folder_that_reloads(home, spec, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from damoc.layers import PruneConfig, prune_model, save_pruned
+    from damoc.layers.calibration import calibration_texts
+
+    tok, model = load_tokenizer(spec), load_model(spec).eval()
+    texts = calibration_texts("pubmedqa", n=8)
+    result = prune_model(model, tok, texts, PruneConfig(threshold=0.85, max_fraction=0.25, merge="difference"))
+    n = result.layers_before
+    # On these small models many inner layers sit above 0.85: the cap decides (see DESIGN.md).
+    assert len(result.removed) == int(0.25 * n)
+    assert 0 not in result.removed and n - 1 not in result.removed
+    ids = tok("Question: does aspirin reduce pain? Answer:", return_tensors="pt")
+    with torch.no_grad():
+        before = model(**ids).logits
+    out = save_pruned(model, tok, tmp_path / "pruned", result, {"model": spec})
+    again = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True).eval()
+    assert again.config.num_hidden_layers == n - len(result.removed)
+    with torch.no_grad():
+        torch.testing.assert_close(again(**ids).logits, before, rtol=1e-4, atol=1e-4)
+    gen = again.generate(**ids, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert gen.shape[1] == ids["input_ids"].shape[1] + 4

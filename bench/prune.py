@@ -1,0 +1,222 @@
+"""Benchmark: layer pruning of the bundled models, and which merge keeps the most.
+
+Part 1 (`prune-bundled.json`): for SmolLM2-135M-Instruct and Gemma3-270M, layer similarity on
+32 PubMedQA training prompts, the layers removed at thresholds 0.80 / 0.85 / 0.90 (at most 25%),
+and perplexity on held-out text (48 PubMedQA *test* prompts, 256 tokens) before and after
+pruning with `none` and `difference` merges.
+
+Part 2 (`prune-merge-gemma.json`): the sparse merge needs a pre-trained / fine-tuned pair. The
+pre-trained weights are bundled Gemma3-270M; the fine-tuned ones are made here by a short full
+fine-tune on Alpaca examples (../shared/data/alpaca-1k). The fine-tuned model is pruned at
+threshold 0.85 (25% cap) with `none`, `difference` and `sparse` at several densities, and each
+is scored on held-out Alpaca examples right after pruning and after one short epoch of LoRA
+recovery on the fine-tuning examples.
+
+    .venv/bin/python bench/prune.py                 # both parts, ~40 min on 2 CPU cores
+    .venv/bin/python bench/prune.py --part 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+SHARED = ROOT.parent.parent / "shared" / "data"
+MODELS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
+THRESHOLDS = [0.80, 0.85, 0.90]
+
+
+def pubmedqa_texts(split: str, n: int, seed: int) -> list[str]:
+    from damoc.layers.calibration import example_texts
+    from damoc.tasks import load_task
+
+    examples = getattr(load_task("pubmedqa"), split)
+    return example_texts(random.Random(seed).sample(examples, n))
+
+
+def alpaca_examples() -> list:
+    from damoc.tasks.base import render
+
+    rows = json.loads((SHARED / "alpaca-1k" / "alpaca_data_1k.json").read_text())
+    return [render("instruction", id=f"alpaca-{i}", instruction=r["instruction"], context=r.get("input", ""),
+                   answer=r["output"]) for i, r in enumerate(rows) if r["output"].strip()]
+
+
+def part1(args) -> dict:
+    from damoc.evaluation import perplexity
+    from damoc.layers import PruneConfig, choose_layers, layer_similarity
+    from damoc.layers.prune import apply_removal
+    from damoc.models import load_model, load_tokenizer
+
+    calib = pubmedqa_texts("train", 32, args.seed)
+    heldout = pubmedqa_texts("test", 48, args.seed)
+    out = {}
+    for spec in MODELS:
+        tok, model = load_tokenizer(spec), load_model(spec).eval()
+        start = time.perf_counter()
+        sim = layer_similarity(model, tok, calib)
+        sim_seconds = time.perf_counter() - start
+        ppl0 = perplexity(model, tok, heldout, desc=f"{spec} ppl")
+        rows = []
+        for thr in THRESHOLDS:
+            removed = choose_layers(sim, thr, 0.25)
+            for merge in ("none", "difference"):
+                m = copy.deepcopy(model)
+                apply_removal(m, removed, PruneConfig(threshold=thr, merge=merge))
+                ppl = perplexity(m, tok, heldout, desc=f"{spec} {thr} {merge}")
+                rows.append({"threshold": thr, "merge": merge, "removed": removed,
+                             "layers_after": len(sim) - len(removed),
+                             "perplexity": ppl, "perplexity_ratio": ppl / ppl0})
+                print(json.dumps({"model": spec, **rows[-1]}), flush=True)
+                del m
+        out[spec] = {"layers": len(sim), "similarity": sim.tolist(), "similarity_seconds": sim_seconds,
+                     "inner_layers_at_or_above": {str(t): int(sum(s >= t for s in sim[1:-1])) for t in THRESHOLDS},
+                     "perplexity_unpruned": ppl0, "rows": rows}
+        del model
+    return {"calibration": "32 PubMedQA training prompts", "heldout": "48 PubMedQA test prompts, 256 tokens",
+            "max_fraction": 0.25, "models": out}
+
+
+def part2(args) -> dict:
+    from damoc.evaluation import perplexity
+    from damoc.finetune import FinetuneConfig, finetune
+    from damoc.layers import PruneConfig, choose_layers, layer_similarity
+    from damoc.layers.calibration import example_texts
+    from damoc.layers.prune import apply_removal
+    from damoc.models import load_model, load_tokenizer
+
+    spec = "bundled:gemma3-270m"
+    examples = alpaca_examples()
+    rng = random.Random(args.seed)
+    rng.shuffle(examples)
+    train, heldout = examples[:args.train], example_texts(examples[-48:])
+    tok, base = load_tokenizer(spec), load_model(spec).eval()
+    ppl_base = perplexity(base, tok, heldout, desc="base ppl")
+    tuned = copy.deepcopy(base)
+    # A learning rate above the full-fine-tuning default, so the task vector is large enough to matter.
+    ft = FinetuneConfig(method="full", epochs=1, max_seq_len=256, batch_size=8, micro_batch_size=4,
+                        learning_rate=1e-4, seed=args.seed)
+    tuned, ft_stats = finetune(tuned, tok, train, ft, progress=True)
+    tuned.eval()
+    ppl_tuned = perplexity(tuned, tok, heldout, desc="tuned ppl")
+    print(json.dumps({"ppl_base": ppl_base, "ppl_tuned": ppl_tuned}), flush=True)
+    sim = layer_similarity(tuned, tok, example_texts(train[:32]))
+    removed = choose_layers(sim, 0.85, 0.25)
+    variants = [("none", {}), ("difference", {})] + [("sparse", {"density": d}) for d in args.densities]
+    rows = []
+    for merge, extra in variants:
+        config = PruneConfig(threshold=0.85, merge=merge, seed=args.seed, **extra)
+        m = copy.deepcopy(tuned)
+        b = copy.deepcopy(base) if merge == "sparse" else None
+        start = time.perf_counter()
+        apply_removal(m, removed, config, b)
+        merge_seconds = time.perf_counter() - start
+        del b
+        ppl_pruned = perplexity(m, tok, heldout, desc=f"{merge} {extra}")
+        rec = FinetuneConfig(method="lora", epochs=1, max_seq_len=256, batch_size=8, micro_batch_size=4,
+                             seed=args.seed)
+        m, rec_stats = finetune(m, tok, train, rec, progress=True)
+        m.eval()
+        ppl_rec = perplexity(m, tok, heldout, desc=f"{merge} {extra} recovered")
+        rows.append({"merge": merge, **extra, "merge_seconds": merge_seconds, "perplexity_pruned": ppl_pruned,
+                     "perplexity_recovered": ppl_rec, "recovery_seconds": rec_stats.train_seconds})
+        print(json.dumps(rows[-1]), flush=True)
+        del m
+    return {"model": spec, "finetune": {"examples": len(train), "config": ft.model_dump(),
+                                        "seconds": ft_stats.train_seconds, "last_loss": ft_stats.last_loss},
+            "heldout": "48 held-out Alpaca examples (prompt + response), 256 tokens",
+            "threshold": 0.85, "max_fraction": 0.25, "similarity": sim.tolist(), "removed": removed,
+            "perplexity_pretrained": ppl_base, "perplexity_finetuned": ppl_tuned,
+            "recovery": "LoRA, 1 epoch on the fine-tuning examples", "rows": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["1", "2", "all"], default="all")
+    ap.add_argument("--train", type=int, default=64, help="Alpaca examples for fine-tuning and recovery")
+    ap.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.3, 0.6, 1.0])
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    import torch
+
+    from damoc.io import write_json_atomic
+    from damoc.runinfo import machine, versions
+
+    torch.manual_seed(args.seed)
+    meta = {"seed": args.seed, "machine": machine(), "versions": versions(),
+            "command": "python bench/prune.py " + " ".join(sys.argv[1:])}
+    if args.part in ("1", "all"):
+        res = {"benchmark": "prune-bundled", **part1(args), **meta}
+        write_json_atomic(ROOT / "results" / "prune-bundled.json", res)
+        plot1(res, ROOT / "results" / "prune-bundled.png")
+    if args.part in ("2", "all"):
+        res = {"benchmark": "prune-merge-gemma", **part2(args), **meta}
+        write_json_atomic(ROOT / "results" / "prune-merge-gemma.json", res)
+        plot2(res, ROOT / "results" / "prune-merge-gemma.png")
+
+
+def plot1(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = res["models"]
+    fig, axes = plt.subplots(2, len(models), figsize=(12, 7))
+    for col, (spec, r) in enumerate(models.items()):
+        ax = axes[0, col]
+        ax.bar(range(r["layers"]), r["similarity"])
+        ax.set_ylim(min(0.5, min(r["similarity"]) - 0.05), 1.0)
+        for t in THRESHOLDS:
+            ax.axhline(t, color="grey", lw=0.6)
+        ax.set_title(f"{spec}: cosine(in, out) per layer")
+        ax.set_xlabel("layer")
+        ax = axes[1, col]
+        for merge, marker in (("none", "o-"), ("difference", "s--")):
+            rows = [x for x in r["rows"] if x["merge"] == merge]
+            ax.plot([x["threshold"] for x in rows], [x["perplexity"] for x in rows], marker, label=merge)
+            for x in rows:
+                ax.annotate(f"-{len(x['removed'])}", (x["threshold"], x["perplexity"]), fontsize=8)
+        ax.axhline(r["perplexity_unpruned"], color="green", lw=0.8, label="unpruned")
+        ax.set_yscale("log")
+        ax.set_xlabel("threshold (labels: layers removed)")
+        ax.set_ylabel("held-out perplexity")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot2(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = res["rows"]
+    names = [r["merge"] + (f" d={r['density']}" if "density" in r else "") for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.bar(x - 0.2, [r["perplexity_pruned"] for r in rows], 0.4, label="right after pruning")
+    ax.bar(x + 0.2, [r["perplexity_recovered"] for r in rows], 0.4, label="after 1 epoch LoRA recovery")
+    ax.axhline(res["perplexity_finetuned"], color="green", lw=0.8, label="fine-tuned, unpruned")
+    ax.set_xticks(x, names)
+    ax.set_yscale("log")
+    ax.set_ylabel("held-out Alpaca perplexity")
+    ax.set_title(f"Gemma3-270M fine-tuned, {len(res['removed'])} layers removed: merges compared")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
