@@ -5,6 +5,9 @@ Part 1 (`prune-bundled.json`): for SmolLM2-135M-Instruct and Gemma3-270M, layer 
 and perplexity on held-out text (48 PubMedQA *test* prompts, 256 tokens) before and after
 pruning with `none` and `difference` merges.
 
+Part 3 (`prune-difference-scale.json`): the `difference` merge at scales 0 to 1 on both
+models, same removed layers as part 1 at threshold 0.85.
+
 Part 2 (`prune-merge-gemma.json`): the sparse merge needs a pre-trained / fine-tuned pair. The
 pre-trained weights are bundled Gemma3-270M; the fine-tuned ones are made here by a short full
 fine-tune on Alpaca examples (../shared/data/alpaca-1k). The fine-tuned model is pruned at
@@ -136,9 +139,35 @@ def part2(args) -> dict:
             "recovery": "LoRA, 1 epoch on the fine-tuning examples", "rows": rows}
 
 
+def part3(args) -> dict:
+    """The difference merge at smaller scales (scale 1 is LaCo's sum, which several removed
+    layers folded into one neighbour can blow up)."""
+    from damoc.evaluation import perplexity
+    from damoc.layers import PruneConfig, choose_layers, layer_similarity
+    from damoc.layers.prune import apply_removal
+    from damoc.models import load_model, load_tokenizer
+
+    calib = pubmedqa_texts("train", 32, args.seed)
+    heldout = pubmedqa_texts("test", 48, args.seed)
+    out = {}
+    for spec in MODELS:
+        tok, model = load_tokenizer(spec), load_model(spec).eval()
+        removed = choose_layers(layer_similarity(model, tok, calib), 0.85, 0.25)
+        rows = []
+        for scale in (0.0, 0.1, 0.25, 0.5, 1.0):
+            m = copy.deepcopy(model)
+            apply_removal(m, removed, PruneConfig(merge="difference", scale=scale))
+            rows.append({"scale": scale, "perplexity": perplexity(m, tok, heldout, desc=f"{spec} scale {scale}")})
+            print(json.dumps({"model": spec, **rows[-1]}), flush=True)
+            del m
+        out[spec] = {"removed": removed, "rows": rows}
+    return {"calibration": "32 PubMedQA training prompts", "heldout": "48 PubMedQA test prompts, 256 tokens",
+            "threshold": 0.85, "max_fraction": 0.25, "note": "scale 0 is the same as merge none", "models": out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["1", "2", "all"], default="all")
+    ap.add_argument("--part", choices=["1", "2", "3", "all"], default="all")
     ap.add_argument("--train", type=int, default=64, help="Alpaca examples for fine-tuning and recovery")
     ap.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.3, 0.6, 1.0])
     ap.add_argument("--seed", type=int, default=0)
@@ -160,6 +189,9 @@ def main() -> None:
         res = {"benchmark": "prune-merge-gemma", **part2(args), **meta}
         write_json_atomic(ROOT / "results" / "prune-merge-gemma.json", res)
         plot2(res, ROOT / "results" / "prune-merge-gemma.png")
+    if args.part in ("3", "all"):
+        res = {"benchmark": "prune-difference-scale", **part3(args), **meta}
+        write_json_atomic(ROOT / "results" / "prune-difference-scale.json", res)
 
 
 def plot1(res: dict, path: Path) -> None:
