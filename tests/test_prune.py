@@ -182,3 +182,15 @@ def test_cli_prune_writes_a_model_and_refuses_bad_input(tiny_llama, tmp_path, ca
     assert main([*common, "--max-fraction", "0.5"]) == 2 and not out.exists()
     assert main([*common, "--max-fraction", "0.2", "--threshold", "-1"]) == 0
     assert json.loads((out / "damoc-prune.json").read_text())["layers_after"] == 2
+
+
+def test_difference_merge_is_lacos_sum_of_layer_differences():
+    model, _ = tiny("llama")
+    layers = decoder_layers(model)
+    before = [{n: p.detach().clone() for n, p in layers[i].named_parameters()} for i in range(5)]
+    into = MERGES["difference"](layers, [2, 3], scale=0.5)
+    assert into == {2: 1, 3: 4}
+    for name, p in layers[1].named_parameters():
+        torch.testing.assert_close(p, before[1][name] + 0.5 * (before[2][name] - before[1][name]))
+    for name, p in layers[4].named_parameters():
+        torch.testing.assert_close(p, before[4][name] + 0.5 * (before[3][name] - before[4][name]))
