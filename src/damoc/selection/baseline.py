@@ -32,6 +32,7 @@ class Candidate(BaseModel):
 
     model: str
     method: Method
+    base: str | None = Field(None, description="pre-trained weights of the model, for the sparse layer merge")
 
     @property
     def slug(self) -> str:
@@ -99,14 +100,21 @@ def rank(task_metric: str, results: list[dict]) -> list[dict]:
     return ok + failed
 
 
+def load_options(config: BaselineConfig) -> LoadOptions:
+    return LoadOptions(allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code,
+                       dtype=config.dtype)
+
+
 def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, train: list,
-                  test: list, progress: bool) -> tuple[dict, list[dict]]:
-    options = LoadOptions(allow_pickle=config.allow_pickle,
-                          trust_remote_code=config.trust_remote_code, dtype=config.dtype)
+                  test: list, progress: bool,
+                  before_training: Callable[[object, object], dict] | None = None) -> tuple[dict, list[dict]]:
+    """Load, (optionally transform, e.g. prune), fine-tune, evaluate one candidate."""
+    options = load_options(config)
     t0 = time.perf_counter()
     tokenizer = load_tokenizer(candidate.model, options)
     model = load_model(candidate.model, options)
     load_seconds = time.perf_counter() - t0
+    extra = before_training(model, tokenizer) if before_training else {}
     ft = config.finetune.model_copy(update={"method": candidate.method})
     model, stats = finetune(model, tokenizer, train, ft, progress=progress)
     result = evaluate(model, tokenizer, task, examples=test, max_len=ft.max_seq_len,
@@ -120,7 +128,7 @@ def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, trai
         "train_tokens": stats.train_tokens, "tokens_per_second": stats.tokens_per_second,
         "train_flops": stats.train_flops, "train": stats.to_dict(),
         "eval_seconds": result.seconds, "eval_examples": result.n,
-        "eval_truncated": result.truncated, "load_seconds": load_seconds,
+        "eval_truncated": result.truncated, "load_seconds": load_seconds, **extra,
     }, result.records
 
 
@@ -133,31 +141,36 @@ def run_baseline(config: BaselineConfig, out: str | Path, progress: bool = True,
     notify = on_event or (lambda kind, info: None)
     results = []
     for candidate in config.candidates:
-        folder = out / "candidates" / candidate.slug
-        key = candidate_key(config, candidate)
-        done = folder / "result.json"
-        if done.exists():
-            previous = read_json(done)
-            if previous.get("key") == key and previous.get("status") == "ok":
-                notify("cached", previous)
-                results.append(previous)
-                continue
-        notify("start", candidate.model_dump())
-        try:
-            record, predictions = run_candidate(config, candidate, task, train, test, progress)
-            write_jsonl_atomic(folder / "predictions.jsonl", predictions)
-        except (DamocError, RuntimeError, ValueError, OSError, MemoryError) as e:
-            # One failing candidate (bad spec, out of memory) must not sink the others.
-            record = {"model": candidate.model, "method": candidate.method, "status": "failed",
-                      "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                      "traceback": traceback.format_exc(limit=5)}
-            gc.collect()
-        record["key"] = key
-        write_json_atomic(done, record)
-        notify("done", record)
+        record = run_cached(out / "candidates" / candidate.slug, candidate_key(config, candidate), candidate,
+                            lambda c=candidate: run_candidate(config, c, task, train, test, progress), notify)
         results.append(record)
         _write_summary(out, config, task, train, test, results)
     return _write_summary(out, config, task, train, test, results)
+
+
+def run_cached(folder: Path, key: str, candidate: Candidate, run: Callable[[], tuple[dict, list[dict]]],
+               notify: Callable[[str, dict], None]) -> dict:
+    """Run one candidate unless a finished result with the same key is on disk; never raise."""
+    done = folder / "result.json"
+    if done.exists():
+        previous = read_json(done)
+        if previous.get("key") == key and previous.get("status") == "ok":
+            notify("cached", previous)
+            return previous
+    notify("start", candidate.model_dump())
+    try:
+        record, predictions = run()
+        write_jsonl_atomic(folder / "predictions.jsonl", predictions)
+    except (DamocError, RuntimeError, ValueError, OSError, MemoryError) as e:
+        # One failing candidate (bad spec, out of memory) must not sink the others.
+        record = {"model": candidate.model, "method": candidate.method, "status": "failed",
+                  "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                  "traceback": traceback.format_exc(limit=5)}
+        gc.collect()
+    record["key"] = key
+    write_json_atomic(done, record)
+    notify("done", record)
+    return record
 
 
 def _label_stats(task: Task, train: list, test: list) -> dict:
