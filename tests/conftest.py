@@ -51,10 +51,10 @@ def build_model(arch: str, vocab_size: int, layers: int = 2, seed: int = 0):
     return AutoModelForCausalLM.from_config(config)
 
 
-def save_tiny(tmp: Path, arch: str = "llama", seed: int = 0) -> Path:
+def save_tiny(tmp: Path, arch: str = "llama", seed: int = 0, layers: int = 2) -> Path:
     tok = build_tokenizer()
-    model = build_model(arch, len(tok), seed=seed)
-    folder = tmp / f"tiny-{arch}-{seed}"
+    model = build_model(arch, len(tok), layers=layers, seed=seed)
+    folder = tmp / f"tiny-{arch}-{seed}-{layers}"
     model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     return folder

@@ -202,11 +202,24 @@ def cmd_baseline(args) -> None:
         max_new_tokens=args.max_new_tokens, generation=not args.no_generation, seed=args.seed,
         allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code, dtype=args.dtype,
     )
-    total = len(candidates)
+    on_event = _progress_printer(len(candidates))
+    try:
+        summary = run_baseline(config, args.out, progress=True, on_event=on_event)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished candidates are kept in {args.out}; run the same command "
+              "again to resume", file=sys.stderr)
+        raise SystemExit(130) from None
+    print_ranking(summary)
+    print(f"\nresults: {Path(args.out) / 'results.json'}")
+
+
+def _progress_printer(total: int):
     count = {"n": 0}
 
     def on_event(kind: str, info: dict) -> None:
-        if kind == "cached":
+        if kind == "stage":
+            print(f"== {info['name']}", file=sys.stderr)
+        elif kind == "cached":
             count["n"] += 1
             print(f"[{count['n']}/{total}] {info['model']} {info['method']}: finished earlier, reused",
                   file=sys.stderr)
@@ -218,13 +231,65 @@ def cmd_baseline(args) -> None:
             if info["status"] != "ok":
                 print(f"    failed: {info['error']}", file=sys.stderr)
 
+    return on_event
+
+
+def select_config_from_args(args):
+    """A SelectConfig from --config YAML (validated, unknown keys refused) or from flags."""
+    from damoc.layers import PruneConfig
+    from damoc.selection.baseline import Candidate
+    from damoc.selection.pipeline import FilterSettings, SelectConfig
+    from damoc.tokens import CompressConfig
+
+    if args.config is not None:
+        import yaml
+
+        if args.models or args.task or args.data:
+            raise DamocError("give either --config RUN.yaml or --models/--task flags, not both")
+        try:
+            raw = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise DamocError(f"{args.config}: cannot read the run file ({e})") from e
+        if not isinstance(raw, dict):
+            raise DamocError(f"{args.config}: the run file must be a mapping of settings")
+        return SelectConfig(**raw)
+    if not args.models:
+        raise DamocError("give --models SPEC ... (and --task or --data), or --config RUN.yaml")
+    name, data = _task_source(args)
+    return SelectConfig(
+        task=name, data=data,
+        candidates=[Candidate(model=m, method=meth, base=args.base) for m in args.models for meth in args.methods],
+        finetune=_finetune_config(args, "lora"), train_limit=args.train_limit, test_limit=args.test_limit,
+        eval_batch_size=args.eval_batch_size, max_new_tokens=args.max_new_tokens,
+        generation=not args.no_generation, seed=args.seed, allow_pickle=args.allow_pickle,
+        trust_remote_code=args.trust_remote_code, dtype=args.dtype,
+        filter=None if args.no_filter else FilterSettings(method=args.selector, rate=None if args.budget else args.rate,
+                                                          budget=args.budget),
+        compress=None if args.no_compress else CompressConfig(ratio=args.ratio, threshold=args.bertscore,
+                                                              max_tries=0 if args.no_rewrite else args.max_tries,
+                                                              seed=args.seed),
+        prune=None if args.no_prune else PruneConfig(threshold=args.layer_threshold, max_fraction=args.max_fraction,
+                                                     merge=args.merge, seed=args.seed),
+    )
+
+
+def cmd_select(args) -> None:
+    from damoc.selection.pipeline import run_select
+
+    config = select_config_from_args(args)
     try:
-        summary = run_baseline(config, args.out, progress=True, on_event=on_event)
+        summary = run_select(config, args.out, progress=True, validate=args.validate,
+                             on_event=_progress_printer(len(config.candidates)))
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished candidates are kept in {args.out}; run the same command "
-              "again to resume", file=sys.stderr)
+        print(f"\ninterrupted: finished stages are kept in {args.out}; run the same command again to resume",
+              file=sys.stderr)
         raise SystemExit(130) from None
     print_ranking(summary)
+    if summary.get("validation"):
+        v = summary["validation"]
+        print(f"\nvalidation against full fine-tuning: top-1 match {v['by_rank']['top1_match']}, "
+              f"Kendall tau {v['by_rank']['kendall_tau']:.2f}, regret {v['regret']:.4f}, "
+              f"wall-time speed-up {v['speedup_wall']:.1f}x")
     print(f"\nresults: {Path(args.out) / 'results.json'}")
 
 
@@ -501,6 +566,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_args(p)
     _add_load_args(p)
     p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser(
+        "select", help="DaMoC: rank candidates by training compressed versions on compressed data",
+        description="Filters the training data (GraphCut 10%), compresses its contexts (ratio 0.5, rescaled "
+                    "BERTScore >= 0.9), prunes each candidate's most redundant layers (similarity >= 0.85, at "
+                    "most 25%), trains each for one epoch and evaluates it on the full test split. Every stage "
+                    "is cached in --out: re-running resumes. --validate also runs full fine-tuning and "
+                    "reports how well the rankings agree and the time saved. Settings come from flags or from "
+                    "--config RUN.yaml (the fields of damoc.selection.pipeline.SelectConfig).")
+    p.add_argument("--config", type=Path, help="YAML run file (instead of the model and task flags)")
+    p.add_argument("--models", nargs="+", metavar="SPEC")
+    p.add_argument("--methods", nargs="+", choices=["lora", "full"], default=["lora"])
+    p.add_argument("--base", help="pre-trained weights for the sparse layer merge (one model family)")
+    p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    p.add_argument("--validate", action="store_true", help="also fine-tune every candidate on the full data "
+                                                          "and compare the rankings")
+    g = p.add_argument_group("compression")
+    g.add_argument("--selector", default="graphcut", help="data selector (see `damoc filter --help`)")
+    g.add_argument("--rate", type=float, default=0.1, help="share of the training data kept (default 0.1)")
+    g.add_argument("--budget", type=int, help="or a count of training examples kept")
+    g.add_argument("--no-filter", action="store_true")
+    g.add_argument("--ratio", type=float, default=0.5, help="token ratio of compressed contexts (default 0.5)")
+    g.add_argument("--bertscore", type=float, default=0.9, help="rescaled BERTScore threshold (default 0.9)")
+    g.add_argument("--max-tries", type=int, default=2, help="rewrites per failing context (default 2)")
+    g.add_argument("--no-rewrite", action="store_true", help="no LLM rewriting: failing contexts fall back")
+    g.add_argument("--no-compress", action="store_true")
+    g.add_argument("--layer-threshold", type=float, default=0.85, help="layer similarity threshold (default 0.85)")
+    g.add_argument("--max-fraction", type=float, default=0.25, help="most layers removed (default 0.25)")
+    g.add_argument("--merge", choices=["sparse", "difference", "none"], default="none")
+    g.add_argument("--no-prune", action="store_true")
+    _add_task_args(p)
+    _add_load_args(p)
+    _add_train_args(p)
+    p.set_defaults(func=cmd_select)
 
     p = sub.add_parser("baseline", help="fine-tune every candidate on the full data, evaluate, rank "
                                         "(the ground truth; resumes when re-run)")

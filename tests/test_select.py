@@ -1,0 +1,88 @@
+"""The DaMoC pipeline end to end on tiny models: runs, caches, validates, refuses bad run files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import save_tiny
+
+from damoc.cli import main
+from damoc.finetune import FinetuneConfig
+from damoc.layers import PruneConfig
+from damoc.selection.baseline import Candidate
+from damoc.selection.pipeline import FilterSettings, SelectConfig, run_select
+from damoc.tasks import DataSpec
+from damoc.tokens import CompressConfig
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("select-models")
+    return [str(save_tiny(root, "llama", seed=1, layers=4)), str(save_tiny(root, "gemma3", seed=2, layers=4))]
+
+
+def config_for(models, cls_file) -> SelectConfig:
+    return SelectConfig(
+        data=DataSpec(path=cls_file, format="classification", fields={"context": "passage", "label": "y"}),
+        candidates=[Candidate(model=models[0], method="lora"), Candidate(model=models[1], method="full")],
+        finetune=FinetuneConfig(max_seq_len=64, batch_size=4, micro_batch_size=4),
+        test_limit=6, eval_batch_size=4,
+        filter=FilterSettings(method="graphcut", rate=0.5),
+        compress=CompressConfig(ratio=0.5, threshold=0.0, scorer=models[0], rewriter=None, max_tries=0),
+        prune=PruneConfig(threshold=-1.0, max_fraction=0.25),
+    )
+
+
+def test_select_runs_caches_and_validates(models, cls_file, tmp_path):
+    config = config_for(models, cls_file)
+    events = []
+    summary = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    assert [r["status"] for r in summary["candidates"]] == ["ok", "ok"]
+    assert sorted(r["rank"] for r in summary["candidates"]) == [1, 2]
+    for r in summary["candidates"]:
+        assert r["prune"]["layers_before"] == 4 and r["prune"]["layers_after"] == 3
+        assert r["eval_examples"] == 6
+    data = summary["data"]
+    assert data["input_examples"] == 24 and data["output_examples"] == 12  # 30 rows, 20% test, then 50%
+    assert 0 < data["compress"]["context_token_ratio"] < 1
+    assert events.count("start") == 2
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["ranking_bpb"] and saved["confidence"]["prob_best"]
+
+    # The same command again trains nothing and gives the same figures.
+    events.clear()
+    again = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    assert events.count("start") == 0 and events.count("cached") == 2
+    assert [r["metrics"] for r in again["candidates"]] == [r["metrics"] for r in summary["candidates"]]
+
+    # Changing only the pruning redoes the candidates, not the data stage.
+    changed = config.model_copy(update={"prune": PruneConfig(threshold=-1.0, max_fraction=0.0)})
+    events.clear()
+    third = run_select(changed, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    assert events.count("start") == 2 and third["data"]["seconds"] == summary["data"]["seconds"]
+
+    # Validation: the full fine-tuning baseline in OUT/full and the agreement figures.
+    events.clear()
+    val = run_select(changed, tmp_path / "run", progress=False, validate=True,
+                     on_event=lambda k, i: events.append(k))["validation"]
+    assert events.count("start") == 2  # the two full fine-tunings; the compressed ones are cached
+    assert -1.0 <= val["by_rank"]["kendall_tau"] <= 1.0 and val["regret"] >= 0
+    assert val["speedup_wall"] > 0 and val["speedup_flops_training_only"] > 1  # half the data
+    assert (tmp_path / "run" / "full" / "results.json").exists()
+
+
+def test_select_run_file_is_validated(models, cls_file, tmp_path, capsys):
+    run = tmp_path / "run.yaml"
+    run.write_text(f"task: pubmedqa\ncandidates:\n  - model: {models[0]}\n    method: lora\nfilter:\n  rate: 0.1\n"
+                   "  colour: blue\n")
+    assert main(["select", "--config", str(run), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "filter.colour" in err and not (tmp_path / "o").exists()
+    run.write_text(f"task: pubmedqa\ncandidates:\n  - {{model: {models[0]}, method: lora}}\n"
+                   f"  - {{model: {models[0]}, method: lora}}\n")
+    assert main(["select", "--config", str(run), "--out", str(tmp_path / "o")]) == 2
+    assert "duplicate" in capsys.readouterr().err
+    run.write_text("- just\n- a list\n")
+    assert main(["select", "--config", str(run), "--out", str(tmp_path / "o")]) == 2
+    assert "mapping" in capsys.readouterr().err
