@@ -70,6 +70,9 @@ def test_select_runs_caches_and_validates(models, cls_file, tmp_path):
     assert -1.0 <= val["by_rank"]["kendall_tau"] <= 1.0 and val["regret"] >= 0
     assert val["speedup_wall"] > 0 and val["speedup_flops_training_only"] > 1  # half the data
     assert (tmp_path / "run" / "full" / "results.json").exists()
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Validation against full fine-tuning" in report
+    assert all(r["model"] in report for r in summary["candidates"])
 
 
 def test_select_run_file_is_validated(models, cls_file, tmp_path, capsys):

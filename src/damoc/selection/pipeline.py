@@ -140,6 +140,10 @@ def run_select(config: SelectConfig, out: str | Path, progress: bool = True, val
         full = run_baseline(config.baseline(), out / "full", progress=progress, on_event=on_event)
         summary["validation"] = validation(task, summary, full)
     write_json_atomic(out / "results.json", summary)
+    from damoc.io import write_text_atomic
+    from damoc.report import select_report
+
+    write_text_atomic(out / "report.md", select_report(summary))
     return summary
 
 

@@ -1,0 +1,58 @@
+"""report.md for a `damoc select` run: the ranking, the evidence, and what it cost."""
+
+from __future__ import annotations
+
+
+def _name(r: dict) -> str:
+    return f"{r['model']} {r['method']}"
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f}"
+
+
+def select_report(summary: dict) -> str:
+    lines = [f"# damoc select: {summary['task']}", ""]
+    metric = summary["primary_metric"]
+    lines += [f"Ranked by **{metric}** (ties broken by answer bits per byte), each candidate pruned and trained "
+              "one epoch on the compressed data, evaluated on the full test split.", "",
+              "| rank | candidate | accuracy % | answer bits/byte | layers | prune s | train s | eval s |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in summary["candidates"]:
+        if r["status"] != "ok":
+            lines.append(f"| failed | {_name(r)} | | | | | | {r.get('error', '')} |")
+            continue
+        m, p = r["metrics"], r.get("prune", {})
+        layers = f"{p['layers_after']}/{p['layers_before']}" if p else "all"
+        lines.append(f"| {r['rank']} | {_name(r)} | {_pct(m.get('accuracy'))} | {m['answer_bpb']:.3f} | {layers} | "
+                     f"{p.get('seconds', 0):.0f} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
+    lines += ["", "By answer bits per byte alone: " + " > ".join(summary.get("ranking_bpb", [])), ""]
+    conf = summary.get("confidence")
+    if conf:
+        lines += ["## Confidence (paired bootstrap over test questions)", "",
+                  "| candidate | probability of ranking first |", "|---|---|"]
+        lines += [f"| {n} | {p:.2f} |" for n, p in sorted(conf["prob_best"].items(), key=lambda x: -x[1])]
+        close = [f"{q['a']} vs {q['b']}" for q in conf["pairs"]
+                 if abs(q["accuracy_diff"]) < 2 * q["accuracy_diff_se"] and abs(q["bpb_diff"]) < 2 * q["bpb_diff_se"]]
+        lines += ["", "Cannot be told apart (both differences within two paired standard errors): "
+                  + ("; ".join(close) if close else "none"), ""]
+    data = summary.get("data", {})
+    lines += ["## Data", "", f"- training examples: {data.get('input_examples')} -> {data.get('output_examples')} "
+              f"after filtering ({(data.get('filter') or {}).get('method', 'off')})"]
+    comp = data.get("compress")
+    if comp:
+        lines.append(f"- contexts compressed to {comp['context_token_ratio']:.2f} of their tokens; "
+                     f"rewritten {_pct(comp['share_rewritten'])}%, fell back to milder ratios "
+                     f"{_pct(comp['share_fell_back_milder'])}%, kept whole {_pct(comp['share_fell_back_original'])}%")
+    secs = data.get("seconds", {})
+    lines.append("- data stage seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items()))
+    val = summary.get("validation")
+    if val:
+        r = val["by_rank"]
+        lines += ["", "## Validation against full fine-tuning", "",
+                  f"- chosen: {r['chosen']}; truly best: {r['best']}; top-1 match: **{r['top1_match']}**",
+                  f"- Kendall tau {r['kendall_tau']:.2f}, Spearman rho {r['spearman_rho']:.2f} (ranks); "
+                  f"regret {val['regret']:.4f} in {metric}",
+                  f"- speed-up: {val['speedup_wall']:.1f}x wall time ({val['speedup_wall_note']}); "
+                  f"{val['speedup_flops_training_only']:.1f}x training FLOPs"]
+    return "\n".join(lines) + "\n"
