@@ -75,6 +75,17 @@ def test_select_runs_caches_and_validates(models, cls_file, tmp_path):
     assert all(r["model"] in report for r in summary["candidates"])
 
 
+def test_cli_select_prints_the_ranking(models, cls_file, tmp_path, capsys):
+    args = ["select", "--models", models[0], "--data", str(cls_file), "--format", "classification",
+            "--field", "context=passage", "--field", "label=y", "--no-compress", "--rate", "0.5",
+            "--max-fraction", "0.25", "--layer-threshold", "-1", "--test-limit", "4", "--max-seq-len", "64",
+            "--out", str(tmp_path / "cli")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "ranked by accuracy" in out and models[0] in out
+    assert (tmp_path / "cli" / "report.md").exists()
+
+
 def test_select_run_file_is_validated(models, cls_file, tmp_path, capsys):
     run = tmp_path / "run.yaml"
     run.write_text(f"task: pubmedqa\ncandidates:\n  - model: {models[0]}\n    method: lora\nfilter:\n  rate: 0.1\n"

@@ -173,7 +173,7 @@ def run_cached(folder: Path, key: str, candidate: Candidate, run: Callable[[], t
     return record
 
 
-def _label_stats(task: Task, train: list, test: list) -> dict:
+def label_stats(task: Task, train: list, test: list) -> dict:
     """Answer shares, and the accuracy of always giving the test split's most common answer:
     the floor a fine-tuned candidate has to clear to have learned anything."""
     if not task.is_choice:
@@ -192,7 +192,7 @@ def _write_summary(out: Path, config: BaselineConfig, task: Task, train: list, t
     summary = {
         "task": task.name, "primary_metric": task.primary_metric,
         "train_examples": len(train), "test_examples": len(test),
-        **_label_stats(task, train, test),
+        **label_stats(task, train, test),
         "candidates": [{k: v for k, v in r.items() if k != "traceback"} for r in ranked],
         "config": config.model_dump(mode="json"), "seed": config.seed,
         "machine": machine(), "versions": versions(),

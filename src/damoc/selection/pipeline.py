@@ -28,6 +28,7 @@ from damoc.selection.baseline import (
     BaselineConfig,
     Candidate,
     candidate_key,
+    label_stats,
     rank,
     run_baseline,
     run_cached,
@@ -135,6 +136,8 @@ def run_select(config: SelectConfig, out: str | Path, progress: bool = True, val
                             notify)
         results.append(record)
     summary = summarise(config, task, data, results, out)
+    summary.update({"train_examples": len(examples), "test_examples": len(test),
+                    **label_stats(task, examples, test)})
     if validate:
         notify("stage", {"name": "full fine-tuning (validation)"})
         full = run_baseline(config.baseline(), out / "full", progress=progress, on_event=on_event)
