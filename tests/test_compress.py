@@ -106,6 +106,11 @@ class CountingRewriter:
     def __init__(self, inner=None, fn=None):
         self.inner, self.fn, self.calls = inner, fn, 0
 
+    def __getattr__(self, name):  # model and token counts of the wrapped rewriter
+        if self.inner is None:
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     def rewrite(self, texts, caps, attempt=0, seed=0, desc=None):
         self.calls += 1
         return self.fn(texts) if self.fn else self.inner.rewrite(texts, caps, attempt, seed, desc)
@@ -151,6 +156,8 @@ def test_rewrite_loop_stops_after_max_tries_and_falls_back(lm, bert, cls_file):
     assert {r["status"] for r in records} <= {"milder", "original"}
     assert all(r["rewrite_tries"] == 2 for r in records)
     assert summary["share_rewritten"] == 0
+    flops = summary["forward_flops"]
+    assert flops["surprisal"] > 0 and flops["bertscore"] > 0 and flops["rewrite"] > 0
     assert summary["share_fell_back_milder"] + summary["share_fell_back_original"] == pytest.approx(1.0)
     assert summary["bertscore_after"]["min"] >= 0.99 - 1e-9
     for o, r, e in zip(out, records, examples):  # what was emitted really scores what is recorded

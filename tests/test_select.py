@@ -69,6 +69,7 @@ def test_select_runs_caches_and_validates(models, cls_file, tmp_path):
     assert events.count("start") == 2  # the two full fine-tunings; the compressed ones are cached
     assert -1.0 <= val["by_rank"]["kendall_tau"] <= 1.0 and val["regret"] >= 0
     assert val["speedup_wall"] > 0 and val["speedup_flops_training_only"] > 1  # half the data
+    assert 0 < val["speedup_flops"] < val["speedup_flops_training_only"]  # overheads counted
     assert (tmp_path / "run" / "full" / "results.json").exists()
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Validation against full fine-tuning" in report

@@ -47,6 +47,7 @@ class PruneResult:
     layers_after: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     steps: list[dict] = field(default_factory=list)
+    forward_flops: float = 0.0  # similarity passes, 2 x parameters x tokens each
 
 
 def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_model=None,
@@ -60,9 +61,17 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
         check_same_shapes(decoder_layers(model), decoder_layers(base_model))
     n = len(decoder_layers(model))
     seconds = {"similarity": 0.0, "merge": 0.0}
-    start = time.perf_counter()
-    similarity = layer_similarity(model, tokenizer, texts, config.max_len, config.batch_size, progress)
-    seconds["similarity"] += time.perf_counter() - start
+    flops = 0.0
+
+    def measure() -> np.ndarray:
+        nonlocal flops
+        start, stats = time.perf_counter(), {}
+        sim = layer_similarity(model, tokenizer, texts, config.max_len, config.batch_size, progress, stats)
+        seconds["similarity"] += time.perf_counter() - start
+        flops += 2.0 * sum(p.numel() for p in model.parameters()) * stats["tokens"]
+        return sim
+
+    similarity = measure()
     if not config.iterative:
         plan = [choose_layers(similarity, config.threshold, config.max_fraction)]
     else:
@@ -97,12 +106,11 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
         seconds["merge"] += time.perf_counter() - start
         if plan is not None:
             continue
-        start = time.perf_counter()
-        current_sim = layer_similarity(model, tokenizer, texts, config.max_len, config.batch_size, progress)
-        seconds["similarity"] += time.perf_counter() - start
+        current_sim = measure()
     result.removed.sort()
     result.layers_after = len(decoder_layers(model))
     result.seconds = seconds
+    result.forward_flops = flops
     return result
 
 

@@ -19,8 +19,11 @@ from damoc.layers.arch import decoder_layers
 
 @torch.inference_mode()
 def layer_similarity(model, tokenizer, texts: list[str], max_len: int = 256, batch_size: int = 8,
-                     progress: bool = False) -> np.ndarray:
-    """Mean cosine similarity between each layer's input and output hidden states."""
+                     progress: bool = False, stats: dict | None = None) -> np.ndarray:
+    """Mean cosine similarity between each layer's input and output hidden states.
+
+    `stats`, when given, gets "tokens" increased by the tokens run through the model (for
+    FLOP accounting)."""
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise DamocError("the calibration set is empty: give some non-empty texts")
@@ -59,6 +62,8 @@ def layer_similarity(model, tokenizer, texts: list[str], max_len: int = 256, bat
             mask[:, 0] = 0
             state["mask"] = mask.to(device).float()
             count += int(mask.sum())
+            if stats is not None:
+                stats["tokens"] = stats.get("tokens", 0) + int(attention.sum())
             model(input_ids=ids.to(device), attention_mask=attention.to(device))
     finally:
         for h in handles:

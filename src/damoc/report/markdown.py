@@ -54,5 +54,6 @@ def select_report(summary: dict) -> str:
                   f"- Kendall tau {r['kendall_tau']:.2f}, Spearman rho {r['spearman_rho']:.2f} (ranks); "
                   f"regret {val['regret']:.4f} in {metric}",
                   f"- speed-up: {val['speedup_wall']:.1f}x wall time ({val['speedup_wall_note']}); "
-                  f"{val['speedup_flops_training_only']:.1f}x training FLOPs"]
+                  f"{val['speedup_flops']:.1f}x FLOPs with overheads ({val['speedup_flops_training_only']:.1f}x "
+                  "training only)"]
     return "\n".join(lines) + "\n"

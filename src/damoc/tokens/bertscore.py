@@ -38,6 +38,7 @@ class BertScorer:
         self.max_length = min(max_length, getattr(self.model.config, "max_position_embeddings", max_length))
         self.model_name = model
         self._cache: dict[str, torch.Tensor] = {}  # references are scored many times: embed them once
+        self.tokens = 0  # tokens run through the encoder, for FLOP accounting
 
     def _embed(self, texts: list[str], cache: bool = False) -> list[torch.Tensor]:
         if not cache:
@@ -60,6 +61,7 @@ class BertScorer:
             res = self.model(**enc, output_hidden_states=self.layer is not None)
             hidden = res.hidden_states[self.layer] if self.layer is not None else res.last_hidden_state
             hidden = torch.nn.functional.normalize(hidden.float(), dim=-1).cpu()
+            self.tokens += int(enc["attention_mask"].sum())
             keep = enc["attention_mask"].cpu().bool() & ~special
             out.extend(hidden[i][keep[i]] for i in range(len(hidden)))
         return out

@@ -176,6 +176,14 @@ def compress_examples(examples: list[Example], config: CompressConfig, component
     def whole(e: Example) -> int:
         return len(count(e.prompt + continuation(e), add_special_tokens=False)["input_ids"])
 
+    def params(model) -> int:
+        return sum(p.numel() for p in model.parameters())
+
+    # Forward passes cost about 2 x parameters x tokens.
+    flops = {"surprisal": 2.0 * params(c.scorer_model) * sum(s.n_tokens for s in scored),
+             "bertscore": 2.0 * params(c.bert.model) * getattr(c.bert, "tokens", 0)}
+    if getattr(c.rewriter, "model", None) is not None:
+        flops["rewrite"] = 2.0 * params(c.rewriter.model) * getattr(c.rewriter, "tokens", 0)
     total = sum(seconds.values()) - seconds["load"]
     n_scorer_tokens = sum(s.n_tokens for s in scored)
     shares = {k: sum(s == k for s in status) / max(len(todo), 1)
@@ -191,7 +199,7 @@ def compress_examples(examples: list[Example], config: CompressConfig, component
         "share_fell_back_milder": shares["milder"], "share_fell_back_original": shares["original"],
         "share_sent_to_rewriter": (shares["rewritten"] + shares["milder"] + shares["original"])
         if c.rewriter is not None else 0.0,
-        "seconds": seconds, "seconds_total_without_load": total,
+        "seconds": seconds, "seconds_total_without_load": total, "forward_flops": flops,
         "scorer_tokens": n_scorer_tokens, "tokens_per_second": n_scorer_tokens / total if total > 0 else None,
     }
     return out, records, summary

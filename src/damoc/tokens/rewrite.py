@@ -17,6 +17,7 @@ PROMPT = ("Some words were removed from the text below. Rewrite it as fluent, co
 class Rewriter:
     def __init__(self, model, tokenizer, batch_size: int = 4):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.tokens = 0  # prompt + generated tokens, for FLOP accounting
 
     def prompt_ids(self, text: str) -> list[int]:
         message = PROMPT.format(text=text)
@@ -52,6 +53,7 @@ class Rewriter:
                                       top_p=0.9 if sample else None, top_k=None,
                                       no_repeat_ngram_size=4,
                                       eos_token_id=tok.eos_token_id)
+            self.tokens += int(mask.sum()) + int((gen[:, ids.shape[1]:] != pad_id).sum())
             for row, i in enumerate(idx):
                 new = gen[row, ids.shape[1]:ids.shape[1] + max_new_tokens[i]]
                 out[i] = " ".join(tok.decode(new, skip_special_tokens=True).split())
