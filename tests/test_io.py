@@ -21,3 +21,17 @@ def test_write_json_atomic_leaves_no_temp_files(tmp_path):
     path = write_json_atomic(tmp_path / "sub" / "r.json", {"x": 1})
     assert json.loads(path.read_text()) == {"x": 1}
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from damoc.io import write_text_atomic
+
+    mask = os.umask(0o022)
+    try:
+        path = write_text_atomic(tmp_path / "r.txt", "x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
