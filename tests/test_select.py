@@ -74,6 +74,9 @@ def test_select_runs_caches_and_validates(models, cls_file, tmp_path):
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Validation against full fine-tuning" in report
     assert all(r["model"] in report for r in summary["candidates"])
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4  # metric, time, layer similarity, compression
+    assert "Validation against full fine-tuning" in page
 
 
 def test_cli_select_prints_the_ranking(models, cls_file, tmp_path, capsys):

@@ -1,5 +1,6 @@
-"""Reports of a run: Markdown now; HTML with plots is planned (issue 5)."""
+"""Reports of a `damoc select` run: Markdown, and a self-contained HTML page with plots."""
 
+from damoc.report.html import select_html
 from damoc.report.markdown import select_report
 
-__all__ = ["select_report"]
+__all__ = ["select_html", "select_report"]

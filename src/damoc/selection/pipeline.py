@@ -145,9 +145,11 @@ def run_select(config: SelectConfig, out: str | Path, progress: bool = True, val
         summary["validation"] = validation(task, summary, full)
     write_json_atomic(out / "results.json", summary)
     from damoc.io import write_text_atomic
-    from damoc.report import select_report
+    from damoc.report import select_html, select_report
 
-    write_text_atomic(out / "report.md", select_report(summary))
+    markdown = select_report(summary)
+    write_text_atomic(out / "report.md", markdown)
+    write_text_atomic(out / "report.html", select_html(summary, markdown))
     return summary
 
 

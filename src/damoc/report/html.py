@@ -1,0 +1,100 @@
+"""report.html for a `damoc select` run: the Markdown report plus plots, in one file.
+
+Plots are PNGs embedded as base64 so the file can be mailed or opened anywhere offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def plots(summary: dict) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in summary["candidates"] if r["status"] == "ok"]
+    names = [f"{r['model'].split(':')[-1].split('/')[-1]}\n{r['method']}" for r in ok]
+    out = []
+    if ok:
+        metric = summary["primary_metric"]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        for ax, key in zip(axes, [metric, "answer_bpb"]):
+            vals = [r["metrics"].get(key, float("nan")) for r in ok]
+            errs = [r["metrics"].get(f"{key}_se", 0.0) for r in ok]
+            ax.bar(range(len(ok)), vals, yerr=errs, capsize=4)
+            ax.set_xticks(range(len(ok)), names, fontsize=8)
+            ax.set_title(key + (" (higher is better)" if key == "accuracy" else " (lower is better)"))
+        fig.tight_layout()
+        out.append(("Metric per candidate (bars: one standard error)", _png(fig)))
+
+        fig, ax = plt.subplots(figsize=(10, 3.6))
+        bottom = [0.0] * len(ok)
+        for stage, get in [("load", lambda r: r.get("load_seconds", 0)),
+                           ("prune", lambda r: r.get("prune", {}).get("seconds", 0)),
+                           ("train", lambda r: r.get("train_seconds", 0)),
+                           ("evaluate", lambda r: r.get("eval_seconds", 0))]:
+            vals = [get(r) for r in ok]
+            ax.bar(range(len(ok)), vals, bottom=bottom, label=stage)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.set_xticks(range(len(ok)), names, fontsize=8)
+        ax.set_ylabel("seconds")
+        data_s = sum(summary.get("data", {}).get("seconds", {}).values())
+        ax.set_title(f"time per stage and candidate (shared data stage: {data_s:.0f} s)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        out.append(("Time per stage and candidate", _png(fig)))
+
+    pruned = [(n, r["prune"]) for n, r in zip(names, ok) if r.get("prune")]
+    if pruned:
+        fig, ax = plt.subplots(figsize=(10, 3.6))
+        for name, p in pruned:
+            line, = ax.plot(p["similarity"], "o-", ms=3, label=name.replace("\n", " "))
+            ax.plot(p["removed"], [p["similarity"][i] for i in p["removed"]], "x", ms=9, color=line.get_color())
+        ax.set_xlabel("decoder layer (x: removed)")
+        ax.set_ylabel("cosine(input, output)")
+        ax.set_title("layer similarity per model")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        out.append(("Layer similarity", _png(fig)))
+
+    comp = summary.get("data", {}).get("compress")
+    if comp:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+        shares = {k: comp[f"share_{k}"] for k in ("passed_without_rewrite", "rewritten", "fell_back_milder",
+                                                   "fell_back_original")}
+        axes[0].bar(range(4), list(shares.values()))
+        axes[0].set_xticks(range(4), ["passed", "rewritten", "milder ratio", "original"], fontsize=8)
+        axes[0].set_title(f"contexts by outcome (tokens kept: {comp['context_token_ratio']:.2f})")
+        before, after = comp["bertscore_before"], comp["bertscore_after"]
+        keys = ["p05", "median", "mean"]
+        axes[1].plot(keys, [before.get(k) for k in keys], "o-", label="after word dropping")
+        axes[1].plot(keys, [after.get(k) for k in keys], "s-", label="emitted")
+        axes[1].axhline(summary["config"]["compress"]["threshold"], color="grey", lw=0.8)
+        axes[1].set_title("rescaled BERTScore")
+        axes[1].legend(fontsize=8)
+        fig.tight_layout()
+        out.append(("Token compression", _png(fig)))
+    return out
+
+
+def select_html(summary: dict, markdown: str) -> str:
+    body = [f"<h1>damoc select: {html.escape(summary['task'])}</h1>",
+            "<pre>" + html.escape(markdown) + "</pre>"]
+    for title, img in plots(summary):
+        body += [f"<h2>{html.escape(title)}</h2>", img]
+    style = "body{font-family:sans-serif;max-width:1050px;margin:auto}pre{white-space:pre-wrap}img{max-width:100%}"
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>damoc select</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
