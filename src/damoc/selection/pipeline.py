@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from damoc.filtering.run import filter_examples, read_selection
-from damoc.io import read_json, write_json_atomic, write_jsonl_atomic
+from damoc.io import read_json, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from damoc.layers import PruneConfig
 from damoc.runinfo import machine, stable_hash, versions
 from damoc.selection.baseline import (
@@ -144,8 +144,7 @@ def run_select(config: SelectConfig, out: str | Path, progress: bool = True, val
         full = run_baseline(config.baseline(), out / "full", progress=progress, on_event=on_event)
         summary["validation"] = validation(task, summary, full)
     write_json_atomic(out / "results.json", summary)
-    from damoc.io import write_text_atomic
-    from damoc.report import select_html, select_report
+    from damoc.report import select_html, select_report  # matplotlib: loaded only when reporting
 
     markdown = select_report(summary)
     write_text_atomic(out / "report.md", markdown)
