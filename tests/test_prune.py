@@ -194,3 +194,36 @@ def test_difference_merge_is_lacos_sum_of_layer_differences():
         torch.testing.assert_close(p, before[1][name] + 0.5 * (before[2][name] - before[1][name]))
     for name, p in layers[4].named_parameters():
         torch.testing.assert_close(p, before[4][name] + 0.5 * (before[3][name] - before[4][name]))
+
+
+@pytest.mark.parametrize("family", ["qwen2", "mistral", "qwen3"])
+def test_other_supported_families_prune_save_and_reload(family, tmp_path):
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    tok = build_tokenizer()
+    config_cls = {"qwen2": transformers.Qwen2Config, "mistral": transformers.MistralConfig,
+                  "qwen3": transformers.Qwen3Config}[family]
+    torch.manual_seed(0)
+    config = config_cls(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                        pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    result = prune_model(model, tok, TEXTS, PruneConfig(threshold=-1.0, max_fraction=0.25))
+    assert result.layers_after == 3
+    before = logits(model, tok)
+    again = AutoModelForCausalLM.from_pretrained(save_pruned(model, tok, tmp_path / family, result, {})).eval()
+    assert again.config.num_hidden_layers == 3
+    torch.testing.assert_close(logits(again, tok), before)
+    gen = again.generate(**tok("the patient", return_tensors="pt"), max_new_tokens=3, do_sample=False,
+                         pad_token_id=0)
+    assert gen.shape[1] > 3
+
+
+def test_an_unsupported_family_is_named_in_the_error():
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    tok = build_tokenizer()
+    model = AutoModelForCausalLM.from_config(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4))
+    with pytest.raises(DamocError, match="gpt2.*supported families: llama"):
+        prune_model(model, tok, TEXTS, PruneConfig())
