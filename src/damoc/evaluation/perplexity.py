@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from damoc.errors import DamocError
+from damoc.evaluation.scoring import right_pad
 
 
 @torch.inference_mode()
@@ -26,13 +27,7 @@ def perplexity(model, tokenizer, texts: list[str], max_len: int = 256, batch_siz
     total, count = 0.0, 0
     for b in tqdm(range(0, len(seqs), batch_size), desc=desc, disable=desc is None, leave=False):
         batch = seqs[b:b + batch_size]
-        width = max(map(len, batch))
-        ids = torch.zeros((len(batch), width), dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, s in enumerate(batch):
-            ids[row, :len(s)] = torch.tensor(s)
-            mask[row, :len(s)] = 1
-        ids, mask = ids.to(device), mask.to(device)
+        ids, mask = right_pad(batch, 0, device)
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         nll = torch.logsumexp(logits, -1) - logits.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         real = mask[:, 1:].bool()

@@ -31,6 +31,18 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.
     return ids.to(device), mask.to(device), positions.to(device)
 
 
+def right_pad(seqs: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids and attention mask with padding on the right: every sequence keeps positions 0.. ,
+    which is all a causal model needs when only whole-text scores are wanted."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, s in enumerate(seqs):
+        ids[row, :len(s)] = torch.tensor(list(s), dtype=torch.long)
+        mask[row, :len(s)] = 1
+    return ids.to(device), mask.to(device)
+
+
 @torch.inference_mode()
 def continuation_logprobs(model, requests: Sequence[Encoded], pad_id: int, batch_size: int = 8,
                           desc: str | None = None) -> list[tuple[float, bool]]:

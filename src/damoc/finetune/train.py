@@ -94,6 +94,11 @@ def matmul_params(model: nn.Module) -> int:
     return total
 
 
+def forward_flops(model: nn.Module, tokens: int) -> float:
+    """2 N T: a forward pass (scoring, similarity, generation), N counted as for training."""
+    return 2.0 * matmul_params(model) * tokens
+
+
 def estimate_flops(model: nn.Module, tokens: int, method: str) -> float:
     """6 N T for full fine-tuning; 4 N T for LoRA (no weight gradients for frozen matrices)."""
     return (6 if method == "full" else 4) * matmul_params(model) * tokens

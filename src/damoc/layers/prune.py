@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from damoc.errors import DamocError
+from damoc.finetune.train import forward_flops
 from damoc.layers.arch import check_supported, decoder_layers
 from damoc.layers.merge import MERGES, check_same_shapes
 from damoc.layers.remove import remove_layers
@@ -47,7 +48,7 @@ class PruneResult:
     layers_after: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     steps: list[dict] = field(default_factory=list)
-    forward_flops: float = 0.0  # similarity passes, 2 x parameters x tokens each
+    forward_flops: float = 0.0  # similarity passes, 2 N T each
 
 
 def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_model=None,
@@ -68,45 +69,35 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
         start, stats = time.perf_counter(), {}
         sim = layer_similarity(model, tokenizer, texts, config.max_len, config.batch_size, progress, stats)
         seconds["similarity"] += time.perf_counter() - start
-        flops += 2.0 * sum(p.numel() for p in model.parameters()) * stats["tokens"]
+        flops += forward_flops(model, stats["tokens"])
         return sim
 
     similarity = measure()
-    if not config.iterative:
-        plan = [choose_layers(similarity, config.threshold, config.max_fraction)]
-    else:
-        choose_layers(similarity, config.threshold, config.max_fraction)  # validates the settings
-        plan = None
-    original = list(range(n))  # original index of each current layer
+    chosen = choose_layers(similarity, config.threshold, config.max_fraction)  # also validates the settings
     result = PruneResult(similarity.tolist(), [], {}, n)
-    cap = int(config.max_fraction * n)
-    current_sim = similarity
-    while True:
-        if plan is not None:
-            if not plan:
-                break
-            step = plan.pop()
-        else:
-            if len(result.removed) >= cap:
-                break
-            m = len(original)
-            inner = [i for i in range(1, m - 1) if current_sim[i] >= config.threshold]
-            if not inner:
-                break
-            step = [max(inner, key=lambda i: (current_sim[i], -i))]
-        if not step:
-            break
+    original = list(range(n))  # original index of each current layer
+
+    def remove(step: list[int], sim: np.ndarray) -> None:
         start = time.perf_counter()
         into = apply_removal(model, step, config, base_model)
         result.merged_into.update({original[j]: original[t] for j, t in into.items()})
         result.removed += [original[j] for j in step]
-        result.steps.append({"removed": [original[j] for j in step],
-                             "similarity": [float(current_sim[j]) for j in step]})
-        original = [o for i, o in enumerate(original) if i not in set(step)]
+        result.steps.append({"removed": [original[j] for j in step], "similarity": [float(sim[j]) for j in step]})
+        gone = set(step)
+        original[:] = [o for i, o in enumerate(original) if i not in gone]
         seconds["merge"] += time.perf_counter() - start
-        if plan is not None:
-            continue
-        current_sim = measure()
+
+    if not config.iterative:
+        if chosen:
+            remove(chosen, similarity)
+    else:  # one layer at a time, most similar first, re-measuring after each removal
+        sim, cap = similarity, int(config.max_fraction * n)
+        while len(result.removed) < cap:
+            inner = [i for i in range(1, len(original) - 1) if sim[i] >= config.threshold]
+            if not inner:
+                break
+            remove([max(inner, key=lambda i: (sim[i], -i))], sim)
+            sim = measure()
     result.removed.sort()
     result.layers_after = len(decoder_layers(model))
     result.seconds = seconds
@@ -152,7 +143,8 @@ def plot_similarity(similarity: np.ndarray, removed: list[int], title: str, path
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    colours = ["tab:red" if i in set(removed) else "tab:blue" for i in range(len(similarity))]
+    gone = set(removed)
+    colours = ["tab:red" if i in gone else "tab:blue" for i in range(len(similarity))]
     ax.bar(range(len(similarity)), similarity, color=colours)
     if threshold is not None:
         ax.axhline(threshold, color="grey", lw=0.8)

@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from damoc.errors import DamocError
+from damoc.evaluation.scoring import right_pad
 from damoc.layers.arch import decoder_layers
 
 
@@ -52,19 +53,14 @@ def layer_similarity(model, tokenizer, texts: list[str], max_len: int = 256, bat
     try:
         for b in tqdm(range(0, len(texts), batch_size), desc="layer similarity", disable=not progress, leave=False):
             batch = [tokenizer(t, truncation=True, max_length=max_len)["input_ids"] for t in texts[b:b + batch_size]]
-            width = max(len(x) for x in batch)
-            ids = torch.zeros((len(batch), width), dtype=torch.long)
-            attention = torch.zeros_like(ids)
-            for row, x in enumerate(batch):  # right padding: every text starts at position 0
-                ids[row, :len(x)] = torch.tensor(x)
-                attention[row, :len(x)] = 1
+            ids, attention = right_pad(batch, 0, device)  # every text starts at position 0
             mask = attention.clone()
             mask[:, 0] = 0
-            state["mask"] = mask.to(device).float()
+            state["mask"] = mask.float()
             count += int(mask.sum())
             if stats is not None:
                 stats["tokens"] = stats.get("tokens", 0) + int(attention.sum())
-            model(input_ids=ids.to(device), attention_mask=attention.to(device))
+            model(input_ids=ids, attention_mask=attention)
     finally:
         for h in handles:
             h.remove()

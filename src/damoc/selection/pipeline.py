@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from damoc.errors import DamocError
 from damoc.filtering.run import filter_examples, read_selection
 from damoc.io import read_json, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from damoc.layers import PruneConfig
@@ -105,8 +106,6 @@ def pruner(config: SelectConfig, candidate: Candidate, texts: list[str]) -> Call
         base = None
         if config.prune.merge == "sparse":
             if candidate.base is None:
-                from damoc.errors import DamocError
-
                 raise DamocError(f"{candidate.model}: the sparse merge needs the candidate's `base` model")
             base = load_model(candidate.base, load_options(config)).eval()
         result = prune_model(model.eval(), tokenizer, texts, config.prune, base_model=base)

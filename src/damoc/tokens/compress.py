@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from damoc.errors import DamocError
 from damoc.filtering.embeddings import BUNDLED_EMBEDDER
+from damoc.finetune.train import forward_flops
 from damoc.tasks.base import Example, continuation
 from damoc.tokens.prune import compress_text
 
@@ -132,8 +133,11 @@ def compress_examples(examples: list[Example], config: CompressConfig, component
     def failing() -> list[int]:
         return [j for j, s in enumerate(status) if s == "failing"]
 
-    count = c.count_tokenizer
-    n_count = [len(count(t, add_special_tokens=False)["input_ids"]) for t in originals]
+    def ntok(text: str) -> int:
+        """Tokens in the tokenizer the ratio is reported in."""
+        return len(c.count_tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    n_count = [ntok(t) for t in originals]
     if c.rewriter is not None and config.max_tries > 0:
         for attempt in range(config.max_tries):
             pending = failing()
@@ -146,7 +150,7 @@ def compress_examples(examples: list[Example], config: CompressConfig, component
             for j, text, s in zip(pending, texts, new):
                 tries[j] += 1
                 best_rewrite[j] = max(float(s), best_rewrite[j] if best_rewrite[j] is not None else -np.inf)
-                shorter = len(count(text, add_special_tokens=False)["input_ids"]) < n_count[j]
+                shorter = ntok(text) < n_count[j]
                 if s >= thr and shorter and text.strip():
                     final[j], final_score[j], status[j] = text, s, "rewritten"
     for r in config.milder_ratios():
@@ -164,7 +168,7 @@ def compress_examples(examples: list[Example], config: CompressConfig, component
 
     out = list(examples)
     records = [{"id": e.id, "status": "empty", "tokens_before": 0, "tokens_after": 0} for e in examples]
-    n_final = [len(count(t, add_special_tokens=False)["input_ids"]) for t in final]
+    n_final = [ntok(t) for t in final]
     for j, i in enumerate(todo):
         out[i] = replace(examples[i], context=final[j])
         records[i] = {"id": examples[i].id, "status": status[j], "tokens_before": n_count[j],
@@ -174,18 +178,14 @@ def compress_examples(examples: list[Example], config: CompressConfig, component
                       "target_ratio": kept_ratio[j]}
 
     def whole(e: Example) -> int:
-        return len(count(e.prompt + continuation(e), add_special_tokens=False)["input_ids"])
+        return ntok(e.prompt + continuation(e))
 
-    def params(model) -> int:
-        return sum(p.numel() for p in model.parameters())
-
-    # Forward passes cost about 2 x parameters x tokens.
-    flops = {"surprisal": 2.0 * params(c.scorer_model) * sum(s.n_tokens for s in scored),
-             "bertscore": 2.0 * params(c.bert.model) * getattr(c.bert, "tokens", 0)}
-    if getattr(c.rewriter, "model", None) is not None:
-        flops["rewrite"] = 2.0 * params(c.rewriter.model) * getattr(c.rewriter, "tokens", 0)
-    total = sum(seconds.values()) - seconds["load"]
     n_scorer_tokens = sum(s.n_tokens for s in scored)
+    flops = {"surprisal": forward_flops(c.scorer_model, n_scorer_tokens),
+             "bertscore": forward_flops(c.bert.model, getattr(c.bert, "tokens", 0))}
+    if getattr(c.rewriter, "model", None) is not None:
+        flops["rewrite"] = forward_flops(c.rewriter.model, getattr(c.rewriter, "tokens", 0))
+    total = sum(seconds.values()) - seconds["load"]
     shares = {k: sum(s == k for s in status) / max(len(todo), 1)
               for k in ("compressed", "rewritten", "milder", "original")}
     summary = {

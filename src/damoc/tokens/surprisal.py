@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from damoc.evaluation.scoring import right_pad
+
 
 @dataclass
 class Scored:
@@ -59,15 +61,9 @@ def token_surprisals(model, tokenizer, texts: list[str], window: int = 512, over
     bar = tqdm(total=len(rows), desc=desc, disable=desc is None, leave=False)
     for b in range(0, len(order), batch_size):
         batch = [rows[r] for r in order[b:b + batch_size]]
-        width = max(len(r[2]) for r in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, (_, _, seq, _) in enumerate(batch):  # right padding: real tokens keep positions 0..
-            ids[i, :len(seq)] = torch.tensor(seq)
-            mask[i, :len(seq)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logits = logits[:, :-1]
-        target = logits.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
+        ids, mask = right_pad([r[2] for r in batch], pad_id, device)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()[:, :-1]
+        target = logits.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         nll = (torch.logsumexp(logits, dim=-1) - target).cpu().numpy()  # no second vocab-sized tensor
         for i, (t, s, seq, n) in enumerate(batch):
             # Position p predicts token p+1; the scored tokens are the last n of the row.
