@@ -120,7 +120,8 @@ def test_perplexity_keeps_the_lowest_and_ifd_the_highest_below_one(tiny_llama):
     from damoc.filtering.selectors import IFDSelector, answer_perplexities
 
     exs = examples(24)
-    cond, alone = answer_perplexities(exs, str(tiny_llama))
+    cond, alone, flops = answer_perplexities(exs, str(tiny_llama))
+    assert flops > 0
     kept = get_selector("perplexity", scorer=str(tiny_llama)).select(exs, 5)
     assert sorted(cond[kept]) == sorted(np.sort(cond)[:5])
     ifd = IFDSelector(str(tiny_llama)).scores(exs)
@@ -148,17 +149,21 @@ def test_embedding_selectors_on_the_bundled_minilm(method, tiny_llama, tmp_path,
 def test_embeddings_are_cached_by_content(tmp_path, monkeypatch):
     import sentence_transformers
 
-    from damoc.filtering.embeddings import embed
+    from damoc.filtering.embeddings import embed, embed_with_cost
 
     monkeypatch.setenv("DAMOC_HOME", str(tmp_path))
-    first = embed(["a text", "another text"])
+    first, cost = embed_with_cost(["a text", "another text"])
     assert first.shape == (2, 384) and np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)
+    # [CLS] a text [SEP] + [CLS] another text [SEP]: 8 tokens; MiniLM-L6 has 6 x (4 + 2 x 4) x 384^2 matmul
+    # weights in its layers and one 384^2 pooler (applied to one token per text: a slight overcount).
+    assert cost["tokens"] == 8 and cost["forward_flops"] == 2 * (6 * 12 + 1) * 384 * 384 * 8
 
     def refuse(*a, **k):
         raise AssertionError("embedded again")
 
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", refuse)
     assert np.array_equal(embed(["a text", "another text"]), first)
+    assert embed_with_cost(["a text", "another text"])[1] == cost  # a reused embedding still counts
 
 
 def test_cli_filter_writes_selection_and_refuses_bad_rates(tmp_path, cls_file, capsys):

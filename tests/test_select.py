@@ -46,6 +46,7 @@ def test_select_runs_caches_and_validates(models, cls_file, tmp_path):
     data = summary["data"]
     assert data["input_examples"] == 24 and data["output_examples"] == 12  # 30 rows, 20% test, then 50%
     assert 0 < data["compress"]["context_token_ratio"] < 1
+    assert data["forward_flops"] > data["filter"]["forward_flops"] > 0  # embeddings and compression counted
     assert events.count("start") == 2
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["ranking_bpb"] and saved["confidence"]["prob_best"]

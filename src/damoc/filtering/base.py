@@ -19,6 +19,8 @@ SELECTORS: dict[str, type[Selector]] = {}
 class Selector:
     name: ClassVar[str]
     description: ClassVar[str]
+    # Model FLOPs spent choosing (embeddings, scoring passes): DaMoC's speed-up counts them.
+    forward_flops: float = 0.0
 
     def select(self, examples: list[Example], budget: int, seed: int = 0) -> list[int]:
         raise NotImplementedError

@@ -21,7 +21,8 @@ def filter_examples(examples: list[Example], method: str, *, rate: float | None 
     seconds = time.perf_counter() - start
     assert len(set(kept)) == len(kept) == k, "a selector must return k distinct indices"
     summary = {"method": method, "options": options, "seed": seed, "input_examples": len(examples),
-               "selected": k, "rate": k / len(examples), "seconds": seconds}
+               "selected": k, "rate": k / len(examples), "seconds": seconds,
+               "forward_flops": selector.forward_flops}
     return [examples[i] for i in kept], summary
 
 

@@ -8,7 +8,7 @@ import random
 import numpy as np
 
 from damoc.filtering.base import Selector, example_text, register
-from damoc.filtering.embeddings import BUNDLED_EMBEDDER, embed
+from damoc.filtering.embeddings import BUNDLED_EMBEDDER, embed_with_cost
 from damoc.filtering.graphcut import facility_location_greedy, graphcut_greedy, normalise
 from damoc.tasks.base import Example, continuation
 
@@ -27,7 +27,9 @@ class _Embedded(Selector):
 
     def embeddings(self, examples: list[Example]) -> np.ndarray:
         texts = [example_text(e) for e in examples]
-        return normalise(embed(texts, self.embedder, progress=len(texts) > 1000))
+        emb, cost = embed_with_cost(texts, self.embedder, progress=len(texts) > 1000)
+        self.forward_flops += cost["forward_flops"]
+        return normalise(emb)
 
 
 @register("graphcut")
@@ -53,10 +55,12 @@ class FacilityLocationSelector(_Embedded):
 
 
 def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512,
-                        batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Per-example perplexity of the answer with its prompt, and of the answer alone."""
+                        batch_size: int = 8) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-example perplexity of the answer with its prompt, and of the answer alone; and the
+    forward FLOPs both passes cost."""
     from damoc.encoding import Encoded, encode, leading_special_ids
     from damoc.evaluation.scoring import continuation_logprobs
+    from damoc.finetune.train import forward_flops
     from damoc.models import load_model, load_tokenizer
 
     tok, model = load_tokenizer(scorer), load_model(scorer).eval()
@@ -73,7 +77,8 @@ def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512
     def ppl(reqs, lps):
         return np.array([math.exp(-lp / max(len(r.input_ids) - r.n_prompt, 1)) for r, (lp, _) in zip(reqs, lps)])
 
-    return ppl(with_prompt, lp_with), ppl(alone, lp_alone)
+    tokens = sum(len(r.input_ids) for r in with_prompt + alone)
+    return ppl(with_prompt, lp_with), ppl(alone, lp_alone), forward_flops(model, tokens)
 
 
 @register("perplexity")
@@ -84,7 +89,8 @@ class PerplexitySelector(Selector):
         self.scorer = scorer
 
     def select(self, examples, budget, seed=0):
-        ppl, _ = answer_perplexities(examples, self.scorer)
+        ppl, _, flops = answer_perplexities(examples, self.scorer)
+        self.forward_flops += flops
         return [int(i) for i in np.argsort(ppl, kind="stable")[:budget]]
 
 
@@ -97,7 +103,8 @@ class IFDSelector(Selector):
         self.scorer = scorer
 
     def scores(self, examples: list[Example]) -> np.ndarray:
-        cond, alone = answer_perplexities(examples, self.scorer)
+        cond, alone, flops = answer_perplexities(examples, self.scorer)
+        self.forward_flops += flops
         return cond / alone
 
     def select(self, examples, budget, seed=0):
@@ -119,5 +126,6 @@ class HybridSelector(_Embedded):
 
     def select(self, examples, budget, seed=0):
         pool = self.ifd.select(examples, min(len(examples), math.ceil(self.pool_factor * budget)), seed)
+        self.forward_flops += self.ifd.forward_flops
         e = self.embeddings([examples[i] for i in pool])
         return [pool[k] for k in graphcut_greedy(e, budget, self.lam)]

@@ -81,6 +81,7 @@ def data_stage(config: SelectConfig, task: Task, out: Path, progress: bool) -> t
                                          seed=config.seed, **config.filter.options)
         summary["filter"] = fsum
         summary["seconds"]["filter"] = time.perf_counter() - start
+        summary["forward_flops"] = fsum["forward_flops"]
     if config.compress is not None:
         from damoc.tokens import compress_examples
 
@@ -88,7 +89,7 @@ def data_stage(config: SelectConfig, task: Task, out: Path, progress: bool) -> t
         examples, _, csum = compress_examples(examples, config.compress, progress=progress)
         summary["compress"] = {k: v for k, v in csum.items() if k != "config"}
         summary["seconds"]["compress"] = time.perf_counter() - start
-        summary["forward_flops"] = sum(csum["forward_flops"].values())
+        summary["forward_flops"] = summary.get("forward_flops", 0.0) + sum(csum["forward_flops"].values())
     summary["output_examples"] = len(examples)
     write_jsonl_atomic(folder / "examples.jsonl", (asdict(e) for e in examples))
     write_json_atomic(summary_path, summary)
@@ -220,7 +221,7 @@ def validation(task: Task, damoc: dict, full: dict) -> dict:
                                                                  for r in damoc_ok)
     out["speedup_flops_training_only"] = full_flops / damoc_flops if damoc_flops else None
     out["speedup_flops"] = full_flops / (damoc_flops + overhead_flops) if damoc_flops else None
-    out["speedup_flops_note"] = ("full fine-tuning FLOPs / (compressed training + token scoring, BERTScore and "
-                                 "rewriting + layer-similarity forward passes, each 2 x parameters x tokens); "
-                                 "the filter's sentence embeddings are not counted")
+    out["speedup_flops_note"] = ("full fine-tuning FLOPs / (compressed training + the filter's embedding or "
+                                 "scoring passes + token scoring, BERTScore and rewriting + layer-similarity "
+                                 "passes, each forward pass 2 x matmul parameters x tokens)")
     return out
