@@ -105,3 +105,85 @@ def test_select_run_file_is_validated(models, cls_file, tmp_path, capsys):
     run.write_text("- just\n- a list\n")
     assert main(["select", "--config", str(run), "--out", str(tmp_path / "o")]) == 2
     assert "mapping" in capsys.readouterr().err
+
+
+def test_select_resumes_after_an_interruption_between_candidates(models, cls_file, tmp_path):
+    config = config_for(models, cls_file)
+
+    def stop_after_first(kind, info):
+        if kind == "done":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_select(config, tmp_path / "run", progress=False, on_event=stop_after_first)
+    first = tmp_path / "run" / "candidates" / config.candidates[0].slug / "result.json"
+    assert json.loads(first.read_text())["status"] == "ok"
+    assert not (tmp_path / "run" / "candidates" / config.candidates[1].slug).exists()
+    assert not (tmp_path / "run" / "results.json").exists()
+
+    events = []
+    summary = run_select(config, tmp_path / "run", progress=False,
+                         on_event=lambda k, i: events.append((k, i.get("model"))))
+    assert ("cached", models[0]) in events and ("start", models[1]) in events
+    assert [k for k, _ in events].count("start") == 1
+    assert [r["status"] for r in summary["candidates"]] == ["ok", "ok"]
+
+
+def test_a_failing_candidate_is_reported_and_the_others_ranked(models, cls_file, tmp_path):
+    config = config_for(models, cls_file).model_copy(update={
+        "candidates": [Candidate(model=models[0], method="lora"),
+                       Candidate(model=str(tmp_path / "no-such-model"), method="lora")]})
+    summary = run_select(config, tmp_path / "run", progress=False)
+    assert [r["status"] for r in summary["candidates"]] == ["ok", "failed"]
+    assert summary["candidates"][0]["rank"] == 1 and "no-such-model" in summary["candidates"][1]["error"]
+    assert "| failed |" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_halving_keeps_the_better_half_on_twice_the_data(models, cls_file, tmp_path):
+    from damoc.selection.pipeline import halving_shares
+
+    assert halving_shares(4) == [0.25, 0.5] and halving_shares(3) == [1 / 3, 2 / 3]
+    assert halving_shares(2) == [0.5] and halving_shares(1) == [1.0]
+    config = config_for(models, cls_file).model_copy(update={
+        "candidates": [Candidate(model=m, method=meth) for m in models for meth in ("lora", "full")],
+        "halving": True})
+    events = []
+    summary = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    rounds = summary["halving"]["rounds"]
+    assert [(len(r["ranking"]), r["examples"], len(r["kept"])) for r in rounds] == [(4, 3, 2), (2, 6, 1)]
+    assert rounds[1]["ranking"] == rounds[0]["kept"] or sorted(rounds[1]["ranking"]) == sorted(rounds[0]["kept"])
+    names = [f"{r['model']} {r['method']}" for r in summary["candidates"]]
+    assert names[0] == rounds[1]["kept"][0] and set(names[:2]) == set(rounds[0]["kept"])
+    assert [r["rank"] for r in summary["candidates"]] == [1, 2, 3, 4]
+    assert summary["cost"]["training_runs"] == 6 and events.count("start") == 6
+    # Every round's runs are cached: the same command again trains nothing.
+    events.clear()
+    run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    assert events.count("start") == 0 and events.count("cached") == 6
+    assert "Successive halving" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_ray_launcher_gives_the_local_launchers_results(models, cls_file, tmp_path):
+    import ray
+
+    from damoc.selection.launch import LaunchSettings
+
+    config = config_for(models, cls_file)
+    local = run_select(config, tmp_path / "local", progress=False)
+    ray.init(num_cpus=2, include_dashboard=False)  # a real local cluster: two workers in parallel
+    try:
+        events = []
+        remote = run_select(config, tmp_path / "ray", progress=False, on_event=lambda k, i: events.append(k),
+                            launch_settings=LaunchSettings(launcher="ray"))
+    finally:
+        ray.shutdown()
+    assert events.count("start") == 2 and events.count("done") == 2
+    assert [(r["model"], r["rank"]) for r in remote["candidates"]] == [(r["model"], r["rank"])
+                                                                       for r in local["candidates"]]
+    for a, b in zip(local["candidates"], remote["candidates"]):
+        assert a["metrics"]["accuracy"] == b["metrics"]["accuracy"]
+        # A Ray worker computes with one thread (num_cpus=1), this process with two: float sums
+        # are ordered differently, so bits per byte agree to about 1e-4, not to the last bit.
+        assert a["metrics"]["answer_bpb"] == pytest.approx(b["metrics"]["answer_bpb"], rel=1e-3)
+        assert (tmp_path / "ray" / "candidates" / Candidate(model=b["model"], method=b["method"]).slug
+                / "predictions.jsonl").exists()

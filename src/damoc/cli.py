@@ -215,16 +215,19 @@ def cmd_baseline(args) -> None:
 
 def _progress_printer(total: int):
     count = {"n": 0}
+    total_ref = [total]
 
     def on_event(kind: str, info: dict) -> None:
         if kind == "stage":
             print(f"== {info['name']}", file=sys.stderr)
+            if "candidates" in info:  # a new round of candidates: count afresh
+                count["n"], total_ref[0] = 0, info["candidates"]
         elif kind == "cached":
             count["n"] += 1
-            print(f"[{count['n']}/{total}] {info['model']} {info['method']}: finished earlier, reused",
+            print(f"[{count['n']}/{total_ref[0]}] {info['model']} {info['method']}: finished earlier, reused",
                   file=sys.stderr)
         elif kind == "start":
-            print(f"[{count['n'] + 1}/{total}] {info['model']} {info['method']}: training and evaluating",
+            print(f"[{count['n'] + 1}/{total_ref[0]}] {info['model']} {info['method']}: training and evaluating",
                   file=sys.stderr)
         elif kind == "done":
             count["n"] += 1
@@ -252,6 +255,8 @@ def select_config_from_args(args):
             raise DamocError(f"{args.config}: cannot read the run file ({e})") from e
         if not isinstance(raw, dict):
             raise DamocError(f"{args.config}: the run file must be a mapping of settings")
+        if args.halving:
+            raw["halving"] = True
         return SelectConfig(**raw)
     if not args.models:
         raise DamocError("give --models SPEC ... (and --task or --data), or --config RUN.yaml")
@@ -270,7 +275,15 @@ def select_config_from_args(args):
                                                               seed=args.seed),
         prune=None if args.no_prune else PruneConfig(threshold=args.layer_threshold, max_fraction=args.max_fraction,
                                                      merge=args.merge, seed=args.seed),
+        halving=args.halving,
     )
+
+
+def launch_settings_from_args(args):
+    from damoc.selection.launch import LaunchSettings
+
+    return LaunchSettings(launcher=args.launcher, address=args.ray_address,
+                          cpus_per_candidate=args.cpus_per_candidate, gpus_per_candidate=args.gpus_per_candidate)
 
 
 def cmd_select(args) -> None:
@@ -279,12 +292,16 @@ def cmd_select(args) -> None:
     config = select_config_from_args(args)
     try:
         summary = run_select(config, args.out, progress=True, validate=args.validate,
-                             on_event=_progress_printer(len(config.candidates)))
+                             on_event=_progress_printer(len(config.candidates)),
+                             launch_settings=launch_settings_from_args(args))
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished stages are kept in {args.out}; run the same command again to resume",
               file=sys.stderr)
         raise SystemExit(130) from None
     print_ranking(summary)
+    for r in (summary.get("halving") or {}).get("rounds", []):
+        print(f"halving round {r['round']}: {len(r['ranking'])} candidates on {r['examples']} examples, "
+              f"kept {', '.join(r['kept'])}")
     if summary.get("validation"):
         v = summary["validation"]
         print(f"\nvalidation against full fine-tuning: top-1 match {v['by_rank']['top1_match']}, "
@@ -596,6 +613,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-fraction", type=float, default=0.25, help="most layers removed (default 0.25)")
     g.add_argument("--merge", choices=["sparse", "difference", "none"], default="none")
     g.add_argument("--no-prune", action="store_true")
+    g.add_argument("--halving", action="store_true",
+                   help="successive halving: all candidates on 1/n of the compressed data, the better half on "
+                        "twice as much, until one is left (cheaper; measured in bench/select_validate.py)")
+    g = p.add_argument_group("where candidates run")
+    g.add_argument("--launcher", choices=["local", "ray"], default="local",
+                   help="local: one after another here (default); ray: each candidate a Ray task (pip install "
+                        "'damoc[ray]'), in parallel across the cluster's resources; the run folder is the same")
+    g.add_argument("--ray-address", help="join this Ray cluster ('auto': the running one); default: start one here")
+    g.add_argument("--cpus-per-candidate", type=float, default=1.0, help="Ray resources per candidate (default 1)")
+    g.add_argument("--gpus-per-candidate", type=float, help="Ray GPUs per candidate (default 1 with CUDA, else 0)")
     _add_task_args(p)
     _add_load_args(p)
     _add_train_args(p)

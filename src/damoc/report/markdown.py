@@ -27,6 +27,12 @@ def select_report(summary: dict) -> str:
         lines.append(f"| {r['rank']} | {_name(r)} | {_pct(m.get('accuracy'))} | {m['answer_bpb']:.3f} | {layers} | "
                      f"{p.get('seconds', 0):.0f} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
     lines += ["", "By answer bits per byte alone: " + " > ".join(summary.get("ranking_bpb", [])), ""]
+    halving = summary.get("halving")
+    if halving:
+        lines += ["## Successive halving", "", "| round | training examples | ranking | kept |", "|---|---|---|---|"]
+        lines += [f"| {r['round']} | {r['examples']} | {' > '.join(r['ranking'])} | {', '.join(r['kept'])} |"
+                  for r in halving["rounds"]]
+        lines += ["", halving["note"] + ".", ""]
     conf = summary.get("confidence")
     if conf:
         lines += ["## Confidence (paired bootstrap over test questions)", "",

@@ -11,8 +11,8 @@ import gc
 import random
 import re
 import time
-import traceback
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -21,9 +21,10 @@ from damoc.errors import DamocError
 from damoc.evaluation import evaluate
 from damoc.finetune import FinetuneConfig, finetune
 from damoc.finetune.train import Method
-from damoc.io import read_json, write_json_atomic, write_jsonl_atomic
+from damoc.io import write_json_atomic
 from damoc.models import LoadOptions, load_model, load_tokenizer
 from damoc.runinfo import machine, stable_hash, versions
+from damoc.selection.launch import Job, LaunchSettings, launch
 from damoc.tasks import DataSpec, Task, load_task
 
 
@@ -83,7 +84,8 @@ def select_examples(task: Task, config: BaselineConfig) -> tuple[list, list]:
 
 
 def candidate_key(config: BaselineConfig, candidate: Candidate) -> str:
-    settings = config.model_dump(mode="json", exclude={"candidates"})
+    # `halving` decides which data a round gets, which the caller adds to the key; not the run itself.
+    settings = config.model_dump(mode="json", exclude={"candidates", "halving"})
     return stable_hash({"candidate": candidate.model_dump(), "settings": settings})
 
 
@@ -133,44 +135,25 @@ def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, trai
 
 
 def run_baseline(config: BaselineConfig, out: str | Path, progress: bool = True,
-                 on_event: Callable[[str, dict], None] | None = None) -> dict:
+                 on_event: Callable[[str, dict], None] | None = None,
+                 launch_settings: LaunchSettings | None = None) -> dict:
     """Fine-tune and evaluate every candidate (resuming finished ones); write results.json."""
     out = Path(out)
     task = load_task(config.task, config.data)
     train, test = select_examples(task, config)
-    notify = on_event or (lambda kind, info: None)
-    results = []
-    for candidate in config.candidates:
-        record = run_cached(out / "candidates" / candidate.slug, candidate_key(config, candidate), candidate,
-                            lambda c=candidate: run_candidate(config, c, task, train, test, progress), notify)
-        results.append(record)
-        _write_summary(out, config, task, train, test, results)
+    jobs = [Job(c, out / "candidates" / c.slug, candidate_key(config, c),
+                partial(run_candidate, config, c, task, train, test, progress)) for c in config.candidates]
+    finished: list[dict] = []
+
+    def notify(kind: str, info: dict) -> None:
+        if kind in ("cached", "done"):  # results.json always holds what has finished so far
+            finished.append(info)
+            _write_summary(out, config, task, train, test, finished)
+        if on_event is not None:
+            on_event(kind, info)
+
+    results = launch(jobs, launch_settings, notify)
     return _write_summary(out, config, task, train, test, results)
-
-
-def run_cached(folder: Path, key: str, candidate: Candidate, run: Callable[[], tuple[dict, list[dict]]],
-               notify: Callable[[str, dict], None]) -> dict:
-    """Run one candidate unless a finished result with the same key is on disk; never raise."""
-    done = folder / "result.json"
-    if done.exists():
-        previous = read_json(done)
-        if previous.get("key") == key and previous.get("status") == "ok":
-            notify("cached", previous)
-            return previous
-    notify("start", candidate.model_dump())
-    try:
-        record, predictions = run()
-        write_jsonl_atomic(folder / "predictions.jsonl", predictions)
-    except (DamocError, RuntimeError, ValueError, OSError, MemoryError) as e:
-        # One failing candidate (bad spec, out of memory) must not sink the others.
-        record = {"model": candidate.model, "method": candidate.method, "status": "failed",
-                  "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                  "traceback": traceback.format_exc(limit=5)}
-        gc.collect()
-    record["key"] = key
-    write_json_atomic(done, record)
-    notify("done", record)
-    return record
 
 
 def label_stats(task: Task, train: list, test: list) -> dict:

@@ -8,14 +8,18 @@ Stages, read top to bottom:
    uncompressed test split; cached in OUT/candidates/NAME/ by the hash of its settings;
 3. rank by the primary metric (bits per byte breaking ties) and by bits per byte, with a
    paired bootstrap for the probability of being best.
+Candidates run through a launcher (one after another, or Ray tasks); `halving` replaces the
+single round by successive halving.
 `validate` runs the full fine-tuning baseline (OUT/full/, cached the same way) and compares.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,10 +36,10 @@ from damoc.selection.baseline import (
     label_stats,
     rank,
     run_baseline,
-    run_cached,
     run_candidate,
     select_examples,
 )
+from damoc.selection.launch import Job, LaunchSettings, launch
 from damoc.tasks import Task, load_task
 from damoc.tokens import CompressConfig
 
@@ -56,6 +60,8 @@ class SelectConfig(BaselineConfig):
     compress: CompressConfig | None = Field(default_factory=CompressConfig)
     prune: PruneConfig | None = Field(default_factory=PruneConfig)
     calibration_samples: int = Field(32, ge=1, description="compressed training texts for layer similarity")
+    halving: bool = Field(False, description="successive halving: all candidates on 1/n of the compressed data, "
+                          "the better half on twice as much, until one is left")
 
     def baseline(self) -> BaselineConfig:
         return BaselineConfig(**self.model_dump(include=set(BaselineConfig.model_fields)))
@@ -118,8 +124,19 @@ def pruner(config: SelectConfig, candidate: Candidate, texts: list[str]) -> Call
     return prune
 
 
+def halving_shares(n: int) -> list[float]:
+    """Share of the compressed data per successive-halving round for n candidates: 1/n, 2/n,
+    4/n, ... while more than one is left, so every round costs about the same as the first."""
+    return [min(1.0, 2**r / n) for r in range(math.ceil(math.log2(n)))] if n > 1 else [1.0]
+
+
+def _name(record: dict) -> str:
+    return f"{record['model']} {record['method']}"
+
+
 def run_select(config: SelectConfig, out: str | Path, progress: bool = True, validate: bool = False,
-               on_event: Callable[[str, dict], None] | None = None) -> dict:
+               on_event: Callable[[str, dict], None] | None = None,
+               launch_settings: LaunchSettings | None = None) -> dict:
     from damoc.layers.calibration import example_texts
 
     out = Path(out)
@@ -129,19 +146,28 @@ def run_select(config: SelectConfig, out: str | Path, progress: bool = True, val
     notify("stage", {"name": "data"})
     examples, data = data_stage(config, task, out, progress)
     texts = example_texts(examples[: config.calibration_samples])
-    results = []
-    for c in config.candidates:
-        hook = pruner(config, c, texts) if config.prune is not None else None
-        record = run_cached(out / "candidates" / c.slug, candidate_key(config, c), c,
-                            lambda c=c, hook=hook: run_candidate(config, c, task, examples, test, progress, hook),
-                            notify)
-        results.append(record)
-    summary = summarise(config, task, data, results, out)
+
+    def jobs(candidates: list[Candidate], train: list, folder: Path, extra: dict) -> list[Job]:
+        return [Job(c, folder / c.slug, stable_hash({"key": candidate_key(config, c), **extra}) if extra
+                    else candidate_key(config, c),
+                    partial(run_candidate, config, c, task, train, test, progress,
+                            pruner(config, c, texts) if config.prune is not None else None))
+                for c in candidates]
+
+    if not config.halving:
+        notify("stage", {"name": "candidates", "candidates": len(config.candidates)})
+        results = launch(jobs(config.candidates, examples, out / "candidates", {}), launch_settings, notify)
+        folders = {_name(r): out / "candidates" / c.slug for r, c in zip(results, config.candidates)}
+        summary = summarise(config, task, data, rank(task.primary_metric, [dict(r) for r in results]), results,
+                            folders)
+    else:
+        summary = _halving(config, task, data, examples, jobs, out, notify, launch_settings)
     summary.update({"train_examples": len(examples), "test_examples": len(test),
                     **label_stats(task, examples, test)})
     if validate:
-        notify("stage", {"name": "full fine-tuning (validation)"})
-        full = run_baseline(config.baseline(), out / "full", progress=progress, on_event=on_event)
+        notify("stage", {"name": "full fine-tuning (validation)", "candidates": len(config.candidates)})
+        full = run_baseline(config.baseline(), out / "full", progress=progress, on_event=on_event,
+                            launch_settings=launch_settings)
         summary["validation"] = validation(task, summary, full)
     write_json_atomic(out / "results.json", summary)
     from damoc.report import select_html, select_report  # matplotlib: loaded only when reporting
@@ -152,35 +178,80 @@ def run_select(config: SelectConfig, out: str | Path, progress: bool = True, val
     return summary
 
 
-def _predictions(out: Path, results: list[dict]) -> dict[str, list[dict]]:
+def _halving(config: SelectConfig, task: Task, data: dict, examples: list, jobs: Callable, out: Path,
+             notify: Callable[[str, dict], None], launch_settings: LaunchSettings | None) -> dict:
+    """Successive halving: every round trains the survivors on a longer prefix of the compressed
+    data (the filter's order, best first) and keeps the better half. The final order is the last
+    round's ranking, then each earlier round's eliminated candidates in their round's order."""
+    by_name = {f"{c.model} {c.method}": c for c in config.candidates}
+    survivors, runs, rounds, eliminated, folders = list(config.candidates), [], [], [], {}
+    for r, share in enumerate(halving_shares(len(survivors)), start=1):
+        n = max(1, math.ceil(share * len(examples)))
+        folder = out / "halving" / f"round-{r}"
+        notify("stage", {"name": f"halving round {r}: {len(survivors)} candidates on {n} examples",
+                         "candidates": len(survivors)})
+        results = launch(jobs(survivors, examples[:n], folder, {"halving_examples": n}), launch_settings, notify)
+        runs += results
+        ranked = rank(task.primary_metric, [dict(x) for x in results])
+        keep = [x for x in ranked if x["status"] == "ok"][: math.ceil(len(survivors) / 2)]
+        for x in ranked:
+            folders[_name(x)] = folder / by_name[_name(x)].slug
+        rounds.append({"round": r, "share": share, "examples": n, "ranking": [_name(x) for x in ranked],
+                       "kept": [_name(x) for x in keep]})
+        eliminated = [x for x in ranked if x not in keep] + eliminated
+        survivors = [by_name[_name(x)] for x in keep]
+        if len(survivors) <= 1:
+            break
+    final = keep + eliminated
+    for i, x in enumerate(y for y in final if y["status"] == "ok"):
+        x["rank"] = i + 1
+    summary = summarise(config, task, data, final, runs, {k: v for k, v in folders.items()
+                                                          if k in {_name(x) for x in keep}})
+    summary["halving"] = {"rounds": rounds,
+                          "note": "candidates eliminated early were trained on less data; their metrics are "
+                                  "from their last round and only the finalists enter the bootstrap"}
+    return summary
+
+
+def _predictions(folders: dict[str, Path]) -> dict[str, list[dict]]:
     import json
 
     preds = {}
-    for r in results:
-        if r["status"] == "ok":
-            path = out / "candidates" / Candidate(model=r["model"], method=r["method"]).slug / "predictions.jsonl"
-            preds[f"{r['model']} {r['method']}"] = [json.loads(x) for x in path.read_text().splitlines() if x]
+    for name, folder in folders.items():
+        path = folder / "predictions.jsonl"
+        if path.exists():
+            preds[name] = [json.loads(x) for x in path.read_text().splitlines() if x]
     return preds
 
 
-def summarise(config: SelectConfig, task: Task, data: dict, results: list[dict], out: Path) -> dict:
+def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], runs: list[dict],
+              folders: dict[str, Path]) -> dict:
+    """`ranked`: the final order (ranks set); `runs`: every training run paid for (several per
+    candidate under successive halving), for the cost; `folders`: where ranked candidates'
+    predictions are, for the bootstrap."""
     from damoc.selection.confidence import paired_bootstrap
 
-    ranked = rank(task.primary_metric, [dict(r) for r in results])
     ok = [r for r in ranked if r["status"] == "ok"]
     by_bpb = sorted(ok, key=lambda r: r["metrics"]["answer_bpb"])
-    preds = _predictions(out, ok)
+    preds = _predictions({k: v for k, v in folders.items() if k in {_name(r) for r in ok}})
     confidence = paired_bootstrap(preds, seed=config.seed) if len(preds) >= 2 and task.is_choice else None
-    overhead = sum(data.get("seconds", {}).values())
+    paid = [r for r in runs if r["status"] == "ok"]
+    cost = {"train_seconds": sum(r["train_seconds"] for r in paid),
+            "train_flops": sum(r["train_flops"] for r in paid),
+            "prune_seconds": sum(r.get("prune", {}).get("seconds", 0.0) for r in paid),
+            "prune_flops": sum(r.get("prune", {}).get("forward_flops", 0.0) for r in paid),
+            "eval_seconds": sum(r.get("eval_seconds", 0.0) for r in paid),
+            "load_seconds": sum(r.get("load_seconds", 0.0) for r in paid), "training_runs": len(paid)}
     return {
         "task": task.name, "primary_metric": task.primary_metric,
         "data": {k: v for k, v in data.items() if k != "key"},
         "candidates": [{k: v for k, v in r.items() if k != "traceback"} for r in ranked],
-        "ranking_bpb": [f"{r['model']} {r['method']}" for r in by_bpb],
+        "ranking_bpb": [_name(r) for r in by_bpb],
         "confidence": confidence,
-        "seconds": {"data_stage": overhead,
-                    "candidates": sum(r.get("load_seconds", 0) + r.get("prune", {}).get("seconds", 0)
-                                      + r.get("train_seconds", 0) + r.get("eval_seconds", 0) for r in ok)},
+        "cost": cost,
+        "seconds": {"data_stage": sum(data.get("seconds", {}).values()),
+                    "candidates": cost["load_seconds"] + cost["prune_seconds"] + cost["train_seconds"]
+                    + cost["eval_seconds"]},
         "config": config.model_dump(mode="json"), "machine": machine(), "versions": versions(),
     }
 
@@ -208,17 +279,15 @@ def validation(task: Task, damoc: dict, full: dict) -> dict:
     best = max(true.values()) if higher else min(true.values())
     out["regret"] = abs(best - true[chosen])
     full_ok = [r for r in full["candidates"] if r["status"] == "ok"]
-    damoc_ok = [r for r in damoc["candidates"] if r["status"] == "ok"]
+    cost = damoc["cost"]
     full_train = sum(r["train_seconds"] for r in full_ok)
-    damoc_train = damoc["seconds"]["data_stage"] + sum(r["train_seconds"] + r.get("prune", {}).get("seconds", 0)
-                                                      for r in damoc_ok)
+    damoc_train = damoc["seconds"]["data_stage"] + cost["train_seconds"] + cost["prune_seconds"]
     out["speedup_wall"] = full_train / damoc_train if damoc_train else None
     out["speedup_wall_note"] = ("full fine-tuning seconds / (data filtering + compression + pruning + "
                                 "compressed training seconds); evaluation, the same on both sides, left out")
     full_flops = sum(r["train_flops"] for r in full_ok)
-    damoc_flops = sum(r["train_flops"] for r in damoc_ok)
-    overhead_flops = damoc["data"].get("forward_flops", 0.0) + sum(r.get("prune", {}).get("forward_flops", 0.0)
-                                                                 for r in damoc_ok)
+    damoc_flops = cost["train_flops"]
+    overhead_flops = damoc["data"].get("forward_flops", 0.0) + cost["prune_flops"]
     out["speedup_flops_training_only"] = full_flops / damoc_flops if damoc_flops else None
     out["speedup_flops"] = full_flops / (damoc_flops + overhead_flops) if damoc_flops else None
     out["speedup_flops_note"] = ("full fine-tuning FLOPs / (compressed training + the filter's embedding or "
