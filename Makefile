@@ -25,9 +25,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/damoc baseline --models bundled:smollm2-135m-instruct bundled:gemma3-270m \
-	  --methods lora --task pubmedqa --train-limit 64 --test-limit 100 --max-seq-len 192 \
-	  --out runs/demo
+	HF_HUB_OFFLINE=1 $(BIN)/damoc demo --out runs/demo
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q

@@ -119,3 +119,18 @@ def test_prunes_each_bundled_model_into_a_folder_that_reloads(home, spec, tmp_pa
         torch.testing.assert_close(again(**ids).logits, before, rtol=1e-4, atol=1e-4)
     gen = again.generate(**ids, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)
     assert gen.shape[1] == ids["input_ids"].shape[1] + 4
+
+
+def test_demo_runs_select_validate_on_pubmedqa(home, tmp_path, monkeypatch, capsys):
+    """`damoc demo`, with two tiny models standing in for the bundled candidates (the compression
+    still uses the bundled SmolLM2 scorer and rewriter and the bundled MiniLM)."""
+    from conftest import save_tiny
+
+    import damoc.cli as cli
+
+    monkeypatch.setattr(cli, "DEMO_MODELS", [str(save_tiny(tmp_path, "llama")), str(save_tiny(tmp_path, "gemma3"))])
+    assert cli.main(["demo", "--train-limit", "20", "--test-limit", "4", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "validation against full fine-tuning" in out and "report:" in out
+    html = (tmp_path / "demo" / "report.html").read_text()
+    assert "Validation against full fine-tuning" in html and html.count("lora") >= 2
