@@ -44,6 +44,12 @@ def test_baseline_ranks_resumes_and_survives_a_failing_candidate(tmp_path, tiny_
     run_baseline(changed, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
     assert events.count("start") == 2
 
+    # So does editing the data file in place: same path, other bytes.
+    events.clear()
+    cls_file.write_text(cls_file.read_text().replace("shows sign", "shows the sign"))
+    run_baseline(changed, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    assert events.count("start") == 2
+
 
 def test_rank_breaks_accuracy_ties_by_bits_per_byte():
     rows = [{"model": m, "status": "ok", "metrics": {"accuracy": 0.5, "answer_bpb": b}}

@@ -63,6 +63,12 @@ def test_select_runs_caches_and_validates(models, cls_file, tmp_path):
     third = run_select(changed, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
     assert events.count("start") == 2 and third["data"]["seconds"] == summary["data"]["seconds"]
 
+    # Switching the pruning back reuses the first results (kept under history/), trains nothing.
+    events.clear()
+    back = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    assert events.count("start") == 0 and [r["metrics"] for r in back["candidates"]] == [
+        r["metrics"] for r in summary["candidates"]]
+
     # Validation: the full fine-tuning baseline in OUT/full and the agreement figures.
     events.clear()
     val = run_select(changed, tmp_path / "run", progress=False, validate=True,

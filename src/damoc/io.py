@@ -48,6 +48,11 @@ def read_json(path: str | Path) -> Any:
         return json.load(f)
 
 
+def read_jsonl(path: str | Path) -> list:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 @contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a scratch folder beside target; on success it replaces target in one rename."""

@@ -8,11 +8,12 @@ re-running the same command after a crash or Ctrl-C skips what is done.
 from __future__ import annotations
 
 import gc
+import hashlib
 import random
 import re
 import time
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -83,10 +84,35 @@ def select_examples(task: Task, config: BaselineConfig) -> tuple[list, list]:
     return train, test
 
 
+@lru_cache(maxsize=32)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def data_fingerprint(config: BaselineConfig) -> dict | None:
+    """Digests of the user's data files, so that a file edited in place (same path) is not
+    mistaken for the one a cached result was made from. Bundled tasks are pinned by version."""
+    if config.data is None:
+        return None
+    out = {}
+    for name, path in (("train", config.data.path), ("test", config.data.test_path)):
+        if path is not None and Path(path).is_file():
+            st = Path(path).stat()
+            out[name] = _file_digest(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+    return out
+
+
 def candidate_key(config: BaselineConfig, candidate: Candidate) -> str:
     # `halving` decides which data a round gets, which the caller adds to the key; not the run itself.
     settings = config.model_dump(mode="json", exclude={"candidates", "halving"})
-    return stable_hash({"candidate": candidate.model_dump(), "settings": settings})
+    parts = {"candidate": candidate.model_dump(), "settings": settings}
+    if config.data is not None:
+        parts["data_files"] = data_fingerprint(config)
+    return stable_hash(parts)
 
 
 def rank(task_metric: str, results: list[dict]) -> list[dict]:

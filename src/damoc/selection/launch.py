@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from damoc.errors import DamocError
-from damoc.io import read_json, write_json_atomic, write_jsonl_atomic
+from damoc.io import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
 
 Run = Callable[[], tuple[dict, list[dict]]]
 Notify = Callable[[str, dict], None]
@@ -47,12 +47,17 @@ class Job:
 
 
 def cached(job: Job) -> dict | None:
-    """The finished result on disk with this job's key, if any."""
-    done = job.folder / "result.json"
-    if done.exists():
-        previous = read_json(done)
-        if previous.get("key") == job.key and previous.get("status") == "ok":
-            return previous
+    """The finished result on disk with this job's key, if any. Results of earlier settings are
+    kept under `history/KEY/`, so switching a setting back reuses them instead of retraining."""
+    for folder in (job.folder, job.folder / "history" / job.key):
+        done = folder / "result.json"
+        if done.exists():
+            previous = read_json(done)
+            if previous.get("key") == job.key and previous.get("status") == "ok":
+                if folder != job.folder:  # the top level always holds the current settings' result
+                    predictions = folder / "predictions.jsonl"
+                    store(job, previous, read_jsonl(predictions) if predictions.exists() else None)
+                return previous
     return None
 
 
@@ -73,10 +78,12 @@ def execute(run: Run) -> tuple[dict | None, list[dict] | None, tuple[BaseExcepti
 
 
 def store(job: Job, record: dict, predictions: list[dict] | None) -> dict:
-    if predictions is not None:
-        write_jsonl_atomic(job.folder / "predictions.jsonl", predictions)
     record["key"] = job.key
-    write_json_atomic(job.folder / "result.json", record)
+    targets = [job.folder] + ([job.folder / "history" / job.key] if record["status"] == "ok" else [])
+    for folder in targets:
+        if predictions is not None:
+            write_jsonl_atomic(folder / "predictions.jsonl", predictions)
+        write_json_atomic(folder / "result.json", record)
     return record
 
 

@@ -26,13 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from damoc.errors import DamocError
 from damoc.filtering.run import filter_examples, read_selection
-from damoc.io import read_json, write_json_atomic, write_jsonl_atomic, write_text_atomic
+from damoc.io import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from damoc.layers import PruneConfig
 from damoc.runinfo import machine, stable_hash, versions
 from damoc.selection.baseline import (
     BaselineConfig,
     Candidate,
     candidate_key,
+    data_fingerprint,
     label_stats,
     rank,
     run_baseline,
@@ -71,6 +72,7 @@ def data_stage(config: SelectConfig, task: Task, out: Path, progress: bool) -> t
     """The compressed training data, made once and cached by the hash of what decides it."""
     train, _ = select_examples(task, config)
     key = stable_hash({"task": task.name, "data": config.model_dump(mode="json", include={"task", "data"}),
+                       "data_files": data_fingerprint(config),
                        "train_limit": config.train_limit, "seed": config.seed,
                        "filter": config.filter.model_dump() if config.filter else None,
                        "compress": config.compress.model_dump() if config.compress else None})
@@ -214,14 +216,8 @@ def _halving(config: SelectConfig, task: Task, data: dict, examples: list, jobs:
 
 
 def _predictions(folders: dict[str, Path]) -> dict[str, list[dict]]:
-    import json
-
-    preds = {}
-    for name, folder in folders.items():
-        path = folder / "predictions.jsonl"
-        if path.exists():
-            preds[name] = [json.loads(x) for x in path.read_text().splitlines() if x]
-    return preds
+    return {name: read_jsonl(folder / "predictions.jsonl") for name, folder in folders.items()
+            if (folder / "predictions.jsonl").exists()}
 
 
 def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], runs: list[dict],
