@@ -78,6 +78,7 @@ def test_select_runs_caches_and_validates(models, cls_file, tmp_path):
     assert val["speedup_wall"] > 0 and val["speedup_flops_training_only"] > 1  # half the data
     assert 0 < val["speedup_flops"] < val["speedup_flops_training_only"]  # overheads counted
     assert (tmp_path / "run" / "full" / "results.json").exists()
+    assert sum(val["full_confidence"]["prob_best"].values()) == pytest.approx(1.0)
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Validation against full fine-tuning" in report
     assert all(r["model"] in report for r in summary["candidates"])

@@ -62,4 +62,9 @@ def select_report(summary: dict) -> str:
                   f"- speed-up: {val['speedup_wall']:.1f}x wall time ({val['speedup_wall_note']}); "
                   f"{val['speedup_flops']:.1f}x FLOPs with overheads ({val['speedup_flops_training_only']:.1f}x "
                   "training only)"]
+        full_conf = val.get("full_confidence")
+        if full_conf:
+            lines.append("- full fine-tuning's probability of ranking first (paired bootstrap): "
+                         + ", ".join(f"{n} {p:.2f}" for n, p in sorted(full_conf["prob_best"].items(),
+                                                                        key=lambda x: -x[1])))
     return "\n".join(lines) + "\n"

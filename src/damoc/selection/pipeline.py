@@ -136,6 +136,10 @@ def _name(record: dict) -> str:
     return f"{record['model']} {record['method']}"
 
 
+def by_name(config: SelectConfig, record: dict) -> Candidate:
+    return next(c for c in config.candidates if (c.model, c.method) == (record["model"], record["method"]))
+
+
 def run_select(config: SelectConfig, out: str | Path, progress: bool = True, validate: bool = False,
                on_event: Callable[[str, dict], None] | None = None,
                launch_settings: LaunchSettings | None = None) -> dict:
@@ -171,6 +175,13 @@ def run_select(config: SelectConfig, out: str | Path, progress: bool = True, val
         full = run_baseline(config.baseline(), out / "full", progress=progress, on_event=on_event,
                             launch_settings=launch_settings)
         summary["validation"] = validation(task, summary, full)
+        if task.is_choice:
+            from damoc.selection.confidence import paired_bootstrap
+
+            preds = _predictions({_name(r): out / "full" / "candidates" / by_name(config, r).slug
+                                  for r in full["candidates"] if r["status"] == "ok"})
+            summary["validation"]["full_confidence"] = (paired_bootstrap(preds, seed=config.seed)
+                                                        if len(preds) >= 2 else None)
     write_json_atomic(out / "results.json", summary)
     from damoc.report import select_html, select_report  # matplotlib: loaded only when reporting
 
@@ -185,7 +196,7 @@ def _halving(config: SelectConfig, task: Task, data: dict, examples: list, jobs:
     """Successive halving: every round trains the survivors on a longer prefix of the compressed
     data (the filter's order, best first) and keeps the better half. The final order is the last
     round's ranking, then each earlier round's eliminated candidates in their round's order."""
-    by_name = {f"{c.model} {c.method}": c for c in config.candidates}
+    candidate_of = {f"{c.model} {c.method}": c for c in config.candidates}
     survivors, runs, rounds, eliminated, folders = list(config.candidates), [], [], [], {}
     for r, share in enumerate(halving_shares(len(survivors)), start=1):
         n = max(1, math.ceil(share * len(examples)))
@@ -197,11 +208,11 @@ def _halving(config: SelectConfig, task: Task, data: dict, examples: list, jobs:
         ranked = rank(task.primary_metric, [dict(x) for x in results])
         keep = [x for x in ranked if x["status"] == "ok"][: math.ceil(len(survivors) / 2)]
         for x in ranked:
-            folders[_name(x)] = folder / by_name[_name(x)].slug
+            folders[_name(x)] = folder / candidate_of[_name(x)].slug
         rounds.append({"round": r, "share": share, "examples": n, "ranking": [_name(x) for x in ranked],
                        "kept": [_name(x) for x in keep]})
         eliminated = [x for x in ranked if x not in keep] + eliminated
-        survivors = [by_name[_name(x)] for x in keep]
+        survivors = [candidate_of[_name(x)] for x in keep]
         if len(survivors) <= 1:
             break
     final = keep + eliminated
