@@ -1,0 +1,56 @@
+"""How much pruning changed a model on each sample: Jensen-Shannon divergence of next-token
+distributions, averaged over the sample's tokens.
+
+Averaged, not summed as PASER's public code does (a sum makes long samples look degraded);
+batched with right padding; computed from log-softmax so that nothing under- or overflows:
+log M = logsumexp(log P, log Q) - log 2. In nats, between 0 and log 2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from damoc.errors import DamocError
+
+
+def same_vocabulary(tok_a, tok_b) -> bool:
+    return tok_a.get_vocab() == tok_b.get_vocab()
+
+
+def _jsd(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    """Per position, over the last dimension."""
+    logm = torch.logaddexp(logp, logq) - math.log(2.0)
+    kl_pm = (logp.exp() * (logp - logm)).sum(-1)
+    kl_qm = (logq.exp() * (logq - logm)).sum(-1)
+    return (0.5 * (kl_pm + kl_qm)).clamp_min(0.0)
+
+
+@torch.inference_mode()
+def sample_jsd(original, pruned, token_ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 4,
+               progress: bool = False) -> list[float]:
+    """Mean JSD over each sample's positions (every position that predicts a next token)."""
+    from damoc.evaluation.scoring import right_pad
+
+    if original.config.vocab_size != pruned.config.vocab_size:
+        raise DamocError("the pruned model's vocabulary differs from the original's: not the same tokenizer")
+    if any(len(ids) < 2 for ids in token_ids):
+        raise DamocError("every sample needs at least two tokens")
+    device = next(original.parameters()).device
+    out: list[float] = []
+    bar = tqdm(total=len(token_ids), desc="JSD(original, pruned)", disable=not progress)
+    for start in range(0, len(token_ids), batch_size):
+        chunk = token_ids[start:start + batch_size]
+        ids, mask = right_pad(chunk, pad_id, device)
+        logp = torch.log_softmax(original(input_ids=ids, attention_mask=mask).logits.float(), -1)
+        logq = torch.log_softmax(pruned(input_ids=ids.to(next(pruned.parameters()).device),
+                                        attention_mask=mask.to(next(pruned.parameters()).device)).logits.float(), -1)
+        per_pos = _jsd(logp, logq.to(logp.device))[:, :-1]  # the last real position of the longest predicts nothing
+        valid = mask[:, 1:].float()  # position t predicts token t + 1, which must be real
+        out += ((per_pos * valid).sum(1) / valid.sum(1)).tolist()
+        bar.update(len(chunk))
+    bar.close()
+    return out

@@ -1,0 +1,113 @@
+"""PASER's parts: budget shares, concept graph, JSD between original and pruned models."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import build_model, build_tokenizer
+
+from damoc.errors import DamocError
+from damoc.recovery import ConceptGraph, allocate_budget, extract_concepts, sample_jsd
+
+
+def test_budget_is_proportional_capped_and_fully_placed():
+    assert allocate_budget(10, [1, 1], [100, 100]) == [5, 5]
+    assert allocate_budget(12, [3, 1], [100, 100]) == [9, 3]
+    # The first cluster can take only 2: the rest goes to the others, in proportion.
+    assert allocate_budget(12, [10, 1, 1], [2, 100, 100]) == [2, 5, 5]
+    # Flooring leaves samples over: they are placed, not lost (PASER's rule would give [3, 3, 3]).
+    alloc = allocate_budget(10, [1, 1, 1], [10, 10, 10])
+    assert sum(alloc) == 10 and sorted(alloc) == [3, 3, 4]
+    # All clusters full: the budget equals the pool.
+    assert allocate_budget(6, [0.5, 0.1, 0.0], [1, 2, 3]) == [1, 2, 3]
+    # Zero degradation gets nothing while others have room.
+    assert allocate_budget(4, [1.0, 0.0], [10, 10]) == [4, 0]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_budget_invariants_on_random_cases(seed):
+    import random
+
+    rng = random.Random(seed)
+    k = rng.randint(1, 8)
+    sizes = [rng.randint(0, 30) for _ in range(k)]
+    if sum(sizes) == 0:
+        sizes[0] = 1
+    scores = [rng.choice([0.0, rng.random()]) for _ in range(k)]
+    budget = rng.randint(1, sum(sizes))
+    alloc = allocate_budget(budget, scores, sizes)
+    assert sum(alloc) == budget and all(0 <= a <= n for a, n in zip(alloc, sizes))
+
+
+def test_budget_refuses_bad_input():
+    with pytest.raises(DamocError, match="at least 1"):
+        allocate_budget(0, [1], [5])
+    with pytest.raises(DamocError, match="larger than the pool"):
+        allocate_budget(6, [1], [5])
+    with pytest.raises(DamocError, match="non-negative"):
+        allocate_budget(2, [-1, 1], [5, 5])
+
+
+def test_concepts_are_key_phrases_without_stop_words():
+    text = "Explain how insulin resistance causes type diabetes. Insulin resistance is common in obesity."
+    concepts = extract_concepts(text, top_k=3)
+    assert concepts[0] == "insulin resistance causes"
+    assert all(w not in {"how", "is", "in"} for c in concepts for w in c.split())
+    assert extract_concepts("the of and") == []
+
+
+def test_concept_graph_accepts_and_rejects_the_hand_made_cases():
+    g = ConceptGraph()
+    assert g.offer(["insulin", "diabetes"])  # new concepts: accepted, linked
+    assert g.offer(["insulin", "diabetes", "obesity"])  # known pair is linked; obesity new
+    assert g.offer(["tax", "dividend"])
+    # insulin and tax are both known and never seen together: rejected, graph unchanged.
+    assert g.conflicts(["insulin", "tax", "novel"]) == [("insulin", "tax")]
+    assert not g.offer(["insulin", "tax", "novel"])
+    assert "novel" not in g.nodes
+    # One known concept with new ones is fine.
+    assert g.offer(["tax", "capital gains"])
+    assert frozenset(("tax", "capital gains")) in g.edges
+
+
+@pytest.fixture(scope="module")
+def pair():
+    tok = build_tokenizer()
+    a = build_model("llama", len(tok), layers=2, seed=0).eval()
+    b = build_model("llama", len(tok), layers=2, seed=1).eval()
+    texts = ["Context: the patient has a fever. Answer: yes", "Instruction: summarise the input.",
+             "Financial question: should I save?"]
+    ids = [tok(t)["input_ids"] for t in texts]
+    return tok, a, b, ids
+
+
+def test_jsd_is_zero_for_identical_models_symmetric_and_bounded(pair):
+    tok, a, b, ids = pair
+    same = sample_jsd(a, a, ids, tok.pad_token_id)
+    assert max(same) < 1e-6
+    ab, ba = sample_jsd(a, b, ids, tok.pad_token_id), sample_jsd(b, a, ids, tok.pad_token_id)
+    assert ab == pytest.approx(ba, abs=1e-6)
+    assert all(0 < x <= math.log(2) for x in ab)
+
+
+def test_jsd_is_a_mean_over_positions_and_batch_invariant(pair):
+    tok, a, b, ids = pair
+    batched = sample_jsd(a, b, ids, tok.pad_token_id, batch_size=3)
+    single = sample_jsd(a, b, ids, tok.pad_token_id, batch_size=1)
+    assert batched == pytest.approx(single, abs=1e-6)
+    # Direct computation for the first sample.
+    x = torch.tensor([ids[0]])
+    p = torch.softmax(a(input_ids=x).logits[0, :-1], -1)
+    q = torch.softmax(b(input_ids=x).logits[0, :-1], -1)
+    m = (p + q) / 2
+    direct = (0.5 * (p * (p / m).log()).sum(-1) + 0.5 * (q * (q / m).log()).sum(-1)).mean()
+    assert single[0] == pytest.approx(direct.item(), rel=1e-4)
+
+
+def test_jsd_refuses_another_vocabulary(pair):
+    tok, a, _, ids = pair
+    other = build_model("llama", len(tok) + 10, layers=2).eval()
+    with pytest.raises(DamocError, match="vocabulary"):
+        sample_jsd(a, other, ids, tok.pad_token_id)
