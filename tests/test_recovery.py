@@ -111,3 +111,41 @@ def test_jsd_refuses_another_vocabulary(pair):
     other = build_model("llama", len(tok) + 10, layers=2).eval()
     with pytest.raises(DamocError, match="vocabulary"):
         sample_jsd(a, other, ids, tok.pad_token_id)
+
+
+def blobs(groups: int, per: int, dim: int = 16, spread: float = 0.05, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((groups, dim))
+    x = np.vstack([c + spread * np.linalg.norm(c) * rng.standard_normal((per, dim)) for c in centres])
+    return x, np.repeat(np.arange(groups), per)
+
+
+def same_partition(a, b) -> bool:
+    return len({(x, y) for x, y in zip(a, b)}) == len(set(a)) == len(set(b))
+
+
+def test_clustering_separates_well_separated_groups():
+    from damoc.recovery.cluster import cluster
+
+    x, truth = blobs(4, 40)
+    fixed = cluster(x, k=4)
+    assert fixed.k == 4 and same_partition(fixed.labels, truth)
+    auto = cluster(x, k="auto", max_k=8)
+    assert auto.k == 4 and same_partition(auto.labels, truth)
+    assert set(auto.errors) == set(range(1, 9))
+    for groups, seed in [(2, 5), (3, 1), (6, 2), (8, 3)]:
+        x, truth = blobs(groups, 30, seed=seed)
+        found = cluster(x, k="auto", max_k=12)
+        assert found.k == groups and same_partition(found.labels, truth)
+
+
+def test_clustering_refuses_bad_k():
+    from damoc.recovery.cluster import cluster
+
+    x, _ = blobs(2, 5)
+    with pytest.raises(DamocError, match="between 1 and the pool size"):
+        cluster(x, k=11)
+    with pytest.raises(DamocError, match="at least 3"):
+        cluster(x[:2], k=1)
