@@ -149,3 +149,91 @@ def test_clustering_refuses_bad_k():
         cluster(x, k=11)
     with pytest.raises(DamocError, match="at least 3"):
         cluster(x[:2], k=1)
+
+
+TOPICS = {
+    "medicine": ("Explain how {x} affects blood pressure in adults.", ["insulin", "salt", "caffeine", "aspirin"]),
+    "finance": ("Should I invest in {x} for retirement savings?", ["bonds", "index funds", "gold", "real estate"]),
+    "law": ("Is a verbal {x} legally binding in court?", ["contract", "promise", "lease", "agreement"]),
+    "cooking": ("How long should I bake {x} in the oven?", ["bread", "salmon", "potatoes", "cookies"]),
+}
+
+
+@pytest.fixture(scope="module")
+def recovery_setup(tmp_path_factory):
+    """An original tiny model, its pruned copy (a real `damoc prune` folder) and an Alpaca pool."""
+    import json
+
+    from conftest import save_tiny
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from damoc.layers import PruneConfig, prune_model, save_pruned
+
+    root = tmp_path_factory.mktemp("recover")
+    original = save_tiny(root, "llama", seed=3, layers=4)
+    model, tok = AutoModelForCausalLM.from_pretrained(original).eval(), AutoTokenizer.from_pretrained(original)
+    result = prune_model(model, tok, ["some calibration text about a patient"], PruneConfig(threshold=-1.0))
+    pruned = save_pruned(model, tok, root / "pruned", result, {})
+    rows = [{"instruction": template.format(x=x) + f" Case {i}.", "input": "", "output": f"It depends on {x} {i}."}
+            for template, xs in TOPICS.values() for x in xs for i in range(3)]
+    pool = root / "pool.jsonl"
+    pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(original), str(pruned), pool, len(rows)
+
+
+@pytest.mark.parametrize("method", ["paser", "random", "length", "ifd"])
+def test_recover_command_writes_the_subset_summary_and_report(recovery_setup, tmp_path, method, capsys):
+    import json
+
+    from damoc.cli import main
+
+    original, pruned, pool, n = recovery_setup
+    out = tmp_path / method
+    assert main(["recover", "--original", original, "--pruned", pruned, "--data", str(pool), "--budget", "0.25",
+                 "--method", method, "--clusters", "4", "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in (out / "subset.jsonl").read_text().splitlines()]
+    assert len(rows) == n // 4 and len({r["id"] for r in rows}) == len(rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["selected"] == len(rows) and summary["pool_size"] == n
+    assert (out / "report.html").exists() and (out / "report.md").exists()
+    if method == "paser":
+        assert summary["clusters"] == 4 and sum(summary["cluster_budget"]) == n // 4
+        assert all(0 < r["jsd"] <= math.log(2) and r["cluster"] in range(4) for r in rows)
+        assert summary["rejected_by_concept_graph"] >= 0
+        assert "Map of the clusters" in (out / "report.html").read_text()
+    if method == "length":
+        everyone = sorted((len(f"It depends on {x} {i}.") for _, xs in TOPICS.values() for x in xs
+                           for i in range(3)), reverse=True)
+        assert sorted((len(r["answer"]) for r in rows), reverse=True) == everyone[: len(rows)]
+
+
+def test_recover_refuses_bad_input_and_writes_nothing(recovery_setup, tmp_path, capsys):
+    from damoc.cli import main
+
+    original, pruned, pool, n = recovery_setup
+    base = ["recover", "--original", original, "--data", str(pool), "--out", str(tmp_path / "o")]
+    assert main(base + ["--pruned", pruned, "--budget", "0"]) == 2
+    assert "budget" in capsys.readouterr().err
+    assert main(base + ["--pruned", pruned, "--budget", str(n + 1)]) == 2
+    assert "larger than the pool" in capsys.readouterr().err
+    assert main(base + ["--pruned", pruned, "--clusters", str(n + 5)]) == 2
+    assert "between 1 and the pool size" in capsys.readouterr().err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["recover", "--original", original, "--pruned", pruned, "--data", str(empty),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "empty" in capsys.readouterr().err
+    # A "pruned" model whose tokenizer has one more token is not the original's.
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    other = tmp_path / "other"
+    shutil.copytree(pruned, other)
+    tok = AutoTokenizer.from_pretrained(other)
+    tok.add_tokens(["zzz-new-token"])
+    tok.save_pretrained(other)
+    assert main(["recover", "--original", original, "--pruned", str(other), "--data", str(pool),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "tokenizer" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

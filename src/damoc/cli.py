@@ -316,6 +316,29 @@ def cmd_select(args) -> None:
     print(f"\nresults: {Path(args.out) / 'results.json'}\nreport:  {Path(args.out) / 'report.html'}")
 
 
+def cmd_recover(args) -> None:
+    from damoc.recovery.run import RecoverConfig, run_recover
+
+    clusters = args.clusters if args.clusters == "auto" else _int_arg("--clusters", args.clusters)
+    config = RecoverConfig(original=args.original, pruned=args.pruned, pool=args.data, budget=args.budget,
+                           method=args.method, clusters=clusters, per_source=args.per_source,
+                           max_len=args.max_seq_len, batch_size=args.batch_size, seed=args.seed)
+    summary = run_recover(config, args.out, progress=True)
+    print(f"{summary['method']}: {summary['selected']} of {summary['pool_size']} samples selected "
+          f"in {summary['select_seconds']:.1f} s")
+    if "clusters" in summary:
+        print(f"{summary['clusters']} clusters; budget per cluster {summary['cluster_budget']}; "
+              f"{summary['rejected_by_concept_graph']} samples rejected by the concept graph")
+    print(f"subset: {Path(args.out) / 'subset.jsonl'}\nreport: {Path(args.out) / 'report.html'}")
+
+
+def _int_arg(flag: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise DamocError(f"{flag} must be 'auto' or a whole number, got {value!r}") from None
+
+
 DEMO_MODELS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
 
 
@@ -648,6 +671,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load_args(p)
     _add_train_args(p)
     p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser(
+        "recover", help="PASER: choose the instruction data that best recovers a pruned model",
+        description="Clusters the pool's instructions (sentence embeddings, diffusion kernel on a sparse "
+                    "nearest-neighbour graph, NMF), measures each sample's degradation as the JSD between the "
+                    "original and pruned models' next-token distributions, shares the budget among clusters "
+                    "by degradation, and picks samples by JSD / log(tokens) while keeping the concept graph "
+                    "consistent. Writes OUT/subset.jsonl, OUT/summary.json, OUT/report.md and OUT/report.html.")
+    p.add_argument("--original", required=True, metavar="SPEC", help="the model before pruning")
+    p.add_argument("--pruned", required=True, metavar="SPEC_OR_DIR", help="the pruned model (e.g. from damoc prune)")
+    p.add_argument("--data", default="bundled:mix",
+                   help="instruction pool: bundled:mix (7 sources from the bundled data) or an Alpaca JSONL/JSON")
+    p.add_argument("--budget", type=float, default=0.2, help="a share in (0, 1) of the pool or a count (default 0.2)")
+    p.add_argument("--clusters", default="auto", help="auto (from the NMF reconstruction error) or K")
+    p.add_argument("--method", default="paser", choices=["paser", "random", "ifd", "length"])
+    p.add_argument("--per-source", type=int, default=500, help="samples per source in bundled:mix (default 500)")
+    p.add_argument("--max-seq-len", type=int, default=512, help="tokens per sample for the JSD (default 512)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    p.set_defaults(func=cmd_recover)
 
     p = sub.add_parser(
         "demo", help="select --validate on PubMedQA with the 4 bundled candidates (about 20 minutes on 2 CPU cores)",

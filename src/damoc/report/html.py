@@ -10,7 +10,7 @@ import html
 import io
 
 
-def _png(fig) -> str:
+def png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     import matplotlib.pyplot as plt
@@ -38,7 +38,7 @@ def plots(summary: dict) -> list[tuple[str, str]]:
             ax.set_xticks(range(len(ok)), names, fontsize=8)
             ax.set_title(key + (" (higher is better)" if key == "accuracy" else " (lower is better)"))
         fig.tight_layout()
-        out.append(("Metric per candidate (bars: one standard error)", _png(fig)))
+        out.append(("Metric per candidate (bars: one standard error)", png(fig)))
 
         fig, ax = plt.subplots(figsize=(10, 3.6))
         bottom = [0.0] * len(ok)
@@ -55,7 +55,7 @@ def plots(summary: dict) -> list[tuple[str, str]]:
         ax.set_title(f"time per stage and candidate (shared data stage: {data_s:.0f} s)")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        out.append(("Time per stage and candidate", _png(fig)))
+        out.append(("Time per stage and candidate", png(fig)))
 
     pruned = [(n, r["prune"]) for n, r in zip(names, ok) if r.get("prune")]
     if pruned:
@@ -68,7 +68,7 @@ def plots(summary: dict) -> list[tuple[str, str]]:
         ax.set_title("layer similarity per model")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        out.append(("Layer similarity", _png(fig)))
+        out.append(("Layer similarity", png(fig)))
 
     comp = summary.get("data", {}).get("compress")
     if comp:
@@ -86,7 +86,7 @@ def plots(summary: dict) -> list[tuple[str, str]]:
         axes[1].set_title("rescaled BERTScore")
         axes[1].legend(fontsize=8)
         fig.tight_layout()
-        out.append(("Token compression", _png(fig)))
+        out.append(("Token compression", png(fig)))
     return out
 
 

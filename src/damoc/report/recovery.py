@@ -1,0 +1,55 @@
+"""report.md and report.html for a `damoc recover` run."""
+
+from __future__ import annotations
+
+import html
+
+
+def recover_report(s: dict) -> str:
+    lines = [f"# damoc recover: {s['method']}", "",
+             f"- pool: {s['pool_size']} samples ({s['config']['pool']}); budget {s['budget']}; "
+             f"selected {s['selected']}",
+             "- by source (selected / pool): " + ", ".join(f"{k} {s['selected_by_source'].get(k, 0)}/{v}"
+                                                         for k, v in sorted(s["pool_by_source"].items())),
+             f"- selection seconds: {s['select_seconds']:.1f}"]
+    if "clusters" in s:
+        lines += [f"- clusters: {s['clusters']}; rejected by the concept graph: {s['rejected_by_concept_graph']}; "
+                  f"shortfall filled after the cluster pass: {s['shortfall_after_clusters']}",
+                  f"- mean JSD(original, pruned): pool {s['jsd_mean_pool']:.4f}, selected "
+                  f"{s['jsd_mean_selected']:.4f} (nats)", "",
+                  "| cluster | size | degradation (mean JSD) | budget | selected |", "|---|---|---|---|---|"]
+        lines += [f"| {c} | {n} | {d:.4f} | {b} | {k} |" for c, (n, d, b, k) in enumerate(
+            zip(s["cluster_sizes"], s["cluster_degradation"], s["cluster_budget"], s["cluster_selected"]))]
+    return "\n".join(lines) + "\n"
+
+
+def recover_html(s: dict, markdown: str) -> str:
+    from damoc.report.html import png
+
+    body = [f"<h1>damoc recover: {html.escape(s['method'])}</h1>", "<pre>" + html.escape(markdown) + "</pre>"]
+    if "clusters" in s:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        k = s["clusters"]
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+        for ax, key, title in [(axes[0], "cluster_sizes", "cluster sizes"),
+                               (axes[1], "cluster_degradation", "degradation (mean JSD, nats)"),
+                               (axes[2], "cluster_budget", "budget per cluster")]:
+            ax.bar(range(k), s[key])
+            ax.set_title(title)
+            ax.set_xlabel("cluster")
+        fig.tight_layout()
+        body += ["<h2>Clusters</h2>", png(fig)]
+        if s.get("map_2d"):
+            fig, ax = plt.subplots(figsize=(6, 5))
+            xy = list(zip(*s["map_2d"]))
+            ax.scatter(xy[0], xy[1], c=s["labels"], s=6, cmap="tab20")
+            ax.set_title("samples on the first two diffusion coordinates, by cluster")
+            fig.tight_layout()
+            body += ["<h2>Map of the clusters</h2>", png(fig)]
+    style = "body{font-family:sans-serif;max-width:1050px;margin:auto}pre{white-space:pre-wrap}img{max-width:100%}"
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>damoc recover</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
