@@ -2,7 +2,8 @@
 
 The four bundled candidates {smollm2-135m-instruct, gemma3-270m} x {lora, full} are fully
 fine-tuned once per task (the ground truth, cached in RUN/TASK/full), then ranked by
-`damoc select` at the default settings (the headline row) and across the paper's sweep:
+`damoc select` at the default settings (the headline row), with successive halving, without
+LLM rewriting (failing contexts fall back to milder ratios), and across the paper's sweep:
 selector {graphcut, random, perplexity} x rate {5%, 10%, 20%} with token compression and
 pruning on, and the default selector and rate with token compression off, pruning off, and both
 off. Each row is scored against the same full ranking (top-1 match, Kendall tau-b, regret,
@@ -37,7 +38,8 @@ MODELS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
 
 def settings() -> list[tuple[str, dict]]:
     """(row name, SelectConfig overrides): the headline first, then the sweep."""
-    rows = [("headline", {})]
+    rows = [("headline", {}), ("halving", {"halving": True}),
+            ("no-rewrite", {"compress": CompressConfig(max_tries=0)})]
     for selector in ("graphcut", "random", "perplexity"):
         for rate in (0.05, 0.1, 0.2):
             if (selector, rate) != ("graphcut", 0.1):
@@ -65,7 +67,8 @@ def row(name: str, task: str, config: SelectConfig, summary: dict, val: dict, wa
         "rate": config.filter.rate if config.filter else 1.0,
         "token_ratio": config.compress.ratio if config.compress else None,
         "achieved_token_ratio": (summary["data"].get("compress") or {}).get("context_token_ratio"),
-        "prune": config.prune is not None,
+        "prune": config.prune is not None, "halving": config.halving,
+        "rewrite": bool(config.compress and config.compress.max_tries and config.compress.rewriter),
         "layers_removed": {f"{c['model']} {c['method']}": len(c.get("prune", {}).get("removed", []))
                            for c in summary["candidates"] if c["status"] == "ok"},
         "train_examples": summary["train_examples"],
