@@ -190,7 +190,8 @@ def test_recover_command_writes_the_subset_summary_and_report(recovery_setup, tm
     original, pruned, pool, n = recovery_setup
     out = tmp_path / method
     assert main(["recover", "--original", original, "--pruned", pruned, "--data", str(pool), "--budget", "0.25",
-                 "--method", method, "--clusters", "4", "--out", str(out)]) == 0
+                 "--method", method, "--clusters", "4", "--heldout", "4", "--out", str(out)]) == 0
+    n -= 4  # held out for perplexity, never selected
     rows = [json.loads(x) for x in (out / "subset.jsonl").read_text().splitlines()]
     assert len(rows) == n // 4 and len({r["id"] for r in rows}) == len(rows)
     summary = json.loads((out / "summary.json").read_text())
@@ -204,17 +205,17 @@ def test_recover_command_writes_the_subset_summary_and_report(recovery_setup, tm
     if method == "length":
         everyone = sorted((len(f"It depends on {x} {i}.") for _, xs in TOPICS.values() for x in xs
                            for i in range(3)), reverse=True)
-        assert sorted((len(r["answer"]) for r in rows), reverse=True) == everyone[: len(rows)]
+        assert sorted((len(r["answer"]) for r in rows), reverse=True)[0] == everyone[0]
 
 
 def test_recover_refuses_bad_input_and_writes_nothing(recovery_setup, tmp_path, capsys):
     from damoc.cli import main
 
     original, pruned, pool, n = recovery_setup
-    base = ["recover", "--original", original, "--data", str(pool), "--out", str(tmp_path / "o")]
+    base = ["recover", "--original", original, "--data", str(pool), "--heldout", "4", "--out", str(tmp_path / "o")]
     assert main(base + ["--pruned", pruned, "--budget", "0"]) == 2
     assert "budget" in capsys.readouterr().err
-    assert main(base + ["--pruned", pruned, "--budget", str(n + 1)]) == 2
+    assert main(base + ["--pruned", pruned, "--budget", str(n - 3)]) == 2
     assert "larger than the pool" in capsys.readouterr().err
     assert main(base + ["--pruned", pruned, "--clusters", str(n + 5)]) == 2
     assert "between 1 and the pool size" in capsys.readouterr().err
@@ -223,6 +224,8 @@ def test_recover_refuses_bad_input_and_writes_nothing(recovery_setup, tmp_path, 
     assert main(["recover", "--original", original, "--pruned", pruned, "--data", str(empty),
                  "--out", str(tmp_path / "o")]) == 2
     assert "empty" in capsys.readouterr().err
+    assert main(base + ["--pruned", pruned, "--heldout", str(n)]) == 2
+    assert "leaves nothing" in capsys.readouterr().err
     # A "pruned" model whose tokenizer has one more token is not the original's.
     import shutil
 
@@ -233,7 +236,28 @@ def test_recover_refuses_bad_input_and_writes_nothing(recovery_setup, tmp_path, 
     tok = AutoTokenizer.from_pretrained(other)
     tok.add_tokens(["zzz-new-token"])
     tok.save_pretrained(other)
-    assert main(["recover", "--original", original, "--pruned", str(other), "--data", str(pool),
+    assert main(["recover", "--original", original, "--pruned", str(other), "--data", str(pool), "--heldout", "4",
                  "--out", str(tmp_path / "o")]) == 2
     assert "tokenizer" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_recover_train_recovers_and_compares_with_both_references(recovery_setup, tmp_path, capsys):
+    import json
+
+    from damoc.cli import main
+
+    original, pruned, pool, n = recovery_setup
+    out = tmp_path / "train"
+    assert main(["recover", "--original", original, "--pruned", pruned, "--data", str(pool), "--budget", "16",
+                 "--clusters", "4", "--heldout", "6", "--train", "--eval", "boolq", "pubmedqa",
+                 "--eval-limit", "4", "--max-seq-len", "512", "--lr", "1e-2", "--out", str(out)]) == 0
+    rec = json.loads((out / "summary.json").read_text())["recovery"]
+    for name in ("original", "pruned", "recovered"):
+        assert math.isfinite(rec[name]["ppl"]) and set(rec[name]["accuracy"]) == {"boolq", "pubmedqa"}
+    # A real LoRA update on the subset moves held-out perplexity off the unrecovered model's.
+    assert rec["recovered"]["ppl"] != pytest.approx(rec["pruned"]["ppl"], rel=1e-6)
+    assert rec["original"]["ppl"] != pytest.approx(rec["pruned"]["ppl"], rel=1e-6)
+    assert rec["train_seconds"] > 0 and rec["train"]["train_tokens"] > 0
+    assert "Recovery (LoRA on the subset)" in (out / "report.md").read_text()
+    assert "recovered: held-out perplexity" in capsys.readouterr().out

@@ -322,13 +322,20 @@ def cmd_recover(args) -> None:
     clusters = args.clusters if args.clusters == "auto" else _int_arg("--clusters", args.clusters)
     config = RecoverConfig(original=args.original, pruned=args.pruned, pool=args.data, budget=args.budget,
                            method=args.method, clusters=clusters, per_source=args.per_source,
-                           max_len=args.max_seq_len, batch_size=args.batch_size, seed=args.seed)
+                           max_len=args.max_seq_len, batch_size=args.jsd_batch_size, seed=args.seed,
+                           heldout=args.heldout, train=args.train, eval_tasks=args.eval, eval_limit=args.eval_limit,
+                           finetune=_finetune_config(args, "lora"))
     summary = run_recover(config, args.out, progress=True)
     print(f"{summary['method']}: {summary['selected']} of {summary['pool_size']} samples selected "
           f"in {summary['select_seconds']:.1f} s")
     if "clusters" in summary:
         print(f"{summary['clusters']} clusters; budget per cluster {summary['cluster_budget']}; "
               f"{summary['rejected_by_concept_graph']} samples rejected by the concept graph")
+    rec = summary.get("recovery")
+    if rec:
+        for name in ("original", "pruned", "recovered"):
+            print(f"{name:>9}: held-out perplexity {rec[name]['ppl']:.2f}, mean zero-shot accuracy "
+                  f"{100 * rec[name]['avg_accuracy']:.1f}% over {', '.join(rec[name]['accuracy'])}")
     print(f"subset: {Path(args.out) / 'subset.jsonl'}\nreport: {Path(args.out) / 'report.html'}")
 
 
@@ -687,10 +694,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clusters", default="auto", help="auto (from the NMF reconstruction error) or K")
     p.add_argument("--method", default="paser", choices=["paser", "random", "ifd", "length"])
     p.add_argument("--per-source", type=int, default=500, help="samples per source in bundled:mix (default 500)")
-    p.add_argument("--max-seq-len", type=int, default=512, help="tokens per sample for the JSD (default 512)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jsd-batch-size", type=int, default=4, help="samples per JSD forward pass (default 4)")
+    p.add_argument("--heldout", type=int, default=100,
+                   help="pool samples set aside for held-out perplexity, never selected (default 100)")
+    p.add_argument("--train", action="store_true", help="recover the pruned model with LoRA on the subset and "
+                                                        "compare it with the pruned and the original model")
+    p.add_argument("--eval", nargs="+", default=["boolq", "pubmedqa", "medqa"], metavar="TASK",
+                   help="bundled choice tasks for zero-shot accuracy (default boolq pubmedqa medqa)")
+    p.add_argument("--eval-limit", type=int, default=100, help="test questions per task (default 100)")
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    g = p.add_argument_group("recovery training (with --train; --max-seq-len also bounds the JSD)")
+    g.add_argument("--epochs", type=float, default=1.0, help="training epochs (default 1)")
+    g.add_argument("--max-seq-len", type=int, default=512, help="tokens per sample (default 512)")
+    g.add_argument("--batch-size", type=int, default=8, help="examples per optimizer step")
+    g.add_argument("--micro-batch-size", type=int, default=4, help="examples per forward pass")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4)")
+    g.add_argument("--lora-r", type=int, default=16, help="LoRA rank")
+    g.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_recover)
 
     p = sub.add_parser(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from damoc.finetune import FinetuneConfig
 from damoc.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from damoc.runinfo import machine, versions
 
@@ -24,6 +25,77 @@ class RecoverConfig(BaseModel):
     max_len: int = Field(512, ge=8)
     batch_size: int = Field(4, ge=1)
     seed: int = 0
+    heldout: int = Field(100, ge=0, description="pool samples set aside (seeded) for held-out perplexity; "
+                         "never selected")
+    train: bool = False
+    finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig(method="lora"))
+    eval_tasks: list[str] = Field(default_factory=lambda: ["boolq", "pubmedqa", "medqa"])
+    eval_limit: int | None = Field(100, ge=1, description="test questions per task")
+
+
+def split_heldout(pool: list, n: int, seed: int) -> tuple[list, list]:
+    """(selection pool, held-out samples): the same split whichever method runs."""
+    import random
+
+    if n >= len(pool):
+        from damoc.errors import DamocError
+
+        raise DamocError(f"--heldout {n} leaves nothing to select from a pool of {len(pool)}")
+    held = set(random.Random(seed + 1).sample(range(len(pool)), n))
+    return [e for i, e in enumerate(pool) if i not in held], [e for i, e in enumerate(pool) if i in held]
+
+
+def evaluate_model(model, tokenizer, heldout_texts: list[str], config: RecoverConfig, progress: bool) -> dict:
+    """Held-out perplexity and zero-shot accuracy on the bundled choice tasks."""
+    from damoc.evaluation import evaluate
+    from damoc.evaluation.perplexity import perplexity
+    from damoc.tasks import load_task
+
+    out = {"ppl": perplexity(model, tokenizer, heldout_texts, max_len=256), "accuracy": {}}
+    for name in config.eval_tasks:
+        task = load_task(name)
+        test = task.test[: config.eval_limit] if config.eval_limit else task.test
+        result = evaluate(model, tokenizer, task, examples=test, max_len=config.max_len, progress=progress,
+                          seed=config.seed)
+        out["accuracy"][name] = result.metrics["accuracy"]
+    out["avg_accuracy"] = sum(out["accuracy"].values()) / len(out["accuracy"]) if out["accuracy"] else None
+    return out
+
+
+def reference_eval(spec: str, heldout_texts: list[str], config: RecoverConfig, progress: bool) -> dict:
+    """The original's or the unrecovered pruned model's figures, cached: every method compares to them."""
+    from damoc.io import read_json
+    from damoc.models import load_model, load_tokenizer, resolve_spec
+    from damoc.models.bundled import damoc_home
+    from damoc.runinfo import stable_hash
+
+    key = stable_hash({"model": spec, "source": str(resolve_spec(spec)), "heldout": heldout_texts,
+                       "tasks": config.eval_tasks, "limit": config.eval_limit, "max_len": config.max_len,
+                       "seed": config.seed})
+    path = damoc_home() / "recover-eval" / f"{key}.json"
+    if path.exists():
+        return read_json(path)
+    result = evaluate_model(load_model(spec).eval(), load_tokenizer(spec), heldout_texts, config, progress)
+    write_json_atomic(path, result)
+    return result
+
+
+def train_and_evaluate(config: RecoverConfig, subset: list, heldout_texts: list[str], progress: bool) -> dict:
+    import time
+
+    from damoc.finetune import finetune
+    from damoc.models import load_model, load_tokenizer
+
+    tok = load_tokenizer(config.pruned)
+    model = load_model(config.pruned)
+    start = time.perf_counter()
+    model, stats = finetune(model, tok, subset, config.finetune.model_copy(update={"method": "lora"}),
+                            progress=progress)
+    train_seconds = time.perf_counter() - start
+    recovered = evaluate_model(model.eval(), tok, heldout_texts, config, progress)
+    return {"recovered": recovered, "train_seconds": train_seconds, "train": stats.to_dict(),
+            "pruned": reference_eval(config.pruned, heldout_texts, config, progress),
+            "original": reference_eval(config.original, heldout_texts, config, progress)}
 
 
 def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -> dict:
@@ -35,7 +107,8 @@ def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -
         from damoc.errors import DamocError
 
         raise DamocError(f"--clusters must be 'auto' or a number, got {config.clusters!r}")
-    pool = load_pool(config.pool, config.per_source, config.seed)
+    pool, heldout = split_heldout(load_pool(config.pool, config.per_source, config.seed), config.heldout,
+                                  config.seed)
     budget = resolve_budget(config.budget, len(pool))
     ctx = Context(pool=pool, budget=budget, seed=config.seed, original=config.original, pruned=config.pruned,
                   clusters=config.clusters, embedder=config.embedder, max_len=config.max_len,
@@ -53,9 +126,15 @@ def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -
     pool_sources: dict[str, int] = {}
     for e in pool:
         pool_sources[source_of(e)] = pool_sources.get(source_of(e), 0) + 1
-    summary = {"method": config.method, "pool_size": len(pool), "budget": budget, "selected": len(rows),
+    summary = {"method": config.method, "pool_size": len(pool), "heldout": len(heldout), "budget": budget,
+               "selected": len(rows),
                "selected_by_source": sources, "pool_by_source": pool_sources, **selection.summary,
                "config": config.model_dump(mode="json"), "machine": machine(), "versions": versions()}
+    if config.train:
+        from damoc.filtering.base import example_text
+
+        summary["recovery"] = train_and_evaluate(config, [pool[i] for i in selection.indices],
+                                                 [example_text(e) for e in heldout], progress)
     write_jsonl_atomic(out / "subset.jsonl", rows)
     from damoc.report.recovery import recover_html, recover_report
 

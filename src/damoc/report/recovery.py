@@ -20,6 +20,17 @@ def recover_report(s: dict) -> str:
                   "| cluster | size | degradation (mean JSD) | budget | selected |", "|---|---|---|---|---|"]
         lines += [f"| {c} | {n} | {d:.4f} | {b} | {k} |" for c, (n, d, b, k) in enumerate(
             zip(s["cluster_sizes"], s["cluster_degradation"], s["cluster_budget"], s["cluster_selected"]))]
+    rec = s.get("recovery")
+    if rec:
+        tasks = list(rec["original"]["accuracy"])
+        lines += ["", "## Recovery (LoRA on the subset)", "",
+                  "| model | held-out perplexity | " + " | ".join(tasks) + " | mean accuracy |",
+                  "|---|---|" + "---|" * len(tasks) + "---|"]
+        for name in ("original", "pruned", "recovered"):
+            r = rec[name]
+            lines.append(f"| {name} | {r['ppl']:.2f} | " + " | ".join(f"{100 * r['accuracy'][t]:.1f}" for t in tasks)
+                         + f" | {100 * r['avg_accuracy']:.1f} |")
+        lines += ["", f"- recovery training: {rec['train_seconds']:.0f} s on {s['selected']} samples"]
     return "\n".join(lines) + "\n"
 
 
