@@ -134,3 +134,25 @@ def test_demo_runs_select_validate_on_pubmedqa(home, tmp_path, monkeypatch, caps
     assert "validation against full fine-tuning" in out and "report:" in out
     html = (tmp_path / "demo" / "report.html").read_text()
     assert "Validation against full fine-tuning" in html and html.count("lora") >= 2
+
+
+def test_recover_picks_data_for_the_pruned_bundled_smollm2(home, tmp_path):
+    """PASER on a real pruned model and the bundled multi-source pool (small)."""
+    import math
+
+    from damoc.layers import PruneConfig, prune_model, save_pruned
+    from damoc.layers.calibration import calibration_texts
+    from damoc.recovery.run import RecoverConfig, run_recover
+
+    spec = "bundled:smollm2-135m-instruct"
+    tok, model = load_tokenizer(spec), load_model(spec).eval()
+    result = prune_model(model, tok, calibration_texts("pubmedqa", n=8), PruneConfig(max_fraction=0.25))
+    pruned = save_pruned(model, tok, tmp_path / "pruned", result, {"model": spec})
+    config = RecoverConfig(original=spec, pruned=str(pruned), per_source=8, heldout=6, budget=12, max_len=160)
+    summary = run_recover(config, tmp_path / "run", progress=False)
+    assert summary["selected"] == 12
+    assert summary["pool_size"] + summary["dropped_too_long"] + summary["heldout"] == 7 * 8
+    assert len(summary["pool_by_source"]) == 7  # boolq, pubmedqa, medqa, legal-support, fiqa, nq-open, xsum
+    assert 0 < summary["jsd_mean_pool"] < math.log(2)
+    # The budget goes where the damage is: the chosen samples are more degraded than the pool on average.
+    assert summary["jsd_mean_selected"] > summary["jsd_mean_pool"]

@@ -45,6 +45,25 @@ def split_heldout(pool: list, n: int, seed: int) -> tuple[list, list]:
     return [e for i, e in enumerate(pool) if i not in held], [e for i, e in enumerate(pool) if i in held]
 
 
+def fitting(pool: list, model: str, max_len: int) -> tuple[list, int]:
+    """The samples whose instruction and answer fit in max_len tokens (a long context is cut, as in
+    training); the others are left out of the pool, and counted, rather than failing the run later."""
+    from damoc.encoding import encode
+    from damoc.errors import DamocError
+    from damoc.models import load_tokenizer
+    from damoc.tasks.base import continuation
+
+    tok = load_tokenizer(model)
+    kept = []
+    for e in pool:
+        try:
+            encode(tok, e, continuation(e), max_len)
+            kept.append(e)
+        except DamocError:
+            pass
+    return kept, len(pool) - len(kept)
+
+
 def evaluate_model(model, tokenizer, heldout_texts: list[str], config: RecoverConfig, progress: bool) -> dict:
     """Held-out perplexity and zero-shot accuracy on the bundled choice tasks."""
     from damoc.evaluation import evaluate
@@ -109,6 +128,7 @@ def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -
         raise DamocError(f"--clusters must be 'auto' or a number, got {config.clusters!r}")
     pool, heldout = split_heldout(load_pool(config.pool, config.per_source, config.seed), config.heldout,
                                   config.seed)
+    pool, too_long = fitting(pool, config.original, config.max_len)
     budget = resolve_budget(config.budget, len(pool))
     ctx = Context(pool=pool, budget=budget, seed=config.seed, original=config.original, pruned=config.pruned,
                   clusters=config.clusters, embedder=config.embedder, max_len=config.max_len,
@@ -126,7 +146,8 @@ def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -
     pool_sources: dict[str, int] = {}
     for e in pool:
         pool_sources[source_of(e)] = pool_sources.get(source_of(e), 0) + 1
-    summary = {"method": config.method, "pool_size": len(pool), "heldout": len(heldout), "budget": budget,
+    summary = {"method": config.method, "pool_size": len(pool), "heldout": len(heldout),
+               "dropped_too_long": too_long, "budget": budget,
                "selected": len(rows),
                "selected_by_source": sources, "pool_by_source": pool_sources, **selection.summary,
                "config": config.model_dump(mode="json"), "machine": machine(), "versions": versions()}

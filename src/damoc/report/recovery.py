@@ -8,7 +8,8 @@ import html
 def recover_report(s: dict) -> str:
     lines = [f"# damoc recover: {s['method']}", "",
              f"- pool: {s['pool_size']} samples ({s['config']['pool']}); budget {s['budget']}; "
-             f"selected {s['selected']}",
+             f"selected {s['selected']}; {s['heldout']} held out for perplexity; {s['dropped_too_long']} left out "
+             "as longer than --max-seq-len",
              "- by source (selected / pool): " + ", ".join(f"{k} {s['selected_by_source'].get(k, 0)}/{v}"
                                                          for k, v in sorted(s["pool_by_source"].items())),
              f"- selection seconds: {s['select_seconds']:.1f}"]
