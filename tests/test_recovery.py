@@ -202,6 +202,12 @@ def test_recover_command_writes_the_subset_summary_and_report(recovery_setup, tm
         assert all(0 < r["jsd"] <= math.log(2) and r["cluster"] in range(4) for r in rows)
         assert summary["rejected_by_concept_graph"] >= 0
         assert "Map of the clusters" in (out / "report.html").read_text()
+        assert summary["jsd_cached"] is False and summary["forward_flops"] > 0
+        # Another budget on the same pool and models reads the JSD from the cache.
+        assert main(["recover", "--original", original, "--pruned", pruned, "--data", str(pool), "--budget", "0.5",
+                     "--clusters", "4", "--heldout", "4", "--out", str(tmp_path / "again")]) == 0
+        again = json.loads((tmp_path / "again" / "summary.json").read_text())
+        assert again["jsd_cached"] is True and again["jsd_mean_pool"] == summary["jsd_mean_pool"]
     if method == "length":
         everyone = sorted((len(f"It depends on {x} {i}.") for _, xs in TOPICS.values() for x in xs
                            for i in range(3)), reverse=True)
@@ -261,3 +267,15 @@ def test_recover_train_recovers_and_compares_with_both_references(recovery_setup
     assert rec["train_seconds"] > 0 and rec["train"]["train_tokens"] > 0
     assert "Recovery (LoRA on the subset)" in (out / "report.md").read_text()
     assert "recovered: held-out perplexity" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_matmul_params_from_the_config_match_the_model(arch, tmp_path):
+    from conftest import save_tiny
+    from transformers import AutoModelForCausalLM
+
+    from damoc.finetune.train import matmul_params
+    from damoc.recovery.paser import matmul_params_of
+
+    folder = save_tiny(tmp_path, arch, layers=3)
+    assert matmul_params_of(str(folder)) == matmul_params(AutoModelForCausalLM.from_pretrained(folder))

@@ -54,3 +54,37 @@ def sample_jsd(original, pruned, token_ids: Sequence[Sequence[int]], pad_id: int
         bar.update(len(chunk))
     bar.close()
     return out
+
+
+def model_fingerprint(spec: str) -> dict:
+    """What identifies a model's weights for caching: its folder and its weight files' sizes and
+    modification times (a folder re-pruned in place gets new ones)."""
+    from pathlib import Path
+
+    from damoc.models import resolve_spec
+
+    source = resolve_spec(spec)
+    folder = Path(source)
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []
+    return {"source": source, "files": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]}
+
+
+def cached_sample_jsd(original_spec: str, pruned_spec: str, original, pruned, token_ids: Sequence[Sequence[int]],
+                      pad_id: int, batch_size: int = 4, progress: bool = False) -> tuple[list[float], bool]:
+    """`sample_jsd`, kept in $DAMOC_HOME/jsd by the models' fingerprints and the token ids, so
+    another budget or method on the same pool does not pay for it again. (values, was_cached)."""
+    import hashlib
+    import json
+
+    from damoc.io import read_json, write_json_atomic
+    from damoc.models.bundled import damoc_home
+
+    digest = hashlib.sha256(json.dumps({"original": model_fingerprint(original_spec),
+                                        "pruned": model_fingerprint(pruned_spec),
+                                        "ids": [list(x) for x in token_ids]}).encode()).hexdigest()[:24]
+    path = damoc_home() / "jsd" / f"{digest}.json"
+    if path.exists():
+        return read_json(path), True
+    values = sample_jsd(original(), pruned(), token_ids, pad_id, batch_size, progress)
+    write_json_atomic(path, values)
+    return values, False

@@ -111,7 +111,7 @@ def select_paser(ctx: Context) -> Selection:
     from damoc.recovery.budget import allocate_budget
     from damoc.recovery.cluster import cluster
     from damoc.recovery.concepts import ConceptGraph, extract_concepts
-    from damoc.recovery.degradation import same_vocabulary, sample_jsd
+    from damoc.recovery.degradation import cached_sample_jsd, same_vocabulary
 
     seconds = {}
     t0 = time.perf_counter()
@@ -129,13 +129,13 @@ def select_paser(ctx: Context) -> Selection:
 
     t0 = time.perf_counter()
     ids = token_ids(tok, ctx.pool, ctx.max_len)
-    original, pruned = load_model(ctx.original).eval(), load_model(ctx.pruned).eval()
-    jsd = np.array(sample_jsd(original, pruned, ids, tok.pad_token_id, ctx.batch_size, progress=ctx.progress))
-    from damoc.finetune.train import forward_flops
-
+    values, jsd_cached = cached_sample_jsd(ctx.original, ctx.pruned, lambda: load_model(ctx.original).eval(),
+                                           lambda: load_model(ctx.pruned).eval(), ids, tok.pad_token_id,
+                                           ctx.batch_size, progress=ctx.progress)
+    jsd = np.array(values)
     tokens = sum(len(x) for x in ids)
-    jsd_flops = forward_flops(original, tokens) + forward_flops(pruned, tokens)
-    del original, pruned
+    # Two forward passes over the pool (original and pruned), counted even when read from the cache.
+    jsd_flops = 2.0 * tokens * (matmul_params_of(ctx.original) + matmul_params_of(ctx.pruned))
     seconds["jsd"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -181,11 +181,26 @@ def select_paser(ctx: Context) -> Selection:
         "shortfall_after_clusters": shortfall, "rejected_by_concept_graph": rejected,
         "selected": len(chosen), "jsd_mean_pool": float(jsd.mean()),
         "jsd_mean_selected": float(jsd[chosen].mean()) if chosen else None,
-        "seconds": seconds, "forward_flops": embed_cost["forward_flops"] + jsd_flops,
+        "seconds": seconds, "jsd_cached": jsd_cached, "forward_flops": embed_cost["forward_flops"] + jsd_flops,
         "map_2d": clustering.embedding[:, :2].tolist() if len(ctx.pool) <= 20000 else None,
         "labels": labels.tolist() if len(ctx.pool) <= 20000 else None,
     }
     return Selection(chosen, per_sample, summary)
+
+
+def matmul_params_of(spec: str) -> int:
+    """Matmul parameters from the config alone (no weights loaded): attention, MLP and head."""
+    from transformers import AutoConfig
+
+    from damoc.models import resolve_spec
+
+    c = AutoConfig.from_pretrained(resolve_spec(spec))
+    c = getattr(c, "text_config", None) or c
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    kv = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+    attn = c.hidden_size * head_dim * (2 * c.num_attention_heads + 2 * kv)
+    mlp = 3 * c.hidden_size * c.intermediate_size
+    return c.num_hidden_layers * (attn + mlp) + c.hidden_size * c.vocab_size
 
 
 def select_recovery(method: str, ctx: Context) -> Selection:
