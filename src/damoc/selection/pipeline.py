@@ -196,7 +196,6 @@ def _halving(config: SelectConfig, task: Task, data: dict, examples: list, jobs:
     """Successive halving: every round trains the survivors on a longer prefix of the compressed
     data (the filter's order, best first) and keeps the better half. The final order is the last
     round's ranking, then each earlier round's eliminated candidates in their round's order."""
-    candidate_of = {f"{c.model} {c.method}": c for c in config.candidates}
     survivors, runs, rounds, eliminated, folders = list(config.candidates), [], [], [], {}
     for r, share in enumerate(halving_shares(len(survivors)), start=1):
         n = max(1, math.ceil(share * len(examples)))
@@ -208,11 +207,11 @@ def _halving(config: SelectConfig, task: Task, data: dict, examples: list, jobs:
         ranked = rank(task.primary_metric, [dict(x) for x in results])
         keep = [x for x in ranked if x["status"] == "ok"][: math.ceil(len(survivors) / 2)]
         for x in ranked:
-            folders[_name(x)] = folder / candidate_of[_name(x)].slug
+            folders[_name(x)] = folder / by_name(config, x).slug
         rounds.append({"round": r, "share": share, "examples": n, "ranking": [_name(x) for x in ranked],
                        "kept": [_name(x) for x in keep]})
         eliminated = [x for x in ranked if x not in keep] + eliminated
-        survivors = [candidate_of[_name(x)] for x in keep]
+        survivors = [by_name(config, x) for x in keep]
         if len(survivors) <= 1:
             break
     final = keep + eliminated
