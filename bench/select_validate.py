@@ -136,6 +136,7 @@ def record(task: str, new: dict, full: dict, args: argparse.Namespace) -> None:
         "command": f"python bench/select_validate.py --tasks {task} --train-limit {args.train_limit} "
                    f"--test-limit {args.test_limit} --max-seq-len {args.max_seq_len} --seed {args.seed}",
         "full": {"majority_accuracy": full.get("majority_accuracy"),
+                 "prob_best": full_prob_best(args.run_dir / task / "full"),
                  "ranking": [f"{c['model']} {c['method']}" for c in full["candidates"] if c["status"] == "ok"],
                  "metrics": {f"{c['model']} {c['method']}": c["metrics"] for c in full["candidates"]
                              if c["status"] == "ok"},
@@ -144,6 +145,19 @@ def record(task: str, new: dict, full: dict, args: argparse.Namespace) -> None:
     })
     write_json_atomic(path, doc)
     print(f"wrote {path} ({len(doc['rows'])} rows)", flush=True)
+
+
+def full_prob_best(folder: Path) -> dict | None:
+    """How sure the ground truth itself is: paired bootstrap over the full fine-tunings' predictions."""
+    from damoc.io import read_jsonl
+    from damoc.selection.confidence import paired_bootstrap
+
+    preds = {}
+    for result in sorted((folder / "candidates").glob("*/result.json")):
+        r = read_json(result)
+        if r.get("status") == "ok" and (result.parent / "predictions.jsonl").exists():
+            preds[f"{r['model']} {r['method']}"] = read_jsonl(result.parent / "predictions.jsonl")
+    return paired_bootstrap(preds, seed=0)["prob_best"] if len(preds) >= 2 else None
 
 
 def plot(doc: dict, path: Path) -> None:
