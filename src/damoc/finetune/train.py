@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -22,6 +23,9 @@ from transformers import TrainerCallback
 from damoc.encoding import encode
 from damoc.errors import DamocError
 from damoc.tasks.base import Example, continuation
+
+# Raised inside transformers' own Trainer on every run; nothing a damoc user can act on.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 Method = Literal["lora", "full"]
 DEFAULT_LR = {"lora": 2e-4, "full": 2e-5}
