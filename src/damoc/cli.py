@@ -484,7 +484,10 @@ def print_ranking(summary: dict) -> None:
         cols.remove("accuracy")
     if not any(r["rougeL"] for r in rows):
         cols.remove("rougeL")
-    print(f"\n{summary['task']}: {summary['train_examples']} training / {summary['test_examples']} "
+    data = summary.get("data") or {}
+    train = (f"{data['input_examples']} -> {summary['train_examples']} (filtered and compressed)"
+             if "input_examples" in data else str(summary["train_examples"]))
+    print(f"\n{summary['task']}: {train} training / {summary['test_examples']} "
           f"test examples, ranked by {summary['primary_metric']} (ties: answer_bpb)")
     if "majority_accuracy" in summary:
         print(f"always answering the most common test answer would score "
