@@ -54,7 +54,8 @@ def _add_load_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
 
 
-def _add_train_args(p: argparse.ArgumentParser) -> None:
+def _add_optim_args(p) -> None:
+    """The flags `_finetune_config` reads."""
     p.add_argument("--epochs", type=float, default=1.0, help="training epochs (default 1)")
     p.add_argument("--max-seq-len", type=int, default=512,
                    help="tokens per example; longer contexts are cut from their end (default 512)")
@@ -63,6 +64,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4 LoRA, 2e-5 full)")
     p.add_argument("--lora-r", type=int, default=16, help="LoRA rank")
     p.add_argument("--seed", type=int, default=0)
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    _add_optim_args(p)
     p.add_argument("--train-limit", type=int, help="train on a seeded sample of N training examples")
     p.add_argument("--test-limit", type=int, help="evaluate on the first N test examples")
     p.add_argument("--eval-batch-size", type=int, default=8)
@@ -706,18 +711,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bundled choice tasks for zero-shot accuracy (default boolq pubmedqa medqa)")
     p.add_argument("--eval-limit", type=int, default=100, help="test questions per task (default 100)")
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
-    g = p.add_argument_group("recovery training (with --train; --max-seq-len also bounds the JSD)")
-    g.add_argument("--epochs", type=float, default=1.0, help="training epochs (default 1)")
-    g.add_argument("--max-seq-len", type=int, default=512, help="tokens per sample (default 512)")
-    g.add_argument("--batch-size", type=int, default=8, help="examples per optimizer step")
-    g.add_argument("--micro-batch-size", type=int, default=4, help="examples per forward pass")
-    g.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4)")
-    g.add_argument("--lora-r", type=int, default=16, help="LoRA rank")
-    g.add_argument("--seed", type=int, default=0)
+    _add_optim_args(p.add_argument_group("recovery training (with --train; --max-seq-len also bounds the JSD)"))
     p.set_defaults(func=cmd_recover)
 
     p = sub.add_parser(
-        "demo", help="select --validate on PubMedQA with the 4 bundled candidates (about 20 minutes on 2 CPU cores)",
+        "demo", help="select --validate on PubMedQA with the 4 bundled candidates (about 12 minutes on 2 CPU cores)",
         description="Runs `damoc select --validate` on the bundled PubMedQA task with {smollm2-135m-instruct, "
                     "gemma3-270m} x {lora, full}: compressed ranking, full fine-tuning of every candidate, and "
                     "how well the two agree. Contexts failing the BERTScore check fall back to milder ratios "
