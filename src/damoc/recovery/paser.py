@@ -146,7 +146,6 @@ def select_paser(ctx: Context) -> Selection:
     alloc = allocate_budget(ctx.budget, cds, [len(m) for m in members])
     efficiency = jsd / np.log(np.maximum([len(x) for x in ids], 2))
     graph, chosen, rejected = ConceptGraph(), [], 0
-    taken: set[int] = set()
     concepts = {}
 
     def offer(i: int) -> bool:
@@ -154,7 +153,6 @@ def select_paser(ctx: Context) -> Selection:
         concepts[i] = concepts.get(i) or extract_concepts(texts[i])
         if graph.offer(concepts[i]):
             chosen.append(i)
-            taken.add(i)
             return True
         rejected += 1
         return False
@@ -167,7 +165,7 @@ def select_paser(ctx: Context) -> Selection:
             filled[c] += offer(i)
     shortfall = ctx.budget - len(chosen)
     if shortfall:
-        for i in sorted(set(range(len(ctx.pool))) - taken, key=lambda i: -efficiency[i]):
+        for i in sorted(set(range(len(ctx.pool))) - set(chosen), key=lambda i: -efficiency[i]):
             if len(chosen) >= ctx.budget:
                 break
             offer(i)

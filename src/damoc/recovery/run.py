@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from damoc.finetune import FinetuneConfig
 from damoc.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
@@ -25,12 +25,20 @@ class RecoverConfig(BaseModel):
     max_len: int = Field(512, ge=8)
     batch_size: int = Field(4, ge=1)
     seed: int = 0
+
     heldout: int = Field(100, ge=0, description="pool samples set aside (seeded) for held-out perplexity; "
                          "never selected")
     train: bool = False
     finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig(method="lora"))
     eval_tasks: list[str] = Field(default_factory=lambda: ["boolq", "pubmedqa", "medqa"])
     eval_limit: int | None = Field(100, ge=1, description="test questions per task")
+
+    @field_validator("clusters")
+    @classmethod
+    def _auto_or_count(cls, v: int | str) -> int | str:
+        if isinstance(v, str) and v != "auto":
+            raise ValueError(f"must be 'auto' or a number, got {v!r}")
+        return v
 
 
 def split_heldout(pool: list, n: int, seed: int) -> tuple[list, list]:
@@ -122,10 +130,6 @@ def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -
     from damoc.recovery.pool import load_pool, source_of
 
     out = Path(out)
-    if isinstance(config.clusters, str) and config.clusters != "auto":
-        from damoc.errors import DamocError
-
-        raise DamocError(f"--clusters must be 'auto' or a number, got {config.clusters!r}")
     pool, heldout = split_heldout(load_pool(config.pool, config.per_source, config.seed), config.heldout,
                                   config.seed)
     pool, too_long = fitting(pool, config.original, config.max_len)
