@@ -25,7 +25,6 @@ class RecoverConfig(BaseModel):
     max_len: int = Field(512, ge=8)
     batch_size: int = Field(4, ge=1)
     seed: int = 0
-
     heldout: int = Field(100, ge=0, description="pool samples set aside (seeded) for held-out perplexity; "
                          "never selected")
     train: bool = False
