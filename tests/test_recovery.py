@@ -251,16 +251,22 @@ def test_recover_refuses_bad_input_and_writes_nothing(recovery_setup, tmp_path, 
 def test_recover_train_recovers_and_compares_with_both_references(recovery_setup, tmp_path, capsys):
     import json
 
+    from transformers import AutoTokenizer
+
     from damoc.cli import main
+    from damoc.tasks import load_task
 
     original, pruned, pool, n = recovery_setup
+    # --max-seq-len bounds training only: a MedQA test question longer than it is still evaluated.
+    tok = AutoTokenizer.from_pretrained(original)
+    assert max(len(tok(e.prefix + e.suffix).input_ids) for e in load_task("medqa").test[:4]) > 256
     out = tmp_path / "train"
     assert main(["recover", "--original", original, "--pruned", pruned, "--data", str(pool), "--budget", "16",
-                 "--clusters", "4", "--heldout", "6", "--train", "--eval", "boolq", "pubmedqa",
-                 "--eval-limit", "4", "--max-seq-len", "512", "--lr", "1e-2", "--out", str(out)]) == 0
+                 "--clusters", "4", "--heldout", "6", "--train", "--eval", "boolq", "medqa",
+                 "--eval-limit", "4", "--max-seq-len", "256", "--lr", "1e-2", "--out", str(out)]) == 0
     rec = json.loads((out / "summary.json").read_text())["recovery"]
     for name in ("original", "pruned", "recovered"):
-        assert math.isfinite(rec[name]["ppl"]) and set(rec[name]["accuracy"]) == {"boolq", "pubmedqa"}
+        assert math.isfinite(rec[name]["ppl"]) and set(rec[name]["accuracy"]) == {"boolq", "medqa"}
     # A real LoRA update on the subset moves held-out perplexity off the unrecovered model's.
     assert rec["recovered"]["ppl"] != pytest.approx(rec["pruned"]["ppl"], rel=1e-6)
     assert rec["original"]["ppl"] != pytest.approx(rec["pruned"]["ppl"], rel=1e-6)

@@ -329,7 +329,7 @@ def cmd_recover(args) -> None:
                            method=args.method, clusters=clusters, per_source=args.per_source,
                            max_len=args.max_seq_len, batch_size=args.jsd_batch_size, seed=args.seed,
                            heldout=args.heldout, train=args.train, eval_tasks=args.eval, eval_limit=args.eval_limit,
-                           finetune=_finetune_config(args, "lora"))
+                           eval_max_len=args.eval_max_len, finetune=_finetune_config(args, "lora"))
     summary = run_recover(config, args.out, progress=True)
     print(f"{summary['method']}: {summary['selected']} of {summary['pool_size']} samples selected "
           f"in {summary['select_seconds']:.1f} s")
@@ -710,6 +710,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", nargs="+", default=["boolq", "pubmedqa", "medqa"], metavar="TASK",
                    help="bundled choice tasks for zero-shot accuracy (default boolq pubmedqa medqa)")
     p.add_argument("--eval-limit", type=int, default=100, help="test questions per task (default 100)")
+    p.add_argument("--eval-max-len", type=int, default=1024,
+                   help="token limit of a test question with its answer (default 1024; --max-seq-len bounds "
+                        "training only)")
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     _add_optim_args(p.add_argument_group("recovery training (with --train; --max-seq-len also bounds the JSD)"))
     p.set_defaults(func=cmd_recover)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from damoc.errors import DamocError
 from damoc.finetune import FinetuneConfig
 from damoc.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from damoc.runinfo import machine, versions
@@ -31,6 +32,9 @@ class RecoverConfig(BaseModel):
     finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig(method="lora"))
     eval_tasks: list[str] = Field(default_factory=lambda: ["boolq", "pubmedqa", "medqa"])
     eval_limit: int | None = Field(100, ge=1, description="test questions per task")
+    # Separate from max_len: training may cut samples short, but a test question that does not fit
+    # would be an error (MedQA questions alone pass 256 tokens).
+    eval_max_len: int = Field(1024, ge=8, description="token limit of a test question with its answer")
 
     @field_validator("clusters")
     @classmethod
@@ -45,8 +49,6 @@ def split_heldout(pool: list, n: int, seed: int) -> tuple[list, list]:
     import random
 
     if n >= len(pool):
-        from damoc.errors import DamocError
-
         raise DamocError(f"--heldout {n} leaves nothing to select from a pool of {len(pool)}")
     held = set(random.Random(seed + 1).sample(range(len(pool)), n))
     return [e for i, e in enumerate(pool) if i not in held], [e for i, e in enumerate(pool) if i in held]
@@ -56,7 +58,6 @@ def fitting(pool: list, model: str, max_len: int) -> tuple[list, int]:
     """The samples whose instruction and answer fit in max_len tokens (a long context is cut, as in
     training); the others are left out of the pool, and counted, rather than failing the run later."""
     from damoc.encoding import encode
-    from damoc.errors import DamocError
     from damoc.models import load_tokenizer
     from damoc.tasks.base import continuation
 
@@ -81,7 +82,7 @@ def evaluate_model(model, tokenizer, heldout_texts: list[str], config: RecoverCo
     for name in config.eval_tasks:
         task = load_task(name)
         test = task.test[: config.eval_limit] if config.eval_limit else task.test
-        result = evaluate(model, tokenizer, task, examples=test, max_len=config.max_len, progress=progress,
+        result = evaluate(model, tokenizer, task, examples=test, max_len=config.eval_max_len, progress=progress,
                           seed=config.seed)
         out["accuracy"][name] = result.metrics["accuracy"]
     out["avg_accuracy"] = sum(out["accuracy"].values()) / len(out["accuracy"]) if out["accuracy"] else None
@@ -96,7 +97,7 @@ def reference_eval(spec: str, heldout_texts: list[str], config: RecoverConfig, p
     from damoc.runinfo import stable_hash
 
     key = stable_hash({"model": spec, "source": str(resolve_spec(spec)), "heldout": heldout_texts,
-                       "tasks": config.eval_tasks, "limit": config.eval_limit, "max_len": config.max_len,
+                       "tasks": config.eval_tasks, "limit": config.eval_limit, "max_len": config.eval_max_len,
                        "seed": config.seed})
     path = damoc_home() / "recover-eval" / f"{key}.json"
     if path.exists():
@@ -112,6 +113,9 @@ def train_and_evaluate(config: RecoverConfig, subset: list, heldout_texts: list[
     from damoc.finetune import finetune
     from damoc.models import load_model, load_tokenizer
 
+    # The references first: a test set that cannot be evaluated fails before any training is spent.
+    references = {name: reference_eval(spec, heldout_texts, config, progress)
+                  for name, spec in (("pruned", config.pruned), ("original", config.original))}
     tok = load_tokenizer(config.pruned)
     model = load_model(config.pruned)
     start = time.perf_counter()
@@ -119,9 +123,7 @@ def train_and_evaluate(config: RecoverConfig, subset: list, heldout_texts: list[
                             progress=progress)
     train_seconds = time.perf_counter() - start
     recovered = evaluate_model(model.eval(), tok, heldout_texts, config, progress)
-    return {"recovered": recovered, "train_seconds": train_seconds, "train": stats.to_dict(),
-            "pruned": reference_eval(config.pruned, heldout_texts, config, progress),
-            "original": reference_eval(config.original, heldout_texts, config, progress)}
+    return {"recovered": recovered, "train_seconds": train_seconds, "train": stats.to_dict(), **references}
 
 
 def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -> dict:
@@ -132,6 +134,9 @@ def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -
     pool, heldout = split_heldout(load_pool(config.pool, config.per_source, config.seed), config.heldout,
                                   config.seed)
     pool, too_long = fitting(pool, config.original, config.max_len)
+    if not pool and too_long:
+        raise DamocError(f"all {too_long} pool samples are longer than --max-seq-len {config.max_len} tokens; "
+                         "raise it")
     budget = resolve_budget(config.budget, len(pool))
     ctx = Context(pool=pool, budget=budget, seed=config.seed, original=config.original, pruned=config.pruned,
                   clusters=config.clusters, embedder=config.embedder, max_len=config.max_len,
