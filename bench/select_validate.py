@@ -19,9 +19,12 @@ run still has the headlines.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from pathlib import Path
+
+import torch
 
 from damoc.finetune import FinetuneConfig
 from damoc.io import read_json, write_json_atomic
@@ -85,6 +88,8 @@ def row(name: str, task: str, config: SelectConfig, summary: dict, val: dict, wa
         "seconds": {"data_stage": summary["seconds"]["data_stage"], "candidates": summary["seconds"]["candidates"],
                     "this_invocation": wall},
         "validation": val,
+        # The machine is shared: wall speed-ups of rows run beside another job are understated.
+        "torch_threads": torch.get_num_threads(), "load_average_at_end": list(os.getloadavg()),
     }
 
 
