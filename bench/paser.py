@@ -15,6 +15,7 @@ Writes bench/results/paser-recover.json, paser-scale.json and a plot; rows are a
 finish, and a re-run skips finished rows.
 
     .venv/bin/python bench/paser.py [--part recover|scale|all] [--per-source 150] [--max-seq-len 256]
+        [--eval-limit 100] [--lr 1e-3]
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def part_recover(args: argparse.Namespace) -> None:
             heldout=args.heldout, max_len=args.max_seq_len, eval_limit=args.eval_limit, train=True,
             budget=budget if budget < 1 else 0.999999,  # "the whole pool" as a share
             finetune=FinetuneConfig(method="lora", max_seq_len=args.max_seq_len, batch_size=8, micro_batch_size=4,
-                                    seed=args.seed))
+                                    learning_rate=args.lr, seed=args.seed))
         s = run_recover(config, args.run_dir / f"{method}-{budget}", progress=True)
         rec = s["recovery"]
         doc["rows"].append({
@@ -81,7 +82,7 @@ def part_recover(args: argparse.Namespace) -> None:
                     "pool_by_source": s["pool_by_source"], "machine": machine(), "versions": versions(),
                     "seed": args.seed, "config": {k: str(v) for k, v in vars(args).items()},
                     "command": f"python bench/paser.py --part recover --per-source {args.per_source} "
-                               f"--max-seq-len {args.max_seq_len} --eval-limit {args.eval_limit}"})
+                               f"--max-seq-len {args.max_seq_len} --eval-limit {args.eval_limit} --lr {args.lr:g}"})
         write_json_atomic(path, doc)
         done.add((method, budget))
     plot(doc, path.with_suffix(".png"))
@@ -160,6 +161,9 @@ def main() -> None:
     ap.add_argument("--heldout", type=int, default=100)
     ap.add_argument("--max-seq-len", type=int, default=256)
     ap.add_argument("--eval-limit", type=int, default=100)
+    # 2e-4 (the LoRA default) barely moves the model in the few steps a 10% subset of a small pool
+    # gives: one epoch on 48 samples left held-out perplexity within 1% of the pruned model's.
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=ROOT.parent / "runs" / "bench-paser")
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)

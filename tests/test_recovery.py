@@ -285,3 +285,13 @@ def test_matmul_params_from_the_config_match_the_model(arch, tmp_path):
 
     folder = save_tiny(tmp_path, arch, layers=3)
     assert matmul_params_of(str(folder)) == matmul_params(AutoModelForCausalLM.from_pretrained(folder))
+
+
+def test_auto_k_finds_the_knee_of_a_smooth_error_curve():
+    from damoc.recovery.cluster import elbow
+
+    # Steep, even drops up to K = 6, then almost flat: the knee is 6, though the single largest
+    # drop (tied from K = 2 on) would say 2.
+    errors = {k: 20.0 - 2.0 * (k - 1) if k <= 6 else 10.0 - 0.1 * (k - 6) for k in range(1, 21)}
+    assert elbow(errors) == 6
+    assert elbow({1: 5.0, 2: 1.0}) == 2 and elbow({1: 1.0}) == 1 and elbow({1: 2.0, 2: 2.0, 3: 2.0}) == 1

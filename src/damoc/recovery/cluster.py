@@ -7,8 +7,8 @@
    right for it; PASER's public code called it on a non-symmetric matrix) and its smallest
    eigenpairs; the diffusion-kernel embedding exp(-t lambda_i) u_i;
 3. NMF on the non-negative split [max(Y, 0), max(-Y, 0)] of the row-normalised embedding;
-   a sample's cluster is its largest NMF weight. With `k="auto"`, K is the number of
-   components whose addition removed the most NMF reconstruction error (the sharpest elbow).
+   a sample's cluster is its largest NMF weight. With `k="auto"`, K is the knee of the NMF
+   reconstruction error over K = 1..max_k (`elbow`).
 A large diffusion time t (default 10) keeps the near-zero Laplacian eigenvalues, one per
 well-separated group, and damps the rest, so the error falls steeply up to the true K.
 """
@@ -96,9 +96,24 @@ def cluster(embeddings: np.ndarray, k: int | str = "auto", neighbours: int = 10,
     for kk in range(1, min(max_k, n - 1) + 1):
         results[kk] = _nmf_labels(features, kk, seed)
         errors[kk] = results[kk][1]
-    # The K whose extra component removes the most reconstruction error (the sharpest elbow).
-    chosen = max(range(2, max(errors) + 1), key=lambda kk: errors[kk - 1] - errors[kk], default=1)
+    chosen = elbow(errors)
     return Clustering(_compact(results[chosen][0]), chosen, errors, y)
+
+
+def elbow(errors: dict[int, float]) -> int:
+    """The knee of the error curve: the K farthest below the straight line from the first to the
+    last K tried, both axes scaled to [0, 1] (Kneedle). On real pools the error falls smoothly,
+    and "the K whose extra component removed the most error" was then always 2."""
+    ks = sorted(errors)
+    if len(ks) < 3:
+        return ks[-1] if len(ks) == 2 and errors[ks[1]] < errors[ks[0]] else ks[0]
+    e = np.array([errors[kk] for kk in ks])
+    span = e.max() - e.min()
+    if span <= 0:
+        return ks[0]
+    x = (np.array(ks) - ks[0]) / (ks[-1] - ks[0])
+    y = (e - e.min()) / span
+    return ks[int(np.argmax((1 - x) - y))]
 
 
 def _compact(labels: np.ndarray) -> np.ndarray:
