@@ -54,11 +54,13 @@ def part_recover(args: argparse.Namespace) -> None:
 
     pruned = pruned_model(args.run_dir, args.seed)
     path = ROOT / "results" / "paser-recover.json"
-    doc = read_json(path) if path.exists() else {"rows": []}
-    done = {(r["method"], r["budget"]) for r in doc["rows"]}
     plan = [(m, b) for b in (0.1, 0.2) for m in ("paser", "random", "ifd", "length")] + [("random", 1.0)]
+    if args.rows:
+        plan = [(r.split(":")[0], float(r.split(":")[1])) for r in args.rows]
     for method, budget in plan:
-        if (method, budget) in done:
+        # Re-read before every row: two processes may share the machine's cores, each on its rows.
+        doc = read_json(path) if path.exists() else {"rows": []}
+        if (method if budget < 1 else "full pool", budget) in {(r["method"], r["budget"]) for r in doc["rows"]}:
             continue
         print(f"== {method} {budget}", flush=True)
         config = RecoverConfig(
@@ -83,8 +85,11 @@ def part_recover(args: argparse.Namespace) -> None:
                     "seed": args.seed, "config": {k: str(v) for k, v in vars(args).items()},
                     "command": f"python bench/paser.py --part recover --per-source {args.per_source} "
                                f"--max-seq-len {args.max_seq_len} --eval-limit {args.eval_limit} --lr {args.lr:g}"})
+        new, latest = doc["rows"][-1], read_json(path) if path.exists() else {"rows": []}
+        doc["rows"] = [r for r in latest["rows"] if (r["method"], r["budget"]) != (new["method"], new["budget"])]
+        doc["rows"].append(new)
         write_json_atomic(path, doc)
-        done.add((method, budget))
+    doc = read_json(path)
     plot(doc, path.with_suffix(".png"))
 
 
@@ -166,6 +171,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=ROOT.parent / "runs" / "bench-paser")
+    ap.add_argument("--rows", nargs="*", metavar="METHOD:BUDGET",
+                    help="only these rows, e.g. paser:0.1 random:1.0 (default: all)")
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.scale_child:
