@@ -57,10 +57,14 @@ def part_recover(args: argparse.Namespace) -> None:
     plan = [(m, b) for b in (0.1, 0.2) for m in ("paser", "random", "ifd", "length")] + [("random", 1.0)]
     if args.rows:
         plan = [(r.split(":")[0], float(r.split(":")[1])) for r in args.rows]
+
+    def written() -> dict:
+        # Read afresh for every row: two processes may share the machine's cores, each on its rows.
+        return read_json(path) if path.exists() else {"rows": []}
+
     for method, budget in plan:
-        # Re-read before every row: two processes may share the machine's cores, each on its rows.
-        doc = read_json(path) if path.exists() else {"rows": []}
-        if (method if budget < 1 else "full pool", budget) in {(r["method"], r["budget"]) for r in doc["rows"]}:
+        label = "full pool" if budget == 1.0 else method
+        if (label, budget) in {(r["method"], r["budget"]) for r in written()["rows"]}:
             continue
         print(f"== {method} {budget}", flush=True)
         config = RecoverConfig(
@@ -71,26 +75,24 @@ def part_recover(args: argparse.Namespace) -> None:
                                     learning_rate=args.lr, seed=args.seed))
         s = run_recover(config, args.run_dir / f"{method}-{budget}", progress=True)
         rec = s["recovery"]
-        doc["rows"].append({
-            "method": "full pool" if budget == 1.0 else method, "budget": budget, "selected": s["selected"],
+        row = {
+            "method": label, "budget": budget, "selected": s["selected"],
             "ppl": rec["recovered"]["ppl"], "avg_accuracy": rec["recovered"]["avg_accuracy"],
             "accuracy": rec["recovered"]["accuracy"], "select_seconds": s["select_seconds"],
             "train_seconds": rec["train_seconds"], "selection_share_of_training": s["select_seconds"]
             / rec["train_seconds"], "jsd_cached": s.get("jsd_cached"), "clusters": s.get("clusters"),
             "rejected_by_concept_graph": s.get("rejected_by_concept_graph"),
-            "selected_by_source": s["selected_by_source"]})
+            "selected_by_source": s["selected_by_source"]}
+        doc = written()
+        doc["rows"] = [r for r in doc["rows"] if (r["method"], r["budget"]) != (label, budget)] + [row]
         doc.update({"pruned": rec["pruned"], "original": rec["original"], "pool_size": s["pool_size"],
                     "heldout": s["heldout"], "dropped_too_long": s["dropped_too_long"],
                     "pool_by_source": s["pool_by_source"], "machine": machine(), "versions": versions(),
                     "seed": args.seed, "config": {k: str(v) for k, v in vars(args).items()},
                     "command": f"python bench/paser.py --part recover --per-source {args.per_source} "
                                f"--max-seq-len {args.max_seq_len} --eval-limit {args.eval_limit} --lr {args.lr:g}"})
-        new, latest = doc["rows"][-1], read_json(path) if path.exists() else {"rows": []}
-        doc["rows"] = [r for r in latest["rows"] if (r["method"], r["budget"]) != (new["method"], new["budget"])]
-        doc["rows"].append(new)
         write_json_atomic(path, doc)
-    doc = read_json(path)
-    plot(doc, path.with_suffix(".png"))
+    plot(written(), path.with_suffix(".png"))
 
 
 def scale_child(n: int, seed: int) -> None:
