@@ -93,8 +93,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code = main(argv)
     err = capsys.readouterr().err
-    if message is None:  # a bad candidate is reported as failed, the run itself completes
-        assert code == 0
+    if message is None:  # a bad candidate is reported as failed; the run completes, exit 3: nothing ranked
+        assert code == 3
         summary = json.loads((tmp_path / "r" / "results.json").read_text())
         assert summary["candidates"][0]["status"] == "failed"
         assert "unknown model spec" in summary["candidates"][0]["error"]

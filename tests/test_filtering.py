@@ -174,6 +174,6 @@ def test_cli_filter_writes_selection_and_refuses_bad_rates(tmp_path, cls_file, c
             "--field", "label=y", "--method", "random", "--out", str(out)]
     assert main(args + ["--rate", "0.25"]) == 0
     assert len(read_selection(out)) == 6  # 25% of the 24 training examples
-    assert main(args + ["--budget", "999"]) == 2
+    assert main(args + ["--budget", "999", "--overwrite"]) == 2
     assert "larger than the data" in capsys.readouterr().err
     assert len(read_selection(out)) == 6  # the earlier output is untouched

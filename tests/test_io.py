@@ -7,14 +7,15 @@ from damoc.io import atomic_dir, write_json_atomic
 
 def test_atomic_dir_replaces_only_on_success(tmp_path):
     target = tmp_path / "model"
-    with atomic_dir(target) as work:
+    with atomic_dir(target, "prune", overwrite=True) as work:
         (work / "a.txt").write_text("first")
     assert (target / "a.txt").read_text() == "first"
-    with pytest.raises(RuntimeError), atomic_dir(target) as work:
+    with pytest.raises(RuntimeError), atomic_dir(target, "prune", overwrite=True) as work:
         (work / "a.txt").write_text("half")
         raise RuntimeError("crash mid-write")
     assert (target / "a.txt").read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert (target / ".damoc-run.json").exists()
 
 
 def test_write_json_atomic_leaves_no_temp_files(tmp_path):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
 
-from damoc.errors import DamocError
+from damoc.errors import EXIT_USAGE, AllCandidatesFailed, DamocError
+from damoc.io import check_output_file, check_output_folder
 
-EXIT_USAGE = 2
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
+                 errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
 
 
 def _add_task_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -173,6 +176,8 @@ def cmd_finetune(args) -> None:
     from damoc.selection.baseline import sample_train
     from damoc.tasks import load_task
 
+    if args.out:
+        check_output_folder(args.out, args.overwrite)
     name, data = _task_source(args)
     task = load_task(name, data)
     config = _finetune_config(args, args.method)
@@ -190,7 +195,7 @@ def cmd_finetune(args) -> None:
     if args.out:
         from damoc.finetune.save import save_finetuned
 
-        save_finetuned(model, tok, args.out, report)
+        save_finetuned(model, tok, args.out, report, overwrite=args.overwrite)
         print(f"saved to {args.out}", file=sys.stderr)
     print(json.dumps(report, indent=2, default=str))
 
@@ -216,6 +221,7 @@ def cmd_baseline(args) -> None:
         raise SystemExit(130) from None
     print_ranking(summary)
     print(f"\nresults: {Path(args.out) / 'results.json'}")
+    _fail_if_none_ranked(summary, args.out)
 
 
 def _progress_printer(total: int):
@@ -250,14 +256,11 @@ def select_config_from_args(args):
     from damoc.tokens import CompressConfig
 
     if args.config is not None:
-        import yaml
+        from damoc.runfile import read_run_file
 
         if args.models or args.task or args.data:
             raise DamocError("give either --config RUN.yaml or --models/--task flags, not both")
-        try:
-            raw = yaml.safe_load(args.config.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            raise DamocError(f"{args.config}: cannot read the run file ({e})") from e
+        raw = read_run_file(args.config)
         if not isinstance(raw, dict):
             raise DamocError(f"{args.config}: the run file must be a mapping of settings")
         if args.halving:
@@ -319,6 +322,13 @@ def cmd_select(args) -> None:
               f"Spearman rho {r['spearman_rho']:.2f}, regret {v['regret']:.4f}; speed-up "
               f"{v['speedup_wall']:.1f}x wall time, {v['speedup_flops']:.1f}x FLOPs (overheads counted)")
     print(f"\nresults: {Path(args.out) / 'results.json'}\nreport:  {Path(args.out) / 'report.html'}")
+    _fail_if_none_ranked(summary, args.out)
+
+
+def _fail_if_none_ranked(summary: dict, out: Path) -> None:
+    if not any(c["status"] == "ok" for c in summary["candidates"]):
+        raise AllCandidatesFailed(f"every candidate failed (errors above and in {Path(out) / 'results.json'}); "
+                                  "nothing was ranked")
 
 
 def cmd_recover(args) -> None:
@@ -371,6 +381,7 @@ def cmd_filter(args) -> None:
     from damoc.filtering.run import write_selection
     from damoc.tasks import load_task
 
+    check_output_file(args.out, args.overwrite, (".summary.json",))
     name, data = _task_source(args)
     task = load_task(name, data)
     options = {}
@@ -403,6 +414,7 @@ def cmd_compress(args) -> None:
                             rewriter=None if args.no_rewrite else args.rewriter, bert_model=args.bert_model,
                             count_tokenizer=args.tokenizer, max_tries=args.max_tries, window=args.window,
                             batch_size=args.batch_size, seed=args.seed)
+    check_output_file(args.out, args.overwrite, (".records.jsonl", ".summary.json"))
     if args.examples is not None:
         if args.task or args.data:
             raise DamocError("give either --examples (a `damoc filter` output) or --task/--data, not both")
@@ -435,6 +447,7 @@ def cmd_prune(args) -> None:
     config = PruneConfig(threshold=args.threshold, max_fraction=args.max_fraction, merge=args.merge,
                          density=args.density, sparsification=args.sparsification, scale=args.scale,
                          iterative=args.iterative, max_len=args.max_len, seed=args.seed)
+    check_output_folder(args.out, args.overwrite)
     if config.merge == "sparse" and not args.base:
         raise DamocError("--merge sparse needs --base: the pre-trained weights of the same architecture "
                          "(or use --merge difference, which needs none)")
@@ -458,7 +471,7 @@ def cmd_prune(args) -> None:
         print(f"no inner layer reaches similarity {config.threshold}: nothing removed", file=sys.stderr)
     info = {"model": args.model, "base": args.base, "config": config.model_dump(),
             "calibration": str(args.calibration or (args.task or args.data)), "calibration_texts": len(texts)}
-    save_pruned(model, tokenizer, args.out, result, info)
+    save_pruned(model, tokenizer, args.out, result, info, overwrite=args.overwrite)
     print(f"removed {len(result.removed)} of {result.layers_before} layers "
           f"(similarity >= {config.threshold}, at most {config.max_fraction:.0%}) -> {args.out}", file=sys.stderr)
 
@@ -559,7 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", help="fine-tune one model on a task, then evaluate it")
     p.add_argument("--model", required=True)
     p.add_argument("--method", choices=["lora", "full"], default="lora")
-    p.add_argument("--out", type=Path, help="save the fine-tuned model (safetensors) and stats here")
+    p.add_argument("--out", type=Path, help="save the fine-tuned model (safetensors) and stats in this new folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if damoc made it earlier (never a file or folder damoc did not write)")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation on the test split")
     _add_task_args(p)
     _add_load_args(p)
@@ -577,6 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--rate", type=float, help="share of the training split to keep, in (0, 1]")
     size.add_argument("--budget", type=int, help="number of examples to keep")
     p.add_argument("--out", type=Path, required=True, help="selected examples (.jsonl); a .summary.json goes beside")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if damoc made it earlier (never a file or folder damoc did not write)")
     p.add_argument("--embedder", help="sentence-transformers model (default: bundled MiniLM)")
     p.add_argument("--scorer", help="causal LM for perplexity / IFD (default: bundled:smollm2-135m-instruct)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
@@ -609,6 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=Path, help="compress a `damoc filter` output instead of a task's training split")
     p.add_argument("--limit", type=int, help="only the first N examples")
     p.add_argument("--out", type=Path, required=True, help="compressed examples (.jsonl)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if damoc made it earlier (never a file or folder damoc did not write)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_task_args(p)
@@ -638,7 +657,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterative", action="store_true", help="recompute similarity after each removal")
     p.add_argument("--max-len", type=int, default=256, help="calibration tokens per text")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True, help="output model folder")
+    p.add_argument("--out", type=Path, required=True, help="output model folder (must not exist, see --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if damoc made it earlier (never a file or folder damoc did not write)")
     _add_task_args(p)
     _add_load_args(p)
     p.set_defaults(func=cmd_prune)
@@ -751,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except DamocError as e:
         print(f"damoc: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return e.exit_code
     except ValidationError as e:
         msgs = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'input'}: {err['msg']}" for err in e.errors())
         print(f"damoc: error: {msgs}", file=sys.stderr)
@@ -759,6 +780,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a read-only folder: one line naming the path, not a traceback
+        if e.errno not in _WRITE_ERRNOS:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"damoc: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 

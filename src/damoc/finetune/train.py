@@ -165,6 +165,11 @@ def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
 
     if not examples:
         raise DamocError("no training examples")
+    # Seed before the adapters are made: their initial weights must not depend on what ran earlier
+    # in this process (a resumed run must give the figures of an uninterrupted one).
+    from transformers import set_seed
+
+    set_seed(config.seed)
     if config.method == "lora":
         from peft import LoraConfig, get_peft_model
 

@@ -119,12 +119,13 @@ def apply_removal(model, removed: list[int], config: PruneConfig, base_model=Non
     return into
 
 
-def save_pruned(model, tokenizer, out: str | Path, result: PruneResult, info: dict) -> Path:
+def save_pruned(model, tokenizer, out: str | Path, result: PruneResult, info: dict,
+                overwrite: bool = False) -> Path:
     """Write the pruned model as a loadable folder, atomically (a crash leaves no half folder)."""
     from damoc.io import atomic_dir
 
     out = Path(out)
-    with atomic_dir(out) as work:
+    with atomic_dir(out, "prune", overwrite) as work:
         model.save_pretrained(work, safe_serialization=True)
         tokenizer.save_pretrained(work)
         record = {**info, "layers_before": result.layers_before, "layers_after": result.layers_after,

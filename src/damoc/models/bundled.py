@@ -104,7 +104,12 @@ def prepare_bundled(spec: str, *, force: bool = False) -> Path:
     if is_prepared(name) and not force:
         return target
     entry = BUNDLED[name]
-    with atomic_dir(target) as out, tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target.parent)
+    # Scratch names start with "." and carry our PID, so `models list` never shows them and a later
+    # run can tell a dead run's leftovers from a live one's.
+    with atomic_dir(target, "models prepare", overwrite=True) as out, \
+            tempfile.TemporaryDirectory(prefix=f".{name}.{os.getpid()}.gguf.", dir=target.parent) as scratch:
         gguf_path = entry.locate_gguf(Path(scratch))
         _convert_gguf(gguf_path, out)
         (out / "damoc-model.json").write_text(
@@ -114,6 +119,18 @@ def prepare_bundled(spec: str, *, force: bool = False) -> Path:
                        indent=2)
         )
     return target
+
+
+def remove_leftovers(models_dir: Path) -> None:
+    """Scratch folders of conversions killed mid-way (`.NAME.PID.XXXX`, PID no longer running)."""
+    import shutil
+
+    from damoc.io import pid_alive
+
+    for folder in models_dir.glob(".*.*.*"):
+        parts = folder.name.split(".")
+        if folder.is_dir() and len(parts) >= 4 and parts[2].isdigit() and not pid_alive(int(parts[2])):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _convert_gguf(gguf_path: Path, out: Path) -> None:

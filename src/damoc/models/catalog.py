@@ -20,7 +20,8 @@ def list_models() -> list[dict[str, str]]:
     models_dir = damoc_home() / "models"
     if models_dir.is_dir():
         for folder in sorted(Path(models_dir).iterdir()):
-            if folder.name in BUNDLED or folder.name.startswith(".") or not folder.is_dir():
+            if (folder.name in BUNDLED or folder.name.startswith(".") or not folder.is_dir()
+                    or not (folder / "config.json").is_file()):  # only complete models
                 continue
             rows.append({"spec": str(folder), "description": "cached folder", "licence": "",
                          "status": "prepared", "folder": str(folder)})

@@ -53,7 +53,7 @@ def load_tokenizer(spec: str, options: LoadOptions = LoadOptions()):
     source = resolve_spec(spec)
     try:
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=options.trust_remote_code)
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise DamocError(_load_hint(spec, e)) from e
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -82,7 +82,10 @@ def load_model(spec: str, options: LoadOptions = LoadOptions()):
 def _load_hint(spec: str, error: Exception) -> str:
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     hint = ""
-    if "safetensors" in str(error).lower() or ".bin" in str(error):
+    if "trust_remote_code" in str(error) or "custom code" in str(error):
+        hint = (" (this model ships its own Python code, which damoc does not run by default; pass "
+                "--trust-remote-code only if you trust its repository)")
+    elif "safetensors" in str(error).lower() or ".bin" in str(error):
         hint = " (only safetensors weights load by default; pass --allow-pickle if you trust the files)"
     elif os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(error).lower():
         hint = " (the Hugging Face hub is not reachable offline; use a local folder or a bundled: model)"

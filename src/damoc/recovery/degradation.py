@@ -76,15 +76,17 @@ def cached_sample_jsd(original_spec: str, pruned_spec: str, original, pruned, to
     import hashlib
     import json
 
-    from damoc.io import read_json, write_json_atomic
+    from damoc.io import read_json_checked, write_json_atomic
     from damoc.models.bundled import damoc_home
 
     digest = hashlib.sha256(json.dumps({"original": model_fingerprint(original_spec),
                                         "pruned": model_fingerprint(pruned_spec),
                                         "ids": [list(x) for x in token_ids]}).encode()).hexdigest()[:24]
     path = damoc_home() / "jsd" / f"{digest}.json"
-    if path.exists():
-        return read_json(path), True
+    hit = read_json_checked(path, lambda v: isinstance(v, list) and len(v) == len(token_ids)
+                            and all(isinstance(x, (int, float)) for x in v))
+    if hit is not None:
+        return hit, True
     values = sample_jsd(original(), pruned(), token_ids, pad_id, batch_size, progress)
     write_json_atomic(path, values)
     return values, False

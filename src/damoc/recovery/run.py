@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from damoc.errors import DamocError
 from damoc.finetune import FinetuneConfig
-from damoc.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from damoc.io import run_folder, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from damoc.runinfo import machine, versions
 
 
@@ -127,10 +127,15 @@ def train_and_evaluate(config: RecoverConfig, subset: list, heldout_texts: list[
 
 
 def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -> dict:
+    """Choose (and with `train`, test) a recovery subset; the run folder is checked and locked first."""
+    with run_folder(out, "recover") as folder:
+        return _run_recover(config, folder, progress)
+
+
+def _run_recover(config: RecoverConfig, out: Path, progress: bool) -> dict:
     from damoc.recovery.paser import Context, resolve_budget, select_recovery
     from damoc.recovery.pool import load_pool, source_of
 
-    out = Path(out)
     pool, heldout = split_heldout(load_pool(config.pool, config.per_source, config.seed), config.heldout,
                                   config.seed)
     pool, too_long = fitting(pool, config.original, config.max_len)

@@ -22,7 +22,7 @@ from damoc.errors import DamocError
 from damoc.evaluation import evaluate
 from damoc.finetune import FinetuneConfig, finetune
 from damoc.finetune.train import Method
-from damoc.io import write_json_atomic
+from damoc.io import run_folder, write_json_atomic
 from damoc.models import LoadOptions, load_model, load_tokenizer
 from damoc.runinfo import machine, stable_hash, versions
 from damoc.selection.launch import Job, LaunchSettings, launch
@@ -37,8 +37,41 @@ class Candidate(BaseModel):
     base: str | None = Field(None, description="pre-trained weights of the model, for the sparse layer merge")
 
     @property
+    def identity(self) -> tuple[str, str, str | None]:
+        """What the candidate is, whatever the spelling: two candidates with one identity are one."""
+        return (model_identity(self.model), self.method, model_identity(self.base) if self.base else None)
+
+    @property
     def slug(self) -> str:
+        """Its folder name: readable, plus a short hash of its identity, so two specs that read alike
+        (`models/a_b`, `models/a+b`) never share a folder."""
+        readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.model}--{self.method}").strip("_")[-60:]
+        return f"{readable}-{stable_hash(list(self.identity))[:8]}"
+
+    @property
+    def legacy_slug(self) -> str:
+        """The folder name before the hash was added: old results there are still read (their key
+        names the spec as written, so a result is never taken for another candidate's)."""
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.model}--{self.method}").strip("_")
+
+
+def model_identity(spec: str) -> str:
+    """A spec normalised: a local folder by its resolved path (or, for a bundled model's cache
+    folder, its bundled: name, so the name does not depend on DAMOC_HOME); anything else as written.
+    Resolving never converts a bundled model."""
+    from damoc.models.bundled import BUNDLED, BUNDLED_PREFIX, damoc_home
+
+    spec = spec.strip()
+    if spec.startswith(BUNDLED_PREFIX):
+        return spec
+    path = Path(spec).expanduser()
+    if not path.exists():
+        return spec.rstrip("/")
+    path = path.resolve()
+    models = (damoc_home() / "models").expanduser().resolve()
+    if path.parent == models and path.name in BUNDLED:
+        return BUNDLED_PREFIX + path.name
+    return str(path)
 
 
 class BaselineConfig(BaseModel):
@@ -64,8 +97,13 @@ class BaselineConfig(BaseModel):
     def _check(self) -> BaselineConfig:
         if (self.task is None) == (self.data is None):
             raise ValueError("give exactly one of a bundled task name or a data file")
-        if len(set(self.candidates)) != len(self.candidates):
-            raise ValueError("duplicate candidates")
+        seen: dict[tuple, Candidate] = {}
+        for c in self.candidates:
+            if c.identity in seen:
+                first = seen[c.identity]
+                same = "" if first.model == c.model else f" ({first.model!r} and {c.model!r} are the same model)"
+                raise ValueError(f"duplicate candidates: {c.model} {c.method}{same}")
+            seen[c.identity] = c
         return self
 
 
@@ -164,11 +202,17 @@ def run_baseline(config: BaselineConfig, out: str | Path, progress: bool = True,
                  on_event: Callable[[str, dict], None] | None = None,
                  launch_settings: LaunchSettings | None = None) -> dict:
     """Fine-tune and evaluate every candidate (resuming finished ones); write results.json."""
-    out = Path(out)
+    with run_folder(out, "baseline") as folder:
+        return _run_baseline(config, folder, progress, on_event, launch_settings)
+
+
+def _run_baseline(config: BaselineConfig, out: Path, progress: bool, on_event: Callable[[str, dict], None] | None,
+                  launch_settings: LaunchSettings | None) -> dict:
     task = load_task(config.task, config.data)
     train, test = select_examples(task, config)
     jobs = [Job(c, out / "candidates" / c.slug, candidate_key(config, c),
-                partial(run_candidate, config, c, task, train, test, progress)) for c in config.candidates]
+                partial(run_candidate, config, c, task, train, test, progress),
+                legacy=[out / "candidates" / c.legacy_slug]) for c in config.candidates]
     finished: list[dict] = []
 
     def notify(kind: str, info: dict) -> None:

@@ -11,16 +11,18 @@ others go on.
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from damoc.errors import DamocError
-from damoc.io import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
+from damoc.io import jsonl_text, quarantine, read_json_checked, write_json_atomic, write_text_atomic
 
 Run = Callable[[], tuple[dict, list[dict]]]
 Notify = Callable[[str, dict], None]
@@ -44,20 +46,53 @@ class Job:
     folder: Path
     key: str
     run: Run
+    legacy: list[Path] = field(default_factory=list)  # older folder names whose results still count
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read_result(folder: Path, key: str) -> tuple[dict, list[dict] | None] | None:
+    """A finished result with this key and its predictions, checked: a damaged file is moved aside
+    (and the next copy tried); predictions that belong to another result (a crash between the two
+    renames of `store`) do not count."""
+    record = read_json_checked(folder / "result.json",
+                               lambda d: isinstance(d, dict) and isinstance(d.get("key"), str) and "status" in d)
+    if record is None or record["key"] != key or record["status"] != "ok":
+        return None
+    if not isinstance(record.get("metrics"), dict):
+        quarantine(folder / "result.json", "no metrics in a finished result")
+        return None
+    path = folder / "predictions.jsonl"
+    if not path.exists():
+        return (None if record.get("predictions_sha256") else (record, None))
+    try:
+        text = path.read_text(encoding="utf-8")
+        if record.get("predictions_sha256") not in (None, _digest(text)):
+            return None
+        predictions = [json.loads(line) for line in text.splitlines() if line.strip()]
+        if not all(isinstance(p, dict) for p in predictions):
+            raise ValueError("a line is not an object")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        quarantine(path, f"{type(e).__name__}")
+        return None
+    return record, predictions
 
 
 def cached(job: Job) -> dict | None:
     """The finished result on disk with this job's key, if any. Results of earlier settings are
     kept under `history/KEY/`, so switching a setting back reuses them instead of retraining."""
-    for folder in (job.folder, job.folder / "history" / job.key):
-        done = folder / "result.json"
-        if done.exists():
-            previous = read_json(done)
-            if previous.get("key") == job.key and previous.get("status") == "ok":
-                if folder != job.folder:  # the top level always holds the current settings' result
-                    predictions = folder / "predictions.jsonl"
-                    store(job, previous, read_jsonl(predictions) if predictions.exists() else None)
-                return previous
+    places = [job.folder, job.folder / "history" / job.key]
+    for old in job.legacy:
+        places += [old, old / "history" / job.key]
+    for folder in places:
+        found = _read_result(folder, job.key)
+        if found is not None:
+            record, predictions = found
+            if folder != job.folder:  # the top level always holds the current settings' result
+                store(job, record, predictions)
+            return record
     return None
 
 
@@ -68,21 +103,27 @@ def failed(job: Job, error: BaseException, trace: str = "") -> dict:
 
 
 def execute(run: Run) -> tuple[dict | None, list[dict] | None, tuple[BaseException, str] | None]:
-    """Run one candidate, catching what should fail it rather than the whole selection."""
+    """Run one candidate. Any error (a bad model file, a tokenizer of the wrong type, a pickle that
+    refuses to load, out of memory) fails this candidate only; Ctrl-C still stops the whole run."""
     try:
         record, predictions = run()
         return record, predictions, None
-    except (DamocError, RuntimeError, ValueError, OSError, MemoryError) as e:
+    except Exception as e:  # noqa: BLE001 - isolating every candidate failure is the point
         gc.collect()
-        return None, None, (e, traceback.format_exc(limit=5))
+        return None, None, (e, traceback.format_exc())
 
 
 def store(job: Job, record: dict, predictions: list[dict] | None) -> dict:
+    """Write a result with its predictions. The predictions go first and the result names their
+    digest, so a result is only ever read with the predictions it was made with."""
     record["key"] = job.key
+    text = jsonl_text(predictions) if predictions is not None else None
+    if text is not None:
+        record["predictions_sha256"] = _digest(text)
     targets = [job.folder] + ([job.folder / "history" / job.key] if record["status"] == "ok" else [])
     for folder in targets:
-        if predictions is not None:
-            write_jsonl_atomic(folder / "predictions.jsonl", predictions)
+        if text is not None:
+            write_text_atomic(folder / "predictions.jsonl", text)
         write_json_atomic(folder / "result.json", record)
     return record
 
@@ -91,9 +132,23 @@ def _finish(job: Job, outcome: tuple, notify: Notify) -> dict:
     record, predictions, error = outcome
     if error is not None:
         record = failed(job, *error)
-    record = store(job, record, predictions)
+        _log_error(job, error[1])
+    try:
+        record = store(job, record, predictions)
+    except OSError as e:  # a full disk or a folder that became read-only: this candidate fails
+        where = e.filename or job.folder
+        record = failed(job, OSError(f"cannot store the result in {where}: {e.strerror or e}"))
     notify("done", record)
     return record
+
+
+def _log_error(job: Job, trace: str) -> None:
+    if not trace:
+        return
+    try:
+        write_text_atomic(job.folder / "error.log", trace)
+    except OSError:
+        pass
 
 
 def _local(jobs: list[Job], settings: LaunchSettings, notify: Notify) -> list[dict]:

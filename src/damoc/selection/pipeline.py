@@ -26,7 +26,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from damoc.errors import DamocError
 from damoc.filtering.run import filter_examples, read_selection
-from damoc.io import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
+from damoc.io import (
+    read_checked,
+    read_json_checked,
+    read_jsonl,
+    run_folder,
+    write_json_atomic,
+    write_jsonl_atomic,
+    write_text_atomic,
+)
 from damoc.layers import PruneConfig
 from damoc.runinfo import machine, stable_hash, versions
 from damoc.selection.baseline import (
@@ -78,8 +86,12 @@ def data_stage(config: SelectConfig, task: Task, out: Path, progress: bool) -> t
                        "compress": config.compress.model_dump() if config.compress else None})
     folder = out / "data"
     summary_path = folder / "summary.json"
-    if summary_path.exists() and read_json(summary_path).get("key") == key:
-        return read_selection(folder / "examples.jsonl"), read_json(summary_path)
+    done = read_json_checked(summary_path, lambda d: isinstance(d, dict) and isinstance(d.get("key"), str))
+    if done is not None and done["key"] == key:
+        examples = read_checked(folder / "examples.jsonl", read_selection,
+                                lambda xs: len(xs) == done.get("output_examples"))
+        if examples is not None:
+            return examples, done
     summary: dict = {"key": key, "input_examples": len(train), "seconds": {}}
     examples = train
     if config.filter is not None:
@@ -143,9 +155,16 @@ def by_name(config: SelectConfig, record: dict) -> Candidate:
 def run_select(config: SelectConfig, out: str | Path, progress: bool = True, validate: bool = False,
                on_event: Callable[[str, dict], None] | None = None,
                launch_settings: LaunchSettings | None = None) -> dict:
+    """The DaMoC ranking (and with `validate`, the comparison with full fine-tuning); the run folder
+    is checked (writable, made by damoc or empty) and locked before any work."""
+    with run_folder(out, "select") as folder:
+        return _run_select(config, folder, progress, validate, on_event, launch_settings)
+
+
+def _run_select(config: SelectConfig, out: Path, progress: bool, validate: bool,
+                on_event: Callable[[str, dict], None] | None, launch_settings: LaunchSettings | None) -> dict:
     from damoc.layers.calibration import example_texts
 
-    out = Path(out)
     notify = on_event or (lambda kind, info: None)
     task = load_task(config.task, config.data)
     _, test = select_examples(task, config)
@@ -157,7 +176,8 @@ def run_select(config: SelectConfig, out: str | Path, progress: bool = True, val
         return [Job(c, folder / c.slug, stable_hash({"key": candidate_key(config, c), **extra}) if extra
                     else candidate_key(config, c),
                     partial(run_candidate, config, c, task, train, test, progress,
-                            pruner(config, c, texts) if config.prune is not None else None))
+                            pruner(config, c, texts) if config.prune is not None else None),
+                    legacy=[folder / c.legacy_slug])
                 for c in candidates]
 
     if not config.halving:
