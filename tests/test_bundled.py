@@ -65,7 +65,7 @@ def test_a_few_steps_lower_the_loss_on_their_batch(home, spec, method):
     tok, model = load_tokenizer(spec), load_model(spec)
     before = batch_loss(model, tok, exs, max_len=96)
     cfg = FinetuneConfig(method=method, epochs=3, batch_size=4, micro_batch_size=4, max_seq_len=96,
-                         learning_rate=1e-3 if method == "lora" else 5e-5, warmup_ratio=0.0)
+                         learning_rate=1e-3 if method == "lora" else 5e-5, warmup_ratio=0.0, min_steps=0)
     model, stats = finetune(model, tok, exs, cfg, progress=False)
     after = batch_loss(model, tok, exs, max_len=96)
     assert stats.steps == 3

@@ -32,3 +32,28 @@ def test_pairing_shrinks_the_standard_error_of_a_difference():
 def test_different_questions_are_refused():
     with pytest.raises(ValueError, match="different questions"):
         paired_bootstrap({"a": records([True], [1.0], ["x"]), "b": records([True], [1.0], ["y"])})
+
+
+def _records(correct: list[int], nll: float = 1.0) -> list[dict]:
+    return [{"id": str(i), "label": 1, "pred": 1 if c else 0, "answer_nll": nll, "answer_bytes": 4}
+            for i, c in enumerate(correct)]
+
+
+def test_tie_set_from_a_paired_bootstrap_where_the_answer_is_known():
+    from damoc.selection.confidence import tie_set
+
+    n = 400
+    strong = _records([1] * 300 + [0] * 100)          # 75%
+    twin = _records([1] * 299 + [0] * 1 + [0] * 100)  # 74.75%, differs on one question: tied
+    weak = _records([1] * 200 + [0] * 200)            # 50%, far below: separated
+    assert len(strong) == len(twin) == len(weak) == n
+    out = tie_set({"strong": strong, "twin": twin, "weak": weak}, choice=True, seed=0)
+    assert out["best"] == "strong" and out["tie_set"] == ["strong", "twin"]
+    assert out["differences"]["weak"]["diff"] == pytest.approx(0.25)
+    assert out["differences"]["weak"]["diff"] > 2 * out["differences"]["weak"]["se"]
+    alone = tie_set({"strong": strong, "weak": weak}, choice=True, seed=0)
+    assert alone["tie_set"] == ["strong"]  # a confident leader
+    # Generation tasks: bits per byte, lower is better.
+    low, high = _records([1] * n, nll=1.0), _records([1] * n, nll=2.0)
+    gen = tie_set({"low": low, "high": high}, choice=False, seed=0)
+    assert gen["best"] == "low" and gen["differences"]["high"]["diff"] > 0

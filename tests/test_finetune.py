@@ -49,7 +49,7 @@ def test_training_lowers_the_loss_on_its_data(tok, method, lr):
     exs = examples(8)
     before = batch_loss(model, tok, exs)
     cfg = FinetuneConfig(method=method, epochs=6, learning_rate=lr, batch_size=4, micro_batch_size=2,
-                         max_seq_len=128, warmup_ratio=0.0)
+                         max_seq_len=128, warmup_ratio=0.0, min_steps=0)
     model, stats = finetune(model, tok, exs, cfg, progress=False)
     after = batch_loss(model, tok, exs)
     assert after < before - 0.1
@@ -87,3 +87,75 @@ def test_cli_finetune_saves_a_loadable_safetensors_model(tmp_path, tiny_llama, c
     ids = torch.tensor([[1, 5, 9, 12]])
     with torch.no_grad():
         assert not torch.allclose(tuned(ids).logits, base(ids).logits)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+@pytest.mark.parametrize("lora", [False, True])
+def test_answer_only_head_matches_the_full_head(tok, arch, lora):
+    """The head on loss positions only: same loss and gradients as the full head, with right
+    padding, answers of different lengths and two accumulated micro-batches."""
+    from damoc.finetune.train import answer_loss
+
+    exs = examples(2) + [render("generation", id="g1", question="q", answer="a b c d e f"),
+                         render("generation", id="g2", question="what is it", answer="x")]
+    rows = prepare_examples(tok, exs, 128)
+    collate = _Collator(tok.pad_token_id)
+    micro = [collate(rows[:2]), collate(rows[2:])]
+    assert micro[1]["attention_mask"].sum(1).tolist()[0] != micro[1]["attention_mask"].shape[1] or \
+        micro[1]["attention_mask"].sum(1).tolist()[1] != micro[1]["attention_mask"].shape[1]  # padded
+    num_items = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro)
+
+    def grads(use_answer_loss: bool):
+        model = build_model(arch, len(tok), seed=3)
+        if lora:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=lora_target_modules(model),
+                                                     init_lora_weights=False))
+        model.train()
+        model.config.use_cache = False
+        total = 0.0
+        for b in micro:
+            if use_answer_loss:
+                loss = answer_loss(model, b["input_ids"], b["attention_mask"], b["labels"], num_items)
+            else:
+                loss = model(**b, num_items_in_batch=num_items).loss
+            loss.backward()
+            total += float(loss.detach())
+        return total, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    full_loss, full_grads = grads(False)
+    ours_loss, ours_grads = grads(True)
+    assert ours_loss == pytest.approx(full_loss, rel=1e-5)
+    assert full_grads.keys() == ours_grads.keys() and full_grads
+    for name in full_grads:
+        torch.testing.assert_close(ours_grads[name], full_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_flops_count_the_head_only_on_answer_tokens(tok):
+    from damoc.finetune.train import estimate_flops, head_params, matmul_params
+
+    model = build_model("llama", len(tok))
+    n, h = matmul_params(model), head_params(model)
+    assert 0 < h < n
+    assert estimate_flops(model, 100, "lora") == 4 * n * 100
+    assert estimate_flops(model, 100, "full", loss_tokens=10) == 6 * ((n - h) * 100 + h * 10)
+
+
+@pytest.mark.parametrize("n,expected", [(10, (1, 2.5, 25)), (100, (4, 1.0, 25)), (1000, (8, 1.0, 125)),
+                                        (24, (1, 25 / 24, 25))])
+def test_step_floor_shrinks_the_batch_then_adds_epochs(n, expected):
+    from damoc.finetune.train import schedule
+
+    plan = schedule(n, FinetuneConfig(batch_size=8, micro_batch_size=4, min_steps=25))
+    assert (plan.batch_size, plan.epochs, plan.steps) == expected
+    assert plan.steps >= 25 and plan.warmup_steps >= 1
+    off = schedule(n, FinetuneConfig(batch_size=8, micro_batch_size=4, min_steps=0))
+    assert off.batch_size == 8 and off.epochs == 1.0
+
+
+def test_a_ten_example_run_takes_the_floor_of_steps(tok):
+    model = build_model("llama", len(tok))
+    _, stats = finetune(model, tok, examples(10), FinetuneConfig(method="lora", max_seq_len=128, batch_size=8,
+                                                                 micro_batch_size=4, min_steps=25), progress=False)
+    assert stats.steps == 25 and stats.batch_size == 1 and stats.epochs == 2.5 and stats.warmup_steps == 1

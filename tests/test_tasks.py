@@ -104,3 +104,54 @@ def test_instruction_format_prompt():
     e = render("instruction", id="1", instruction="Summarise.", context="Long text.", answer="Short.")
     assert e.prompt == "### Instruction:\nSummarise.\n\n### Input:\nLong text.\n\n### Response:\n"
     assert e.answer == "Short."
+
+
+def test_label_sorted_file_gives_a_stratified_test_set_in_seeded_order(tmp_path, capsys):
+    """A balanced two-class file exported sorted by label: the test set, and every prefix of it
+    (--test-limit), holds both classes in their shares."""
+    import json as _json
+
+    from damoc.cli import main
+    from damoc.tasks import DataSpec, load_task
+
+    rows = [{"question": f"q{i}", "passage": f"p{i}", "y": "yes" if i < 500 else "no"} for i in range(1000)]
+    path = tmp_path / "sorted.jsonl"
+    path.write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    spec = DataSpec(path=path, format="classification", fields={"context": "passage", "label": "y"},
+                    test_fraction=0.3)
+    task = load_task(None, spec)
+    assert len(task.test) == 300
+    for n in (10, 50, 300):
+        counts = {a: sum(e.answer == a for e in task.test[:n]) for a in ("yes", "no")}
+        assert abs(counts["yes"] - counts["no"]) <= max(2, n // 10), (n, counts)
+    assert [e.id for e in task.test] != sorted(e.id for e in task.test)  # not file order
+    assert [e.id for e in load_task(None, spec).test] == [e.id for e in task.test]  # seeded
+    assert task.summary()["test_labels"] == {"yes": 150, "no": 150} or task.summary()["test_labels"] == {
+        "no": 150, "yes": 150}
+    argv = ["tasks", "show", "--data", str(path), "--format", "classification", "--field", "context=passage",
+            "--field", "label=y", "--test-fraction", "0.3", "--test-limit", "20", "--train-limit", "40", "--json"]
+    assert main(argv) == 0
+    info = _json.loads(capsys.readouterr().out)
+    assert info["test_used"] == 20 and info["test_used_labels"] == {"yes": 10, "no": 10}
+    assert sum(info["train_used_labels"].values()) == 40 and info["label_warnings"] == []
+
+
+def test_one_class_test_set_is_warned(tmp_path):
+    from damoc.tasks.base import label_warnings, render
+
+    yes = [render("classification", id=str(i), question="q", options=["yes", "no"], label=0) for i in range(5)]
+    no = [render("classification", id=f"n{i}", question="q", options=["yes", "no"], label=1) for i in range(5)]
+    assert any("one answer only" in w for w in label_warnings(yes + no, yes, "classification"))
+    assert any("never seen in training" in w for w in label_warnings(yes, yes + no, "classification"))
+    assert label_warnings(yes + no, yes[:2] + no[:2], "classification") == []
+
+
+def test_multiple_choice_split_is_stratified_by_option_letter():
+    from collections import Counter
+
+    from damoc.tasks.base import render, split
+
+    exs = [render("multiple_choice", id=str(i), question=f"q{i}", options=[f"a{i}", f"b{i}", f"c{i}", f"d{i}"],
+                  label=i // 100) for i in range(400)]
+    _, test = split(exs, 100, seed=3)
+    assert Counter(e.label for e in test) == {0: 25, 1: 25, 2: 25, 3: 25}

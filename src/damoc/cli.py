@@ -130,13 +130,24 @@ def cmd_tasks_list(args) -> None:
 
 
 def cmd_tasks_show(args) -> None:
+    from damoc.selection.baseline import sample_train
     from damoc.tasks import continuation, load_task
+    from damoc.tasks.base import label_counts, label_warnings
 
     if args.name and args.data is None:
         args.task = args.name
     name, data = _task_source(args)
     task = load_task(name, data)
     info = task.summary()
+    # What a run with these limits would use: the seeded training sample, the test split's first N.
+    train = sample_train(task.train, args.train_limit, args.seed)
+    test = task.test[: args.test_limit] if args.test_limit else task.test
+    if args.train_limit or args.test_limit:
+        info |= {"train_used": len(train), "test_used": len(test)}
+        if task.is_choice:
+            info |= {"train_used_labels": label_counts(train, task.format),
+                     "test_used_labels": label_counts(test, task.format)}
+    info["label_warnings"] = label_warnings(train, test, task.format)
     ex = task.train[0]
     info["example_prompt"] = ex.prompt
     info["example_answer"] = continuation(ex)
@@ -145,8 +156,12 @@ def cmd_tasks_show(args) -> None:
     if args.json:
         print(json.dumps(info, indent=2))
         return
-    for k in ("name", "format", "train", "test", "metric", "description", "source", "licence"):
-        print(f"{k:>12}: {info[k]}")
+    for k in ("name", "format", "train", "test", "train_used", "test_used", "train_labels", "test_labels",
+              "train_used_labels", "test_used_labels", "metric", "description", "source", "licence"):
+        if k in info:
+            print(f"{k:>17}: {info[k]}")
+    for line in info["label_warnings"]:
+        print(f"          warning: {line}")
     print(f"\n--- example prompt (train[0]) ---\n{ex.prompt}\n--- answer ---\n{continuation(ex)!r}")
     if ex.options:
         print(f"--- options ---\n{list(ex.options)}")
@@ -310,6 +325,12 @@ def cmd_select(args) -> None:
     for r in (summary.get("halving") or {}).get("rounds", []):
         print(f"halving round {r['round']}: {len(r['ranking'])} candidates on {r['examples']} examples, "
               f"kept {', '.join(r['kept'])}")
+    verdict = summary.get("verdict")
+    if verdict and verdict["tied"]:
+        print(f"tied: {', '.join(verdict['tie_set'])} (cannot be told apart at this budget); "
+              f"recommended: {verdict['recommended']} (the cheapest of them to fine-tune)")
+    elif verdict:
+        print(f"recommended: {verdict['recommended']} (ahead of the others by more than two paired standard errors)")
     conf = summary.get("confidence")
     if conf:
         print("probability of ranking first (paired bootstrap): "
@@ -556,9 +577,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = tasks.add_parser("list", help="bundled tasks with their sizes and metric")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tasks_list)
-    p = tasks.add_parser("show", help="a task's size, split and an example prompt")
+    p = tasks.add_parser("show", help="a task's size, split, answer counts and an example prompt")
     p.add_argument("name", nargs="?", help="bundled task name")
     _add_task_args(p)
+    p.add_argument("--train-limit", type=int, help="show what a run with this seeded training sample would use")
+    p.add_argument("--test-limit", type=int, help="show what a run on the first N test examples would use")
+    p.add_argument("--seed", type=int, default=0, help="the seed of the training sample (as in a run)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tasks_show)
 

@@ -42,7 +42,10 @@ class FinetuneConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="examples per optimizer step")
     micro_batch_size: int = Field(4, ge=1, description="examples per forward pass")
     learning_rate: float | None = Field(None, gt=0, description="default 2e-4 (LoRA), 2e-5 (full)")
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of the steps spent warming up "
+                                "(at least one step)")
+    min_steps: int = Field(25, ge=0, description="floor on optimizer steps: with few examples the batch "
+                           "shrinks, then epochs are added, until a run takes this many (0: off)")
     weight_decay: float = Field(0.0, ge=0)
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
@@ -52,6 +55,43 @@ class FinetuneConfig(BaseModel):
     @property
     def lr(self) -> float:
         return self.learning_rate or DEFAULT_LR[self.method]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How a run is batched: what the config asked, or less per step when the step floor binds."""
+
+    micro_batch_size: int
+    accumulation: int
+    epochs: float
+    steps: int
+    warmup_steps: int
+
+    @property
+    def batch_size(self) -> int:
+        return self.micro_batch_size * self.accumulation
+
+
+def schedule(n: int, config: FinetuneConfig) -> Schedule:
+    """Batching for n examples. A run of 10 examples at batch 8 takes 2 optimizer steps and no
+    warm-up: a LoRA adapter (B starts at zero) barely moves, and the candidate is judged on its
+    untrained prior. So below `min_steps` the batch shrinks (down to 1) and, if that is not enough,
+    the data is passed over again (a fractional number of epochs, exactly `min_steps` steps); every
+    candidate of a run gets the same rule."""
+    def plan(batch: int, epochs: float) -> tuple[int, int, int]:
+        micro = min(config.micro_batch_size, batch)
+        accum = max(1, batch // micro)
+        return micro, accum, math.ceil(math.ceil(n / micro) / accum * epochs)
+
+    batch, epochs = config.batch_size, config.epochs
+    micro, accum, steps = plan(batch, epochs)
+    if steps < config.min_steps:
+        batch = max(1, min(batch, int(n * epochs // config.min_steps)))
+        micro, accum, steps = plan(batch, epochs)
+        if steps < config.min_steps:  # batch 1 is still too few steps: more passes over the data
+            steps = config.min_steps
+            epochs = steps / math.ceil(n / batch)
+    return Schedule(micro, accum, epochs, steps, max(1, int(config.warmup_ratio * steps)))
 
 
 @dataclass
@@ -68,6 +108,9 @@ class TrainStats:
     first_loss: float | None
     last_loss: float | None
     truncated: int
+    batch_size: int = 0
+    epochs: float = 0.0
+    warmup_steps: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,9 +146,40 @@ def forward_flops(model: nn.Module, tokens: int) -> float:
     return 2.0 * matmul_params(model) * tokens
 
 
-def estimate_flops(model: nn.Module, tokens: int, method: str) -> float:
-    """6 N T for full fine-tuning; 4 N T for LoRA (no weight gradients for frozen matrices)."""
-    return (6 if method == "full" else 4) * matmul_params(model) * tokens
+def head_params(model: nn.Module) -> int:
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return head.weight.numel() if head is not None else 0
+
+
+def estimate_flops(model: nn.Module, tokens: int, method: str, loss_tokens: int | None = None) -> float:
+    """6 N T for full fine-tuning; 4 N T for LoRA (no weight gradients for frozen matrices). The
+    output head runs only where the loss is taken (`answer_loss`), so it counts `loss_tokens`."""
+    head = head_params(model)
+    loss_tokens = tokens if loss_tokens is None else loss_tokens
+    return (6 if method == "full" else 4) * ((matmul_params(model) - head) * tokens + head * loss_tokens)
+
+
+def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                num_items: torch.Tensor | int | None = None) -> torch.Tensor:
+    """Next-token cross-entropy on the labelled (answer) positions, with the output head computed
+    at those positions only. The head is most of a small model's cost (Gemma-3-270M: a 262k x 640
+    matrix, 168M of its 268M parameters) and the loss never looks at prompt positions, so this
+    gives the same loss and gradients as the full head for a fraction of the work. Positions are
+    chosen per row, so right padding and answers of different lengths are handled. Normalised by
+    `num_items` (the labelled positions of the whole accumulated batch) when given, as the
+    Trainer does for gradient accumulation; else by this batch's count."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = base.get_output_embeddings()(hidden[:, :-1][keep])
+    cap = getattr(base.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    total = nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
+    if num_items is None:
+        num_items = keep.sum().clamp(min=1)
+    return total / num_items
 
 
 class _Collator:
@@ -142,6 +216,26 @@ class _LossBar(TrainerCallback):
         self.bar.close()
 
 
+def _answer_trainer():
+    from transformers import Trainer
+
+    class AnswerTrainer(Trainer):
+        """Trainer whose loss is `answer_loss` (the head only where the loss is taken)."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            # The loss is normalised by the accumulated batch's labelled positions: ask the
+            # Trainer to count them and not to divide again by the accumulation steps.
+            self.model_accepts_loss_kwargs = True
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = answer_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
+                               num_items_in_batch)
+            return (loss, None) if return_outputs else loss
+
+    return AnswerTrainer
+
+
 def _quiet_logs(trainer, progress: bool, steps: int) -> None:
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -161,7 +255,7 @@ def prepare_examples(tokenizer, examples: list[Example], max_len: int) -> list[d
 def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
              progress: bool = True):
     """Train in place (full) or wrap with LoRA adapters; returns (model, TrainStats)."""
-    from transformers import Trainer, TrainingArguments
+    from transformers import TrainingArguments
 
     if not examples:
         raise DamocError("no training examples")
@@ -178,25 +272,25 @@ def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
                           target_modules=lora_target_modules(model))
         model = get_peft_model(model, lora)
     rows = prepare_examples(tokenizer, examples, config.max_seq_len)
+    plan = schedule(len(rows), config)
     tokens = sum(len(r["input_ids"]) for r in rows)
-    epochs_tokens = int(tokens * config.epochs)
-    micro = min(config.micro_batch_size, config.batch_size)
-    accum = max(1, config.batch_size // micro)
-    steps = math.ceil(math.ceil(len(rows) / micro) / accum * config.epochs)
+    epochs_tokens = int(tokens * plan.epochs)
+    loss_tokens = int(sum(len(r["input_ids"]) - max(r["n_prompt"], 1) for r in rows) * plan.epochs)
+    micro, accum, steps = plan.micro_batch_size, plan.accumulation, plan.steps
     device = next(model.parameters()).device
     with tempfile.TemporaryDirectory(prefix="damoc-train-") as out_dir:
         args = TrainingArguments(
             output_dir=out_dir, per_device_train_batch_size=micro,
-            gradient_accumulation_steps=accum, num_train_epochs=config.epochs,
+            gradient_accumulation_steps=accum, num_train_epochs=plan.epochs, max_steps=steps,
             learning_rate=config.lr, weight_decay=config.weight_decay,
-            warmup_steps=int(config.warmup_ratio * steps), lr_scheduler_type="linear",
+            warmup_steps=plan.warmup_steps, lr_scheduler_type="linear",
             logging_steps=1, save_strategy="no", report_to="none", seed=config.seed,
             data_seed=config.seed, use_cpu=device.type == "cpu",
             bf16=next(model.parameters()).dtype == torch.bfloat16,
             remove_unused_columns=False, disable_tqdm=True, dataloader_num_workers=0,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=rows,
-                          data_collator=_Collator(tokenizer.pad_token_id))
+        trainer = _answer_trainer()(model=model, args=args, train_dataset=rows,
+                                    data_collator=_Collator(tokenizer.pad_token_id))
         _quiet_logs(trainer, progress, steps)
         start = time.perf_counter()
         trainer.train()
@@ -209,9 +303,10 @@ def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
         method=config.method, examples=len(rows), steps=trainer.state.global_step,
         train_seconds=seconds, train_tokens=epochs_tokens,
         tokens_per_second=epochs_tokens / seconds if seconds > 0 else float("nan"),
-        train_flops=float(estimate_flops(model, epochs_tokens, config.method)),
+        train_flops=float(estimate_flops(model, epochs_tokens, config.method, loss_tokens)),
         trainable_params=trainable, total_params=total,
         first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
         truncated=sum(r["truncated"] for r in rows),
+        batch_size=plan.batch_size, epochs=plan.epochs, warmup_steps=plan.warmup_steps,
     )
     return model, stats

@@ -91,17 +91,19 @@ def evaluate_model(model, tokenizer, heldout_texts: list[str], config: RecoverCo
 
 def reference_eval(spec: str, heldout_texts: list[str], config: RecoverConfig, progress: bool) -> dict:
     """The original's or the unrecovered pruned model's figures, cached: every method compares to them."""
-    from damoc.io import read_json
+    from damoc.io import read_json_checked
     from damoc.models import load_model, load_tokenizer, resolve_spec
     from damoc.models.bundled import damoc_home
     from damoc.runinfo import stable_hash
+    from damoc.tasks.base import SPLIT_VERSION
 
     key = stable_hash({"model": spec, "source": str(resolve_spec(spec)), "heldout": heldout_texts,
                        "tasks": config.eval_tasks, "limit": config.eval_limit, "max_len": config.eval_max_len,
-                       "seed": config.seed})
+                       "seed": config.seed, "split": SPLIT_VERSION})
     path = damoc_home() / "recover-eval" / f"{key}.json"
-    if path.exists():
-        return read_json(path)
+    cached = read_json_checked(path, lambda d: isinstance(d, dict) and "ppl" in d)
+    if cached is not None:
+        return cached
     result = evaluate_model(load_model(spec).eval(), load_tokenizer(spec), heldout_texts, config, progress)
     write_json_atomic(path, result)
     return result

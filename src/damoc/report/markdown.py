@@ -11,6 +11,17 @@ def _pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.1f}"
 
 
+def verdict_lines(verdict: dict | None) -> list[str]:
+    """The recommendation, saying so when the leaders cannot be told apart."""
+    if not verdict:
+        return []
+    if verdict["tied"]:
+        return [f"**Tied: {', '.join(verdict['tie_set'])}** (cannot be told apart at this budget). "
+                f"Recommended: **{verdict['recommended']}**. Rule: {verdict['rule']}.", ""]
+    return [f"**Recommended: {verdict['recommended']}** (ahead of every other candidate by more than two paired "
+            "standard errors).", ""]
+
+
 def select_report(summary: dict) -> str:
     lines = [f"# damoc select: {summary['task']}", ""]
     metric = summary["primary_metric"]
@@ -27,6 +38,7 @@ def select_report(summary: dict) -> str:
         lines.append(f"| {r['rank']} | {_name(r)} | {_pct(m.get('accuracy'))} | {m['answer_bpb']:.3f} | {layers} | "
                      f"{p.get('seconds', 0):.0f} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
     lines += ["", "By answer bits per byte alone: " + " > ".join(summary.get("ranking_bpb", [])), ""]
+    lines += verdict_lines(summary.get("verdict"))
     halving = summary.get("halving")
     if halving:
         lines += ["## Successive halving", "", "| round | training examples | ranking | kept |", "|---|---|---|---|"]

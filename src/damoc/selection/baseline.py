@@ -22,11 +22,12 @@ from damoc.errors import DamocError
 from damoc.evaluation import evaluate
 from damoc.finetune import FinetuneConfig, finetune
 from damoc.finetune.train import Method
-from damoc.io import run_folder, write_json_atomic
+from damoc.io import run_folder, warn, write_json_atomic
 from damoc.models import LoadOptions, load_model, load_tokenizer
 from damoc.runinfo import machine, stable_hash, versions
 from damoc.selection.launch import Job, LaunchSettings, launch
 from damoc.tasks import DataSpec, Task, load_task
+from damoc.tasks.base import SPLIT_VERSION, label_counts, label_warnings
 
 
 class Candidate(BaseModel):
@@ -116,9 +117,14 @@ def sample_train(train: list, limit: int | None, seed: int) -> list:
     return random.Random(seed).sample(train, limit)
 
 
-def select_examples(task: Task, config: BaselineConfig) -> tuple[list, list]:
+def select_examples(task: Task, config: BaselineConfig, quiet: bool = False) -> tuple[list, list]:
+    """The seeded training sample and the first `test_limit` of the test split (whose order is
+    seeded and stratified, so a prefix keeps the answer shares); label problems said in one line."""
     train = sample_train(task.train, config.train_limit, config.seed)
     test = task.test[: config.test_limit] if config.test_limit else list(task.test)
+    if not quiet:
+        for line in label_warnings(train, test, task.format):
+            warn(line)
     return train, test
 
 
@@ -147,7 +153,7 @@ def data_fingerprint(config: BaselineConfig) -> dict | None:
 def candidate_key(config: BaselineConfig, candidate: Candidate) -> str:
     # `halving` decides which data a round gets, which the caller adds to the key; not the run itself.
     settings = config.model_dump(mode="json", exclude={"candidates", "halving"})
-    parts = {"candidate": candidate.model_dump(), "settings": settings}
+    parts = {"candidate": candidate.model_dump(), "settings": settings, "split": SPLIT_VERSION}
     if config.data is not None:
         parts["data_files"] = data_fingerprint(config)
     return stable_hash(parts)
@@ -231,12 +237,10 @@ def label_stats(task: Task, train: list, test: list) -> dict:
     the floor a fine-tuned candidate has to clear to have learned anything."""
     if not task.is_choice:
         return {}
-    from collections import Counter
-
-    train_counts, test_counts = Counter(e.answer for e in train), Counter(e.answer for e in test)
-    return {"train_answers": dict(train_counts.most_common()),
-            "test_answers": dict(test_counts.most_common()),
-            "majority_accuracy": test_counts.most_common(1)[0][1] / len(test)}
+    test_counts = label_counts(test, task.format)
+    return {"train_answers": label_counts(train, task.format), "test_answers": test_counts,
+            "majority_accuracy": max(test_counts.values()) / len(test),
+            "label_warnings": label_warnings(train, test, task.format)}
 
 
 def _write_summary(out: Path, config: BaselineConfig, task: Task, train: list, test: list,

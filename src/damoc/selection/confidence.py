@@ -56,3 +56,28 @@ def paired_bootstrap(predictions: dict[str, list[dict]], samples: int = 1000, se
                           "accuracy_diff": sa[0] - sb[0], "accuracy_diff_se": float(da[:, 0].std(ddof=1)),
                           "bpb_diff": sa[1] - sb[1], "bpb_diff_se": float(da[:, 1].std(ddof=1))})
     return {"samples": samples, "prob_best": {n: wins[n] / samples for n in names}, "pairs": pairs}
+
+
+def tie_set(predictions: dict[str, list[dict]], choice: bool, samples: int = 1000, seed: int = 0,
+            k: float = 2.0) -> dict:
+    """The candidates that cannot be told apart from the best on these questions: those whose
+    paired difference to the best, under the primary metric (accuracy for choice tasks, bits per
+    byte otherwise), is within `k` paired standard errors. One member: a confident leader.
+
+    Returns {"best", "tie_set" (best first), "differences": name -> {"diff", "se"} against the
+    best (positive: worse), "prob_best", "metric", "k"}."""
+    boot = paired_bootstrap(predictions, samples=samples, seed=seed)
+    full = {n: _scores(_arrays(recs), np.arange(len(recs))) for n, recs in predictions.items()}
+    best = min(full, key=lambda n: (-full[n][0], full[n][1]) if choice else (full[n][1], 0.0))
+    key = "accuracy" if choice else "bpb"
+    diffs = {best: {"diff": 0.0, "se": 0.0}}
+    for p in boot["pairs"]:
+        if best not in (p["a"], p["b"]):
+            continue
+        other = p["b"] if p["a"] == best else p["a"]
+        d = p[f"{key}_diff"] if p["a"] == best else -p[f"{key}_diff"]  # best minus other
+        diffs[other] = {"diff": d if choice else -d, "se": p[f"{key}_diff_se"]}  # positive: other is worse
+    tied = [n for n in predictions if n == best or diffs[n]["diff"] <= k * diffs[n]["se"]]
+    tied.sort(key=lambda n: diffs[n]["diff"])
+    return {"best": best, "tie_set": tied, "differences": diffs, "prob_best": boot["prob_best"],
+            "metric": "accuracy" if choice else "answer_bpb", "k": k, "pairs": boot["pairs"]}

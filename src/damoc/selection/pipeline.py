@@ -50,6 +50,7 @@ from damoc.selection.baseline import (
 )
 from damoc.selection.launch import Job, LaunchSettings, launch
 from damoc.tasks import Task, load_task
+from damoc.tasks.base import SPLIT_VERSION
 from damoc.tokens import CompressConfig
 
 
@@ -78,8 +79,9 @@ class SelectConfig(BaselineConfig):
 
 def data_stage(config: SelectConfig, task: Task, out: Path, progress: bool) -> tuple[list, dict]:
     """The compressed training data, made once and cached by the hash of what decides it."""
-    train, _ = select_examples(task, config)
-    key = stable_hash({"task": task.name, "data": config.model_dump(mode="json", include={"task", "data"}),
+    train, _ = select_examples(task, config, quiet=True)
+    key = stable_hash({"task": task.name, "split": SPLIT_VERSION,
+                       "data": config.model_dump(mode="json", include={"task", "data"}),
                        "data_files": data_fingerprint(config),
                        "train_limit": config.train_limit, "seed": config.seed,
                        "filter": config.filter.model_dump() if config.filter else None,
@@ -261,6 +263,7 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
     by_bpb = sorted(ok, key=lambda r: r["metrics"]["answer_bpb"])
     preds = _predictions({k: v for k, v in folders.items() if k in {_name(r) for r in ok}})
     confidence = paired_bootstrap(preds, seed=config.seed) if len(preds) >= 2 and task.is_choice else None
+    verdict_ = verdict(ok, preds, task.is_choice, config.seed)
     paid = [r for r in runs if r["status"] == "ok"]
     cost = {"train_seconds": sum(r["train_seconds"] for r in paid),
             "train_flops": sum(r["train_flops"] for r in paid),
@@ -274,12 +277,35 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
         "candidates": [{k: v for k, v in r.items() if k != "traceback"} for r in ranked],
         "ranking_bpb": [_name(r) for r in by_bpb],
         "confidence": confidence,
+        "verdict": verdict_,
         "cost": cost,
         "seconds": {"data_stage": sum(data.get("seconds", {}).values()),
                     "candidates": cost["load_seconds"] + cost["prune_seconds"] + cost["train_seconds"]
                     + cost["eval_seconds"]},
         "config": config.model_dump(mode="json"), "machine": machine(), "versions": versions(),
     }
+
+
+TIE_RULE = ("when the compressed ranking cannot tell its leaders apart (within 2 paired standard errors of the "
+            "best on the primary metric), recommend the cheapest of them to fine-tune: the fewest training FLOPs in "
+            "this run (smaller model; LoRA before full), then the better bits per byte")
+
+
+def verdict(ok: list[dict], preds: dict[str, list[dict]], choice: bool, seed: int) -> dict | None:
+    """The pick, honest about ties: the compressed ranking's own tie set, and a documented rule
+    for choosing within it instead of a silent coin toss."""
+    from damoc.selection.confidence import tie_set
+
+    if not ok:
+        return None
+    if len(preds) < 2:
+        return {"tie_set": [_name(ok[0])], "tied": False, "recommended": _name(ok[0]), "rule": TIE_RULE}
+    ties = tie_set(preds, choice=choice, seed=seed)
+    by_name = {_name(r): r for r in ok}
+    members = [n for n in ties["tie_set"] if n in by_name]
+    recommended = min(members, key=lambda n: (by_name[n]["train_flops"], by_name[n]["metrics"]["answer_bpb"]))
+    return {"tie_set": members, "tied": len(members) > 1, "recommended": recommended,
+            "best_by_metric": ties["best"], "differences_to_best": ties["differences"], "rule": TIE_RULE}
 
 
 def validation(task: Task, damoc: dict, full: dict) -> dict:

@@ -54,9 +54,13 @@ class Task:
         return "accuracy" if self.is_choice else "answer_bpb"
 
     def summary(self) -> dict:
-        return {"name": self.name, "format": self.format, "train": len(self.train),
-                "test": len(self.test), "metric": self.primary_metric,
-                "description": self.description, "source": self.source, "licence": self.licence}
+        out = {"name": self.name, "format": self.format, "train": len(self.train),
+               "test": len(self.test), "metric": self.primary_metric,
+               "description": self.description, "source": self.source, "licence": self.licence}
+        if self.is_choice:
+            out["train_labels"] = label_counts(self.train, self.format)
+            out["test_labels"] = label_counts(self.test, self.format)
+        return out
 
 
 def render(format: Format, *, id: str, question: str = "", context: str = "", answer: str = "",
@@ -93,9 +97,17 @@ def continuation(example: Example, option: str | None = None) -> str:
     return " " + text
 
 
+# Bumped whenever the split of a data set into train and test changes; part of every cache key
+# (candidates, data stage, recovery references), so no result made on another split is reused.
+# 1: test ids by a seeded shuffle, returned in file order. 2: stratified by answer, seeded order.
+SPLIT_VERSION = 2
+
+
 def split(examples: list[Example], test_size: int | float, seed: int = 0
           ) -> tuple[list[Example], list[Example]]:
-    """A fixed seeded split: the same seed always gives the same test examples."""
+    """A fixed seeded split. For choice tasks the test part is stratified by answer, and ordered so
+    that every prefix (what `--test-limit N` takes) keeps the answer shares too: a file sorted by
+    label must not give a one-class test set. The train part keeps the file's order."""
     if not examples:
         raise DamocError("the data set is empty")
     n = len(examples)
@@ -103,9 +115,50 @@ def split(examples: list[Example], test_size: int | float, seed: int = 0
     if not 0 < n_test < n:
         raise DamocError(f"cannot split {n} examples into a test part of {test_size}; "
                          "give a test fraction in (0, 1) that leaves both parts non-empty")
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    test_ids = set(order[:n_test])
+    rng = random.Random(seed)
+    groups: dict[object, list[int]] = {}
+    for i, e in enumerate(examples):
+        groups.setdefault(e.label if e.options else None, []).append(i)
+    for ids in groups.values():
+        rng.shuffle(ids)
+    # Each group's share of the test part, by largest remainder so the shares add up to n_test.
+    exact = {k: n_test * len(ids) / n for k, ids in groups.items()}
+    take = {k: int(v) for k, v in exact.items()}
+    for k in sorted(groups, key=lambda k: (take[k] - exact[k], str(k)))[: n_test - sum(take.values())]:
+        take[k] += 1
+    # Interleave: the j-th of a group's m test examples sits near position (j + u) / m of the order.
+    keyed = [((j + rng.random()) / take[k], i) for k, ids in groups.items() for j, i in enumerate(ids[: take[k]])]
+    test_order = [i for _, i in sorted(keyed)]
+    test_ids = set(test_order)
     train = [e for i, e in enumerate(examples) if i not in test_ids]
-    test = [e for i, e in enumerate(examples) if i in test_ids]
-    return train, test
+    return train, [examples[i] for i in test_order]
+
+
+def answer_class(example: Example, format: str) -> str:
+    """The class an answer belongs to: the label for classification, the option letter for
+    multiple choice (whose option texts differ from question to question)."""
+    return example.answer if format == "classification" else LETTERS[example.label or 0]
+
+
+def label_counts(examples: list[Example], format: str) -> dict[str, int]:
+    """How often each answer class occurs (choice tasks; empty otherwise), most common first."""
+    from collections import Counter
+
+    if format not in CHOICE_FORMATS:
+        return {}
+    return dict(Counter(answer_class(e, format) for e in examples).most_common())
+
+
+def label_warnings(train: list[Example], test: list[Example], format: str) -> list[str]:
+    """One line per problem that makes a choice task's accuracy mean little."""
+    train_counts, test_counts = label_counts(train, format), label_counts(test, format)
+    if not test_counts:
+        return []
+    out = []
+    if len(test_counts) == 1:
+        out.append(f"the test set holds one answer only ({next(iter(test_counts))!r} x {len(test)}): its accuracy "
+                   "measures one class")
+    missing = sorted(c for c in test_counts if c not in train_counts)
+    if missing and train_counts:
+        out.append(f"answers asked in the test set but never seen in training: {missing}")
+    return out

@@ -1,0 +1,234 @@
+"""Benchmark: a validation zoo with statistical power. Does `damoc select` pick what full
+fine-tuning would, on tasks where the truth can decide?
+
+Per task: the four bundled candidates {smollm2-135m-instruct, gemma3-270m} x {lora, full} are
+fully fine-tuned for one epoch on 1,000 seeded training examples and evaluated on
+min(test split, 1,000) test questions (the truth). Each truth row, with its per-question
+predictions, is written to bench/results/zoo/TASK/ as it lands, so a stopped run keeps what it
+finished and a later session (or another machine) goes on from there. The truth's summary
+(metrics with SE, paired bootstrap P(best), the tie set: candidates within 2 paired SE of the
+best) goes to bench/results/zoo-TASK.json; then each `select` setting is a row judged against it
+(in the tie set, strict top-1, regret with its paired SE, agreement on the pairs the truth
+separates, Kendall tau, Spearman rho, FLOP and wall speed-ups with every overhead counted).
+
+    .venv/bin/python bench/zoo.py --task boolq --part truth     # hours of CPU: run in the background
+    .venv/bin/python bench/zoo.py --task boolq --part summary   # the truth's confidence, from the files
+    .venv/bin/python bench/zoo.py --task boolq --part rows [--only headline ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from damoc.finetune import FinetuneConfig
+from damoc.io import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
+from damoc.runinfo import machine, versions
+from damoc.selection import Candidate
+from damoc.selection.baseline import BaselineConfig, run_baseline
+from damoc.selection.confidence import tie_set
+from damoc.tasks import load_task
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+MODELS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
+CANDIDATES = [Candidate(model=m, method=meth) for m in MODELS for meth in ("lora", "full")]
+# Tokens per example: as short as the task allows (contexts are cut from their end; the question
+# and answer always survive). BoolQ passages are ~100-150 words.
+MAX_SEQ_LEN = {"boolq": 160, "pubmedqa": 256, "consumer-contracts": 256}
+TRAIN, TEST_MAX, TEST_MIN = 1000, 1000, 300
+
+
+def name(c: Candidate) -> str:
+    return f"{c.model.removeprefix('bundled:')} {c.method}"
+
+
+def truth_config(task: str, seed: int) -> BaselineConfig:
+    t = load_task(task)
+    n_test = min(len(t.test), TEST_MAX)
+    if n_test < TEST_MIN:
+        raise SystemExit(f"{task}: {n_test} test questions, fewer than the {TEST_MIN} a powered truth needs")
+    return BaselineConfig(task=task, candidates=CANDIDATES, train_limit=min(TRAIN, len(t.train)), test_limit=n_test,
+                          finetune=FinetuneConfig(max_seq_len=MAX_SEQ_LEN.get(task, 256), batch_size=8,
+                                                  micro_batch_size=4, seed=seed), seed=seed)
+
+
+def truth_dir(task: str) -> Path:
+    return RESULTS / "zoo" / task
+
+
+def part_truth(args) -> None:
+    """Full fine-tuning of every candidate; each finished one copied into bench/results at once."""
+    config = truth_config(args.task, args.seed)
+    run_dir = args.run_dir / args.task / "full"
+
+    def on_event(kind: str, info: dict) -> None:
+        print(kind, info.get("model"), info.get("method"), info.get("status", ""), flush=True)
+        if kind in ("done", "cached") and info.get("status") == "ok":
+            c = next(c for c in CANDIDATES if (c.model, c.method) == (info["model"], info["method"]))
+            folder = run_dir / "candidates" / c.slug
+            slug = name(c).replace(" ", "--")
+            keep = {k: info.get(k) for k in ("model", "method", "metrics", "train_seconds", "train_tokens",
+                                             "tokens_per_second", "train_flops", "train", "eval_seconds",
+                                             "eval_examples", "load_seconds")}
+            keep |= {"torch_threads": torch.get_num_threads(), "load_average_at_end": os.getloadavg()[0],
+                     "config": config.model_dump(mode="json", exclude={"candidates"}),
+                     "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+            write_json_atomic(truth_dir(args.task) / f"{slug}.json", keep)
+            write_jsonl_atomic(truth_dir(args.task) / f"{slug}.predictions.jsonl",
+                               ({k: r[k] for k in ("id", "label", "pred", "answer_nll", "answer_bytes") if k in r}
+                                for r in read_jsonl(folder / "predictions.jsonl")))
+
+    run_baseline(config, run_dir, progress=False, on_event=on_event)
+
+
+def load_truth(task: str) -> tuple[dict[str, dict], dict[str, list[dict]]]:
+    rows, preds = {}, {}
+    for c in CANDIDATES:
+        slug = name(c).replace(" ", "--")
+        path = truth_dir(task) / f"{slug}.json"
+        if path.exists():
+            rows[name(c)] = read_json(path)
+            preds[name(c)] = read_jsonl(truth_dir(task) / f"{slug}.predictions.jsonl")
+    return rows, preds
+
+
+def truth_summary(task: str, seed: int = 0) -> dict:
+    rows, preds = load_truth(task)
+    t = load_task(task)
+    out = {"task": task, "candidates_done": sorted(rows), "complete": len(rows) == len(CANDIDATES)}
+    if not rows:
+        return out
+    any_row = next(iter(rows.values()))
+    out |= {"train_examples": any_row["config"]["train_limit"], "test_examples": any_row["config"]["test_limit"],
+            "max_seq_len": any_row["config"]["finetune"]["max_seq_len"],
+            "metrics": {n: r["metrics"] for n, r in rows.items()},
+            "train_flops": {n: r["train_flops"] for n, r in rows.items()},
+            "train_seconds": {n: r["train_seconds"] for n, r in rows.items()}}
+    if t.is_choice:
+        labels = [r["label"] for r in next(iter(preds.values()))]
+        out["majority_accuracy"] = float(np.bincount(labels).max() / len(labels))
+    if len(preds) >= 2:
+        ties = tie_set(preds, choice=t.is_choice, seed=seed)
+        out |= {"best": ties["best"], "tie_set": ties["tie_set"], "confident": len(ties["tie_set"]) == 1,
+                "prob_best": ties["prob_best"], "differences_to_best": ties["differences"],
+                "pairs": ties["pairs"],
+                "order_by_bpb": sorted(rows, key=lambda n: rows[n]["metrics"]["answer_bpb"])}
+    return out
+
+
+def part_summary(args) -> None:
+    path = RESULTS / f"zoo-{args.task}.json"
+    previous = read_json(path) if path.exists() else {}
+    truth = truth_summary(args.task, args.seed)
+    write_json_atomic(path, {**previous, "truth": truth, "machine": machine(), "versions": versions(),
+                             "seed": args.seed, "command": f"python bench/zoo.py --task {args.task} --part truth"})
+    print(json.dumps({k: truth.get(k) for k in ("candidates_done", "best", "tie_set", "confident", "prob_best")},
+                     indent=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--part", choices=["truth", "summary", "rows"], required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--run-dir", type=Path, default=ROOT.parent / "runs" / "zoo")
+    ap.add_argument("--only", nargs="*", help="rows: only these settings")
+    args = ap.parse_args()
+    {"truth": part_truth, "summary": part_summary, "rows": part_rows}[args.part](args)
+
+
+def settings() -> list[tuple[str, dict]]:
+    """(row name, SelectConfig overrides): the defaults first, then one lever at a time."""
+    from damoc.selection.pipeline import FilterSettings
+
+    rows = [("headline", {}), ("no-prune", {"prune": None}), ("no-compress", {"compress": None})]
+    rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})
+             for rate in (0.1, 0.05, 0.2) for sel in ("random", "graphcut", "perplexity")
+             if (sel, rate) != ("graphcut", 0.1)]
+    return rows
+
+
+def judge(truth: dict, summary: dict, choice: bool) -> dict:
+    """A compressed ranking against the truth: tie set, top-1, regret with its paired SE, and
+    agreement on the pairs the truth separates (difference beyond 2 paired SE)."""
+    from damoc.selection.validation import compare_rankings
+
+    ok = [c for c in summary["candidates"] if c["status"] == "ok"]
+    cheap_rank = {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["rank"] for c in ok}
+    chosen = min(cheap_rank, key=cheap_rank.get)
+    metric = "accuracy" if choice else "answer_bpb"
+    true = {n: m[metric] for n, m in truth["metrics"].items()}
+    best = truth["best"]
+    diff = truth["differences_to_best"][chosen]
+    separated, agreed = 0, 0
+    for p in truth["pairs"]:
+        key = "accuracy" if choice else "bpb"
+        d, se = p[f"{key}_diff"], p[f"{key}_diff_se"]
+        if abs(d) > 2 * se and p["a"] in cheap_rank and p["b"] in cheap_rank:
+            separated += 1
+            a_better_truly = d > 0 if choice else d < 0
+            agreed += a_better_truly == (cheap_rank[p["a"]] < cheap_rank[p["b"]])
+    truth_rank = {n: -i for i, n in enumerate(sorted(true, key=lambda n: (-true[n] if choice else true[n])))}
+    agreement = compare_rankings({n: -r for n, r in cheap_rank.items()}, truth_rank, higher_is_better=True)
+    return {"chosen": chosen, "truth_best": best, "in_tie_set": chosen in truth["tie_set"], "top1": chosen == best,
+            "regret": diff["diff"], "regret_se": diff["se"], "separated_pairs": separated,
+            "separated_pairs_agreement": agreed / separated if separated else None,
+            "kendall_tau": agreement["kendall_tau"], "spearman_rho": agreement["spearman_rho"],
+            "ranking": sorted(cheap_rank, key=cheap_rank.get),
+            "compressed_tie_set": (summary.get("verdict") or {}).get("tie_set")}
+
+
+def part_rows(args) -> None:
+    from damoc.selection.pipeline import SelectConfig, run_select
+
+    path = RESULTS / f"zoo-{args.task}.json"
+    truth = truth_summary(args.task, args.seed)
+    if not truth.get("complete"):
+        raise SystemExit(f"{args.task}: the truth is not complete ({truth.get('candidates_done')}); run --part truth")
+    base = truth_config(args.task, args.seed)
+    choice = load_task(args.task).is_choice
+    full_flops, full_seconds = sum(truth["train_flops"].values()), sum(truth["train_seconds"].values())
+    for row_name, overrides in settings():
+        if args.only and row_name not in args.only:
+            continue
+        config = SelectConfig(**{**base.model_dump(), **overrides})
+        start = time.perf_counter()
+        summary = run_select(config, args.run_dir / args.task / "rows" / row_name, progress=False)
+        cost = summary["cost"]
+        overhead = summary["data"].get("forward_flops", 0.0) + cost["prune_flops"]
+        cheap_seconds = summary["seconds"]["data_stage"] + cost["train_seconds"] + cost["prune_seconds"]
+        row = {"name": row_name, "task": args.task, **judge(truth, summary, choice),
+               "speedup_flops": full_flops / (cost["train_flops"] + overhead),
+               "speedup_flops_training_only": full_flops / cost["train_flops"],
+               "data_stage_flops_share": overhead / cost["train_flops"],
+               "speedup_wall": full_seconds / cheap_seconds,
+               "speedup_wall_note": "truth seconds were measured at another time, under another load",
+               "train_examples": summary["train_examples"], "input_examples": summary["data"]["input_examples"],
+               "steps": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["train"]["steps"]
+                         for c in summary["candidates"] if c["status"] == "ok"},
+               "batch_size": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["train"]["batch_size"]
+                              for c in summary["candidates"] if c["status"] == "ok"},
+               "metrics": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["metrics"]
+                           for c in summary["candidates"] if c["status"] == "ok"},
+               "data": summary["data"], "invocation_seconds": time.perf_counter() - start,
+               "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
+               "overrides": {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in overrides.items()},
+               "config": config.model_dump(mode="json")}
+        current = read_json(path) if path.exists() else {}
+        rows = [r for r in current.get("rows", []) if r["name"] != row_name] + [row]
+        write_json_atomic(path, {**current, "truth": truth, "rows": rows, "machine": machine(),
+                                 "versions": versions(), "seed": args.seed,
+                                 "command": f"python bench/zoo.py --task {args.task} --part rows"})
+        print(f"{row_name}: chosen {row['chosen']} (in tie set {row['in_tie_set']}, top-1 {row['top1']}), "
+              f"regret {row['regret']:.4f} +- {row['regret_se']:.4f}, FLOPs {row['speedup_flops']:.1f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
