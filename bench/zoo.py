@@ -155,34 +155,21 @@ def settings() -> list[tuple[str, dict]]:
     return rows
 
 
-def judge(truth: dict, summary: dict, choice: bool) -> dict:
-    """A compressed ranking against the truth: tie set, top-1, regret with its paired SE, and
-    agreement on the pairs the truth separates (difference beyond 2 paired SE)."""
-    from damoc.selection.validation import compare_rankings
+def judged(truth: dict, summary: dict, choice: bool) -> dict:
+    """The library's judgement (tie set, top-1, regret and its SE, separated pairs) plus rank correlations."""
+    from damoc.selection.validation import compare_rankings, judge
 
     ok = [c for c in summary["candidates"] if c["status"] == "ok"]
     cheap_rank = {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["rank"] for c in ok}
-    chosen = min(cheap_rank, key=cheap_rank.get)
+    ties = {"best": truth["best"], "tie_set": truth["tie_set"], "differences": truth["differences_to_best"],
+            "pairs": truth["pairs"]}
     metric = "accuracy" if choice else "answer_bpb"
     true = {n: m[metric] for n, m in truth["metrics"].items()}
-    best = truth["best"]
-    diff = truth["differences_to_best"][chosen]
-    separated, agreed = 0, 0
-    for p in truth["pairs"]:
-        key = "accuracy" if choice else "bpb"
-        d, se = p[f"{key}_diff"], p[f"{key}_diff_se"]
-        if abs(d) > 2 * se and p["a"] in cheap_rank and p["b"] in cheap_rank:
-            separated += 1
-            a_better_truly = d > 0 if choice else d < 0
-            agreed += a_better_truly == (cheap_rank[p["a"]] < cheap_rank[p["b"]])
-    truth_rank = {n: -i for i, n in enumerate(sorted(true, key=lambda n: (-true[n] if choice else true[n])))}
+    truth_rank = {n: -i for i, n in enumerate(sorted(true, key=lambda n: -true[n] if choice else true[n]))}
     agreement = compare_rankings({n: -r for n, r in cheap_rank.items()}, truth_rank, higher_is_better=True)
-    return {"chosen": chosen, "truth_best": best, "in_tie_set": chosen in truth["tie_set"], "top1": chosen == best,
-            "regret": diff["diff"], "regret_se": diff["se"], "separated_pairs": separated,
-            "separated_pairs_agreement": agreed / separated if separated else None,
-            "kendall_tau": agreement["kendall_tau"], "spearman_rho": agreement["spearman_rho"],
-            "ranking": sorted(cheap_rank, key=cheap_rank.get),
-            "compressed_tie_set": (summary.get("verdict") or {}).get("tie_set")}
+    return {**judge(cheap_rank, ties, choice), "kendall_tau": agreement["kendall_tau"],
+            "spearman_rho": agreement["spearman_rho"], "ranking": sorted(cheap_rank, key=cheap_rank.get),
+            "compressed_verdict": summary.get("verdict")}
 
 
 def part_rows(args) -> None:
@@ -204,7 +191,7 @@ def part_rows(args) -> None:
         cost = summary["cost"]
         overhead = summary["data"].get("forward_flops", 0.0) + cost["prune_flops"]
         cheap_seconds = summary["seconds"]["data_stage"] + cost["train_seconds"] + cost["prune_seconds"]
-        row = {"name": row_name, "task": args.task, **judge(truth, summary, choice),
+        row = {"name": row_name, "task": args.task, **judged(truth, summary, choice),
                "speedup_flops": full_flops / (cost["train_flops"] + overhead),
                "speedup_flops_training_only": full_flops / cost["train_flops"],
                "data_stage_flops_share": overhead / cost["train_flops"],

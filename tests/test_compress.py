@@ -188,6 +188,28 @@ def test_a_passing_rewrite_is_taken_and_the_loop_ends(lm, bert):
     assert all(r["status"] in ("compressed", "rewritten") for r in records)
 
 
+def test_each_retry_rewrites_the_best_version_so_far(lm, bert):
+    """The paper's loop is iterative: try 2 starts from try 1's output when that scored better."""
+    from damoc.tasks.base import render
+
+    passage = "aspirin reduces pain and fever in adults who have a bad headache after a long day at work"
+    examples = [render("classification", id="0", question="is it true?", context=passage,
+                       options=[" yes", " no"], label=0)]
+    seen: list[str] = []
+
+    def improve(texts):  # each call restores two more words of the original, never enough to pass
+        seen.extend(texts)
+        n = len(texts[0].split()) + 2
+        return [" ".join(passage.split()[: min(n, len(passage.split()) - 3)])]
+
+    rewriter = CountingRewriter(fn=improve)
+    config = CompressConfig(ratio=0.2, threshold=0.999, max_tries=3)
+    compress_examples(examples, config, _components(lm, bert, rewriter), progress=False)
+    assert rewriter.calls == 3
+    lengths = [len(t.split()) for t in seen]
+    assert lengths == sorted(lengths) and lengths[1] == lengths[0] + 2  # fed its own better output
+
+
 def test_empty_contexts_pass_through(lm, bert, gen_file):
     task = load_task(None, DataSpec(path=gen_file, format="generation"))
     out, records, summary = compress_examples(task.train[:3], CompressConfig(max_tries=0),

@@ -50,6 +50,8 @@ def test_select_runs_caches_and_validates(models, cls_file, tmp_path):
     assert events.count("start") == 2
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["ranking_bpb"] and saved["confidence"]["prob_best"]
+    assert saved["verdict"]["recommended"] in saved["verdict"]["tie_set"]
+    assert "Recommended" in (tmp_path / "run" / "report.md").read_text()
 
     # The same command again trains nothing and gives the same figures.
     events.clear()
@@ -78,6 +80,9 @@ def test_select_runs_caches_and_validates(models, cls_file, tmp_path):
     assert val["speedup_wall"] > 0 and val["speedup_flops_training_only"] > 1  # half the data
     assert 0 < val["speedup_flops"] < val["speedup_flops_training_only"]  # overheads counted
     assert (tmp_path / "run" / "full" / "results.json").exists()
+    judged = val["judged"]
+    assert judged["chosen"] == val["by_rank"]["chosen"] and judged["regret_se"] >= 0
+    assert judged["in_tie_set"] == (judged["chosen"] in val["truth_tie_set"])
     assert sum(val["full_confidence"]["prob_best"].values()) == pytest.approx(1.0)
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Validation against full fine-tuning" in report
@@ -194,3 +199,25 @@ def test_ray_launcher_gives_the_local_launchers_results(models, cls_file, tmp_pa
         assert a["metrics"]["answer_bpb"] == pytest.approx(b["metrics"]["answer_bpb"], rel=1e-3)
         assert (tmp_path / "ray" / "candidates" / Candidate(model=b["model"], method=b["method"]).slug
                 / "predictions.jsonl").exists()
+
+
+def test_tied_leaders_are_named_and_the_cheaper_recommended():
+    from damoc.report.markdown import verdict_lines
+    from damoc.selection.pipeline import verdict
+
+    def recs(correct):
+        return [{"id": str(i), "label": 1, "pred": 1 if c else 0, "answer_nll": 1.0, "answer_bytes": 4}
+                for i, c in enumerate(correct)]
+
+    ok = [{"model": "big", "method": "full", "train_flops": 9e12, "metrics": {"answer_bpb": 0.5}},
+          {"model": "small", "method": "lora", "train_flops": 1e12, "metrics": {"answer_bpb": 0.6}},
+          {"model": "bad", "method": "lora", "train_flops": 1e11, "metrics": {"answer_bpb": 0.9}}]
+    preds = {"big full": recs([1] * 150 + [0] * 50), "small lora": recs([1] * 149 + [0] * 51),
+             "bad lora": recs([1] * 60 + [0] * 140)}
+    v = verdict(ok, preds, choice=True, seed=0)
+    assert v["tied"] and v["tie_set"] == ["big full", "small lora"] and v["recommended"] == "small lora"
+    assert v["best_by_metric"] == "big full"
+    text = "\n".join(verdict_lines(v))
+    assert "Tied: big full, small lora" in text and "Recommended: **small lora**" in text
+    clear = verdict(ok[:1] + ok[2:], {"big full": preds["big full"], "bad lora": preds["bad lora"]}, True, 0)
+    assert not clear["tied"] and clear["recommended"] == "big full"

@@ -33,3 +33,23 @@ def test_known_rankings():
     assert tie["top1_match"] and tie["regret"] == 0.0
     with pytest.raises(DamocError):
         compare_rankings({"a": 1}, {"a": 1})
+
+
+def test_judging_a_pick_against_a_truth_with_ties():
+    from damoc.selection.confidence import tie_set
+    from damoc.selection.validation import judge
+
+    def recs(correct):
+        return [{"id": str(i), "label": 1, "pred": 1 if c else 0, "answer_nll": 1.0, "answer_bytes": 4}
+                for i, c in enumerate(correct)]
+
+    truth = tie_set({"a": recs([1] * 300 + [0] * 100), "b": recs([1] * 298 + [0] * 102),
+                     "c": recs([1] * 200 + [0] * 200)}, choice=True, seed=0)
+    assert truth["tie_set"] == ["a", "b"]
+    second = judge({"b": 1, "a": 2, "c": 3}, truth, choice=True)
+    assert second["in_tie_set"] and not second["top1"]
+    assert second["regret"] == pytest.approx(0.005) and 0 < second["regret_se"] < 0.01
+    assert second["separated_pairs"] == 2 and second["separated_pairs_agreement"] == 1.0  # a>c, b>c
+    wrong = judge({"c": 1, "a": 2, "b": 3}, truth, choice=True)
+    assert not wrong["in_tie_set"] and wrong["regret"] == pytest.approx(0.25)
+    assert wrong["separated_pairs_agreement"] == 0.0

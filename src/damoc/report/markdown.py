@@ -79,4 +79,12 @@ def select_report(summary: dict) -> str:
             lines.append("- full fine-tuning's probability of ranking first (paired bootstrap): "
                          + ", ".join(f"{n} {p:.2f}" for n, p in sorted(full_conf["prob_best"].items(),
                                                                         key=lambda x: -x[1])))
+        judged = val.get("judged")
+        if judged:
+            agree = judged["separated_pairs_agreement"]
+            lines.append(f"- full fine-tuning's tie set (within 2 paired SE of its best): "
+                         f"{', '.join(judged['truth_tie_set'])}; the pick is in it: **{judged['in_tie_set']}**; "
+                         f"regret {judged['regret']:.4f} ± {judged['regret_se']:.4f} (paired SE); pairs the truth "
+                         f"separates: {judged['separated_pairs']}, ordered the same: "
+                         + ("n/a" if agree is None else f"{100 * agree:.0f}%"))
     return "\n".join(lines) + "\n"

@@ -197,13 +197,19 @@ def _run_select(config: SelectConfig, out: Path, progress: bool, validate: bool,
         full = run_baseline(config.baseline(), out / "full", progress=progress, on_event=on_event,
                             launch_settings=launch_settings)
         summary["validation"] = validation(task, summary, full)
-        if task.is_choice:
-            from damoc.selection.confidence import paired_bootstrap
+        preds = _predictions({_name(r): out / "full" / "candidates" / by_name(config, r).slug
+                              for r in full["candidates"] if r["status"] == "ok"})
+        if len(preds) >= 2:
+            from damoc.selection.confidence import tie_set
+            from damoc.selection.validation import judge
 
-            preds = _predictions({_name(r): out / "full" / "candidates" / by_name(config, r).slug
-                                  for r in full["candidates"] if r["status"] == "ok"})
-            summary["validation"]["full_confidence"] = (paired_bootstrap(preds, seed=config.seed)
-                                                        if len(preds) >= 2 else None)
+            truth = tie_set(preds, choice=task.is_choice, seed=config.seed)
+            summary["validation"]["full_confidence"] = {k: truth[k] for k in ("prob_best", "pairs", "samples")
+                                                        if k in truth}
+            summary["validation"]["truth_tie_set"] = truth["tie_set"]
+            cheap = {_name(r): r["rank"] for r in summary["candidates"] if r["status"] == "ok" and _name(r) in preds}
+            if cheap:
+                summary["validation"]["judged"] = judge(cheap, truth, task.is_choice)
     write_json_atomic(out / "results.json", summary)
     from damoc.report import select_html, select_report  # matplotlib: loaded only when reporting
 

@@ -63,3 +63,25 @@ def compare_rankings(proxy: dict[str, float], truth: dict[str, float], higher_is
             "top1_match": bool(t[names.index(chosen)] == t.max()),
             "kendall_tau": kendall_tau_b(p, t), "spearman_rho": spearman_rho(p, t),
             "regret": float(t.max() - t[names.index(chosen)])}
+
+
+def judge(cheap_rank: dict[str, int], truth: dict, choice: bool) -> dict:
+    """A cheap ranking (name -> rank, 1 best) judged against a truth with power: `truth` is
+    `confidence.tie_set` on the full fine-tuning predictions. A truth whose tie set holds several
+    candidates cannot judge a strict top-1, so the pick is judged by being in the tie set, by its
+    regret (with the paired standard error), and by agreement on the pairs the truth separates
+    (difference beyond 2 paired SE), the only pairs whose order is known."""
+    chosen = min(cheap_rank, key=cheap_rank.get)
+    key = "accuracy" if choice else "bpb"
+    separated = agreed = 0
+    for p in truth["pairs"]:
+        d, se = p[f"{key}_diff"], p[f"{key}_diff_se"]
+        if abs(d) > 2 * se and p["a"] in cheap_rank and p["b"] in cheap_rank:
+            separated += 1
+            a_truly_better = d > 0 if choice else d < 0
+            agreed += a_truly_better == (cheap_rank[p["a"]] < cheap_rank[p["b"]])
+    diff = truth["differences"][chosen]
+    return {"chosen": chosen, "truth_best": truth["best"], "truth_tie_set": truth["tie_set"],
+            "in_tie_set": chosen in truth["tie_set"], "top1": chosen == truth["best"],
+            "regret": diff["diff"], "regret_se": diff["se"], "separated_pairs": separated,
+            "separated_pairs_agreement": agreed / separated if separated else None}

@@ -78,6 +78,20 @@ def _fiqa() -> list[Example]:
             for i, r in enumerate(_jsonl("Fiqa/test.jsonl"))]
 
 
+def _nq_open() -> list[Example]:
+    """Open-domain questions with short answers (the first reference answer), de-duplicated: a
+    generation task with no context, so training is cheap and the answer is most of the tokens."""
+    out, seen = [], set()
+    for r in _jsonl("NQ-open/combined.jsonl"):
+        question = r["question"].strip()
+        answers = [a for a in r.get("answer") or [] if str(a).strip()]
+        if not answers or question in seen:
+            continue
+        seen.add(question)
+        out.append(render("generation", id=f"nq-open-{len(out)}", question=question, answer=str(answers[0])))
+    return out
+
+
 def _legal_support() -> list[Example]:
     out = []
     for i, r in enumerate(_jsonl("Legal-Support/test.jsonl")):
@@ -115,6 +129,10 @@ BUNDLED_TASKS: dict[str, BundledTask] = {
                     "BoolQ (Clark et al. 2019), CC BY-SA 3.0 upstream", 500, _boolq),
         BundledTask("fiqa", "generation", "financial opinion QA: free-text answers (648)",
                     "FiQA-2018 (Maia et al. 2018), licence not stated", 150, _fiqa),
+        BundledTask("nq-open", "generation",
+                    "open-domain questions (Natural Questions) with a short answer, no context (3.5k)",
+                    "NQ-Open (Lee et al. 2019) from Natural Questions (Kwiatkowski et al. 2019), "
+                    "CC BY-SA 3.0 upstream", 1000, _nq_open),
         BundledTask("legal-support", "multiple_choice",
                     "which of two conclusions supports a legal claim (100)",
                     "LegalBench legal support task (Guha et al. 2023), CC BY 4.0 upstream", 40,
