@@ -121,7 +121,7 @@ def test_prunes_each_bundled_model_into_a_folder_that_reloads(home, spec, tmp_pa
     assert gen.shape[1] == ids["input_ids"].shape[1] + 4
 
 
-def test_demo_runs_select_validate_on_pubmedqa(home, tmp_path, monkeypatch, capsys):
+def test_demo_runs_select_validate_on_nq_open(home, tmp_path, monkeypatch, capsys):
     """`damoc demo`, with two tiny models standing in for the bundled candidates (the compression
     still uses the bundled SmolLM2 scorer and rewriter and the bundled MiniLM)."""
     from conftest import save_tiny
@@ -132,6 +132,7 @@ def test_demo_runs_select_validate_on_pubmedqa(home, tmp_path, monkeypatch, caps
     assert cli.main(["demo", "--train-limit", "20", "--test-limit", "4", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "validation against full fine-tuning" in out and "report:" in out
+    assert "recommended" in out and "full fine-tuning's tie set" in out
     html = (tmp_path / "demo" / "report.html").read_text()
     assert "Validation against full fine-tuning" in html and html.count("lora") >= 2
 

@@ -203,7 +203,7 @@ def atomic_dir(target: str | Path, command: str, overwrite: bool = False) -> Ite
 
 
 def _marker(command: str) -> dict:
-    return {"made_by": f"damoc {command}", "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    return {"made_by": f"damoc {command}", "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
 def claim_run_dir(out: str | Path, command: str) -> Path:

@@ -1,4 +1,4 @@
-"""Candidate ranking: the full fine-tuning baseline (and later the DaMoC pipeline)."""
+"""Candidate ranking: the full fine-tuning baseline (baseline.py), the DaMoC pipeline (pipeline.py), launchers."""
 
 from damoc.selection.baseline import BaselineConfig, Candidate, rank, run_baseline
 

@@ -196,10 +196,16 @@ def _run_select(config: SelectConfig, out: Path, progress: bool, validate: bool,
         notify("stage", {"name": "full fine-tuning (validation)", "candidates": len(config.candidates)})
         full = run_baseline(config.baseline(), out / "full", progress=progress, on_event=on_event,
                             launch_settings=launch_settings)
-        summary["validation"] = validation(task, summary, full)
+        both = ({_name(r) for r in summary["candidates"] if r["status"] == "ok"}
+                & {_name(r) for r in full["candidates"] if r["status"] == "ok"})
+        if len(both) < 2:  # nothing to compare: say so rather than fail the run after all that work
+            summary["validation_skipped"] = (f"{len(both)} candidate(s) finished on both routes; comparing "
+                                             "rankings needs two (see each candidate's error)")
+        else:
+            summary["validation"] = validation(task, summary, full)
         preds = _predictions({_name(r): out / "full" / "candidates" / by_name(config, r).slug
                               for r in full["candidates"] if r["status"] == "ok"})
-        if len(preds) >= 2:
+        if len(preds) >= 2 and "validation" in summary:
             from damoc.selection.confidence import tie_set
             from damoc.selection.validation import judge
 
