@@ -41,7 +41,7 @@ MODELS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
 CANDIDATES = [Candidate(model=m, method=meth) for m in MODELS for meth in ("lora", "full")]
 # Tokens per example: as short as the task allows (contexts are cut from their end; the question
 # and answer always survive). BoolQ passages are ~100-150 words.
-MAX_SEQ_LEN = {"boolq": 160, "pubmedqa": 256, "consumer-contracts": 256}
+MAX_SEQ_LEN = {"boolq": 160, "pubmedqa": 256, "nq-open": 96}
 TRAIN, TEST_MAX, TEST_MIN = 1000, 1000, 300
 
 
@@ -56,7 +56,10 @@ def truth_config(task: str, seed: int) -> BaselineConfig:
         raise SystemExit(f"{task}: {n_test} test questions, fewer than the {TEST_MIN} a powered truth needs")
     return BaselineConfig(task=task, candidates=CANDIDATES, train_limit=min(TRAIN, len(t.train)), test_limit=n_test,
                           finetune=FinetuneConfig(max_seq_len=MAX_SEQ_LEN.get(task, 256), batch_size=8,
-                                                  micro_batch_size=4, seed=seed), seed=seed)
+                                                  micro_batch_size=4, seed=seed), seed=seed,
+                          # Generation tasks are ranked by bits per byte: ROUGE-L's generation is skipped.
+                          # (Choice tasks never generate; their flag stays at its default, keeping their keys.)
+                          generation=t.is_choice)
 
 
 def truth_dir(task: str) -> Path:
@@ -66,6 +69,14 @@ def truth_dir(task: str) -> Path:
 def part_truth(args) -> None:
     """Full fine-tuning of every candidate; each finished one copied into bench/results at once."""
     config = truth_config(args.task, args.seed)
+    done = [c for c in CANDIDATES if (truth_dir(args.task) / f"{name(c).replace(' ', '--')}.json").exists()]
+    todo = [c for c in CANDIDATES if c not in done]
+    if not todo:
+        print(f"{args.task}: every truth row is in {truth_dir(args.task)}")
+        return
+    if done:  # committed rows count: another session or machine may have made them
+        print(f"{args.task}: truth rows already committed for {', '.join(map(name, done))}")
+        config = config.model_copy(update={"candidates": todo})
     run_dir = args.run_dir / args.task / "full"
 
     def on_event(kind: str, info: dict) -> None:
