@@ -142,6 +142,45 @@ def part_summary(args) -> None:
                              "seed": args.seed, "command": f"python bench/zoo.py --task {args.task} --part truth"})
     print(json.dumps({k: truth.get(k) for k in ("candidates_done", "best", "tie_set", "confident", "prob_best")},
                      indent=1))
+    if truth.get("complete"):
+        plot(path)
+
+
+def plot(path: Path) -> None:
+    """Left: the truth per candidate with its SE (tie set in orange). Right: each row's FLOP saving,
+    marked by whether its pick is in the truth's tie set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = read_json(path)
+    truth, rows = data["truth"], data.get("rows", [])
+    metric = "accuracy" if "majority_accuracy" in truth else "answer_bpb"
+    names = sorted(truth["metrics"], key=lambda n: truth["metrics"][n][metric], reverse=metric == "accuracy")
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    vals = [truth["metrics"][n][metric] for n in names]
+    errs = [truth["metrics"][n][f"{metric}_se"] for n in names]
+    colours = ["tab:orange" if n in truth.get("tie_set", []) else "tab:blue" for n in names]
+    axes[0].bar([n.replace(" ", "\n") for n in names], vals, yerr=errs, capsize=4, color=colours)
+    if "majority_accuracy" in truth:
+        axes[0].axhline(truth["majority_accuracy"], color="k", ls="--", lw=1, label="always the commonest answer")
+        axes[0].legend(fontsize=8)
+    axes[0].set_title(f"truth: full fine-tuning, {truth['train_examples']} train / {truth['test_examples']} test\n"
+                      f"{metric} (orange: tie set, within 2 paired SE of the best)", fontsize=9)
+    for r in rows:
+        axes[1].scatter(r["speedup_flops"], 1 if r["in_tie_set"] else 0, s=60,
+                        color="tab:green" if r["in_tie_set"] else "tab:red")
+        axes[1].annotate(r["name"], (r["speedup_flops"], 1 if r["in_tie_set"] else 0), fontsize=7,
+                         rotation=30, xytext=(3, 5), textcoords="offset points")
+    axes[1].set_yticks([0, 1], ["pick outside\nthe tie set", "pick in\nthe tie set"])
+    axes[1].set_ylim(-0.5, 1.8)
+    axes[1].set_xlabel("FLOP saving vs full fine-tuning (every overhead counted)")
+    axes[1].set_title("damoc select rows", fontsize=9)
+    fig.suptitle(f"validation zoo: {truth['task']}")
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"), dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -224,6 +263,7 @@ def part_rows(args) -> None:
         write_json_atomic(path, {**current, "truth": truth, "rows": rows, "machine": machine(),
                                  "versions": versions(), "seed": args.seed,
                                  "command": f"python bench/zoo.py --task {args.task} --part rows"})
+        plot(path)
         print(f"{row_name}: chosen {row['chosen']} (in tie set {row['in_tie_set']}, top-1 {row['top1']}), "
               f"regret {row['regret']:.4f} +- {row['regret_se']:.4f}, FLOPs {row['speedup_flops']:.1f}x", flush=True)
 
