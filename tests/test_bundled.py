@@ -89,7 +89,7 @@ def test_rewriting_with_the_bundled_instruct_model_never_emits_below_threshold(h
     from damoc.tokens import CompressConfig, compress_examples
 
     examples = load_task("pubmedqa").train[6:8]
-    config = CompressConfig(ratio=0.5, threshold=0.9, max_tries=1)
+    config = CompressConfig(ratio=0.5, threshold=0.9, max_tries=1, rewriter="bundled:smollm2-135m-instruct")
     _, records, summary = compress_examples(examples, config, progress=False)
     assert summary["bertscore_after"]["min"] >= 0.9 - 1e-9
     assert all(r["rewrite_tries"] == 1 for r in records if r["bertscore_before"] < 0.9)
