@@ -643,8 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scores every token of each example's context by its surprisal under a small causal LM, "
                     "keeps the most informative words up to --ratio of the tokens, and checks meaning with "
                     "BERTScore rescaled by a baseline measured on the data (0 = as similar as an unrelated "
-                    "context, 1 = identical). Contexts below --bertscore are rewritten by an instruct LLM, "
-                    "then compressed more mildly, then left whole: none is emitted below the threshold. "
+                    "context, 1 = identical). Contexts below --bertscore are rewritten by an instruct LLM "
+                    "(with --rewriter), then compressed more mildly, then left whole: none is emitted below the "
+                    "threshold. "
                     "Questions, options and answers are never touched. Writes OUT, OUT.records.jsonl "
                     "(per example) and OUT.summary.json.")
     p.add_argument("--ratio", type=float, default=0.5, help="share of context tokens to keep, in (0, 1] (default 0.5)")
