@@ -59,14 +59,14 @@ def paired_bootstrap(predictions: dict[str, list[dict]], samples: int = 1000, se
 
 
 def tie_set(predictions: dict[str, list[dict]], choice: bool, samples: int = 1000, seed: int = 0,
-            k: float = 2.0) -> dict:
+            k: float = 2.0, boot: dict | None = None) -> dict:
     """The candidates that cannot be told apart from the best on these questions: those whose
     paired difference to the best, under the primary metric (accuracy for choice tasks, bits per
     byte otherwise), is within `k` paired standard errors. One member: a confident leader.
 
     Returns {"best", "tie_set" (best first), "differences": name -> {"diff", "se"} against the
     best (positive: worse), "prob_best", "metric", "k"}."""
-    boot = paired_bootstrap(predictions, samples=samples, seed=seed)
+    boot = boot or paired_bootstrap(predictions, samples=samples, seed=seed)  # reuse one already made
     full = {n: _scores(_arrays(recs), np.arange(len(recs))) for n, recs in predictions.items()}
     best = min(full, key=lambda n: (-full[n][0], full[n][1]) if choice else (full[n][1], 0.0))
     key = "accuracy" if choice else "bpb"

@@ -275,7 +275,7 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
     by_bpb = sorted(ok, key=lambda r: r["metrics"]["answer_bpb"])
     preds = _predictions({k: v for k, v in folders.items() if k in {_name(r) for r in ok}})
     confidence = paired_bootstrap(preds, seed=config.seed) if len(preds) >= 2 and task.is_choice else None
-    verdict_ = verdict(ok, preds, task.is_choice, config.seed)
+    verdict_ = verdict(ok, preds, task.is_choice, config.seed, boot=confidence)
     paid = [r for r in runs if r["status"] == "ok"]
     cost = {"train_seconds": sum(r["train_seconds"] for r in paid),
             "train_flops": sum(r["train_flops"] for r in paid),
@@ -303,7 +303,8 @@ TIE_RULE = ("when the compressed ranking cannot tell its leaders apart (within 2
             "this run (smaller model; LoRA before full), then the better bits per byte")
 
 
-def verdict(ok: list[dict], preds: dict[str, list[dict]], choice: bool, seed: int) -> dict | None:
+def verdict(ok: list[dict], preds: dict[str, list[dict]], choice: bool, seed: int,
+            boot: dict | None = None) -> dict | None:
     """The pick, honest about ties: the compressed ranking's own tie set, and a documented rule
     for choosing within it instead of a silent coin toss."""
     from damoc.selection.confidence import tie_set
@@ -312,7 +313,7 @@ def verdict(ok: list[dict], preds: dict[str, list[dict]], choice: bool, seed: in
         return None
     if len(preds) < 2:
         return {"tie_set": [_name(ok[0])], "tied": False, "recommended": _name(ok[0]), "rule": TIE_RULE}
-    ties = tie_set(preds, choice=choice, seed=seed)
+    ties = tie_set(preds, choice=choice, seed=seed, boot=boot)
     by_name = {_name(r): r for r in ok}
     members = [n for n in ties["tie_set"] if n in by_name]
     recommended = min(members, key=lambda n: (by_name[n]["train_flops"], by_name[n]["metrics"]["answer_bpb"]))
