@@ -11,6 +11,7 @@ best) goes to bench/results/zoo-TASK.json; then each `select` setting is a row j
 (in the tie set, strict top-1, regret with its paired SE, agreement on the pairs the truth
 separates, Kendall tau, Spearman rho, FLOP and wall speed-ups with every overhead counted).
 
+    .venv/bin/python bench/zoo.py --task boolq --part pilot     # does fine-tuning move the models?
     .venv/bin/python bench/zoo.py --task boolq --part truth     # hours of CPU: run in the background
     .venv/bin/python bench/zoo.py --task boolq --part summary   # the truth's confidence, from the files
     .venv/bin/python bench/zoo.py --task boolq --part rows [--only headline ...]
@@ -41,7 +42,7 @@ MODELS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
 CANDIDATES = [Candidate(model=m, method=meth) for m in MODELS for meth in ("lora", "full")]
 # Tokens per example: as short as the task allows (contexts are cut from their end; the question
 # and answer always survive). BoolQ passages are ~100-150 words.
-MAX_SEQ_LEN = {"boolq": 160, "pubmedqa": 256, "nq-open": 96}
+MAX_SEQ_LEN = {"boolq": 160, "pubmedqa": 256, "nq-open": 96, "piqa": 192, "asdiv": 112}
 TRAIN, TEST_MAX, TEST_MIN = 1000, 1000, 300
 
 
@@ -97,6 +98,49 @@ def part_truth(args) -> None:
                                 for r in read_jsonl(folder / "predictions.jsonl")))
 
     run_baseline(config, run_dir, progress=False, on_event=on_event)
+
+
+PILOT_TRAIN, PILOT_TEST = 300, 300
+
+
+def part_pilot(args) -> None:
+    """Does one epoch on a few hundred examples move these small models off their priors? Zero-shot
+    vs LoRA-fine-tuned on PILOT_TRAIN examples, same PILOT_TEST questions; one row per model, written
+    as it lands to bench/results/zoo-pilot-TASK.json."""
+    from damoc.evaluation import evaluate
+    from damoc.models.loading import load_model, load_tokenizer
+    from damoc.selection.baseline import load_options, select_examples
+
+    base = truth_config(args.task, args.seed)
+    config = base.model_copy(update={"train_limit": PILOT_TRAIN, "test_limit": PILOT_TEST,
+                                     "candidates": [c for c in CANDIDATES if c.method == "lora"]})
+    t = load_task(args.task)
+    _, test = select_examples(t, config, quiet=True)
+    path = RESULTS / f"zoo-pilot-{args.task}.json"
+    out = read_json(path) if path.exists() else {}
+    out |= {"task": args.task, "train_examples": PILOT_TRAIN, "test_examples": len(test),
+            "max_seq_len": config.finetune.max_seq_len, "seed": args.seed, "machine": machine(),
+            "versions": versions(), "command": f"python bench/zoo.py --task {args.task} --part pilot"}
+    if t.is_choice:
+        out["majority_accuracy"] = max(sum(e.label == k for e in test) for k in set(e.label for e in test)) / len(test)
+    rows = out.setdefault("rows", {})
+    for model in MODELS:
+        key = model.removeprefix("bundled:")
+        if "fine_tuned" in rows.get(key, {}):
+            continue
+        tok, m = load_tokenizer(model, load_options(config)), load_model(model, load_options(config))
+        zero = evaluate(m, tok, t, examples=test, max_len=config.finetune.max_seq_len,
+                        batch_size=config.eval_batch_size, generation=False, seed=args.seed)
+        del m
+        result = run_baseline(config.model_copy(update={"candidates": [Candidate(model=model, method="lora")]}),
+                              args.run_dir / args.task / "pilot", progress=False)
+        ft = next(r for r in result["candidates"] if r["status"] == "ok")
+        rows[key] = {"zero_shot": zero.metrics, "fine_tuned": ft["metrics"], "train_seconds": ft["train_seconds"],
+                     "steps": ft["train"]["steps"], "torch_threads": torch.get_num_threads(),
+                     "load_average": os.getloadavg()[0]}
+        write_json_atomic(path, out)
+        print(key, {k: round(v, 4) for k, v in zero.metrics.items() if not k.endswith("_se")}, "->",
+              {k: round(v, 4) for k, v in ft["metrics"].items() if not k.endswith("_se")}, flush=True)
 
 
 def load_truth(task: str) -> tuple[dict[str, dict], dict[str, list[dict]]]:
@@ -186,12 +230,12 @@ def plot(path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", required=True)
-    ap.add_argument("--part", choices=["truth", "summary", "rows"], required=True)
+    ap.add_argument("--part", choices=["pilot", "truth", "summary", "rows"], required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=ROOT.parent / "runs" / "zoo")
     ap.add_argument("--only", nargs="*", help="rows: only these settings")
     args = ap.parse_args()
-    {"truth": part_truth, "summary": part_summary, "rows": part_rows}[args.part](args)
+    {"pilot": part_pilot, "truth": part_truth, "summary": part_summary, "rows": part_rows}[args.part](args)
 
 
 def settings() -> list[tuple[str, dict]]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from damoc.cli import main
-from damoc.models import load_model, load_tokenizer
+from damoc.models import LoadOptions, load_model, load_tokenizer
 from damoc.tasks import DataSpec, load_task
 from damoc.tokens import CompressConfig, compress_examples
 from damoc.tokens.compress import Components
@@ -22,7 +22,8 @@ TEXT = ("the patient has a fever and a cough so the doctor says it is a cold and
 
 @pytest.fixture(scope="module")
 def lm(tiny_llama):
-    return load_model(str(tiny_llama)).eval(), load_tokenizer(str(tiny_llama))
+    # fp32 on the machine's device (CUDA where present): exact comparisons need full precision.
+    return load_model(str(tiny_llama), LoadOptions(dtype="float32")).eval(), load_tokenizer(str(tiny_llama))
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,8 @@ def test_surprisal_equals_a_direct_forward_pass(lm):
     model, tok = lm
     ids = tok(TEXT, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
-        logp = torch.log_softmax(model(torch.tensor([[tok.bos_token_id, *ids]])).logits[0, :-1], -1)
+        logp = torch.log_softmax(model(torch.tensor([[tok.bos_token_id, *ids]], device=model.device)).logits[0, :-1],
+                                 -1).cpu()
     direct = -logp[torch.arange(len(ids)), torch.tensor(ids)].numpy()
     (whole,) = token_surprisals(model, tok, [TEXT], window=1024)
     np.testing.assert_allclose(whole.surprisal, direct, rtol=1e-4, atol=1e-4)

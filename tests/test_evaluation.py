@@ -107,13 +107,14 @@ def test_perplexity_equals_the_mean_token_loss_and_ignores_padding(tiny_llama):
     import torch
 
     from damoc.evaluation import perplexity
-    from damoc.models import load_model, load_tokenizer
+    from damoc.models import LoadOptions, load_model, load_tokenizer
 
-    model, tok = load_model(str(tiny_llama)).eval(), load_tokenizer(str(tiny_llama))
+    model = load_model(str(tiny_llama), LoadOptions(dtype="float32")).eval()  # the machine's device, full precision
+    tok = load_tokenizer(str(tiny_llama))
     texts = ["the patient has a fever and a cough", "aspirin"]
     losses, n = 0.0, 0
     for t in texts:
-        ids = tok(t, return_tensors="pt")["input_ids"]
+        ids = tok(t, return_tensors="pt")["input_ids"].to(model.device)
         with torch.no_grad():
             out = model(ids, labels=ids)
         losses += out.loss.item() * (ids.shape[1] - 1)

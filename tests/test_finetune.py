@@ -84,29 +84,32 @@ def test_cli_finetune_saves_a_loadable_safetensors_model(tmp_path, tiny_llama, c
     assert (out / "model.safetensors").exists() and (out / "damoc-finetune.json").exists()
     tuned, base = load_model(str(out)), load_model(str(tiny_llama))
     assert not any(n.startswith("base_model") or "lora" in n for n, _ in tuned.named_parameters())
-    ids = torch.tensor([[1, 5, 9, 12]])
+    ids = torch.tensor([[1, 5, 9, 12]], device=next(tuned.parameters()).device)
     with torch.no_grad():
         assert not torch.allclose(tuned(ids).logits, base(ids).logits)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device on this machine"))])
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])
 @pytest.mark.parametrize("lora", [False, True])
-def test_answer_only_head_matches_the_full_head(tok, arch, lora):
+def test_answer_only_head_matches_the_full_head(tok, arch, lora, device):
     """The head on loss positions only: same loss and gradients as the full head, with right
-    padding, answers of different lengths and two accumulated micro-batches."""
+    padding, answers of different lengths and two accumulated micro-batches (on CUDA too, where
+    the gather and the indexing run as GPU kernels)."""
     from damoc.finetune.train import answer_loss
 
     exs = examples(2) + [render("generation", id="g1", question="q", answer="a b c d e f"),
                          render("generation", id="g2", question="what is it", answer="x")]
     rows = prepare_examples(tok, exs, 128)
     collate = _Collator(tok.pad_token_id)
-    micro = [collate(rows[:2]), collate(rows[2:])]
+    micro = [{k: v.to(device) for k, v in collate(b).items()} for b in (rows[:2], rows[2:])]
     assert micro[1]["attention_mask"].sum(1).tolist()[0] != micro[1]["attention_mask"].shape[1] or \
         micro[1]["attention_mask"].sum(1).tolist()[1] != micro[1]["attention_mask"].shape[1]  # padded
     num_items = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro)
 
     def grads(use_answer_loss: bool):
-        model = build_model(arch, len(tok), seed=3)
+        model = build_model(arch, len(tok), seed=3).to(device)
         if lora:
             from peft import LoraConfig, get_peft_model
 

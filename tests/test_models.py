@@ -19,11 +19,14 @@ def test_spec_resolution(tmp_path, tiny_llama):
         bundled_name("bundled:gpt-17")
 
 
-def test_local_folder_loads_in_fp32_on_cpu(tiny_llama):
-    model = load_model(str(tiny_llama))
-    tok = load_tokenizer(str(tiny_llama))
-    assert next(model.parameters()).dtype == torch.float32
-    assert tok.pad_token_id is not None
+def test_local_folder_loads_in_fp32_on_cpu_and_bf16_on_cuda(tiny_llama):
+    on_cpu = load_model(str(tiny_llama), LoadOptions(device="cpu"))
+    assert next(on_cpu.parameters()).dtype == torch.float32
+    model = load_model(str(tiny_llama))  # the machine's default: CUDA with bf16 where present
+    p = next(model.parameters())
+    expected = ("cuda", torch.bfloat16) if torch.cuda.is_available() else ("cpu", torch.float32)
+    assert (p.device.type, p.dtype) == expected
+    assert load_tokenizer(str(tiny_llama)).pad_token_id is not None
 
 
 def test_pickle_weights_need_explicit_permission(tmp_path, tiny_llama):
@@ -38,7 +41,7 @@ def test_pickle_weights_need_explicit_permission(tmp_path, tiny_llama):
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     with pytest.raises(DamocError, match="allow-pickle"):
         load_model(str(folder))
-    loaded = load_model(str(folder), LoadOptions(allow_pickle=True))
+    loaded = load_model(str(folder), LoadOptions(allow_pickle=True, device="cpu"))
     for (n, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), n
 

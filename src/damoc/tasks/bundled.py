@@ -92,6 +92,26 @@ def _nq_open() -> list[Example]:
     return out
 
 
+def _piqa() -> list[Example]:
+    """Physical commonsense: which of two solutions reaches a goal. Only the labelled validation
+    part ships answers; its 1,500 questions are near-balanced between the two options."""
+    out = []
+    for i, r in enumerate(_jsonl("PIQA/validation.jsonl")):
+        options = [line.partition(". ")[2].strip() for line in r["options"].splitlines()]
+        label = "AB".index(r["answer"].strip()[0])
+        out.append(render("multiple_choice", id=f"piqa-{i}", question=r["question"], options=options,
+                          label=label))
+    return out
+
+
+def _asdiv() -> list[Example]:
+    """Elementary math word problems with a short answer ("9 apples"): a generation task whose
+    inputs are one or two sentences, so training is cheap and the answer carries the signal."""
+    return [render("generation", id=f"asdiv-{i}", context=r["passage"], question=r["question"],
+                   answer=r["answer"])
+            for i, r in enumerate(_jsonl("ASDiv/test.jsonl"))]
+
+
 def _legal_support() -> list[Example]:
     out = []
     for i, r in enumerate(_jsonl("Legal-Support/test.jsonl")):
@@ -133,6 +153,12 @@ BUNDLED_TASKS: dict[str, BundledTask] = {
                     "open-domain questions (Natural Questions) with a short answer, no context (3.5k)",
                     "NQ-Open (Lee et al. 2019) from Natural Questions (Kwiatkowski et al. 2019), "
                     "CC BY-SA 3.0 upstream", 1000, _nq_open),
+        BundledTask("piqa", "multiple_choice",
+                    "physical commonsense: which of two solutions reaches a goal (1,500, labelled part)",
+                    "PIQA (Bisk et al. 2020), AFL-3.0 upstream", 500, _piqa),
+        BundledTask("asdiv", "generation",
+                    "elementary math word problems with a short numeric answer (2,305)",
+                    "ASDiv (Miao et al. 2020), CC BY-NC 4.0 upstream", 1000, _asdiv),
         BundledTask("legal-support", "multiple_choice",
                     "which of two conclusions supports a legal claim (100)",
                     "LegalBench legal support task (Guha et al. 2023), CC BY 4.0 upstream", 40,
