@@ -41,7 +41,11 @@ def make_identity(model, i: int) -> None:
 @pytest.mark.parametrize("arch", ARCHS)
 def test_similarity_equals_a_direct_computation(arch):
     model, tok = tiny(arch)
+    head_calls = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda *a: head_calls.append(1))
     sim = layer_similarity(model, tok, TEXTS, batch_size=3)
+    hook.remove()
+    assert not head_calls  # hidden states only: the output head is never run
     # Direct: one text at a time, hidden states from output_hidden_states (input of layer i is
     # entry i; the output of every layer but the last is entry i + 1), first token left out.
     sums, count = np.zeros(len(sim)), 0

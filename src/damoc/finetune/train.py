@@ -141,9 +141,10 @@ def matmul_params(model: nn.Module) -> int:
     return total
 
 
-def forward_flops(model: nn.Module, tokens: int) -> float:
-    """2 N T: a forward pass (scoring, similarity, generation), N counted as for training."""
-    return 2.0 * matmul_params(model) * tokens
+def forward_flops(model: nn.Module, tokens: int, head: bool = True) -> float:
+    """2 N T: a forward pass (scoring, generation), N counted as for training; `head=False` for a
+    pass that stops at the last hidden state (layer similarity)."""
+    return 2.0 * (matmul_params(model) - (0 if head else head_params(model))) * tokens
 
 
 def head_params(model: nn.Module) -> int:

@@ -48,7 +48,7 @@ class PruneResult:
     layers_after: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     steps: list[dict] = field(default_factory=list)
-    forward_flops: float = 0.0  # similarity passes, 2 N T each
+    forward_flops: float = 0.0  # similarity passes, 2 N T each (N without the output head)
 
 
 def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_model=None,
@@ -69,7 +69,7 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
         start, stats = time.perf_counter(), {}
         sim = layer_similarity(model, tokenizer, texts, config.max_len, config.batch_size, progress, stats)
         seconds["similarity"] += time.perf_counter() - start
-        flops += forward_flops(model, stats["tokens"])
+        flops += forward_flops(model, stats["tokens"], head=False)  # the similarity pass skips the head
         return sim
 
     similarity = measure()
