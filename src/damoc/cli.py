@@ -7,9 +7,12 @@ import errno
 import json
 import sys
 from pathlib import Path
+from typing import get_args
 
 from damoc.errors import EXIT_USAGE, AllCandidatesFailed, DamocError
 from damoc.io import check_output_file, check_output_folder
+from damoc.registry import LazyChoices
+from damoc.tasks.base import Format
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
                  errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
@@ -19,7 +22,7 @@ def _add_task_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     g = p.add_argument_group("task (a bundled name, or your own file)")
     g.add_argument("--task", help="bundled task name (see `damoc tasks list`)")
     g.add_argument("--data", type=Path, help="your data: .jsonl, .json, .csv or .parquet")
-    g.add_argument("--format", choices=["classification", "multiple_choice", "generation", "instruction"],
+    g.add_argument("--format", choices=get_args(Format),
                    help="the format of --data")
     g.add_argument("--field", action="append", default=[], metavar="OURS=THEIRS",
                    help="map a field to a column of --data, e.g. --field label=y (repeatable); "
@@ -530,7 +533,7 @@ def print_ranking(summary: dict) -> None:
             "status": c["status"] if c["status"] == "ok" else f"failed: {c.get('error', '')}"[:60],
         })
     cols = ["rank", "model", "method", "accuracy", "answer_bpb", "rougeL", "train_s", "eval_s", "status"]
-    if summary["primary_metric"] != "accuracy":
+    if "accuracy" not in summary["primary_metric"]:
         cols.remove("accuracy")
     if not any(r["rougeL"] for r in rows):
         cols.remove("rougeL")
@@ -568,6 +571,10 @@ def _table(columns: list[str], rows: list[dict]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    MERGES = LazyChoices("damoc.layers.merge:MERGES")
+    METHODS = LazyChoices("damoc.finetune.train:Method")
+    RECOVERY_METHODS = LazyChoices("damoc.recovery.paser:METHODS")
+    LAUNCHERS = LazyChoices("damoc.selection.launch:LAUNCHERS")
     parser = argparse.ArgumentParser(
         prog="damoc",
         description="Choose which LLM (and fine-tuning method) to fine-tune for a domain task. "
@@ -607,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("finetune", help="fine-tune one model on a task, then evaluate it")
     p.add_argument("--model", required=True)
-    p.add_argument("--method", choices=["lora", "full"], default="lora")
+    p.add_argument("--method", choices=METHODS, default="lora", metavar="METHOD", help="%(choices)s")
     p.add_argument("--out", type=Path, help="save the fine-tuned model (safetensors) and stats in this new folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out if damoc made it earlier (never a file or folder damoc did not write)")
@@ -617,13 +624,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(p)
     p.set_defaults(func=cmd_finetune)
 
-    from damoc.filtering.base import SELECTORS
-    from damoc.filtering.selectors import RandomSelector  # noqa: F401  (fills the registry)
+    from damoc.filtering import SELECTORS
 
     p = sub.add_parser("filter", help="keep a representative or high-quality share of a task's training data",
-                       description="Selectors: " + "; ".join(f"{n}: {c.description}" for n, c in SELECTORS.items()),
+                       description="Selectors: " + "; ".join(f"{n}: {SELECTORS.info(n)['description']}"
+                                                            for n in SELECTORS),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", choices=sorted(SELECTORS), default="graphcut")
+    p.add_argument("--method", choices=SELECTORS.names(), default="graphcut")
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--rate", type=float, help="share of the training split to keep, in (0, 1]")
     size.add_argument("--budget", type=int, help="number of examples to keep")
@@ -689,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-samples", type=int, default=64, help="texts to use (default 64)")
     p.add_argument("--threshold", type=float, default=0.85, help="cosine similarity in [-1, 1] (default 0.85)")
     p.add_argument("--max-fraction", type=float, default=0.25, help="most layers to remove, as a share (default 0.25)")
-    p.add_argument("--merge", choices=["sparse", "difference", "none"], default="none")
+    p.add_argument("--merge", choices=MERGES, default="none", metavar="MERGE", help="%(choices)s")
     p.add_argument("--density", type=float, default=0.3, help="sparse merge: share of task-vector entries kept")
     p.add_argument("--sparsification", choices=["magnitude", "random"], default="magnitude",
                    help="sparse merge: keep the largest entries (TIES) or a random share rescaled (DARE)")
@@ -716,7 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--config RUN.yaml (the fields of damoc.selection.pipeline.SelectConfig).")
     p.add_argument("--config", type=Path, help="YAML run file (instead of the model and task flags)")
     p.add_argument("--models", nargs="+", metavar="SPEC")
-    p.add_argument("--methods", nargs="+", choices=["lora", "full"], default=["lora"])
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=["lora"], metavar="METHOD", help="%(choices)s")
     p.add_argument("--base", help="pre-trained weights for the sparse layer merge (one model family)")
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--validate", action="store_true", help="also fine-tune every candidate on the full data "
@@ -735,13 +742,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-compress", action="store_true")
     g.add_argument("--layer-threshold", type=float, default=0.85, help="layer similarity threshold (default 0.85)")
     g.add_argument("--max-fraction", type=float, default=0.25, help="most layers removed (default 0.25)")
-    g.add_argument("--merge", choices=["sparse", "difference", "none"], default="none")
+    g.add_argument("--merge", choices=MERGES, default="none", metavar="MERGE", help="%(choices)s")
     g.add_argument("--no-prune", action="store_true")
     g.add_argument("--halving", action="store_true",
                    help="successive halving: all candidates on 1/n of the compressed data, the better half on "
                         "twice as much, until one is left (cheaper; measured in bench/select_validate.py)")
     g = p.add_argument_group("where candidates run")
-    g.add_argument("--launcher", choices=["local", "ray"], default="local",
+    g.add_argument("--launcher", choices=LAUNCHERS, default="local", metavar="LAUNCHER",
                    help="local: one after another here (default); ray: each candidate a Ray task (pip install "
                         "'damoc[ray]'), in parallel across the cluster's resources; the run folder is the same")
     g.add_argument("--ray-address", help="join this Ray cluster ('auto': the running one); default: start one here")
@@ -765,7 +772,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instruction pool: bundled:mix (7 sources from the bundled data) or an Alpaca JSONL/JSON")
     p.add_argument("--budget", type=float, default=0.2, help="a share in (0, 1) of the pool or a count (default 0.2)")
     p.add_argument("--clusters", default="auto", help="auto (from the NMF reconstruction error) or K")
-    p.add_argument("--method", default="paser", choices=["paser", "random", "ifd", "length"])
+    p.add_argument("--method", default="paser", choices=RECOVERY_METHODS, metavar="METHOD", help="%(choices)s")
     p.add_argument("--per-source", type=int, default=500, help="samples per source in bundled:mix (default 500)")
     p.add_argument("--jsd-batch-size", type=int, default=4, help="samples per JSD forward pass (default 4)")
     p.add_argument("--heldout", type=int, default=100,
@@ -792,13 +799,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     p.add_argument("--train-limit", type=int, default=400, help="training questions for full fine-tuning (default 400)")
     p.add_argument("--test-limit", type=int, default=300, help="test questions (default 300)")
-    p.add_argument("--launcher", choices=["local", "ray"], default="local")
+    p.add_argument("--launcher", choices=LAUNCHERS, default="local", metavar="LAUNCHER", help="%(choices)s")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("baseline", help="fine-tune every candidate on the full data, evaluate, rank "
                                         "(the ground truth; resumes when re-run)")
     p.add_argument("--models", nargs="+", required=True, metavar="SPEC")
-    p.add_argument("--methods", nargs="+", choices=["lora", "full"], default=["lora"])
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=["lora"], metavar="METHOD", help="%(choices)s")
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     _add_task_args(p)
     _add_load_args(p)

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from damoc.registry import Registry
+
 BOOTSTRAP_SAMPLES = 1000
 
 
@@ -74,3 +76,17 @@ def rouge_l(prediction: str, reference: str) -> float:
 
 def with_se(name: str, stat: Callable[[np.ndarray], float], n: int, seed: int = 0) -> dict[str, float]:
     return {name: stat(np.arange(n)), f"{name}_se": bootstrap_se(stat, n, seed)}
+
+
+# The metrics a result reports, each with the direction in which it improves: ranking, tie sets,
+# regret, plots and tables ask here instead of testing a metric's name.
+METRICS: Registry[Callable] = Registry("metric")
+METRICS.add("accuracy", accuracy, higher_is_better=True, description="log-likelihood choice accuracy")
+METRICS.add("accuracy_norm", accuracy, higher_is_better=True, description="choice accuracy, length-normalised")
+METRICS.add("macro_f1", macro_f1, higher_is_better=True, description="macro-averaged F1 over the answer classes")
+METRICS.add("answer_bpb", bits_per_byte, higher_is_better=False, description="answer bits per byte")
+METRICS.add("rougeL", rouge_l, higher_is_better=True, description="ROUGE-L F1 of generated answers")
+
+
+def higher_is_better(metric: str) -> bool:
+    return bool(METRICS.info(metric)["higher_is_better"])

@@ -1,19 +1,15 @@
-"""The selector interface and registry: every data-filtering method is a named class.
-
-A selector gets the examples and a budget and returns the indices it keeps, best first.
-The CLI and run files refer to selectors by their registered names.
+"""The selector interface: a data-filtering method is a class that gets the examples and a
+budget and returns the indices it keeps, best first. The built-in ones, registered by name in
+`SELECTORS`, are in `damoc.filtering.selectors`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import ClassVar
 
 from damoc.errors import DamocError
 from damoc.tasks.base import Example
-
-SELECTORS: dict[str, type[Selector]] = {}
 
 
 class Selector:
@@ -24,25 +20,6 @@ class Selector:
 
     def select(self, examples: list[Example], budget: int, seed: int = 0) -> list[int]:
         raise NotImplementedError
-
-
-def register(name: str) -> Callable[[type[Selector]], type[Selector]]:
-    def wrap(cls: type[Selector]) -> type[Selector]:
-        cls.name = name
-        SELECTORS[name] = cls
-        return cls
-    return wrap
-
-
-def get_selector(name: str, **options) -> Selector:
-    import damoc.filtering.selectors  # noqa: F401  (registers the built-in selectors)
-
-    if name not in SELECTORS:
-        raise DamocError(f"unknown selector {name!r}; available: {', '.join(sorted(SELECTORS))}")
-    try:
-        return SELECTORS[name](**options)
-    except (TypeError, ValueError) as e:
-        raise DamocError(f"selector {name!r}: {e}") from e
 
 
 def resolve_budget(n: int, rate: float | None = None, budget: int | None = None) -> int:

@@ -7,7 +7,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from damoc.filtering.base import get_selector, resolve_budget
+from damoc.filtering.base import resolve_budget
+from damoc.filtering.selectors import get_selector
 from damoc.io import write_json_atomic, write_jsonl_atomic
 from damoc.tasks.base import Example
 

@@ -7,10 +7,31 @@ import random
 
 import numpy as np
 
-from damoc.filtering.base import Selector, example_text, register
+from damoc.errors import DamocError
+from damoc.filtering.base import Selector, example_text
 from damoc.filtering.embeddings import BUNDLED_EMBEDDER, embed_with_cost
 from damoc.filtering.graphcut import facility_location_greedy, graphcut_greedy, normalise
+from damoc.registry import Registry
 from damoc.tasks.base import Example, continuation
+
+SELECTORS: Registry[type[Selector]] = Registry("selector")
+
+
+def register(name: str):
+    """Class decorator: the selector is known by `name` in the CLI, run files and summaries."""
+    def wrap(cls: type[Selector]) -> type[Selector]:
+        cls.name = name
+        SELECTORS.add(name, cls, description=cls.description)
+        return cls
+    return wrap
+
+
+def get_selector(name: str, **options) -> Selector:
+    cls = SELECTORS.get(name)
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as e:
+        raise DamocError(f"selector {name!r}: {e}") from e
 
 
 @register("random")

@@ -18,15 +18,10 @@ from collections.abc import Callable
 import torch
 
 from damoc.errors import DamocError
+from damoc.registry import Registry
 
-MERGES: dict[str, Callable] = {}
-
-
-def register(name: str):
-    def wrap(fn):
-        MERGES[name] = fn
-        return fn
-    return wrap
+MERGES: Registry[Callable] = Registry("merge")
+register = MERGES.register
 
 
 def nearest_retained(j: int, removed: set[int], n: int) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from damoc.errors import DamocError
 from damoc.finetune.train import forward_flops
@@ -28,8 +28,8 @@ class PruneConfig(BaseModel):
 
     threshold: float = Field(0.85, ge=-1, le=1, description="remove layers whose cosine(in, out) is at least this")
     max_fraction: float = Field(0.25, ge=0, lt=1, description="remove at most this share of the layers")
-    merge: Literal["sparse", "difference", "none"] = Field(
-        "none", description="how removed layers are folded into retained ones (sparse needs a base model)")
+    merge: str = Field("none", description="how removed layers are folded into retained ones: "
+                       "none, difference or sparse (sparse needs a base model)")
     density: float = Field(0.3, ge=0, le=1, description="share of task-vector entries kept by the sparse merge")
     sparsification: Literal["magnitude", "random"] = "magnitude"
     scale: float = Field(1.0, description="weight of the merged differences")
@@ -37,6 +37,11 @@ class PruneConfig(BaseModel):
     max_len: int = Field(256, ge=2, description="calibration tokens per text")
     batch_size: int = Field(8, ge=1)
     seed: int = 0
+
+    @field_validator("merge")
+    @classmethod
+    def _known_merge(cls, name: str) -> str:
+        return MERGES.check(name)
 
 
 @dataclass
@@ -111,7 +116,7 @@ def apply_removal(model, removed: list[int], config: PruneConfig, base_model=Non
     Returns removed index -> retained index (both in the model's current numbering)."""
     layers = decoder_layers(model)
     base_layers = decoder_layers(base_model) if base_model is not None else None
-    into = MERGES[config.merge](layers, removed, base_layers=base_layers, scale=config.scale,
+    into = MERGES.get(config.merge)(layers, removed, base_layers=base_layers, scale=config.scale,
                                 density=config.density, sparsification=config.sparsification, seed=config.seed)
     remove_layers(model, removed)
     if base_model is not None and config.merge == "sparse":

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from damoc.errors import DamocError
+from damoc.registry import Registry
 from damoc.tasks.base import Example
 
 
@@ -50,14 +51,8 @@ class Context:
     progress: bool = True
 
 
-METHODS: dict[str, Callable[[Context], Selection]] = {}
-
-
-def register(name: str):
-    def wrap(fn):
-        METHODS[name] = fn
-        return fn
-    return wrap
+METHODS: Registry[Callable[[Context], Selection]] = Registry("recovery method")
+register = METHODS.register
 
 
 def resolve_budget(budget: float, pool_size: int) -> int:
@@ -202,10 +197,9 @@ def matmul_params_of(spec: str) -> int:
 
 
 def select_recovery(method: str, ctx: Context) -> Selection:
-    if method not in METHODS:
-        raise DamocError(f"unknown recovery method {method!r}; available: {', '.join(sorted(METHODS))}")
+    run = METHODS.get(method)
     start = time.perf_counter()
-    result = METHODS[method](ctx)
+    result = run(ctx)
     result.summary["select_seconds"] = time.perf_counter() - start
     if len(set(result.indices)) != len(result.indices):
         raise AssertionError(f"{method} chose a sample twice")

@@ -19,7 +19,7 @@ class RecoverConfig(BaseModel):
     pruned: str
     pool: str = "bundled:mix"
     budget: float = Field(0.2, gt=0, description="a share in (0, 1) of the pool, or a count")
-    method: str = "paser"
+    method: str = Field("paser", description="how the recovery data is chosen: paser, random, ifd or length")
     clusters: int | str = "auto"
     per_source: int = Field(500, ge=1, description="samples per source in the bundled pool")
     embedder: str = "bundled:minilm"
@@ -35,6 +35,13 @@ class RecoverConfig(BaseModel):
     # Separate from max_len: training may cut samples short, but a test question that does not fit
     # would be an error (MedQA questions alone pass 256 tokens).
     eval_max_len: int = Field(1024, ge=8, description="token limit of a test question with its answer")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, name: str) -> str:
+        from damoc.recovery.paser import METHODS
+
+        return METHODS.check(name)
 
     @field_validator("clusters")
     @classmethod

@@ -9,6 +9,8 @@ import base64
 import html
 import io
 
+from damoc.evaluation.metrics import higher_is_better
+
 
 def png(fig) -> str:
     buf = io.BytesIO()
@@ -36,7 +38,7 @@ def plots(summary: dict) -> list[tuple[str, str]]:
             errs = [r["metrics"].get(f"{key}_se", 0.0) for r in ok]
             ax.bar(range(len(ok)), vals, yerr=errs, capsize=4)
             ax.set_xticks(range(len(ok)), names, fontsize=8)
-            ax.set_title(key + (" (higher is better)" if key == "accuracy" else " (lower is better)"))
+            ax.set_title(key + (" (higher is better)" if higher_is_better(key) else " (lower is better)"))
         fig.tight_layout()
         out.append(("Metric per candidate (bars: one standard error)", png(fig)))
 

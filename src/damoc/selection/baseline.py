@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from damoc.errors import DamocError
 from damoc.evaluation import evaluate
+from damoc.evaluation.metrics import higher_is_better
 from damoc.finetune import FinetuneConfig, finetune
 from damoc.finetune.train import Method
 from damoc.io import run_folder, warn, write_json_atomic
@@ -163,10 +164,8 @@ def rank(task_metric: str, results: list[dict]) -> list[dict]:
     """Best first: by the primary metric, ties broken by answer bits per byte (lower wins)."""
     ok = [r for r in results if r["status"] == "ok"]
     failed = [r for r in results if r["status"] != "ok"]
-    if task_metric == "accuracy":
-        ok.sort(key=lambda r: (-r["metrics"]["accuracy"], r["metrics"]["answer_bpb"]))
-    else:
-        ok.sort(key=lambda r: r["metrics"]["answer_bpb"])
+    sign = -1.0 if higher_is_better(task_metric) else 1.0
+    ok.sort(key=lambda r: (sign * r["metrics"][task_metric], r["metrics"]["answer_bpb"]))
     for i, r in enumerate(ok, start=1):
         r["rank"] = i
     return ok + failed

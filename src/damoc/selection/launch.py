@@ -17,12 +17,12 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from damoc.errors import DamocError
 from damoc.io import jsonl_text, quarantine, read_json_checked, write_json_atomic, write_text_atomic
+from damoc.registry import Registry
 
 Run = Callable[[], tuple[dict, list[dict]]]
 Notify = Callable[[str, dict], None]
@@ -33,7 +33,12 @@ class LaunchSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    launcher: Literal["local", "ray"] = "local"
+    launcher: str = Field("local", description="local (one after another) or ray (in parallel)")
+
+    @field_validator("launcher")
+    @classmethod
+    def _known_launcher(cls, name: str) -> str:
+        return LAUNCHERS.check(name)
     address: str | None = Field(None, description="Ray cluster address ('auto' to join a running one); "
                                 "None starts a local cluster")
     cpus_per_candidate: float = Field(1.0, gt=0)
@@ -195,7 +200,9 @@ def _ray(jobs: list[Job], settings: LaunchSettings, notify: Notify) -> list[dict
             ray.shutdown()
 
 
-LAUNCHERS: dict[str, Callable[[list[Job], LaunchSettings, Notify], list[dict]]] = {"local": _local, "ray": _ray}
+LAUNCHERS: Registry[Callable[[list[Job], LaunchSettings, Notify], list[dict]]] = Registry("launcher")
+LAUNCHERS.add("local", _local, description="one candidate after another, in this process")
+LAUNCHERS.add("ray", _ray, description="each candidate a Ray task, in parallel across the cluster")
 
 
 def launch(jobs: list[Job], settings: LaunchSettings | None = None, notify: Notify | None = None) -> list[dict]:
@@ -211,5 +218,5 @@ def launch(jobs: list[Job], settings: LaunchSettings | None = None, notify: Noti
         else:
             todo.append(job)
         results.append(hit)
-    ran = iter(LAUNCHERS[settings.launcher](todo, settings, notify) if todo else [])
+    ran = iter(LAUNCHERS.get(settings.launcher)(todo, settings, notify) if todo else [])
     return [r if r is not None else next(ran) for r in results]

@@ -25,6 +25,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from damoc.errors import DamocError
+from damoc.evaluation.metrics import higher_is_better
 from damoc.filtering.run import filter_examples, read_selection
 from damoc.io import (
     read_checked,
@@ -330,7 +331,7 @@ def validation(task: Task, damoc: dict, full: dict) -> dict:
                 if r["status"] == "ok"}
 
     primary = task.primary_metric
-    higher = primary == "accuracy"
+    higher = higher_is_better(primary)
 
     def ranked_scores(summary: dict) -> dict[str, float]:
         ok = [r for r in summary["candidates"] if r["status"] == "ok"]

@@ -1,0 +1,41 @@
+import pytest
+from pydantic import ValidationError
+
+from damoc.errors import DamocError
+from damoc.registry import LazyChoices, Registry
+
+
+def test_unknown_names_list_what_is_available_and_names_register_once():
+    r: Registry = Registry("widget")
+    r.register("b", colour="blue")(len)
+    r.add("a", max)
+    assert r.names() == ["a", "b"] and r["b"] is len and r.info("b") == {"colour": "blue"}
+    with pytest.raises(DamocError, match="unknown widget 'c'; available: a, b"):
+        r.get("c")
+    with pytest.raises(ValueError, match="registered twice"):
+        r.add("a", min)
+
+
+def test_configs_refuse_unknown_method_names_under_the_setting_name():
+    from damoc.layers import PruneConfig
+    from damoc.recovery.run import RecoverConfig
+    from damoc.selection.launch import LaunchSettings
+
+    for make, field in [(lambda: PruneConfig(merge="glue"), "merge"),
+                        (lambda: LaunchSettings(launcher="slurm"), "launcher"),
+                        (lambda: RecoverConfig(original="a", pruned="b", method="magic"), "method")]:
+        with pytest.raises(ValidationError, match=f"{field}\n.*unknown .*available"):
+            make()
+
+
+def test_every_metric_says_its_direction():
+    from damoc.evaluation.metrics import METRICS, higher_is_better
+
+    assert higher_is_better("accuracy") and not higher_is_better("answer_bpb")
+    assert all(isinstance(METRICS.info(n)["higher_is_better"], bool) for n in METRICS)
+
+
+def test_lazy_choices_read_a_registry_or_a_literal_only_when_asked():
+    merges = LazyChoices("damoc.layers.merge:MERGES")
+    assert "sparse" in merges and "glue" not in merges and list(merges) == ["difference", "none", "sparse"]
+    assert list(LazyChoices("damoc.finetune.train:Method")) == ["lora", "full"]
