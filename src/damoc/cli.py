@@ -18,7 +18,7 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ER
                  errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
 
 
-def _add_task_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+def _add_task_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("task (a bundled name, or your own file)")
     g.add_argument("--task", help="bundled task name (see `damoc tasks list`)")
     g.add_argument("--data", type=Path, help="your data: .jsonl, .json, .csv or .parquet")
