@@ -89,3 +89,16 @@ def gen_file(tmp_path) -> Path:
     path = tmp_path / "gen.json"
     path.write_text(json.dumps(rows))
     return path
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer()
+
+
+def training_examples(n: int = 8) -> list:
+    """n tiny two-class examples, alternating labels: enough for a few optimizer steps."""
+    from damoc.tasks.base import render
+
+    return [render("classification", id=str(i), question=f"is case {i} positive?",
+                   context="patient has a fever", options=["yes", "no"], label=i % 2) for i in range(n)]

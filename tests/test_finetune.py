@@ -1,20 +1,11 @@
 import pytest
 import torch
-from conftest import build_model, build_tokenizer
+from conftest import build_model
+from conftest import training_examples as examples
 
 from damoc.finetune import FinetuneConfig, finetune, lora_target_modules
 from damoc.finetune.train import _Collator, prepare_examples
 from damoc.tasks.base import render
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return build_tokenizer()
-
-
-def examples(n=8):
-    return [render("classification", id=str(i), question=f"is case {i} positive?",
-                   context="patient has a fever", options=["yes", "no"], label=i % 2) for i in range(n)]
 
 
 def batch_loss(model, tok, exs, max_len=128):

@@ -58,6 +58,8 @@ def _add_load_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-remote-code", action="store_true",
                    help="run the model repository's own Python code (off by default)")
     p.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
+    p.add_argument("--quantization", choices=["none", "4bit"], default="none",
+                   help="4bit: NF4 weights, LoRA on top (QLoRA; CUDA and pip install 'damoc[gpu]')")
 
 
 def _add_optim_args(p) -> None:
@@ -70,6 +72,18 @@ def _add_optim_args(p) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4 LoRA, 2e-5 full)")
     p.add_argument("--lora-r", type=int, default=16, help="LoRA rank")
     p.add_argument("--seed", type=int, default=0)
+    g = (p.add_argument_group("GPU-scale training (passed to transformers' Trainer)")
+         if isinstance(p, argparse.ArgumentParser) else p)
+    g.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in the backward pass: less memory, about a third more compute")
+    g.add_argument("--mixed-precision", choices=["auto", "no", "bf16", "fp16"], default="auto",
+                   help="auto: bf16 when the weights are bf16 (CUDA); fp16 needs CUDA")
+    g.add_argument("--optim", default="adamw_torch",
+                   help="transformers optimizer: adamw_torch, adamw_torch_fused (CUDA), adamw_8bit, "
+                        "paged_adamw_8bit (CUDA + bitsandbytes), adafactor, ...")
+    g.add_argument("--deepspeed", type=Path, help="DeepSpeed JSON config (CUDA; pip install deepspeed)")
+    g.add_argument("--fsdp", help="FSDP options, e.g. 'full_shard auto_wrap' (CUDA; launch with torchrun)")
+    g.add_argument("--fsdp-config", type=Path, help="FSDP JSON config (with --fsdp)")
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -85,7 +99,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 def _load_options(args):
     from damoc.models import LoadOptions
 
-    return LoadOptions(args.allow_pickle, args.trust_remote_code, args.dtype)
+    return LoadOptions(args.allow_pickle, args.trust_remote_code, args.dtype,
+                       quantization=getattr(args, "quantization", "none"))
 
 
 def _finetune_config(args, method: str):
@@ -94,7 +109,9 @@ def _finetune_config(args, method: str):
     return FinetuneConfig(method=method, epochs=args.epochs, max_seq_len=args.max_seq_len,
                           batch_size=args.batch_size, micro_batch_size=args.micro_batch_size,
                           learning_rate=args.lr, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
-                          seed=args.seed)
+                          seed=args.seed, gradient_checkpointing=args.gradient_checkpointing,
+                          mixed_precision=args.mixed_precision, optim=args.optim, deepspeed=args.deepspeed,
+                          fsdp=args.fsdp, fsdp_config=args.fsdp_config)
 
 
 # ---------------------------------------------------------------- commands
@@ -229,6 +246,7 @@ def cmd_baseline(args) -> None:
         test_limit=args.test_limit, eval_batch_size=args.eval_batch_size,
         max_new_tokens=args.max_new_tokens, generation=not args.no_generation, seed=args.seed,
         allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code, dtype=args.dtype,
+        quantization=args.quantization,
     )
     on_event = _progress_printer(len(candidates))
     try:
@@ -294,6 +312,7 @@ def select_config_from_args(args):
         eval_batch_size=args.eval_batch_size, max_new_tokens=args.max_new_tokens,
         generation=not args.no_generation, seed=args.seed, allow_pickle=args.allow_pickle,
         trust_remote_code=args.trust_remote_code, dtype=args.dtype,
+        quantization=args.quantization,
         filter=None if args.no_filter else FilterSettings(method=args.selector, rate=None if args.budget else args.rate,
                                                           budget=args.budget),
         compress=None if args.no_compress else CompressConfig(

@@ -12,6 +12,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -22,6 +23,7 @@ from transformers import TrainerCallback
 
 from damoc.encoding import encode
 from damoc.errors import DamocError
+from damoc.runinfo import ADDED_LATER
 from damoc.tasks.base import Example, continuation
 
 # Raised inside transformers' own Trainer on every run; nothing a damoc user can act on.
@@ -51,6 +53,20 @@ class FinetuneConfig(BaseModel):
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     seed: int = 0
+    # GPU-scale settings, handed to transformers' Trainer as they are (users fine-tune 7-8B
+    # candidates); those that need CUDA or an extra package refuse in one line where it is missing.
+    gradient_checkpointing: bool = Field(False, json_schema_extra=ADDED_LATER, description=(
+        "recompute activations in the backward pass: far less memory for about a third more compute"))
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field("auto", json_schema_extra=ADDED_LATER, description=(
+        "auto: bf16 when the weights are bf16 (CUDA), else none; fp16 needs CUDA"))
+    optim: str = Field("adamw_torch", json_schema_extra=ADDED_LATER, description=(
+        "a transformers optimizer name: adamw_torch, adamw_torch_fused (CUDA), adamw_8bit or "
+        "paged_adamw_8bit (CUDA, bitsandbytes: pip install 'damoc[gpu]'), adafactor, ..."))
+    deepspeed: Path | None = Field(None, json_schema_extra=ADDED_LATER, description=(
+        "a DeepSpeed JSON config handed to the Trainer (CUDA; pip install deepspeed)"))
+    fsdp: str | None = Field(None, json_schema_extra=ADDED_LATER, description=(
+        "FSDP options handed to the Trainer, e.g. 'full_shard auto_wrap' (CUDA; launch with torchrun)"))
+    fsdp_config: Path | None = Field(None, json_schema_extra=ADDED_LATER, description="an FSDP JSON config (with fsdp)")
 
     @property
     def lr(self) -> float:
@@ -253,13 +269,77 @@ def prepare_examples(tokenizer, examples: list[Example], max_len: int) -> list[d
     return rows
 
 
+BITSANDBYTES_OPTIMIZERS = ("8bit", "paged_", "lion_", "ademamix")
+
+
+def check_hardware(config: FinetuneConfig, device: torch.device) -> None:
+    """Refuse, in one line, a GPU-only setting where it cannot run (before any training)."""
+    import importlib.util
+
+    cuda = device.type == "cuda"
+    need_cuda = []
+    if config.mixed_precision == "fp16":
+        need_cuda.append("mixed_precision fp16")
+    if config.optim.endswith("_fused"):
+        need_cuda.append(f"optim {config.optim}")
+    if any(k in config.optim for k in BITSANDBYTES_OPTIMIZERS):
+        need_cuda.append(f"optim {config.optim}")
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise DamocError(f"optim {config.optim} needs bitsandbytes: pip install 'damoc[gpu]'")
+    if config.deepspeed is not None:
+        need_cuda.append("deepspeed")
+        if importlib.util.find_spec("deepspeed") is None:
+            raise DamocError("--deepspeed needs the deepspeed package: pip install deepspeed")
+        if not Path(config.deepspeed).is_file():
+            raise DamocError(f"deepspeed config {config.deepspeed}: no such file")
+    if config.fsdp:
+        need_cuda.append("fsdp")
+    if config.fsdp_config is not None and not config.fsdp:
+        raise DamocError("fsdp_config is read only with fsdp (e.g. fsdp: 'full_shard auto_wrap')")
+    if need_cuda and not cuda:
+        raise DamocError(f"{', '.join(need_cuda)} need{'s' if len(need_cuda) == 1 else ''} a CUDA GPU; "
+                         f"this run is on {device.type}")
+
+
+def training_arguments(config: FinetuneConfig, plan: Schedule, out_dir: str, device: torch.device,
+                       weights_dtype: torch.dtype):
+    """The Trainer's arguments: damoc's schedule, and the GPU-scale settings passed through."""
+    from transformers import TrainingArguments
+
+    precision = config.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if weights_dtype == torch.bfloat16 else "no"
+    # Non-reentrant checkpointing works with frozen inputs (LoRA) without forcing input grads.
+    # transformers renamed the setting (activation_checkpointing) in 5.x; use the name it has.
+    name = ("activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+            else "gradient_checkpointing")
+    checkpointing = {name: config.gradient_checkpointing,
+                     f"{name}_kwargs": {"use_reentrant": False} if config.gradient_checkpointing else None}
+    return TrainingArguments(
+        output_dir=out_dir, per_device_train_batch_size=plan.micro_batch_size,
+        gradient_accumulation_steps=plan.accumulation, num_train_epochs=plan.epochs, max_steps=plan.steps,
+        learning_rate=config.lr, weight_decay=config.weight_decay,
+        warmup_steps=plan.warmup_steps, lr_scheduler_type="linear",
+        logging_steps=1, save_strategy="no", report_to="none", seed=config.seed,
+        data_seed=config.seed, use_cpu=device.type == "cpu",
+        bf16=precision == "bf16", fp16=precision == "fp16", optim=config.optim,
+        **checkpointing,
+        deepspeed=str(config.deepspeed) if config.deepspeed else None,
+        fsdp=config.fsdp or "", fsdp_config=str(config.fsdp_config) if config.fsdp_config else None,
+        remove_unused_columns=False, disable_tqdm=True, dataloader_num_workers=0,
+    )
+
+
 def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
              progress: bool = True):
     """Train in place (full) or wrap with LoRA adapters; returns (model, TrainStats)."""
-    from transformers import TrainingArguments
-
     if not examples:
         raise DamocError("no training examples")
+    device = next(model.parameters()).device
+    check_hardware(config, device)
+    quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
+    if quantized and config.method != "lora":
+        raise DamocError("a quantized (4-bit) model can only be trained with LoRA (QLoRA): use method lora")
     # Seed before the adapters are made: their initial weights must not depend on what ran earlier
     # in this process (a resumed run must give the figures of an uninterrupted one).
     from transformers import set_seed
@@ -271,25 +351,19 @@ def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                           lora_dropout=config.lora_dropout, task_type="CAUSAL_LM",
                           target_modules=lora_target_modules(model))
+        if quantized:  # QLoRA: norms in fp32, input gradients on, before the adapters are added
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
         model = get_peft_model(model, lora)
     rows = prepare_examples(tokenizer, examples, config.max_seq_len)
     plan = schedule(len(rows), config)
     tokens = sum(len(r["input_ids"]) for r in rows)
     epochs_tokens = int(tokens * plan.epochs)
     loss_tokens = int(sum(len(r["input_ids"]) - max(r["n_prompt"], 1) for r in rows) * plan.epochs)
-    micro, accum, steps = plan.micro_batch_size, plan.accumulation, plan.steps
-    device = next(model.parameters()).device
+    steps = plan.steps
     with tempfile.TemporaryDirectory(prefix="damoc-train-") as out_dir:
-        args = TrainingArguments(
-            output_dir=out_dir, per_device_train_batch_size=micro,
-            gradient_accumulation_steps=accum, num_train_epochs=plan.epochs, max_steps=steps,
-            learning_rate=config.lr, weight_decay=config.weight_decay,
-            warmup_steps=plan.warmup_steps, lr_scheduler_type="linear",
-            logging_steps=1, save_strategy="no", report_to="none", seed=config.seed,
-            data_seed=config.seed, use_cpu=device.type == "cpu",
-            bf16=next(model.parameters()).dtype == torch.bfloat16,
-            remove_unused_columns=False, disable_tqdm=True, dataloader_num_workers=0,
-        )
+        args = training_arguments(config, plan, out_dir, device, next(model.parameters()).dtype)
         trainer = _answer_trainer()(model=model, args=args, train_dataset=rows,
                                     data_collator=_Collator(tokenizer.pad_token_id))
         _quiet_logs(trainer, progress, steps)

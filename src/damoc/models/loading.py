@@ -26,6 +26,7 @@ class LoadOptions:
     trust_remote_code: bool = False
     dtype: str = "auto"
     device: str | None = None
+    quantization: str = "none"  # "4bit": NF4 weights via bitsandbytes, for QLoRA (CUDA only)
 
 
 def resolve_spec(spec: str) -> str:
@@ -67,16 +68,37 @@ def load_model(spec: str, options: LoadOptions = LoadOptions()):
     source = resolve_spec(spec)
     device = torch.device(options.device) if options.device else default_device()
     dtype = resolve_dtype(options.dtype, device)
+    extra = {}
+    if options.quantization == "4bit":
+        extra = _four_bit(device, dtype)
+    elif options.quantization != "none":
+        raise DamocError(f"unknown quantization {options.quantization!r}; use none or 4bit")
     try:
         model = AutoModelForCausalLM.from_pretrained(
             source,
             dtype=dtype,
             use_safetensors=None if options.allow_pickle else True,
             trust_remote_code=options.trust_remote_code,
+            **extra,
         )
     except (OSError, ValueError) as e:
         raise DamocError(_load_hint(spec, e)) from e
-    return model.to(device)
+    return model if extra else model.to(device)  # a quantized model is placed while it loads
+
+
+def _four_bit(device: torch.device, dtype: torch.dtype) -> dict:
+    """QLoRA's base: NF4 weights with double quantization, computing in the run's dtype."""
+    import importlib.util
+
+    if device.type != "cuda":
+        raise DamocError(f"quantization 4bit (QLoRA) needs a CUDA GPU; this run is on {device.type}")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise DamocError("quantization 4bit needs bitsandbytes: pip install 'damoc[gpu]'")
+    from transformers import BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                bnb_4bit_compute_dtype=dtype)
+    return {"quantization_config": config, "device_map": {"": device.index or 0}}
 
 
 def _load_hint(spec: str, error: Exception) -> str:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,7 +26,7 @@ from damoc.finetune import FinetuneConfig, finetune
 from damoc.finetune.train import Method
 from damoc.io import run_folder, warn, write_json_atomic
 from damoc.models import LoadOptions, load_model, load_tokenizer
-from damoc.runinfo import machine, stable_hash, versions
+from damoc.runinfo import ADDED_LATER, key_settings, machine, stable_hash, versions
 from damoc.selection.launch import Job, LaunchSettings, launch
 from damoc.tasks import DataSpec, Task, load_task
 from damoc.tasks.base import SPLIT_VERSION, label_counts, label_warnings
@@ -94,9 +95,14 @@ class BaselineConfig(BaseModel):
     allow_pickle: bool = False
     trust_remote_code: bool = False
     dtype: str = "auto"
+    quantization: Literal["none", "4bit"] = Field("none", json_schema_extra=ADDED_LATER, description=(
+        "4bit: load each candidate in NF4 and train LoRA adapters on it (QLoRA; CUDA, pip install "
+        "'damoc[gpu]'). Keeps a 7-8B candidate within one GPU"))
 
     @model_validator(mode="after")
     def _check(self) -> BaselineConfig:
+        if self.quantization != "none" and any(c.method != "lora" for c in self.candidates):
+            raise ValueError("quantization 4bit trains LoRA adapters only (QLoRA): give every candidate method lora")
         if (self.task is None) == (self.data is None):
             raise ValueError("give exactly one of a bundled task name or a data file")
         seen: dict[tuple, Candidate] = {}
@@ -153,7 +159,9 @@ def data_fingerprint(config: BaselineConfig) -> dict | None:
 
 def candidate_key(config: BaselineConfig, candidate: Candidate) -> str:
     # `halving` decides which data a round gets, which the caller adds to the key; not the run itself.
-    settings = config.model_dump(mode="json", exclude={"candidates", "halving"})
+    settings = key_settings(config)
+    for name in ("candidates", "halving"):
+        settings.pop(name, None)
     parts = {"candidate": candidate.model_dump(), "settings": settings, "split": SPLIT_VERSION}
     if config.data is not None:
         parts["data_files"] = data_fingerprint(config)
@@ -173,7 +181,7 @@ def rank(task_metric: str, results: list[dict]) -> list[dict]:
 
 def load_options(config: BaselineConfig) -> LoadOptions:
     return LoadOptions(allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code,
-                       dtype=config.dtype)
+                       dtype=config.dtype, quantization=config.quantization)
 
 
 def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, train: list,

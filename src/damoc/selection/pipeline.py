@@ -22,7 +22,7 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from damoc.errors import DamocError
 from damoc.evaluation.metrics import higher_is_better
@@ -73,6 +73,13 @@ class SelectConfig(BaselineConfig):
     calibration_samples: int = Field(32, ge=1, description="compressed training texts for layer similarity")
     halving: bool = Field(False, description="successive halving: all candidates on 1/n of the compressed data, "
                           "the better half on twice as much, until one is left")
+
+    @model_validator(mode="after")
+    def _quantized_layers_stay_as_loaded(self) -> SelectConfig:
+        if self.quantization != "none" and self.prune is not None and self.prune.merge != "none":
+            raise ValueError(f"the {self.prune.merge} layer merge rewrites weights, which 4-bit weights cannot take: "
+                             "use prune merge none (or no pruning) with quantization 4bit")
+        return self
 
     def baseline(self) -> BaselineConfig:
         return BaselineConfig(**self.model_dump(include=set(BaselineConfig.model_fields)))
