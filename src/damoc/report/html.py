@@ -1,24 +1,9 @@
-"""report.html for a `damoc select` run: the Markdown report plus plots, in one file.
-
-Plots are PNGs embedded as base64 so the file can be mailed or opened anywhere offline.
-"""
+"""report.html for a `damoc select` run: the Markdown report as HTML, plus plots, in one file."""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-
 from damoc.evaluation.metrics import higher_is_better
-
-
-def png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+from damoc.report.page import html_page, png
 
 
 def plots(summary: dict) -> list[tuple[str, str]]:
@@ -29,7 +14,10 @@ def plots(summary: dict) -> list[tuple[str, str]]:
 
     ok = [r for r in summary["candidates"] if r["status"] == "ok"]
     names = [f"{r['model'].split(':')[-1].split('/')[-1]}\n{r['method']}" for r in ok]
-    out = []
+    out: list[tuple[str, str]] = []
+
+    def add(title: str, fig) -> None:
+        out.append((title, png(fig, title)))
     if ok:
         metric = summary["primary_metric"]
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -40,7 +28,7 @@ def plots(summary: dict) -> list[tuple[str, str]]:
             ax.set_xticks(range(len(ok)), names, fontsize=8)
             ax.set_title(key + (" (higher is better)" if higher_is_better(key) else " (lower is better)"))
         fig.tight_layout()
-        out.append(("Metric per candidate (bars: one standard error)", png(fig)))
+        add("Metric per candidate (bars: one standard error)", fig)
 
         fig, ax = plt.subplots(figsize=(10, 3.6))
         bottom = [0.0] * len(ok)
@@ -57,7 +45,7 @@ def plots(summary: dict) -> list[tuple[str, str]]:
         ax.set_title(f"time per stage and candidate (shared data stage: {data_s:.0f} s)")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        out.append(("Time per stage and candidate", png(fig)))
+        add("Time per stage and candidate", fig)
 
     pruned = [(n, r["prune"]) for n, r in zip(names, ok) if r.get("prune")]
     if pruned:
@@ -70,7 +58,7 @@ def plots(summary: dict) -> list[tuple[str, str]]:
         ax.set_title("layer similarity per model")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        out.append(("Layer similarity", png(fig)))
+        add("Layer similarity", fig)
 
     comp = summary.get("data", {}).get("compress")
     if comp:
@@ -88,15 +76,9 @@ def plots(summary: dict) -> list[tuple[str, str]]:
         axes[1].set_title("rescaled BERTScore")
         axes[1].legend(fontsize=8)
         fig.tight_layout()
-        out.append(("Token compression", png(fig)))
+        add("Token compression", fig)
     return out
 
 
 def select_html(summary: dict, markdown: str) -> str:
-    body = [f"<h1>damoc select: {html.escape(summary['task'])}</h1>",
-            "<pre>" + html.escape(markdown) + "</pre>"]
-    for title, img in plots(summary):
-        body += [f"<h2>{html.escape(title)}</h2>", img]
-    style = "body{font-family:sans-serif;max-width:1050px;margin:auto}pre{white-space:pre-wrap}img{max-width:100%}"
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>damoc select</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    return html_page(f"damoc select: {summary['task']}", markdown, plots(summary))

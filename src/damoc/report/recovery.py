@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-
 
 def recover_report(s: dict) -> str:
     lines = [f"# damoc recover: {s['method']}", "",
@@ -36,9 +34,9 @@ def recover_report(s: dict) -> str:
 
 
 def recover_html(s: dict, markdown: str) -> str:
-    from damoc.report.html import png
+    from damoc.report.page import html_page, png
 
-    body = [f"<h1>damoc recover: {html.escape(s['method'])}</h1>", "<pre>" + html.escape(markdown) + "</pre>"]
+    body: list[tuple[str, str]] = []
     if "clusters" in s:
         import matplotlib
 
@@ -54,14 +52,12 @@ def recover_html(s: dict, markdown: str) -> str:
             ax.set_title(title)
             ax.set_xlabel("cluster")
         fig.tight_layout()
-        body += ["<h2>Clusters</h2>", png(fig)]
+        body.append(("Clusters", png(fig, "cluster sizes, degradation and budget")))
         if s.get("map_2d"):
             fig, ax = plt.subplots(figsize=(6, 5))
             xy = list(zip(*s["map_2d"]))
             ax.scatter(xy[0], xy[1], c=s["labels"], s=6, cmap="tab20")
             ax.set_title("samples on the first two diffusion coordinates, by cluster")
             fig.tight_layout()
-            body += ["<h2>Map of the clusters</h2>", png(fig)]
-    style = "body{font-family:sans-serif;max-width:1050px;margin:auto}pre{white-space:pre-wrap}img{max-width:100%}"
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>damoc recover</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+            body.append(("Map of the clusters", png(fig, "samples on two diffusion coordinates")))
+    return html_page(f"damoc recover: {s['method']}", markdown, body)
