@@ -42,7 +42,7 @@ MODELS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
 CANDIDATES = [Candidate(model=m, method=meth) for m in MODELS for meth in ("lora", "full")]
 # Tokens per example: as short as the task allows (contexts are cut from their end; the question
 # and answer always survive). BoolQ passages are ~100-150 words.
-MAX_SEQ_LEN = {"boolq": 160, "pubmedqa": 256, "nq-open": 96, "piqa": 192, "asdiv": 112}
+MAX_SEQ_LEN = {"boolq": 160, "pubmedqa": 256, "nq-open": 96, "piqa": 192, "asdiv": 112, "siqa": 72}
 TRAIN, TEST_MAX, TEST_MIN = 1000, 1000, 300
 
 

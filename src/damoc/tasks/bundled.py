@@ -112,6 +112,20 @@ def _asdiv() -> list[Example]:
             for i, r in enumerate(_jsonl("ASDiv/test.jsonl"))]
 
 
+def _siqa() -> list[Example]:
+    """Social commonsense: a situation and a question about people's motives, reactions or needs,
+    answered in a short phrase (the correct option's text; the options are not shown): a generation
+    task ranked by answer bits per byte, where fine-tuning teaches the answer style in a few hundred
+    examples and the candidates' knowledge still differs."""
+    out = []
+    for i, r in enumerate(_jsonl("SIQA/test.jsonl")):
+        answer = r["answer"].strip()
+        answer = answer.partition(". ")[2] if answer[:2] in ("A.", "B.", "C.") else answer
+        out.append(render("generation", id=f"siqa-{i}", context=r["passage"], question=r["question"],
+                          answer=answer))
+    return out
+
+
 def _legal_support() -> list[Example]:
     out = []
     for i, r in enumerate(_jsonl("Legal-Support/test.jsonl")):
@@ -159,6 +173,9 @@ BUNDLED_TASKS: dict[str, BundledTask] = {
         BundledTask("asdiv", "generation",
                     "elementary math word problems with a short numeric answer (2,305)",
                     "ASDiv (Miao et al. 2020), CC BY-NC 4.0 upstream", 1000, _asdiv),
+        BundledTask("siqa", "generation",
+                    "social commonsense: why people act and how they feel, a short free-text answer (1,954)",
+                    "Social IQa (Sap et al. 2019), licence not stated upstream", 900, _siqa),
         BundledTask("legal-support", "multiple_choice",
                     "which of two conclusions supports a legal claim (100)",
                     "LegalBench legal support task (Guha et al. 2023), CC BY 4.0 upstream", 40,
