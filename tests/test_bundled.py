@@ -124,11 +124,19 @@ def test_prunes_each_bundled_model_into_a_folder_that_reloads(home, spec, tmp_pa
 def test_demo_runs_select_validate_on_nq_open(home, tmp_path, monkeypatch, capsys):
     """`damoc demo`, with two tiny models standing in for the bundled candidates (the compression
     still uses the bundled SmolLM2 scorer and rewriter and the bundled MiniLM)."""
+    import yaml
     from conftest import save_tiny
 
     import damoc.cli as cli
+    import damoc.cli.demo as demo
 
-    monkeypatch.setattr(cli, "DEMO_MODELS", [str(save_tiny(tmp_path, "llama")), str(save_tiny(tmp_path, "gemma3"))])
+    settings = yaml.safe_load(demo.demo_run_file().read_text())
+    tiny = {"bundled:smollm2-135m-instruct": str(save_tiny(tmp_path, "llama")),
+            "bundled:gemma3-270m": str(save_tiny(tmp_path, "gemma3"))}
+    settings["candidates"] = [{**c, "model": tiny[c["model"]]} for c in settings["candidates"]]
+    run_file = tmp_path / "demo.yaml"
+    run_file.write_text(yaml.safe_dump(settings))
+    monkeypatch.setattr(demo, "demo_run_file", lambda: run_file)
     assert cli.main(["demo", "--train-limit", "20", "--test-limit", "4", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "validation against full fine-tuning" in out and "report:" in out

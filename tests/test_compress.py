@@ -227,8 +227,8 @@ def test_cli_compress_writes_three_files_and_refuses_bad_input(tiny_llama, cls_f
               "--scorer", str(tiny_llama), "--rewriter", str(tiny_llama), "--limit", "5", "--quiet"]
     assert main([*common, "--ratio", "1.5", "--out", str(out)]) == 2
     assert "ratio" in capsys.readouterr().err and not out.exists()
-    assert main([*common, "--bertscore", "-0.1", "--out", str(out)]) == 2
-    assert main([*common, "--ratio", "0.5", "--bertscore", "0.2", "--max-tries", "1", "--out", str(out)]) == 0
+    assert main([*common, "--threshold", "-0.1", "--out", str(out)]) == 2
+    assert main([*common, "--ratio", "0.5", "--threshold", "0.2", "--max-tries", "1", "--out", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 5
     summary = json.loads(out.with_suffix(".summary.json").read_text())
@@ -236,8 +236,8 @@ def test_cli_compress_writes_three_files_and_refuses_bad_input(tiny_llama, cls_f
     assert len(out.with_suffix(".records.jsonl").read_text().splitlines()) == 5
     # A damoc filter output is accepted as input; a binary file is a clear error.
     again = tmp_path / "again.jsonl"
-    assert main(["compress", "--examples", str(out), "--scorer", str(tiny_llama), "--no-rewrite", "--quiet",
-                 "--bertscore", "0", "--out", str(again)]) == 0
+    assert main(["compress", "--examples", str(out), "--scorer", str(tiny_llama), "--max-tries", "0", "--quiet",
+                 "--threshold", "0", "--out", str(again)]) == 0
     binary = tmp_path / "bin.jsonl"
     binary.write_bytes(b"\x00\xff\xfe" * 10)
     capsys.readouterr()

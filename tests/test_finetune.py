@@ -68,7 +68,7 @@ def test_cli_finetune_saves_a_loadable_safetensors_model(tmp_path, tiny_llama, c
     out = tmp_path / f"ft-{method}"
     code = main(["finetune", "--model", str(tiny_llama), "--method", method, "--data", str(cls_file),
                  "--format", "classification", "--field", "context=passage", "--field", "label=y",
-                 "--max-seq-len", "64", "--lr", "1e-2", "--out", str(out)])
+                 "--max-seq-len", "64", "--learning-rate", "1e-2", "--out", str(out)])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["train"]["method"] == method and "accuracy" in report["metrics"]

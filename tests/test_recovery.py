@@ -189,7 +189,7 @@ def test_recover_command_writes_the_subset_summary_and_report(recovery_setup, tm
 
     original, pruned, pool, n = recovery_setup
     out = tmp_path / method
-    assert main(["recover", "--original", original, "--pruned", pruned, "--data", str(pool), "--budget", "0.25",
+    assert main(["recover", "--original", original, "--pruned", pruned, "--pool", str(pool), "--budget", "0.25",
                  "--method", method, "--clusters", "4", "--heldout", "4", "--out", str(out)]) == 0
     n -= 4  # held out for perplexity, never selected
     rows = [json.loads(x) for x in (out / "subset.jsonl").read_text().splitlines()]
@@ -204,7 +204,7 @@ def test_recover_command_writes_the_subset_summary_and_report(recovery_setup, tm
         assert "Map of the clusters" in (out / "report.html").read_text()
         assert summary["jsd_cached"] is False and summary["forward_flops"] > 0
         # Another budget on the same pool and models reads the JSD from the cache.
-        assert main(["recover", "--original", original, "--pruned", pruned, "--data", str(pool), "--budget", "0.5",
+        assert main(["recover", "--original", original, "--pruned", pruned, "--pool", str(pool), "--budget", "0.5",
                      "--clusters", "4", "--heldout", "4", "--out", str(tmp_path / "again")]) == 0
         again = json.loads((tmp_path / "again" / "summary.json").read_text())
         assert again["jsd_cached"] is True and again["jsd_mean_pool"] == summary["jsd_mean_pool"]
@@ -218,7 +218,7 @@ def test_recover_refuses_bad_input_and_writes_nothing(recovery_setup, tmp_path, 
     from damoc.cli import main
 
     original, pruned, pool, n = recovery_setup
-    base = ["recover", "--original", original, "--data", str(pool), "--heldout", "4", "--out", str(tmp_path / "o")]
+    base = ["recover", "--original", original, "--pool", str(pool), "--heldout", "4", "--out", str(tmp_path / "o")]
     assert main(base + ["--pruned", pruned, "--budget", "0"]) == 2
     assert "budget" in capsys.readouterr().err
     assert main(base + ["--pruned", pruned, "--budget", str(n - 3)]) == 2
@@ -227,7 +227,7 @@ def test_recover_refuses_bad_input_and_writes_nothing(recovery_setup, tmp_path, 
     assert "between 1 and the pool size" in capsys.readouterr().err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    assert main(["recover", "--original", original, "--pruned", pruned, "--data", str(empty),
+    assert main(["recover", "--original", original, "--pruned", pruned, "--pool", str(empty),
                  "--out", str(tmp_path / "o")]) == 2
     assert "empty" in capsys.readouterr().err
     assert main(base + ["--pruned", pruned, "--heldout", str(n)]) == 2
@@ -242,7 +242,7 @@ def test_recover_refuses_bad_input_and_writes_nothing(recovery_setup, tmp_path, 
     tok = AutoTokenizer.from_pretrained(other)
     tok.add_tokens(["zzz-new-token"])
     tok.save_pretrained(other)
-    assert main(["recover", "--original", original, "--pruned", str(other), "--data", str(pool), "--heldout", "4",
+    assert main(["recover", "--original", original, "--pruned", str(other), "--pool", str(pool), "--heldout", "4",
                  "--out", str(tmp_path / "o")]) == 2
     assert "tokenizer" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
@@ -261,9 +261,10 @@ def test_recover_train_recovers_and_compares_with_both_references(recovery_setup
     tok = AutoTokenizer.from_pretrained(original)
     assert max(len(tok(e.prefix + e.suffix).input_ids) for e in load_task("medqa").test[:4]) > 256
     out = tmp_path / "train"
-    assert main(["recover", "--original", original, "--pruned", pruned, "--data", str(pool), "--budget", "16",
-                 "--clusters", "4", "--heldout", "6", "--train", "--eval", "boolq", "medqa",
-                 "--eval-limit", "4", "--max-seq-len", "256", "--lr", "1e-2", "--out", str(out)]) == 0
+    assert main(["recover", "--original", original, "--pruned", pruned, "--pool", str(pool), "--budget", "16",
+                 "--clusters", "4", "--heldout", "6", "--train", "--eval-tasks", "boolq", "medqa",
+                 "--eval-limit", "4", "--max-len", "256", "--finetune.max-seq-len", "256",
+                 "--finetune.learning-rate", "1e-2", "--out", str(out)]) == 0
     rec = json.loads((out / "summary.json").read_text())["recovery"]
     for name in ("original", "pruned", "recovered"):
         assert math.isfinite(rec[name]["ppl"]) and set(rec[name]["accuracy"]) == {"boolq", "medqa"}

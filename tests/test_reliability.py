@@ -133,7 +133,7 @@ def test_run_folders_refuse_foreign_files_and_files(models, cls_file, tmp_path, 
     afile.write_text("x")
     argv = ["select", "--models", models[0], "--data", str(cls_file), "--format", "classification",
             "--field", "context=passage", "--field", "label=y", "--no-compress", "--no-prune",
-            "--selector", "random", "--out"]
+            "--filter.method", "random", "--out"]
     assert main([*argv, str(afile)]) == 2 and afile.read_text() == "x"
     assert main([*argv, str(afile / "below")]) == 2
     err = capsys.readouterr().err
@@ -301,11 +301,11 @@ def test_a_write_error_fails_one_candidate_and_leaves_no_orphan(models, cls_file
 
 def test_exit_codes(cls_file, tmp_path, capsys):
     argv = ["select", "--data", str(cls_file), "--format", "classification", "--field", "context=passage",
-            "--field", "label=y", "--no-compress", "--no-prune", "--selector", "random", "--max-seq-len", "96",
+            "--field", "label=y", "--no-compress", "--no-prune", "--filter.method", "random", "--max-seq-len", "96",
             "--test-limit", "4"]
     assert main([*argv, "--models", "bundled:nosuch", "--out", str(tmp_path / "r1")]) == 3
     assert "every candidate failed" in capsys.readouterr().err
-    assert main([*argv, "--models", "bundled:nosuch", "--rate", "7", "--out", str(tmp_path / "r2")]) == 2
+    assert main([*argv, "--models", "bundled:nosuch", "--filter.rate", "7", "--out", str(tmp_path / "r2")]) == 2
 
 
 def test_disk_full_is_one_line(models, cls_file, tmp_path, monkeypatch, capsys):
@@ -320,7 +320,7 @@ def test_disk_full_is_one_line(models, cls_file, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(io, "write_text_atomic", full)
     argv = ["select", "--models", models[0], "--data", str(cls_file), "--format", "classification", "--field",
-            "context=passage", "--field", "label=y", "--no-compress", "--no-prune", "--selector", "random",
+            "context=passage", "--field", "label=y", "--no-compress", "--no-prune", "--filter.method", "random",
             "--max-seq-len", "96", "--test-limit", "4", "--out", str(tmp_path / "run")]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -338,7 +338,7 @@ def test_small_tmpfs(models, cls_file, tmp_path, capsys):
     try:
         argv = ["select", "--models", models[0], "--data", str(cls_file), "--format", "classification",
                 "--field", "context=passage", "--field", "label=y", "--no-compress", "--no-prune",
-                "--selector", "random", "--max-seq-len", "96", "--test-limit", "4", "--out", str(mount / "run")]
+                "--filter.method", "random", "--max-seq-len", "96", "--test-limit", "4", "--out", str(mount / "run")]
         code = main(argv)
         err = capsys.readouterr().err
         assert code in (0, 2, 3) and "Traceback" not in err
@@ -420,7 +420,7 @@ sys.exit(main(sys.argv[1:]))
 def test_kill_9_anywhere_then_resume_matches_an_uninterrupted_run(models, cls_file, tmp_path, seed):
     argv = ["select", "--models", *models, "--methods", "lora", "--data", str(cls_file), "--format",
             "classification", "--field", "context=passage", "--field", "label=y", "--no-compress", "--no-prune",
-            "--selector", "random", "--rate", "0.5", "--max-seq-len", "96", "--test-limit", "4",
+            "--filter.method", "random", "--filter.rate", "0.5", "--max-seq-len", "96", "--test-limit", "4",
             "--batch-size", "4", "--micro-batch-size", "4", "--eval-batch-size", "4"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "DAMOC_HOME": str(tmp_path / "home")}
     clean = tmp_path / "clean"

@@ -94,8 +94,8 @@ def test_select_runs_caches_and_validates(models, cls_file, tmp_path):
 
 def test_cli_select_prints_the_ranking(models, cls_file, tmp_path, capsys):
     args = ["select", "--models", models[0], "--data", str(cls_file), "--format", "classification",
-            "--field", "context=passage", "--field", "label=y", "--no-compress", "--rate", "0.5",
-            "--max-fraction", "0.25", "--layer-threshold", "-1", "--test-limit", "4", "--max-seq-len", "64",
+            "--field", "context=passage", "--field", "label=y", "--no-compress", "--filter.rate", "0.5",
+            "--prune.max-fraction", "0.25", "--prune.threshold", "-1", "--test-limit", "4", "--max-seq-len", "64",
             "--out", str(tmp_path / "cli")]
     assert main(args) == 0
     out = capsys.readouterr().out

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
@@ -38,21 +38,21 @@ class FinetuneConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Method = "lora"
-    epochs: float = Field(1.0, gt=0)
-    max_seq_len: int = Field(512, ge=16)
+    method: Method = Field("lora", description="LoRA adapters or full fine-tuning")
+    epochs: float = Field(1.0, gt=0, description="passes over the training data")
+    max_seq_len: int = Field(512, ge=16, description="tokens per example; longer contexts are cut from their end")
     batch_size: int = Field(8, ge=1, description="examples per optimizer step")
     micro_batch_size: int = Field(4, ge=1, description="examples per forward pass")
-    learning_rate: float | None = Field(None, gt=0, description="default 2e-4 (LoRA), 2e-5 (full)")
+    learning_rate: float | None = Field(None, gt=0, description="peak learning rate; none: 2e-4 (LoRA), 2e-5 (full)")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of the steps spent warming up "
                                 "(at least one step)")
     min_steps: int = Field(25, ge=0, description="floor on optimizer steps: with few examples the batch "
                            "shrinks, then epochs are added, until a run takes this many (0: off)")
-    weight_decay: float = Field(0.0, ge=0)
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    seed: int = 0
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scale numerator (default: twice the rank)")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA path")
+    seed: int = Field(0, description="training seed (in a run: the run's seed)")
     # GPU-scale settings, handed to transformers' Trainer as they are (users fine-tune 7-8B
     # candidates); those that need CUDA or an extra package refuse in one line where it is missing.
     gradient_checkpointing: bool = Field(False, json_schema_extra=ADDED_LATER, description=(
@@ -67,6 +67,13 @@ class FinetuneConfig(BaseModel):
     fsdp: str | None = Field(None, json_schema_extra=ADDED_LATER, description=(
         "FSDP options handed to the Trainer, e.g. 'full_shard auto_wrap' (CUDA; launch with torchrun)"))
     fsdp_config: Path | None = Field(None, json_schema_extra=ADDED_LATER, description="an FSDP JSON config (with fsdp)")
+
+    @model_validator(mode="after")
+    def _alpha_follows_rank(self) -> FinetuneConfig:
+        """LoRA's scale alpha / r stays 2 when only the rank is given, from a flag or a run file."""
+        if "lora_alpha" not in self.model_fields_set:
+            self.lora_alpha = 2 * self.lora_r
+        return self
 
     @property
     def lr(self) -> float:

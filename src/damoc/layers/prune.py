@@ -28,15 +28,16 @@ class PruneConfig(BaseModel):
 
     threshold: float = Field(0.85, ge=-1, le=1, description="remove layers whose cosine(in, out) is at least this")
     max_fraction: float = Field(0.25, ge=0, lt=1, description="remove at most this share of the layers")
-    merge: str = Field("none", description="how removed layers are folded into retained ones: "
-                       "none, difference or sparse (sparse needs a base model)")
+    merge: str = Field("none", json_schema_extra={"registry": "damoc.layers.merge:MERGES"},
+                       description="how removed layers are folded into retained ones (sparse needs a base model)")
     density: float = Field(0.3, ge=0, le=1, description="share of task-vector entries kept by the sparse merge")
-    sparsification: Literal["magnitude", "random"] = "magnitude"
+    sparsification: Literal["magnitude", "random"] = Field("magnitude", description=(
+        "sparse merge: keep the largest task-vector entries (TIES) or a random share, rescaled (DARE)"))
     scale: float = Field(1.0, description="weight of the merged differences")
     iterative: bool = Field(False, description="recompute similarity after each removal")
     max_len: int = Field(256, ge=2, description="calibration tokens per text")
-    batch_size: int = Field(8, ge=1)
-    seed: int = 0
+    batch_size: int = Field(8, ge=1, description="calibration texts per forward pass")
+    seed: int = Field(0, description="seed of the random sparsification (in a run: the run's seed)")
 
     @field_validator("merge")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from damoc.errors import DamocError
 from damoc.finetune import FinetuneConfig
@@ -15,26 +15,36 @@ from damoc.runinfo import machine, versions
 class RecoverConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    original: str
-    pruned: str
-    pool: str = "bundled:mix"
+    original: str = Field(description="the model before pruning (bundled:NAME, folder or hub id)")
+    pruned: str = Field(description="the pruned model (e.g. from `damoc prune`)")
+    pool: str = Field("bundled:mix", description="instruction pool: bundled:mix (7 sources from the bundled "
+                      "data) or an Alpaca JSONL/JSON file")
     budget: float = Field(0.2, gt=0, description="a share in (0, 1) of the pool, or a count")
-    method: str = Field("paser", description="how the recovery data is chosen: paser, random, ifd or length")
-    clusters: int | str = "auto"
+    method: str = Field("paser", json_schema_extra={"registry": "damoc.recovery.paser:METHODS"},
+                        description="how the recovery data is chosen")
+    clusters: int | str = Field("auto", description="auto (from the NMF reconstruction error) or a count")
     per_source: int = Field(500, ge=1, description="samples per source in the bundled pool")
-    embedder: str = "bundled:minilm"
-    max_len: int = Field(512, ge=8)
-    batch_size: int = Field(4, ge=1)
-    seed: int = 0
+    embedder: str = Field("bundled:minilm", description="sentence-transformers model for the clustering")
+    max_len: int = Field(512, ge=8, description="tokens per sample for the JSD (longer samples are left out)")
+    batch_size: int = Field(4, ge=1, description="samples per JSD forward pass")
+    seed: int = Field(0, description="seed of the held-out split, clustering and sampling")
     heldout: int = Field(100, ge=0, description="pool samples set aside (seeded) for held-out perplexity; "
                          "never selected")
-    train: bool = False
+    train: bool = Field(False, description="recover the pruned model with LoRA on the subset and compare it "
+                        "with the pruned and the original model")
     finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig(method="lora"))
-    eval_tasks: list[str] = Field(default_factory=lambda: ["boolq", "pubmedqa", "medqa"])
+    eval_tasks: list[str] = Field(default_factory=lambda: ["boolq", "pubmedqa", "medqa"],
+                                  description="bundled choice tasks for zero-shot accuracy")
     eval_limit: int | None = Field(100, ge=1, description="test questions per task")
     # Separate from max_len: training may cut samples short, but a test question that does not fit
     # would be an error (MedQA questions alone pass 256 tokens).
     eval_max_len: int = Field(1024, ge=8, description="token limit of a test question with its answer")
+
+    @model_validator(mode="after")
+    def _training_follows_the_seed(self) -> RecoverConfig:
+        if "seed" not in self.finetune.model_fields_set and self.finetune.seed != self.seed:
+            self.finetune = self.finetune.model_copy(update={"seed": self.seed})
+        return self
 
     @field_validator("method")
     @classmethod

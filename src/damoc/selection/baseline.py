@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import random
 import re
 import time
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from damoc.errors import DamocError
 from damoc.evaluation import evaluate
 from damoc.evaluation.metrics import higher_is_better
 from damoc.finetune import FinetuneConfig, finetune
@@ -28,8 +26,9 @@ from damoc.io import run_folder, warn, write_json_atomic
 from damoc.models import LoadOptions, load_model, load_tokenizer
 from damoc.runinfo import ADDED_LATER, key_settings, machine, stable_hash, versions
 from damoc.selection.launch import Job, LaunchSettings, launch
-from damoc.tasks import DataSpec, Task, load_task
+from damoc.tasks import Task, TaskSource, load_task
 from damoc.tasks.base import SPLIT_VERSION, label_counts, label_warnings
+from damoc.tasks.sampling import sample_train
 
 
 class Candidate(BaseModel):
@@ -77,34 +76,41 @@ def model_identity(spec: str) -> str:
     return str(path)
 
 
-class BaselineConfig(BaseModel):
+class BaselineConfig(TaskSource):
     """Everything that decides a baseline run's figures; hashed for caching."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    task: str | None = None
-    data: DataSpec | None = None
     candidates: list[Candidate] = Field(min_length=1)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
-    train_limit: int | None = Field(None, ge=1, description="seeded sample of the training split")
-    test_limit: int | None = Field(None, ge=1, description="first N of the (fixed) test split")
-    eval_batch_size: int = Field(8, ge=1)
-    max_new_tokens: int = Field(64, ge=1)
-    generation: bool = True
-    seed: int = 0
-    allow_pickle: bool = False
-    trust_remote_code: bool = False
-    dtype: str = "auto"
+    train_limit: int | None = Field(None, ge=1, description="train on a seeded sample of N training examples")
+    test_limit: int | None = Field(None, ge=1, description="evaluate on the first N of the (fixed, stratified) "
+                                   "test split")
+    eval_batch_size: int = Field(8, ge=1, description="examples per evaluation forward pass")
+    max_new_tokens: int = Field(64, ge=1, description="generation length for generative tasks")
+    generation: bool = Field(True, description="generative tasks: also generate answers for ROUGE-L "
+                             "(--no-generation: answer bits per byte only)")
+    seed: int = Field(0, description="the run's seed: the training sample, training, compression and pruning")
+    allow_pickle: bool = Field(False, description="also load .bin/.pt weights (pickle can run code: only "
+                               "for files you trust)")
+    trust_remote_code: bool = Field(False, description="run a model repository's own Python code")
+    dtype: str = Field("auto", description="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16 or float16")
     quantization: Literal["none", "4bit"] = Field("none", json_schema_extra=ADDED_LATER, description=(
         "4bit: load each candidate in NF4 and train LoRA adapters on it (QLoRA; CUDA, pip install "
         "'damoc[gpu]'). Keeps a 7-8B candidate within one GPU"))
 
     @model_validator(mode="after")
+    def _seeds_follow_the_run(self) -> BaselineConfig:
+        """One `seed` decides a run: training, compression and pruning take it unless their own
+        seed was given. (A data file's split keeps its own: the test set must not move with it.)"""
+        for name in ("finetune", "compress", "prune"):
+            section = getattr(self, name, None)
+            if section is not None and "seed" not in section.model_fields_set and section.seed != self.seed:
+                setattr(self, name, section.model_copy(update={"seed": self.seed}))
+        return self
+
+    @model_validator(mode="after")
     def _check(self) -> BaselineConfig:
         if self.quantization != "none" and any(c.method != "lora" for c in self.candidates):
             raise ValueError("quantization 4bit trains LoRA adapters only (QLoRA): give every candidate method lora")
-        if (self.task is None) == (self.data is None):
-            raise ValueError("give exactly one of a bundled task name or a data file")
         seen: dict[tuple, Candidate] = {}
         for c in self.candidates:
             if c.identity in seen:
@@ -113,15 +119,6 @@ class BaselineConfig(BaseModel):
                 raise ValueError(f"duplicate candidates: {c.model} {c.method}{same}")
             seen[c.identity] = c
         return self
-
-
-def sample_train(train: list, limit: int | None, seed: int) -> list:
-    """A seeded sample of `limit` training examples (all of them when limit is None)."""
-    if limit is None:
-        return list(train)
-    if limit > len(train):
-        raise DamocError(f"--train-limit {limit} is larger than the training split ({len(train)} examples)")
-    return random.Random(seed).sample(train, limit)
 
 
 def select_examples(task: Task, config: BaselineConfig, quiet: bool = False) -> tuple[list, list]:

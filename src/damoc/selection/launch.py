@@ -33,16 +33,19 @@ class LaunchSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    launcher: str = Field("local", description="local (one after another) or ray (in parallel)")
+    launcher: str = Field("local", json_schema_extra={"registry": "damoc.selection.launch:LAUNCHERS"},
+                          description="local: one candidate after another here; ray: each a Ray task, in parallel "
+                          "across the cluster (pip install 'damoc[ray]'); the run folder is the same")
+    ray_address: str | None = Field(None, description="join this Ray cluster ('auto': the running one); "
+                                    "none starts a local one")
+    cpus_per_candidate: float = Field(1.0, gt=0, description="Ray CPUs per candidate")
+    gpus_per_candidate: float | None = Field(None, ge=0, description="Ray GPUs per candidate "
+                                             "(default: 1 where CUDA is present, else 0)")
 
     @field_validator("launcher")
     @classmethod
     def _known_launcher(cls, name: str) -> str:
         return LAUNCHERS.check(name)
-    address: str | None = Field(None, description="Ray cluster address ('auto' to join a running one); "
-                                "None starts a local cluster")
-    cpus_per_candidate: float = Field(1.0, gt=0)
-    gpus_per_candidate: float | None = Field(None, ge=0, description="default: 1 where CUDA is present, else 0")
 
 
 @dataclass
@@ -176,7 +179,7 @@ def _ray(jobs: list[Job], settings: LaunchSettings, notify: Notify) -> list[dict
         gpus = 1.0 if default_device().type == "cuda" else 0.0
     started = not ray.is_initialized()
     if started:
-        ray.init(address=settings.address, include_dashboard=False, log_to_driver=True)
+        ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=True)
     try:
         remote = ray.remote(num_cpus=settings.cpus_per_candidate, num_gpus=gpus, max_retries=0)(execute)
         # Each job's function travels by cloudpickle with its data; results come back to be written here.

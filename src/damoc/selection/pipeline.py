@@ -22,7 +22,7 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from damoc.errors import DamocError
 from damoc.evaluation.metrics import higher_is_better
@@ -58,10 +58,26 @@ from damoc.tokens import CompressConfig
 class FilterSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: str = "graphcut"
-    rate: float | None = Field(0.1, gt=0, le=1)
-    budget: int | None = Field(None, ge=1)
-    options: dict = Field(default_factory=dict)
+    method: str = Field("graphcut", json_schema_extra={"registry": "damoc.filtering.selectors:SELECTORS"},
+                        description="data selector (see `damoc filter --help`)")
+    rate: float | None = Field(0.1, gt=0, le=1, description="share of the training data kept")
+    budget: int | None = Field(None, ge=1, description="or a count of training examples kept (instead of rate)")
+    options: dict = Field(default_factory=dict, description="selector parameters, e.g. lam=0.3 (GraphCut)")
+
+    @model_validator(mode="after")
+    def _rate_or_budget(self) -> FilterSettings:
+        if self.budget is not None and "rate" not in self.model_fields_set:
+            self.rate = None  # a budget alone replaces the default rate
+        if (self.rate is None) == (self.budget is None):
+            raise ValueError("give exactly one of rate (a share) or budget (a count)")
+        return self
+
+    @field_validator("method")
+    @classmethod
+    def _known_selector(cls, name: str) -> str:
+        from damoc.filtering.selectors import SELECTORS
+
+        return SELECTORS.check(name)
 
 
 class SelectConfig(BaselineConfig):

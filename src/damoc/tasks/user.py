@@ -33,8 +33,8 @@ class DataSpec(BaseModel):
                                    description="our field -> column in the file, e.g. label=y")
     labels: list[str] | None = Field(None, description="classification answer options; "
                                      "default: the distinct labels in the data, sorted")
-    test_path: Path | None = None
-    test_fraction: float = Field(0.2, gt=0, lt=1)
+    test_path: Path | None = Field(None, description="a separate test file (default: split the data)")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="test share when the data is split")
     seed: int = 0
 
     @field_validator("fields")

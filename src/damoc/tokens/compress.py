@@ -44,8 +44,8 @@ class CompressConfig(BaseModel):
     fallback_ratios: list[float] | None = Field(None, description="milder ratios tried before the original "
                                                 "(default: a quarter, half and three quarters of the way to 1)")
     window: int = Field(512, ge=16, description="scorer window in tokens; longer texts are scored in windows")
-    batch_size: int = Field(8, ge=1)
-    seed: int = 0
+    batch_size: int = Field(8, ge=1, description="texts per scoring forward pass")
+    seed: int = Field(0, description="rewriting seed (in a run: the run's seed)")
 
     @field_validator("fallback_ratios")
     @classmethod

@@ -1,0 +1,78 @@
+"""The `damoc` command: parses arguments, calls the library, prints. No logic of its own.
+
+One module per group of commands; each adds its parsers (`add_*`) and runs them (`cmd_*`). The
+settings' flags are generated from the pydantic configs (options.py)."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import sys
+
+from damoc.errors import EXIT_USAGE, DamocError
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
+                 errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
+
+
+# (command, module, adder), in the order `damoc --help` lists them.
+COMMANDS = [("models", "catalog", "add_models"), ("tasks", "catalog", "add_tasks"), ("configs", "demo", "add_configs"),
+            ("evaluate", "train", "add_evaluate"), ("finetune", "train", "add_finetune"),
+            ("filter", "data", "add_filter"), ("compress", "data", "add_compress"), ("prune", "data", "add_prune"),
+            ("select", "runs", "add_select"), ("recover", "recover", "add_recover"), ("demo", "demo", "add_demo"),
+            ("baseline", "runs", "add_baseline")]
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command's flags, or (`command` given) only that command's: the others get their help
+    line alone, since their flags come from configs whose modules import torch."""
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="damoc",
+        description="Choose which LLM (and fine-tuning method) to fine-tune for a domain task. "
+                    "Models are bundled:NAME, a local Hugging Face folder, or a hub id.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module_name, adder in COMMANDS:
+        module = importlib.import_module(f"damoc.cli.{module_name}")
+        if command is None or command == name:
+            getattr(module, adder)(sub)
+        else:
+            sub.add_parser(name, help=module.HELP[name])
+    return parser
+
+
+def _command(argv: list[str]) -> str:
+    """The command argv names (its first word), or "" when it names none yet (`damoc --help`)."""
+    names = {name for name, _, _ in COMMANDS}
+    return next((a for a in argv if not a.startswith("-")), "") if argv and argv[0] in names else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    try:
+        argv = sys.argv[1:] if argv is None else argv
+        args = build_parser(_command(argv)).parse_args(argv)
+        args.func(args)
+    except DamocError as e:
+        print(f"damoc: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except ValidationError as e:
+        msgs = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'input'}: {err['msg']}" for err in e.errors())
+        print(f"damoc: error: {msgs}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # a full disk, a read-only folder: one line naming the path, not a traceback
+        if e.errno not in _WRITE_ERRNOS:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"damoc: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""What several commands share: the task flags, `--config`, the tables they print."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from damoc.cli.options import DEST, Section, config_from, value
+from damoc.errors import AllCandidatesFailed, DamocError
+
+
+class _Fields(argparse.Action):
+    """--field OURS=THEIRS, repeatable, into data.fields."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        ours, sep, theirs = value.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise DamocError(f"--field {value!r}: write it as OURS=THEIRS, e.g. label=y")
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest, None) or {}), ours.strip(): theirs.strip()})
+
+
+def add_task_flags(p: argparse.ArgumentParser) -> None:
+    """--task NAME, or --data FILE with its format: the fields of TaskSource and DataSpec, under the
+    names users know (`--data` is data.path, `--test-data` data.test_path)."""
+    from damoc.tasks import DataSpec, TaskSource
+    from damoc.tasks.base import Format
+
+    g = p.add_argument_group("task (a bundled name, or your own file)")
+    fields = DataSpec.model_fields
+    g.add_argument("--task", dest=DEST + "task", default=argparse.SUPPRESS, metavar="NAME",
+                   help=TaskSource.model_fields["task"].description)
+    g.add_argument("--data", dest=DEST + "data.path", type=Path, default=argparse.SUPPRESS, metavar="FILE",
+                   help="your data: .jsonl, .json, .csv or .parquet")
+    g.add_argument("--format", dest=DEST + "data.format", choices=Format.__args__, default=argparse.SUPPRESS,
+                   help="the format of --data")
+    g.add_argument("--field", dest=DEST + "data.fields", action=_Fields, default=argparse.SUPPRESS,
+                   metavar="OURS=THEIRS", help="map a field to a column of --data, e.g. --field label=y "
+                   "(repeatable); ours: question, context, label, options, answer, instruction")
+    g.add_argument("--labels", dest=DEST + "data.labels", type=lambda s: [x.strip() for x in s.split(",")],
+                   default=argparse.SUPPRESS, metavar="A,B,...",
+                   help=fields["labels"].description + " (comma-separated)")
+    g.add_argument("--test-data", dest=DEST + "data.test_path", type=Path, default=argparse.SUPPRESS, metavar="FILE",
+                   help=fields["test_path"].description)
+    g.add_argument("--test-fraction", dest=DEST + "data.test_fraction", type=float, default=argparse.SUPPRESS,
+                   metavar="SHARE",
+                   help=f"{fields['test_fraction'].description} (default {fields['test_fraction'].default})")
+
+
+def task_source(args: argparse.Namespace):
+    """The task the flags name (for commands whose config holds no task)."""
+    from damoc.tasks import TaskSource
+
+    return config_from(args, TaskSource)
+
+
+def add_config_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--config", type=Path, metavar="RUN.yaml",
+                   help=f"a YAML run file holding {what}; flags given beside it win over its values")
+
+
+def run_file(args: argparse.Namespace) -> dict:
+    if getattr(args, "config", None) is None:
+        return {}
+    from damoc.runfile import read_run_file
+
+    return read_run_file(args.config)
+
+
+LOAD_FIELDS = ("allow_pickle", "trust_remote_code", "dtype", "quantization")
+
+
+def load_sections() -> list[Section]:
+    from damoc.selection.baseline import BaselineConfig
+
+    return [Section(BaselineConfig, only=set(LOAD_FIELDS), title="loading models")]
+
+
+def load_options(config):
+    """LoadOptions from a config holding the loading fields (a BaselineConfig)."""
+    from damoc.models import LoadOptions
+
+    return LoadOptions(**{k: getattr(config, k) for k in LOAD_FIELDS})
+
+
+def load_options_from_flags(args: argparse.Namespace):
+    """LoadOptions from the loading flags alone (commands whose config holds none)."""
+    from damoc.models import LoadOptions
+    from damoc.selection.baseline import BaselineConfig
+
+    return LoadOptions(**{k: value(args, BaselineConfig, k) for k in LOAD_FIELDS})
+
+
+def interrupted(out: Path, what: str = "finished stages") -> SystemExit:
+    print(f"\ninterrupted: {what} are kept in {out}; run the same command again to resume", file=sys.stderr)
+    return SystemExit(130)
+
+
+def fail_if_none_ranked(summary: dict, out: Path) -> None:
+    if not any(c["status"] == "ok" for c in summary["candidates"]):
+        raise AllCandidatesFailed(f"every candidate failed (errors above and in {Path(out) / 'results.json'}); "
+                                  "nothing was ranked")
+
+
+def progress_printer(total: int):
+    """One line per candidate as it starts, or is found finished; a line per stage."""
+    count = {"n": 0}
+    total_ref = [total]
+
+    def on_event(kind: str, info: dict) -> None:
+        if kind == "stage":
+            print(f"== {info['name']}", file=sys.stderr)
+            if "candidates" in info:  # a new round of candidates: count afresh
+                count["n"], total_ref[0] = 0, info["candidates"]
+        elif kind == "cached":
+            count["n"] += 1
+            print(f"[{count['n']}/{total_ref[0]}] {info['model']} {info['method']}: finished earlier, reused",
+                  file=sys.stderr)
+        elif kind == "start":
+            print(f"[{count['n'] + 1}/{total_ref[0]}] {info['model']} {info['method']}: training and evaluating",
+                  file=sys.stderr)
+        elif kind == "done":
+            count["n"] += 1
+            if info["status"] != "ok":
+                print(f"    failed: {info['error']}", file=sys.stderr)
+
+    return on_event
+
+
+def print_ranking(summary: dict) -> None:
+    rows = []
+    for c in summary["candidates"]:
+        m = c.get("metrics", {})
+        rows.append({
+            "rank": c.get("rank", "-"), "model": c["model"], "method": c["method"],
+            "accuracy": _pm(m, "accuracy", pct=True), "answer_bpb": _pm(m, "answer_bpb"),
+            "rougeL": _pm(m, "rougeL") if "rougeL" in m else "",
+            "train_s": f"{c['train_seconds']:.0f}" if "train_seconds" in c else "",
+            "eval_s": f"{c['eval_seconds']:.0f}" if "eval_seconds" in c else "",
+            "status": c["status"] if c["status"] == "ok" else f"failed: {c.get('error', '')}"[:60],
+        })
+    cols = ["rank", "model", "method", "accuracy", "answer_bpb", "rougeL", "train_s", "eval_s", "status"]
+    if "accuracy" not in summary["primary_metric"]:
+        cols.remove("accuracy")
+    if not any(r["rougeL"] for r in rows):
+        cols.remove("rougeL")
+    data = summary.get("data") or {}
+    train = (f"{data['input_examples']} -> {summary['train_examples']} (filtered and compressed)"
+             if "input_examples" in data else str(summary["train_examples"]))
+    ties = " (ties: answer_bpb)" if summary["primary_metric"] != "answer_bpb" else " (lower is better)"
+    print(f"\n{summary['task']}: {train} training / {summary['test_examples']} "
+          f"test examples, ranked by {summary['primary_metric']}{ties}")
+    if "majority_accuracy" in summary:
+        print(f"always answering the most common test answer would score "
+              f"{100 * summary['majority_accuracy']:.1f}%")
+    table(cols, rows)
+
+
+def _pm(m: dict, key: str, pct: bool = False) -> str:
+    if key not in m:
+        return ""
+    v, se = m[key], m.get(f"{key}_se", float("nan"))
+    return f"{100 * v:.1f} ± {100 * se:.1f}" if pct else f"{v:.3f} ± {se:.3f}"
+
+
+def table(columns: list[str], rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(*columns)
+    for r in rows:
+        t.add_row(*[str(r.get(c, "")) for c in columns])
+    # Piped output has no terminal width: do not squeeze the table into 80 columns.
+    Console(width=None if sys.stdout.isatty() else 200).print(t)

@@ -1,0 +1,186 @@
+"""`damoc filter`, `damoc compress`, `damoc prune`: each DaMoC lever on its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from damoc.cli.common import (
+    add_config_flag,
+    add_task_flags,
+    load_options_from_flags,
+    load_sections,
+    run_file,
+    table,
+    task_source,
+)
+from damoc.cli.options import DEST, Section, add_sections, config_from, given, value
+from damoc.errors import DamocError
+
+HELP = {"filter": "keep a representative or high-quality share of a task's training data",
+        "compress": "drop low-information words from training contexts, keeping their meaning",
+        "prune": "remove the decoder layers that change their input least; save a loadable model"}
+OVERWRITE_HELP = "replace --out if damoc made it earlier (never a file or folder damoc did not write)"
+
+
+def add_filter(sub) -> None:
+    from damoc.filtering import SELECTORS
+    from damoc.selection.pipeline import FilterSettings
+
+    p = sub.add_parser("filter", help=HELP["filter"],
+                       description="Selectors: " + "; ".join(f"{n}: {SELECTORS.info(n)['description']}"
+                                                            for n in SELECTORS)
+                       + ". Settings: flags > --config RUN.yaml (FilterSettings' fields) > defaults.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_flag(p, "FilterSettings' fields (method, rate or budget, options)")
+    p.add_argument("--out", type=Path, required=True, help="selected examples (.jsonl); a .summary.json goes beside")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.add_argument("--embedder", help="sentence-transformers model (default: bundled MiniLM)")
+    p.add_argument("--scorer", help="causal LM for perplexity / IFD (default: bundled:smollm2-135m-instruct)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random and sampled selectors (default 0)")
+    add_task_flags(p)
+    add_sections(p, [Section(FilterSettings, title="selection")])
+    p.set_defaults(func=cmd_filter)
+
+
+def cmd_filter(args: argparse.Namespace) -> None:
+    from damoc.filtering import filter_examples
+    from damoc.filtering.run import write_selection
+    from damoc.io import check_output_file
+    from damoc.selection.pipeline import FilterSettings
+
+    check_output_file(args.out, args.overwrite, (".summary.json",))
+    settings = config_from(args, FilterSettings, run_file(args))
+    task = task_source(args).load()
+    options = dict(settings.options)
+    if args.embedder and settings.method in ("graphcut", "facility-location", "hybrid"):
+        options["embedder"] = args.embedder
+    if args.scorer and settings.method in ("perplexity", "ifd", "hybrid"):
+        options["scorer"] = args.scorer
+    kept, summary = filter_examples(task.train, settings.method, rate=settings.rate, budget=settings.budget,
+                                    seed=args.seed, **options)
+    summary["task"] = task.name
+    write_selection(kept, summary, args.out)
+    print(json.dumps(summary, indent=2))
+    print(f"kept {len(kept)} of {len(task.train)} training examples -> {args.out}", file=sys.stderr)
+
+
+def add_compress(sub) -> None:
+    from damoc.tokens import CompressConfig
+
+    p = sub.add_parser(
+        "compress", help=HELP["compress"],
+        description="Scores every token of each example's context by its surprisal under a small causal LM, "
+                    "keeps the most informative words up to --ratio of the tokens, and checks meaning with "
+                    "BERTScore rescaled by a baseline measured on the data (0 = as similar as an unrelated "
+                    "context, 1 = identical). Contexts below --threshold are rewritten by an instruct LLM "
+                    "(with --rewriter), then compressed more mildly, then left whole: none is emitted below the "
+                    "threshold. Questions, options and answers are never touched. Writes OUT, "
+                    "OUT.records.jsonl (per example) and OUT.summary.json. The defaults: 97% of PubMedQA "
+                    "contexts pass 0.7 at ratio 0.5 (none pass 0.9); the bundled 135M rewriter rescued none "
+                    "of 100 PubMedQA contexts on a CPU, so rewriting is off unless --rewriter names one. "
+                    "Settings: flags > --config RUN.yaml (CompressConfig's fields) > defaults.")
+    add_config_flag(p, "CompressConfig's fields")
+    p.add_argument("--examples", type=Path, help="compress a `damoc filter` output instead of a task's training split")
+    p.add_argument("--limit", type=int, help="only the first N examples")
+    p.add_argument("--out", type=Path, required=True, help="compressed examples (.jsonl)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_task_flags(p)
+    add_sections(p, [Section(CompressConfig, title="compression")])
+    p.set_defaults(func=cmd_compress)
+
+
+def cmd_compress(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    from damoc.filtering.run import read_selection
+    from damoc.io import check_output_file, write_json_atomic, write_jsonl_atomic
+    from damoc.tokens import CompressConfig, compress_examples
+
+    config = config_from(args, CompressConfig, run_file(args))
+    check_output_file(args.out, args.overwrite, (".records.jsonl", ".summary.json"))
+    if args.examples is not None:
+        if given(args, "task") or given(args, "data.path"):
+            raise DamocError("give either --examples (a `damoc filter` output) or --task/--data, not both")
+        try:
+            examples = read_selection(args.examples)
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
+            raise DamocError(f"{args.examples}: not a damoc examples file ({e})") from e
+        source = str(args.examples)
+    else:
+        task = task_source(args).load()
+        examples, source = task.train, task.name
+    if args.limit:
+        examples = examples[: args.limit]
+    out, records, summary = compress_examples(examples, config, progress=not args.quiet)
+    summary["source"] = source
+    write_jsonl_atomic(args.out, (asdict(e) for e in out))
+    write_jsonl_atomic(args.out.with_suffix(".records.jsonl"), records)
+    write_json_atomic(args.out.with_suffix(".summary.json"), summary)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    print(f"compressed {summary['compressed_examples']} contexts to {summary['context_token_ratio']:.2f} "
+          f"of their tokens -> {args.out}", file=sys.stderr)
+
+
+def add_prune(sub) -> None:
+    from damoc.layers import PruneConfig
+
+    p = sub.add_parser(
+        "prune", help=HELP["prune"],
+        description="Measures each decoder layer's mean cosine similarity between its input and output hidden "
+                    "states on calibration text, removes the most similar layers (at or above --threshold, at "
+                    "most --max-fraction of them, never the first or last), folds them into their nearest "
+                    "retained layer (--merge) and saves a normal safetensors model folder with "
+                    "damoc-prune.json and similarity.png. Merges: none (drop); difference (LaCo: add the layer "
+                    "difference, needs no other model); sparse (DaMoC: add the removed layer's sparsified task "
+                    "vector against --base, the pre-trained weights). Settings: flags > --config RUN.yaml "
+                    "(PruneConfig's fields) > defaults.")
+    add_config_flag(p, "PruneConfig's fields")
+    p.add_argument("--model", required=True, help="the model to prune (bundled:NAME, folder or hub id)")
+    p.add_argument("--base", help="pre-trained weights of the same architecture (for --merge sparse)")
+    p.add_argument("--calibration", help="bundled task name or a file (.txt: one text per line; "
+                                         ".jsonl/.json/.csv/.parquet: text-like fields); default: --task/--data")
+    p.add_argument("--calibration-samples", type=int, default=64, help="texts to use (default 64)")
+    p.add_argument("--out", type=Path, required=True, help="output model folder (must not exist, see --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    add_task_flags(p)
+    add_sections(p, [Section(PruneConfig, title="pruning"), *load_sections()])
+    p.set_defaults(func=cmd_prune)
+
+
+def cmd_prune(args: argparse.Namespace) -> None:
+    from damoc.io import check_output_folder
+    from damoc.layers import PruneConfig, prune_model, save_pruned
+    from damoc.layers.calibration import calibration_texts
+    from damoc.models import load_model, load_tokenizer
+    from damoc.tasks import TaskSource
+
+    config = config_from(args, PruneConfig, run_file(args))
+    check_output_folder(args.out, args.overwrite)
+    if config.merge == "sparse" and not args.base:
+        raise DamocError("--merge sparse needs --base: the pre-trained weights of the same architecture "
+                         "(or use --merge difference, which needs none)")
+    examples = None
+    if args.calibration is None:
+        examples = task_source(args).load().train
+    texts = calibration_texts(args.calibration, examples, args.calibration_samples, config.seed)
+    options = load_options_from_flags(args)
+    tokenizer = load_tokenizer(args.model, options)
+    model = load_model(args.model, options).eval()
+    base = load_model(args.base, options).eval() if args.base and config.merge == "sparse" else None
+    result = prune_model(model, tokenizer, texts, config, base_model=base, progress=True)
+    rows = [{"layer": i, "similarity": f"{s:.4f}",
+             "action": (f"removed, merged into {result.merged_into[i]}" if config.merge != "none" else "removed")
+             if i in result.removed else ""} for i, s in enumerate(result.similarity)]
+    table(["layer", "similarity", "action"], rows)
+    if not result.removed:
+        print(f"no inner layer reaches similarity {config.threshold}: nothing removed", file=sys.stderr)
+    source = args.calibration or value(args, TaskSource, "task") or getattr(args, DEST + "data.path", None)
+    info = {"model": args.model, "base": args.base, "config": config.model_dump(mode="json"),
+            "calibration": str(source), "calibration_texts": len(texts)}
+    save_pruned(model, tokenizer, args.out, result, info, overwrite=args.overwrite)
+    print(f"removed {len(result.removed)} of {result.layers_before} layers "
+          f"(similarity >= {config.threshold}, at most {config.max_fraction:.0%}) -> {args.out}", file=sys.stderr)

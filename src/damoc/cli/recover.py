@@ -1,0 +1,49 @@
+"""`damoc recover`: PASER's choice of the data that best recovers a pruned model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from damoc.cli.common import add_config_flag, run_file
+from damoc.cli.options import Section, add_sections, config_from
+
+HELP = {"recover": "PASER: choose the instruction data that best recovers a pruned model"}
+
+
+def add_recover(sub) -> None:
+    from damoc.finetune import FinetuneConfig
+    from damoc.recovery.run import RecoverConfig
+
+    p = sub.add_parser(
+        "recover", help=HELP["recover"],
+        description="Clusters the pool's instructions (sentence embeddings, diffusion kernel on a sparse "
+                    "nearest-neighbour graph, NMF), measures each sample's degradation as the JSD between the "
+                    "original and pruned models' next-token distributions, shares the budget among clusters "
+                    "by degradation, and picks samples by JSD / log(tokens) while keeping the concept graph "
+                    "consistent. Writes OUT/subset.jsonl, OUT/summary.json, OUT/report.md and OUT/report.html. "
+                    "Settings: flags > --config RUN.yaml (RecoverConfig's fields) > defaults.")
+    add_config_flag(p, "RecoverConfig's fields")
+    p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    add_sections(p, [Section(RecoverConfig, title="selection"),
+                     Section(FinetuneConfig, path="finetune", prefix="finetune.", exclude={"method", "seed"},
+                             title="recovery training (with --train)")])
+    p.set_defaults(func=cmd_recover)
+
+
+def cmd_recover(args: argparse.Namespace) -> None:
+    from damoc.recovery.run import RecoverConfig, run_recover
+
+    config = config_from(args, RecoverConfig, run_file(args))
+    summary = run_recover(config, args.out, progress=True)
+    print(f"{summary['method']}: {summary['selected']} of {summary['pool_size']} samples selected "
+          f"in {summary['select_seconds']:.1f} s")
+    if "clusters" in summary:
+        print(f"{summary['clusters']} clusters; budget per cluster {summary['cluster_budget']}; "
+              f"{summary['rejected_by_concept_graph']} samples rejected by the concept graph")
+    rec = summary.get("recovery")
+    if rec:
+        for name in ("original", "pruned", "recovered"):
+            print(f"{name:>9}: held-out perplexity {rec[name]['ppl']:.2f}, mean zero-shot accuracy "
+                  f"{100 * rec[name]['avg_accuracy']:.1f}% over {', '.join(rec[name]['accuracy'])}")
+    print(f"subset: {Path(args.out) / 'subset.jsonl'}\nreport: {Path(args.out) / 'report.html'}")

@@ -1,0 +1,169 @@
+"""`damoc select` and `damoc baseline`: rank candidates, by compressed or by full fine-tuning."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from damoc.cli.common import (
+    add_config_flag,
+    add_task_flags,
+    fail_if_none_ranked,
+    interrupted,
+    load_sections,
+    print_ranking,
+    progress_printer,
+    run_file,
+)
+from damoc.cli.options import Section, add_sections, config_from
+from damoc.registry import LazyChoices
+
+HELP = {"select": "DaMoC: rank candidates by training compressed versions on compressed data",
+        "baseline": "fine-tune every candidate on the full data, evaluate, rank "
+                    "(the ground truth; resumes when re-run)"}
+
+# Set per candidate (--methods) or by the run: not flags of their own.
+TRAINING_EXCLUDED = {"method", "seed"}
+
+
+def training_sections(model) -> list[Section]:
+    """The run's top-level settings and its training settings (no prefix: the main section)."""
+    from damoc.finetune import FinetuneConfig
+
+    top = {"allow_pickle", "trust_remote_code", "dtype", "quantization", "task", "candidates"}
+    return [Section(model, exclude=top | {"halving", "calibration_samples"}, title="run"),
+            Section(FinetuneConfig, path="finetune", exclude=TRAINING_EXCLUDED, title="training"),
+            *load_sections()]
+
+
+def add_candidate_flags(p: argparse.ArgumentParser, base: bool = False) -> None:
+    g = p.add_argument_group("candidates (each model with each method)")
+    g.add_argument("--models", nargs="+", metavar="SPEC", help="bundled:NAME, a local folder or a hub id")
+    g.add_argument("--methods", nargs="+", choices=LazyChoices("damoc.finetune.train:Method"), default=None,
+                   metavar="METHOD", help="%(choices)s (default lora)")
+    if base:
+        g.add_argument("--base", help="pre-trained weights of the models, for the sparse layer merge "
+                                      "(one model family)")
+
+
+def candidates(args: argparse.Namespace) -> dict:
+    """The candidates the flags name, as run-file settings (flags win over the run file's)."""
+    if not args.models:
+        if args.methods:
+            from damoc.errors import DamocError
+
+            raise DamocError("--methods needs --models")
+        return {}
+    methods = args.methods or ["lora"]
+    base = getattr(args, "base", None)
+    return {"candidates": [{"model": m, "method": meth, "base": base} for m in args.models for meth in methods]}
+
+
+def add_select(sub) -> None:
+    from damoc.layers import PruneConfig
+    from damoc.selection.launch import LaunchSettings
+    from damoc.selection.pipeline import FilterSettings, SelectConfig
+    from damoc.tokens import CompressConfig
+
+    p = sub.add_parser(
+        "select", help=HELP["select"],
+        description="Filters the training data (GraphCut 10%), compresses its contexts (ratio 0.5, rescaled "
+                    "BERTScore >= 0.7, no LLM rewriting unless --compress.rewriter), prunes each candidate's most "
+                    "redundant layers (similarity >= 0.85, at most 25%), trains each for one epoch (at least 25 "
+                    "optimizer steps: with few examples the batch shrinks) and evaluates it on the full test "
+                    "split. When the leaders cannot be told apart it says so and recommends the cheapest of them. "
+                    "Every stage is cached in --out: re-running resumes. --validate also runs full fine-tuning and "
+                    "reports how well the rankings agree and the time saved. Settings: flags > --config RUN.yaml "
+                    "(the fields of damoc.selection.pipeline.SelectConfig) > defaults.")
+    add_config_flag(p, "SelectConfig's fields")
+    add_candidate_flags(p, base=True)
+    p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    p.add_argument("--validate", action="store_true",
+                   help="also fine-tune every candidate on the full data and compare the rankings")
+    add_task_flags(p)
+    add_sections(p, [
+        *training_sections(SelectConfig),
+        Section(SelectConfig, only={"halving", "calibration_samples"}, title="compression"),
+        Section(FilterSettings, path="filter", prefix="filter.", optional=True, title="data filtering"),
+        Section(CompressConfig, path="compress", prefix="compress.", optional=True, title="token compression"),
+        Section(PruneConfig, path="prune", prefix="prune.", optional=True, title="layer pruning"),
+        Section(LaunchSettings, title="where candidates run (not part of the results: run file key `launch`)"),
+    ])
+    p.set_defaults(func=cmd_select)
+
+
+def select_config(args: argparse.Namespace):
+    """SelectConfig and LaunchSettings: flags > run file > defaults."""
+    from damoc.selection.launch import LaunchSettings
+    from damoc.selection.pipeline import SelectConfig
+
+    raw = run_file(args)
+    launch = raw.pop("launch", None) or {}
+    return config_from(args, SelectConfig, raw, candidates(args)), config_from(args, LaunchSettings, launch)
+
+
+def cmd_select(args: argparse.Namespace) -> None:
+    from damoc.selection.pipeline import run_select
+
+    config, launch = select_config(args)
+    try:
+        summary = run_select(config, args.out, progress=True, validate=args.validate,
+                             on_event=progress_printer(len(config.candidates)), launch_settings=launch)
+    except KeyboardInterrupt:
+        raise interrupted(args.out) from None
+    print_ranking(summary)
+    for r in (summary.get("halving") or {}).get("rounds", []):
+        print(f"halving round {r['round']}: {len(r['ranking'])} candidates on {r['examples']} examples, "
+              f"kept {', '.join(r['kept'])}")
+    verdict = summary.get("verdict")
+    if verdict and verdict["tied"]:
+        print(f"tied: {', '.join(verdict['tie_set'])} (cannot be told apart at this budget); "
+              f"recommended: {verdict['recommended']} (the cheapest of them to fine-tune)")
+    elif verdict:
+        print(f"recommended: {verdict['recommended']} (ahead of the others by more than two paired standard errors)")
+    conf = summary.get("confidence")
+    if conf:
+        print("probability of ranking first (paired bootstrap): "
+              + ", ".join(f"{n} {p:.2f}" for n, p in sorted(conf["prob_best"].items(), key=lambda x: -x[1])))
+    if summary.get("validation_skipped"):
+        print(f"\nvalidation skipped: {summary['validation_skipped']}")
+    if summary.get("validation"):
+        v = summary["validation"]
+        r = v["by_rank"]
+        print(f"\nvalidation against full fine-tuning: chosen {r['chosen']}, truly best {r['best']}, "
+              f"top-1 match {r['top1_match']}, Kendall tau {r['kendall_tau']:.2f}, "
+              f"Spearman rho {r['spearman_rho']:.2f}, regret {v['regret']:.4f}; speed-up "
+              f"{v['speedup_wall']:.1f}x wall time, {v['speedup_flops']:.1f}x FLOPs (overheads counted)")
+        j = v.get("judged")
+        if j:
+            print(f"full fine-tuning's tie set: {', '.join(j['truth_tie_set'])}; the pick is in it: {j['in_tie_set']}; "
+                  f"regret {j['regret']:.4f} ± {j['regret_se']:.4f}")
+    print(f"\nresults: {Path(args.out) / 'results.json'}\nreport:  {Path(args.out) / 'report.html'}")
+    fail_if_none_ranked(summary, args.out)
+
+
+def add_baseline(sub) -> None:
+    from damoc.selection.baseline import BaselineConfig
+
+    p = sub.add_parser("baseline", help=HELP["baseline"],
+                       description="Settings: flags > --config RUN.yaml (the fields of "
+                                   "damoc.selection.baseline.BaselineConfig) > defaults.")
+    add_config_flag(p, "BaselineConfig's fields")
+    add_candidate_flags(p)
+    p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    add_task_flags(p)
+    add_sections(p, training_sections(BaselineConfig))
+    p.set_defaults(func=cmd_baseline)
+
+
+def cmd_baseline(args: argparse.Namespace) -> None:
+    from damoc.selection.baseline import BaselineConfig, run_baseline
+
+    config = config_from(args, BaselineConfig, run_file(args), candidates(args))
+    try:
+        summary = run_baseline(config, args.out, progress=True, on_event=progress_printer(len(config.candidates)))
+    except KeyboardInterrupt:
+        raise interrupted(args.out, "finished candidates") from None
+    print_ranking(summary)
+    print(f"\nresults: {Path(args.out) / 'results.json'}")
+    fail_if_none_ranked(summary, args.out)

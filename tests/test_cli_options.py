@@ -1,0 +1,126 @@
+"""Settings defined once: flags generated from the configs, flags > run file > defaults."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import yaml
+
+from damoc.cli import build_parser, main
+from damoc.cli.options import DEST
+from damoc.cli.runs import select_config
+from damoc.configs import first_line, shipped
+
+
+def subparsers(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                for inner, deeper in subparsers(sub):
+                    yield f"{name} {inner}", deeper
+
+
+def test_every_config_backed_flag_has_no_default_of_its_own():
+    seen = 0
+    for name, parser in subparsers(build_parser()):
+        for action in parser._actions:
+            if action.dest.startswith(DEST):
+                seen += 1
+                assert action.default is argparse.SUPPRESS, f"damoc {name} {action.option_strings}"
+    assert seen > 150  # select alone has ~60
+
+
+def test_flag_names_are_unique_within_each_command():
+    for name, parser in subparsers(build_parser()):
+        flags = [f for a in parser._actions for f in a.option_strings]
+        assert len(flags) == len(set(flags)), name
+
+
+def parse(argv):
+    return build_parser().parse_args(["select", "--out", "x", *argv])
+
+
+def write(tmp_path, settings: dict):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return str(path)
+
+
+def test_flags_beside_a_run_file_win_and_the_rest_comes_from_it(tmp_path):
+    run = write(tmp_path, {"task": "boolq", "candidates": [{"model": "m", "method": "full"}], "train_limit": 50,
+                           "seed": 4, "finetune": {"max_seq_len": 64, "epochs": 2},
+                           "prune": {"threshold": 0.5}, "launch": {"launcher": "local"}})
+    config, launch = select_config(parse(["--config", run, "--max-seq-len", "32", "--train-limit", "7",
+                                          "--prune.max-fraction", "0.5", "--models", "a", "b"]))
+    assert config.finetune.max_seq_len == 32 and config.finetune.epochs == 2  # flag wins; the rest kept
+    assert config.train_limit == 7 and config.seed == 4
+    assert config.prune.threshold == 0.5 and config.prune.max_fraction == 0.5
+    assert [(c.model, c.method) for c in config.candidates] == [("a", "lora"), ("b", "lora")]
+    assert launch.launcher == "local"
+    # Without flags, the run file alone; without either, the config's own defaults.
+    config, _ = select_config(parse(["--config", run]))
+    assert config.finetune.max_seq_len == 64 and config.train_limit == 50
+    config, _ = select_config(parse(["--task", "boolq", "--models", "m"]))
+    assert config.finetune.max_seq_len == 512 and config.prune.threshold == 0.85
+
+
+@pytest.mark.parametrize("source", ["flag", "run file"])
+def test_lora_alpha_is_twice_the_rank_whichever_way_the_rank_is_given(tmp_path, source):
+    argv = ["--task", "boolq", "--models", "m"]
+    if source == "flag":
+        config, _ = select_config(parse([*argv, "--lora-r", "8"]))
+    else:
+        config, _ = select_config(parse([*argv, "--config", write(tmp_path, {"finetune": {"lora_r": 8}})]))
+    assert (config.finetune.lora_r, config.finetune.lora_alpha) == (8, 16)
+    config, _ = select_config(parse([*argv, "--lora-r", "8", "--lora-alpha", "4"]))
+    assert config.finetune.lora_alpha == 4  # given explicitly, it stays
+
+
+@pytest.mark.parametrize("source", ["flag", "run file"])
+def test_one_seed_reaches_training_compression_and_pruning(tmp_path, source):
+    argv = ["--task", "boolq", "--models", "m"]
+    config, _ = select_config(parse([*argv, "--seed", "3"]) if source == "flag"
+                              else parse([*argv, "--config", write(tmp_path, {"seed": 3})]))
+    assert (config.seed, config.finetune.seed, config.compress.seed, config.prune.seed) == (3, 3, 3, 3)
+    config, _ = select_config(parse([*argv, "--seed", "3", "--prune.seed", "9"]))
+    assert config.prune.seed == 9 and config.finetune.seed == 3
+
+
+def test_sections_turn_off_and_a_budget_replaces_the_default_rate():
+    config, _ = select_config(parse(["--task", "boolq", "--models", "m", "--no-prune", "--no-compress",
+                                     "--filter.budget", "40"]))
+    assert config.prune is None and config.compress is None
+    assert (config.filter.rate, config.filter.budget) == (None, 40)
+
+
+def test_bad_values_are_one_line_naming_the_setting(tmp_path, capsys):
+    assert main(["select", "--task", "boolq", "--models", "m", "--out", str(tmp_path / "r"),
+                 "--prune.threshold", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("damoc: error: prune.threshold:") and "\n" not in err
+    with pytest.raises(SystemExit) as e:  # argparse's own refusal: usage, then one error line
+        main(["select", "--task", "boolq", "--models", "m", "--out", str(tmp_path / "r"), "--filter.method", "nope"])
+    assert e.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_shipped_run_files_open_with_their_command_and_validate():
+    from damoc.recovery.run import RecoverConfig
+    from damoc.runfile import read_run_file
+    from damoc.selection.pipeline import SelectConfig
+
+    configs = shipped()
+    assert {"demo", "zoo-nq-open-headline", "zoo-asdiv-headline", "recover-paser"} <= set(configs)
+    for name, path in configs.items():
+        command = first_line(path)
+        assert command.startswith("damoc ") and f"{name}.yaml" in command
+        model = RecoverConfig if command.startswith("damoc recover") else SelectConfig
+        model(**read_run_file(path))
+
+
+def test_configs_list_names_each_run_file(capsys):
+    assert main(["configs", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "damoc select --config demo.yaml --validate" in out
+    assert main(["configs", "show", "nope"]) == 2
