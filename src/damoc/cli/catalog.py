@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from damoc.cli.common import add_task_flags, table, task_source
+from damoc.cli.common import add_task_flags, task_source
 from damoc.cli.options import DEST, Section, add_sections, value
+from damoc.cli.printing import table
 
 HELP = {"models": "bundled and cached models", "tasks": "bundled tasks"}
 

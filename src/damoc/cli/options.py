@@ -1,17 +1,11 @@
-"""Flags generated from the pydantic configs, so that a setting, its default, its bounds and its
-help live in one place (the config's field) and the command line, run files and the library agree.
+"""Flags generated from the pydantic configs: a setting, its default, bounds and help live in one
+place (the config's field), so the command line, run files and the library agree.
 
-Every generated flag has no default of its own (argparse.SUPPRESS): only flags actually given
-reach `config_from`, which starts from the run file (or nothing), writes the given flags over it
-and validates: flags > run file > the config's defaults. Flag names follow field names
-(`max_seq_len` -> `--max-seq-len`); a section's fields carry its prefix where two sections share
-a name (`--prune.threshold`, `--compress.threshold`).
-
-Tried first and not used: jsonargparse, pydantic-settings' CLI and tyro. All three generate the
-flags from the same models, but only as dotted paths for every nested field (`--finetune.lora_r`),
-none can build our compound settings (candidates from --models x --methods, a task from --data
-and --field), and their errors are multi-line pydantic dumps (tyro boxes them, pydantic-settings
-raises a traceback); the one-line errors and help below cost ~150 lines.
+A generated flag has no default of its own (argparse.SUPPRESS): `config_from` starts from the run
+file (or nothing), writes the flags actually given over it and validates: flags > run file >
+defaults. Flag names follow field names (`max_seq_len` -> `--max-seq-len`); a section's fields
+carry its prefix where two sections share a name (`--prune.threshold`). jsonargparse,
+pydantic-settings and tyro were tried first (see the README's architecture notes).
 """
 
 from __future__ import annotations

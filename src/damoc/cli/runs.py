@@ -5,17 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from damoc.cli.common import (
-    add_config_flag,
-    add_task_flags,
-    fail_if_none_ranked,
-    interrupted,
-    load_sections,
-    print_ranking,
-    progress_printer,
-    run_file,
-)
+from damoc.cli.common import add_config_flag, add_task_flags, fail_if_none_ranked, interrupted, load_sections, run_file
 from damoc.cli.options import Section, add_sections, config_from
+from damoc.cli.printing import print_ranking, print_select, progress_printer
 from damoc.registry import LazyChoices
 
 HELP = {"select": "DaMoC: rank candidates by training compressed versions on compressed data",
@@ -111,34 +103,7 @@ def cmd_select(args: argparse.Namespace) -> None:
                              on_event=progress_printer(len(config.candidates)), launch_settings=launch)
     except KeyboardInterrupt:
         raise interrupted(args.out) from None
-    print_ranking(summary)
-    for r in (summary.get("halving") or {}).get("rounds", []):
-        print(f"halving round {r['round']}: {len(r['ranking'])} candidates on {r['examples']} examples, "
-              f"kept {', '.join(r['kept'])}")
-    verdict = summary.get("verdict")
-    if verdict and verdict["tied"]:
-        print(f"tied: {', '.join(verdict['tie_set'])} (cannot be told apart at this budget); "
-              f"recommended: {verdict['recommended']} (the cheapest of them to fine-tune)")
-    elif verdict:
-        print(f"recommended: {verdict['recommended']} (ahead of the others by more than two paired standard errors)")
-    conf = summary.get("confidence")
-    if conf:
-        print("probability of ranking first (paired bootstrap): "
-              + ", ".join(f"{n} {p:.2f}" for n, p in sorted(conf["prob_best"].items(), key=lambda x: -x[1])))
-    if summary.get("validation_skipped"):
-        print(f"\nvalidation skipped: {summary['validation_skipped']}")
-    if summary.get("validation"):
-        v = summary["validation"]
-        r = v["by_rank"]
-        print(f"\nvalidation against full fine-tuning: chosen {r['chosen']}, truly best {r['best']}, "
-              f"top-1 match {r['top1_match']}, Kendall tau {r['kendall_tau']:.2f}, "
-              f"Spearman rho {r['spearman_rho']:.2f}, regret {v['regret']:.4f}; speed-up "
-              f"{v['speedup_wall']:.1f}x wall time, {v['speedup_flops']:.1f}x FLOPs (overheads counted)")
-        j = v.get("judged")
-        if j:
-            print(f"full fine-tuning's tie set: {', '.join(j['truth_tie_set'])}; the pick is in it: {j['in_tie_set']}; "
-                  f"regret {j['regret']:.4f} ± {j['regret_se']:.4f}")
-    print(f"\nresults: {Path(args.out) / 'results.json'}\nreport:  {Path(args.out) / 'report.html'}")
+    print_select(summary, args.out)
     fail_if_none_ranked(summary, args.out)
 
 
