@@ -17,6 +17,7 @@ from pathlib import Path
 from damoc.finetune import FinetuneConfig
 from damoc.io import write_json_atomic
 from damoc.selection import BaselineConfig, Candidate, run_baseline
+from damoc.selection.candidate import is_ok
 from damoc.selection.confidence import paired_bootstrap
 
 ROOT = Path(__file__).resolve().parent
@@ -82,7 +83,7 @@ def plot(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [c for c in summary["candidates"] if c["status"] == "ok"]
+    ok = [c for c in summary["candidates"] if is_ok(c)]
     names = [f"{c['model'].removeprefix('bundled:').split('-')[0]}\n{c['method']}" for c in ok]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for ax, key, label, scale in [(axes[0], "accuracy", "test accuracy (%)", 100),

@@ -33,6 +33,7 @@ from damoc.io import read_json, read_jsonl, write_json_atomic, write_jsonl_atomi
 from damoc.runinfo import machine, versions
 from damoc.selection import Candidate
 from damoc.selection.baseline import BaselineConfig, run_baseline
+from damoc.selection.candidate import is_ok
 from damoc.selection.confidence import tie_set
 from damoc.tasks import load_task
 
@@ -82,7 +83,7 @@ def part_truth(args) -> None:
 
     def on_event(kind: str, info: dict) -> None:
         print(kind, info.get("model"), info.get("method"), info.get("status", ""), flush=True)
-        if kind in ("done", "cached") and info.get("status") == "ok":
+        if kind in ("done", "cached") and is_ok(info):
             c = next(c for c in CANDIDATES if (c.model, c.method) == (info["model"], info["method"]))
             folder = run_dir / "candidates" / c.slug
             slug = name(c).replace(" ", "--")
@@ -134,7 +135,7 @@ def part_pilot(args) -> None:
         del m
         result = run_baseline(config.model_copy(update={"candidates": [Candidate(model=model, method="lora")]}),
                               args.run_dir / args.task / "pilot", progress=False)
-        ft = next(r for r in result["candidates"] if r["status"] == "ok")
+        ft = next(r for r in result["candidates"] if is_ok(r))
         rows[key] = {"zero_shot": zero.metrics, "fine_tuned": ft["metrics"], "train_seconds": ft["train_seconds"],
                      "steps": ft["train"]["steps"], "torch_threads": torch.get_num_threads(),
                      "load_average": os.getloadavg()[0]}
@@ -253,7 +254,7 @@ def judged(truth: dict, summary: dict, choice: bool) -> dict:
     """The library's judgement (tie set, top-1, regret and its SE, separated pairs) plus rank correlations."""
     from damoc.selection.validation import compare_rankings, judge
 
-    ok = [c for c in summary["candidates"] if c["status"] == "ok"]
+    ok = [c for c in summary["candidates"] if is_ok(c)]
     cheap_rank = {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["rank"] for c in ok}
     ties = {"best": truth["best"], "tie_set": truth["tie_set"], "differences": truth["differences_to_best"],
             "pairs": truth["pairs"]}
@@ -293,11 +294,11 @@ def part_rows(args) -> None:
                "speedup_wall_note": "truth seconds were measured at another time, under another load",
                "train_examples": summary["train_examples"], "input_examples": summary["data"]["input_examples"],
                "steps": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["train"]["steps"]
-                         for c in summary["candidates"] if c["status"] == "ok"},
+                         for c in summary["candidates"] if is_ok(c)},
                "batch_size": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["train"]["batch_size"]
-                              for c in summary["candidates"] if c["status"] == "ok"},
+                              for c in summary["candidates"] if is_ok(c)},
                "metrics": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["metrics"]
-                           for c in summary["candidates"] if c["status"] == "ok"},
+                           for c in summary["candidates"] if is_ok(c)},
                "data": summary["data"], "invocation_seconds": time.perf_counter() - start,
                "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
                "overrides": {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in overrides.items()},

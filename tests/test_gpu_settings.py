@@ -13,7 +13,8 @@ from damoc.errors import DamocError
 from damoc.finetune import FinetuneConfig, finetune
 from damoc.finetune.train import check_hardware, schedule, training_arguments
 from damoc.runinfo import key_settings
-from damoc.selection.baseline import BaselineConfig, Candidate, candidate_key
+from damoc.selection.baseline import BaselineConfig
+from damoc.selection.candidate import Candidate, candidate_key
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device on this machine")

@@ -39,3 +39,15 @@ def test_lazy_choices_read_a_registry_or_a_literal_only_when_asked():
     merges = LazyChoices("damoc.layers.merge:MERGES")
     assert "sparse" in merges and "glue" not in merges and list(merges) == ["difference", "none", "sparse"]
     assert list(LazyChoices("damoc.finetune.train:Method")) == ["lora", "full"]
+
+
+def test_a_stored_result_is_read_typed_and_keeps_what_it_does_not_type():
+    from damoc.selection.candidate import CandidateResult, is_ok, ranked
+
+    stored = {"model": "m", "method": "lora", "status": "ok", "metrics": {"accuracy": 0.5}, "rank": 1,
+              "train_seconds": 3.0, "prune": {"removed": [2]}}
+    r = CandidateResult.of(stored)
+    assert r.ok and r.name == "m lora" and r.rank == 1 and r.extra("prune") == {"removed": [2]}
+    assert r.model_dump(exclude_unset=True) == stored  # written back unchanged
+    failed = {"model": "n", "method": "full", "status": "failed", "error": "boom"}
+    assert not is_ok(failed) and [x.name for x in ranked({"candidates": [stored, failed]})] == ["m lora"]

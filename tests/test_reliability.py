@@ -20,7 +20,7 @@ from damoc.cli import main
 from damoc.errors import DamocError
 from damoc.finetune import FinetuneConfig
 from damoc.io import MARKER, atomic_dir, claim_run_dir, run_lock
-from damoc.selection.baseline import Candidate
+from damoc.selection.candidate import Candidate
 from damoc.selection.pipeline import FilterSettings, SelectConfig, run_select
 from damoc.tasks import DataSpec
 

@@ -10,7 +10,7 @@ from conftest import save_tiny
 from damoc.cli import main
 from damoc.finetune import FinetuneConfig
 from damoc.layers import PruneConfig
-from damoc.selection.baseline import Candidate
+from damoc.selection.candidate import Candidate
 from damoc.selection.pipeline import FilterSettings, SelectConfig, run_select
 from damoc.tasks import DataSpec
 from damoc.tokens import CompressConfig

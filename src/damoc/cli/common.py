@@ -97,6 +97,8 @@ def interrupted(out: Path, what: str = "finished stages") -> SystemExit:
 
 
 def fail_if_none_ranked(summary: dict, out: Path) -> None:
-    if not any(c["status"] == "ok" for c in summary["candidates"]):
+    from damoc.selection.candidate import ranked
+
+    if not ranked(summary):
         raise AllCandidatesFailed(f"every candidate failed (errors above and in {Path(out) / 'results.json'}); "
                                   "nothing was ranked")

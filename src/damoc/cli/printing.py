@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def progress_printer(total: int):
+    from damoc.selection.candidate import is_ok
+
     """One line per candidate as it starts, or is found finished; a line per stage."""
     count = {"n": 0}
     total_ref = [total]
@@ -25,13 +27,15 @@ def progress_printer(total: int):
                   file=sys.stderr)
         elif kind == "done":
             count["n"] += 1
-            if info["status"] != "ok":
+            if not is_ok(info):
                 print(f"    failed: {info['error']}", file=sys.stderr)
 
     return on_event
 
 
 def print_ranking(summary: dict) -> None:
+    from damoc.selection.candidate import is_ok
+
     rows = []
     for c in summary["candidates"]:
         m = c.get("metrics", {})
@@ -41,7 +45,7 @@ def print_ranking(summary: dict) -> None:
             "rougeL": _pm(m, "rougeL") if "rougeL" in m else "",
             "train_s": f"{c['train_seconds']:.0f}" if "train_seconds" in c else "",
             "eval_s": f"{c['eval_seconds']:.0f}" if "eval_seconds" in c else "",
-            "status": c["status"] if c["status"] == "ok" else f"failed: {c.get('error', '')}"[:60],
+            "status": "ok" if is_ok(c) else f"failed: {c.get('error', '')}"[:60],
         })
     cols = ["rank", "model", "method", "accuracy", "answer_bpb", "rougeL", "train_s", "eval_s", "status"]
     if "accuracy" not in summary["primary_metric"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from damoc.evaluation.metrics import higher_is_better
 from damoc.report.page import html_page, png
+from damoc.selection.candidate import is_ok
 
 
 def plots(summary: dict) -> list[tuple[str, str]]:
@@ -12,7 +13,7 @@ def plots(summary: dict) -> list[tuple[str, str]]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in summary["candidates"] if r["status"] == "ok"]
+    ok = [r for r in summary["candidates"] if is_ok(r)]
     names = [f"{r['model'].split(':')[-1].split('/')[-1]}\n{r['method']}" for r in ok]
     out: list[tuple[str, str]] = []
 

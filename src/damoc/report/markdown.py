@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-
-def _name(r: dict) -> str:
-    return f"{r['model']} {r['method']}"
+from damoc.selection.candidate import display_name as _name
+from damoc.selection.candidate import is_ok
 
 
 def _pct(x: float | None) -> str:
@@ -30,7 +29,7 @@ def select_report(summary: dict) -> str:
               "| rank | candidate | accuracy % | answer bits/byte | layers | prune s | train s | eval s |",
               "|---|---|---|---|---|---|---|---|"]
     for r in summary["candidates"]:
-        if r["status"] != "ok":
+        if not is_ok(r):
             lines.append(f"| failed | {_name(r)} | | | | | | {r.get('error', '')} |")
             continue
         m, p = r["metrics"], r.get("prune", {})

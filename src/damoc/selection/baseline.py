@@ -8,72 +8,24 @@ re-running the same command after a crash or Ctrl-C skips what is done.
 from __future__ import annotations
 
 import gc
-import hashlib
-import re
 import time
 from collections.abc import Callable
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from damoc.evaluation import evaluate
-from damoc.evaluation.metrics import higher_is_better
 from damoc.finetune import FinetuneConfig, finetune
-from damoc.finetune.train import Method
 from damoc.io import run_folder, warn, write_json_atomic
 from damoc.models import LoadOptions, load_model, load_tokenizer
-from damoc.runinfo import ADDED_LATER, key_settings, machine, stable_hash, versions
+from damoc.runinfo import ADDED_LATER, machine, versions
+from damoc.selection.candidate import OK, Candidate, candidate_key, rank
 from damoc.selection.launch import Job, LaunchSettings, launch
 from damoc.tasks import Task, TaskSource, load_task
-from damoc.tasks.base import SPLIT_VERSION, label_counts, label_warnings
+from damoc.tasks.base import label_counts, label_warnings
 from damoc.tasks.sampling import sample_train
-
-
-class Candidate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model: str
-    method: Method
-    base: str | None = Field(None, description="pre-trained weights of the model, for the sparse layer merge")
-
-    @property
-    def identity(self) -> tuple[str, str, str | None]:
-        """What the candidate is, whatever the spelling: two candidates with one identity are one."""
-        return (model_identity(self.model), self.method, model_identity(self.base) if self.base else None)
-
-    @property
-    def slug(self) -> str:
-        """Its folder name: readable, plus a short hash of its identity, so two specs that read alike
-        (`models/a_b`, `models/a+b`) never share a folder."""
-        readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.model}--{self.method}").strip("_")[-60:]
-        return f"{readable}-{stable_hash(list(self.identity))[:8]}"
-
-    @property
-    def legacy_slug(self) -> str:
-        """The folder name before the hash was added: old results there are still read (their key
-        names the spec as written, so a result is never taken for another candidate's)."""
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.model}--{self.method}").strip("_")
-
-
-def model_identity(spec: str) -> str:
-    """A spec normalised: a local folder by its resolved path (or, for a bundled model's cache
-    folder, its bundled: name, so the name does not depend on DAMOC_HOME); anything else as written.
-    Resolving never converts a bundled model."""
-    from damoc.models.bundled import BUNDLED, BUNDLED_PREFIX, damoc_home
-
-    spec = spec.strip()
-    if spec.startswith(BUNDLED_PREFIX):
-        return spec
-    path = Path(spec).expanduser()
-    if not path.exists():
-        return spec.rstrip("/")
-    path = path.resolve()
-    models = (damoc_home() / "models").expanduser().resolve()
-    if path.parent == models and path.name in BUNDLED:
-        return BUNDLED_PREFIX + path.name
-    return str(path)
 
 
 class BaselineConfig(TaskSource):
@@ -132,50 +84,6 @@ def select_examples(task: Task, config: BaselineConfig, quiet: bool = False) -> 
     return train, test
 
 
-@lru_cache(maxsize=32)
-def _file_digest(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
-def data_fingerprint(config: BaselineConfig) -> dict | None:
-    """Digests of the user's data files, so that a file edited in place (same path) is not
-    mistaken for the one a cached result was made from. Bundled tasks are pinned by version."""
-    if config.data is None:
-        return None
-    out = {}
-    for name, path in (("train", config.data.path), ("test", config.data.test_path)):
-        if path is not None and Path(path).is_file():
-            st = Path(path).stat()
-            out[name] = _file_digest(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
-    return out
-
-
-def candidate_key(config: BaselineConfig, candidate: Candidate) -> str:
-    # `halving` decides which data a round gets, which the caller adds to the key; not the run itself.
-    settings = key_settings(config)
-    for name in ("candidates", "halving"):
-        settings.pop(name, None)
-    parts = {"candidate": candidate.model_dump(), "settings": settings, "split": SPLIT_VERSION}
-    if config.data is not None:
-        parts["data_files"] = data_fingerprint(config)
-    return stable_hash(parts)
-
-
-def rank(task_metric: str, results: list[dict]) -> list[dict]:
-    """Best first: by the primary metric, ties broken by answer bits per byte (lower wins)."""
-    ok = [r for r in results if r["status"] == "ok"]
-    failed = [r for r in results if r["status"] != "ok"]
-    sign = -1.0 if higher_is_better(task_metric) else 1.0
-    ok.sort(key=lambda r: (sign * r["metrics"][task_metric], r["metrics"]["answer_bpb"]))
-    for i, r in enumerate(ok, start=1):
-        r["rank"] = i
-    return ok + failed
-
-
 def load_options(config: BaselineConfig) -> LoadOptions:
     return LoadOptions(allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code,
                        dtype=config.dtype, quantization=config.quantization)
@@ -199,7 +107,7 @@ def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, trai
     del model
     gc.collect()
     return {
-        "model": candidate.model, "method": candidate.method, "status": "ok",
+        "model": candidate.model, "method": candidate.method, "status": OK,
         "metrics": result.metrics, "train_seconds": stats.train_seconds,
         "train_tokens": stats.train_tokens, "tokens_per_second": stats.tokens_per_second,
         "train_flops": stats.train_flops, "train": stats.to_dict(),

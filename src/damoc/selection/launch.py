@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from damoc.errors import DamocError
 from damoc.io import jsonl_text, quarantine, read_json_checked, write_json_atomic, write_text_atomic
 from damoc.registry import Registry
+from damoc.selection.candidate import Candidate, is_ok
 
 Run = Callable[[], tuple[dict, list[dict]]]
 Notify = Callable[[str, dict], None]
@@ -50,7 +51,7 @@ class LaunchSettings(BaseModel):
 
 @dataclass
 class Job:
-    candidate: object  # a Candidate; kept loose to avoid an import cycle with baseline
+    candidate: Candidate
     folder: Path
     key: str
     run: Run
@@ -67,7 +68,7 @@ def _read_result(folder: Path, key: str) -> tuple[dict, list[dict] | None] | Non
     renames of `store`) do not count."""
     record = read_json_checked(folder / "result.json",
                                lambda d: isinstance(d, dict) and isinstance(d.get("key"), str) and "status" in d)
-    if record is None or record["key"] != key or record["status"] != "ok":
+    if record is None or record["key"] != key or not is_ok(record):
         return None
     if not isinstance(record.get("metrics"), dict):
         quarantine(folder / "result.json", "no metrics in a finished result")
@@ -128,7 +129,7 @@ def store(job: Job, record: dict, predictions: list[dict] | None) -> dict:
     text = jsonl_text(predictions) if predictions is not None else None
     if text is not None:
         record["predictions_sha256"] = _digest(text)
-    targets = [job.folder] + ([job.folder / "history" / job.key] if record["status"] == "ok" else [])
+    targets = [job.folder] + ([job.folder / "history" / job.key] if is_ok(record) else [])
     for folder in targets:
         if text is not None:
             write_text_atomic(folder / "predictions.jsonl", text)

@@ -38,17 +38,8 @@ from damoc.io import (
 )
 from damoc.layers import PruneConfig
 from damoc.runinfo import machine, stable_hash, versions
-from damoc.selection.baseline import (
-    BaselineConfig,
-    Candidate,
-    candidate_key,
-    data_fingerprint,
-    label_stats,
-    rank,
-    run_baseline,
-    run_candidate,
-    select_examples,
-)
+from damoc.selection.baseline import BaselineConfig, label_stats, run_baseline, run_candidate, select_examples
+from damoc.selection.candidate import Candidate, candidate_key, data_fingerprint, display_name, is_ok, rank
 from damoc.selection.launch import Job, LaunchSettings, launch
 from damoc.tasks import Task, load_task
 from damoc.tasks.base import SPLIT_VERSION
@@ -170,8 +161,7 @@ def halving_shares(n: int) -> list[float]:
     return [min(1.0, 2**r / n) for r in range(math.ceil(math.log2(n)))] if n > 1 else [1.0]
 
 
-def _name(record: dict) -> str:
-    return f"{record['model']} {record['method']}"
+_name = display_name
 
 
 def by_name(config: SelectConfig, record: dict) -> Candidate:
@@ -220,15 +210,15 @@ def _run_select(config: SelectConfig, out: Path, progress: bool, validate: bool,
         notify("stage", {"name": "full fine-tuning (validation)", "candidates": len(config.candidates)})
         full = run_baseline(config.baseline(), out / "full", progress=progress, on_event=on_event,
                             launch_settings=launch_settings)
-        both = ({_name(r) for r in summary["candidates"] if r["status"] == "ok"}
-                & {_name(r) for r in full["candidates"] if r["status"] == "ok"})
+        both = ({_name(r) for r in summary["candidates"] if is_ok(r)}
+                & {_name(r) for r in full["candidates"] if is_ok(r)})
         if len(both) < 2:  # nothing to compare: say so rather than fail the run after all that work
             summary["validation_skipped"] = (f"{len(both)} candidate(s) finished on both routes; comparing "
                                              "rankings needs two (see each candidate's error)")
         else:
             summary["validation"] = validation(task, summary, full)
         preds = _predictions({_name(r): out / "full" / "candidates" / by_name(config, r).slug
-                              for r in full["candidates"] if r["status"] == "ok"})
+                              for r in full["candidates"] if is_ok(r)})
         if len(preds) >= 2 and "validation" in summary:
             from damoc.selection.confidence import tie_set
             from damoc.selection.validation import judge
@@ -237,7 +227,7 @@ def _run_select(config: SelectConfig, out: Path, progress: bool, validate: bool,
             summary["validation"]["full_confidence"] = {k: truth[k] for k in ("prob_best", "pairs", "samples")
                                                         if k in truth}
             summary["validation"]["truth_tie_set"] = truth["tie_set"]
-            cheap = {_name(r): r["rank"] for r in summary["candidates"] if r["status"] == "ok" and _name(r) in preds}
+            cheap = {_name(r): r["rank"] for r in summary["candidates"] if is_ok(r) and _name(r) in preds}
             if cheap:
                 summary["validation"]["judged"] = judge(cheap, truth, task.is_choice)
     write_json_atomic(out / "results.json", summary)
@@ -263,7 +253,7 @@ def _halving(config: SelectConfig, task: Task, data: dict, examples: list, jobs:
         results = launch(jobs(survivors, examples[:n], folder, {"halving_examples": n}), launch_settings, notify)
         runs += results
         ranked = rank(task.primary_metric, [dict(x) for x in results])
-        keep = [x for x in ranked if x["status"] == "ok"][: math.ceil(len(survivors) / 2)]
+        keep = [x for x in ranked if is_ok(x)][: math.ceil(len(survivors) / 2)]
         for x in ranked:
             folders[_name(x)] = folder / by_name(config, x).slug
         rounds.append({"round": r, "share": share, "examples": n, "ranking": [_name(x) for x in ranked],
@@ -273,7 +263,7 @@ def _halving(config: SelectConfig, task: Task, data: dict, examples: list, jobs:
         if len(survivors) <= 1:
             break
     final = keep + eliminated
-    for i, x in enumerate(y for y in final if y["status"] == "ok"):
+    for i, x in enumerate(y for y in final if is_ok(y)):
         x["rank"] = i + 1
     summary = summarise(config, task, data, final, runs, {k: v for k, v in folders.items()
                                                           if k in {_name(x) for x in keep}})
@@ -295,12 +285,12 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
     predictions are, for the bootstrap."""
     from damoc.selection.confidence import paired_bootstrap
 
-    ok = [r for r in ranked if r["status"] == "ok"]
+    ok = [r for r in ranked if is_ok(r)]
     by_bpb = sorted(ok, key=lambda r: r["metrics"]["answer_bpb"])
     preds = _predictions({k: v for k, v in folders.items() if k in {_name(r) for r in ok}})
     confidence = paired_bootstrap(preds, seed=config.seed) if len(preds) >= 2 and task.is_choice else None
     verdict_ = verdict(ok, preds, task.is_choice, config.seed, boot=confidence)
-    paid = [r for r in runs if r["status"] == "ok"]
+    paid = [r for r in runs if is_ok(r)]
     cost = {"train_seconds": sum(r["train_seconds"] for r in paid),
             "train_flops": sum(r["train_flops"] for r in paid),
             "prune_seconds": sum(r.get("prune", {}).get("seconds", 0.0) for r in paid),
@@ -350,15 +340,15 @@ def validation(task: Task, damoc: dict, full: dict) -> dict:
     from damoc.selection.validation import compare_rankings
 
     def scores(summary: dict, key: str) -> dict[str, float]:
-        return {f"{r['model']} {r['method']}": r["metrics"][key] for r in summary["candidates"]
-                if r["status"] == "ok"}
+        return {_name(r): r["metrics"][key] for r in summary["candidates"]
+                if is_ok(r)}
 
     primary = task.primary_metric
     higher = higher_is_better(primary)
 
     def ranked_scores(summary: dict) -> dict[str, float]:
-        ok = [r for r in summary["candidates"] if r["status"] == "ok"]
-        return {f"{r['model']} {r['method']}": -r["rank"] for r in ok}  # ties broken by bits per byte
+        ok = [r for r in summary["candidates"] if is_ok(r)]
+        return {_name(r): -r["rank"] for r in ok}  # ties broken by bits per byte
 
     out = {"by_rank": compare_rankings(ranked_scores(damoc), ranked_scores(full), higher_is_better=True),
            "by_primary_metric": compare_rankings(scores(damoc, primary), scores(full, primary), higher),
@@ -367,7 +357,7 @@ def validation(task: Task, damoc: dict, full: dict) -> dict:
     true = scores(full, primary)
     best = max(true.values()) if higher else min(true.values())
     out["regret"] = abs(best - true[chosen])
-    full_ok = [r for r in full["candidates"] if r["status"] == "ok"]
+    full_ok = [r for r in full["candidates"] if is_ok(r)]
     cost = damoc["cost"]
     full_train = sum(r["train_seconds"] for r in full_ok)
     damoc_train = damoc["seconds"]["data_stage"] + cost["train_seconds"] + cost["prune_seconds"]
