@@ -52,7 +52,7 @@ def test_training_lowers_the_loss_on_its_data(tok, method, lr):
 
 
 def test_full_finetuning_flops_exceed_lora(tok):
-    from damoc.finetune.train import estimate_flops
+    from damoc.flops import estimate_flops
 
     model = build_model("llama", len(tok))
     assert estimate_flops(model, 1000, "full") == pytest.approx(1.5 * estimate_flops(model, 1000, "lora"))
@@ -127,7 +127,7 @@ def test_answer_only_head_matches_the_full_head(tok, arch, lora, device):
 
 
 def test_flops_count_the_head_only_on_answer_tokens(tok):
-    from damoc.finetune.train import estimate_flops, head_params, matmul_params
+    from damoc.flops import estimate_flops, head_params, matmul_params
 
     model = build_model("llama", len(tok))
     n, h = matmul_params(model), head_params(model)

@@ -281,8 +281,7 @@ def test_matmul_params_from_the_config_match_the_model(arch, tmp_path):
     from conftest import save_tiny
     from transformers import AutoModelForCausalLM
 
-    from damoc.finetune.train import matmul_params
-    from damoc.recovery.paser import matmul_params_of
+    from damoc.flops import matmul_params, matmul_params_of
 
     folder = save_tiny(tmp_path, arch, layers=3)
     assert matmul_params_of(str(folder)) == matmul_params(AutoModelForCausalLM.from_pretrained(folder))

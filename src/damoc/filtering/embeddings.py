@@ -48,7 +48,7 @@ def embed_with_cost(texts: list[str], model: str = BUNDLED_EMBEDDER, batch_size:
         hit = _cached(path, cost_path, len(texts))
         if hit is not None:
             return hit
-    from damoc.finetune.train import forward_flops
+    from damoc.flops import forward_flops
 
     st = load_embedder(model, allow_pickle)
     out = st.encode(texts, batch_size=batch_size, normalize_embeddings=True,

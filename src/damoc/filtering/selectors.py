@@ -81,7 +81,7 @@ def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512
     forward FLOPs both passes cost."""
     from damoc.encoding import Encoded, encode, leading_special_ids
     from damoc.evaluation.scoring import continuation_logprobs
-    from damoc.finetune.train import forward_flops
+    from damoc.flops import forward_flops
     from damoc.models import load_model, load_tokenizer
 
     tok, model = load_tokenizer(scorer), load_model(scorer).eval()

@@ -23,6 +23,7 @@ from transformers import TrainerCallback
 
 from damoc.encoding import encode
 from damoc.errors import DamocError
+from damoc.flops import estimate_flops
 from damoc.runinfo import ADDED_LATER
 from damoc.tasks.base import Example, continuation
 
@@ -148,39 +149,6 @@ def lora_target_modules(model: nn.Module) -> list[str]:
     if not names:
         raise DamocError("found no linear layers inside decoder blocks to put LoRA adapters on")
     return sorted(names)
-
-
-def matmul_params(model: nn.Module) -> int:
-    """Parameters that take part in a matmul per token: every Linear, the output head included
-    (counted even when tied to the embedding, which is only a lookup on the way in)."""
-    seen, total = set(), 0
-    for module in model.modules():
-        if isinstance(module, nn.Linear) and id(module.weight) not in seen:
-            seen.add(id(module.weight))
-            total += module.weight.numel()
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if head is not None and id(head.weight) not in seen:
-        total += head.weight.numel()
-    return total
-
-
-def forward_flops(model: nn.Module, tokens: int, head: bool = True) -> float:
-    """2 N T: a forward pass (scoring, generation), N counted as for training; `head=False` for a
-    pass that stops at the last hidden state (layer similarity)."""
-    return 2.0 * (matmul_params(model) - (0 if head else head_params(model))) * tokens
-
-
-def head_params(model: nn.Module) -> int:
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    return head.weight.numel() if head is not None else 0
-
-
-def estimate_flops(model: nn.Module, tokens: int, method: str, loss_tokens: int | None = None) -> float:
-    """6 N T for full fine-tuning; 4 N T for LoRA (no weight gradients for frozen matrices). The
-    output head runs only where the loss is taken (`answer_loss`), so it counts `loss_tokens`."""
-    head = head_params(model)
-    loss_tokens = tokens if loss_tokens is None else loss_tokens
-    return (6 if method == "full" else 4) * ((matmul_params(model) - head) * tokens + head * loss_tokens)
 
 
 def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from damoc.errors import DamocError
-from damoc.finetune.train import forward_flops
+from damoc.flops import forward_flops
 from damoc.layers.arch import check_supported, decoder_layers
 from damoc.layers.merge import MERGES, check_same_shapes
 from damoc.layers.remove import remove_layers

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from damoc.errors import DamocError
+from damoc.flops import matmul_params_of
 from damoc.registry import Registry
 from damoc.tasks.base import Example
 
@@ -179,21 +180,6 @@ def select_paser(ctx: Context) -> Selection:
         "labels": labels.tolist() if len(ctx.pool) <= 20000 else None,
     }
     return Selection(chosen, per_sample, summary)
-
-
-def matmul_params_of(spec: str) -> int:
-    """Matmul parameters from the config alone (no weights loaded): attention, MLP and head."""
-    from transformers import AutoConfig
-
-    from damoc.models import resolve_spec
-
-    c = AutoConfig.from_pretrained(resolve_spec(spec))
-    c = getattr(c, "text_config", None) or c
-    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-    kv = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
-    attn = c.hidden_size * head_dim * (2 * c.num_attention_heads + 2 * kv)
-    mlp = 3 * c.hidden_size * c.intermediate_size
-    return c.num_hidden_layers * (attn + mlp) + c.hidden_size * c.vocab_size
 
 
 def select_recovery(method: str, ctx: Context) -> Selection:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from damoc.errors import DamocError
 from damoc.filtering.embeddings import BUNDLED_EMBEDDER
-from damoc.finetune.train import forward_flops
+from damoc.flops import forward_flops
 from damoc.tasks.base import Example, continuation
 from damoc.tokens.prune import compress_text
 

@@ -1,0 +1,56 @@
+"""FLOPs, counted one way everywhere: 2 N per token forward, 4 N (LoRA) or 6 N (full) per token
+trained, N the parameters that take part in a matmul per token (every Linear and the output head).
+DaMoC's claim is about training cost, so every stage that runs a model (filtering, token
+compression, layer similarity, training, PASER's JSD) reports its FLOPs from here."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def matmul_params(model: nn.Module) -> int:
+    """Parameters that take part in a matmul per token: every Linear, the output head included
+    (counted even when tied to the embedding, which is only a lookup on the way in)."""
+    seen, total = set(), 0
+    for module in model.modules():
+        if isinstance(module, nn.Linear) and id(module.weight) not in seen:
+            seen.add(id(module.weight))
+            total += module.weight.numel()
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None and id(head.weight) not in seen:
+        total += head.weight.numel()
+    return total
+
+
+def forward_flops(model: nn.Module, tokens: int, head: bool = True) -> float:
+    """2 N T: a forward pass (scoring, generation), N counted as for training; `head=False` for a
+    pass that stops at the last hidden state (layer similarity)."""
+    return 2.0 * (matmul_params(model) - (0 if head else head_params(model))) * tokens
+
+
+def head_params(model: nn.Module) -> int:
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return head.weight.numel() if head is not None else 0
+
+
+def estimate_flops(model: nn.Module, tokens: int, method: str, loss_tokens: int | None = None) -> float:
+    """6 N T for full fine-tuning; 4 N T for LoRA (no weight gradients for frozen matrices). The
+    output head runs only where the loss is taken (`answer_loss`), so it counts `loss_tokens`."""
+    head = head_params(model)
+    loss_tokens = tokens if loss_tokens is None else loss_tokens
+    return (6 if method == "full" else 4) * ((matmul_params(model) - head) * tokens + head * loss_tokens)
+
+
+def matmul_params_of(spec: str) -> int:
+    """Matmul parameters from the config alone (no weights loaded): attention, MLP and head."""
+    from transformers import AutoConfig
+
+    from damoc.models import resolve_spec
+
+    c = AutoConfig.from_pretrained(resolve_spec(spec))
+    c = getattr(c, "text_config", None) or c
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    kv = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+    attn = c.hidden_size * head_dim * (2 * c.num_attention_heads + 2 * kv)
+    mlp = 3 * c.hidden_size * c.intermediate_size
+    return c.num_hidden_layers * (attn + mlp) + c.hidden_size * c.vocab_size
