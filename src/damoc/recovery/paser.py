@@ -27,6 +27,7 @@ from damoc.errors import DamocError
 from damoc.flops import matmul_params_of
 from damoc.registry import Registry
 from damoc.tasks.base import Example
+from damoc.timing import Stopwatch
 
 
 @dataclass
@@ -101,85 +102,109 @@ def token_ids(tokenizer, pool: list[Example], max_len: int) -> list[list[int]]:
 
 @register("paser")
 def select_paser(ctx: Context) -> Selection:
+    """Cluster the pool, measure each sample's degradation, share the budget by cluster
+    degradation, then pick by efficiency (JSD / log tokens) while the concept graph stays consistent."""
     from damoc.filtering.base import example_text
     from damoc.filtering.embeddings import embed_with_cost
-    from damoc.models import load_model, load_tokenizer
-    from damoc.recovery.budget import allocate_budget
+    from damoc.models import load_tokenizer
     from damoc.recovery.cluster import cluster
-    from damoc.recovery.concepts import ConceptGraph, extract_concepts
-    from damoc.recovery.degradation import cached_sample_jsd, same_vocabulary
+    from damoc.recovery.degradation import same_vocabulary
 
-    seconds = {}
-    t0 = time.perf_counter()
-    tok, tok_pruned = load_tokenizer(ctx.original), load_tokenizer(ctx.pruned)
-    if not same_vocabulary(tok, tok_pruned):
-        raise DamocError(f"{ctx.pruned} does not share {ctx.original}'s tokenizer: PASER compares their "
-                         "next-token distributions token by token")
-    texts = [example_text(e) for e in ctx.pool]
-    emb, embed_cost = embed_with_cost(texts, ctx.embedder, progress=ctx.progress)
-    seconds["embed"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    clustering = cluster(emb, ctx.clusters, seed=ctx.seed)
-    seconds["cluster"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    ids = token_ids(tok, ctx.pool, ctx.max_len)
-    values, jsd_cached = cached_sample_jsd(ctx.original, ctx.pruned, lambda: load_model(ctx.original).eval(),
-                                           lambda: load_model(ctx.pruned).eval(), ids, tok.pad_token_id,
-                                           ctx.batch_size, progress=ctx.progress)
-    jsd = np.array(values)
-    tokens = sum(len(x) for x in ids)
-    # Two forward passes over the pool (original and pruned), counted even when read from the cache.
-    jsd_flops = 2.0 * tokens * (matmul_params_of(ctx.original) + matmul_params_of(ctx.pruned))
-    seconds["jsd"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    labels = clustering.labels
-    k = int(labels.max()) + 1
-    members = [np.flatnonzero(labels == c) for c in range(k)]
-    cds = [float(jsd[m].mean()) for m in members]
-    alloc = allocate_budget(ctx.budget, cds, [len(m) for m in members])
-    efficiency = jsd / np.log(np.maximum([len(x) for x in ids], 2))
-    graph, chosen, rejected = ConceptGraph(), [], 0
-    concepts = {}
-
-    def offer(i: int) -> bool:
-        nonlocal rejected
-        concepts[i] = concepts.get(i) or extract_concepts(texts[i])
-        if graph.offer(concepts[i]):
-            chosen.append(i)
-            return True
-        rejected += 1
-        return False
-
-    filled = [0] * k
-    for c in sorted(range(k), key=lambda c: -cds[c]):
-        for i in sorted(members[c].tolist(), key=lambda i: -efficiency[i]):
-            if filled[c] >= alloc[c]:
-                break
-            filled[c] += offer(i)
-    shortfall = ctx.budget - len(chosen)
-    if shortfall:
-        for i in sorted(set(range(len(ctx.pool))) - set(chosen), key=lambda i: -efficiency[i]):
-            if len(chosen) >= ctx.budget:
-                break
-            offer(i)
-    seconds["allocate_and_graph"] = time.perf_counter() - t0
-    per_sample = {i: {"cluster": int(labels[i]), "jsd": float(jsd[i]), "score": float(efficiency[i]),
-                      "concepts": concepts.get(i, [])} for i in chosen}
+    clock = Stopwatch()
+    with clock.stage("embed"):
+        tok, tok_pruned = load_tokenizer(ctx.original), load_tokenizer(ctx.pruned)
+        if not same_vocabulary(tok, tok_pruned):
+            raise DamocError(f"{ctx.pruned} does not share {ctx.original}'s tokenizer: PASER compares their "
+                             "next-token distributions token by token")
+        texts = [example_text(e) for e in ctx.pool]
+        emb, embed_cost = embed_with_cost(texts, ctx.embedder, progress=ctx.progress)
+    with clock.stage("cluster"):
+        clustering = cluster(emb, ctx.clusters, seed=ctx.seed)
+    with clock.stage("jsd"):
+        jsd, lengths, jsd_cached, jsd_flops = _degradation(ctx, tok)
+    with clock.stage("allocate_and_graph"):
+        pick = _ClusterPicker(clustering.labels, jsd, lengths, texts, ctx.budget)
+        pick.within_clusters()
+        shortfall = pick.fill_shortfall()
+    labels, chosen = clustering.labels, pick.chosen
+    per_sample = {i: {"cluster": int(labels[i]), "jsd": float(jsd[i]), "score": float(pick.efficiency[i]),
+                      "concepts": pick.concepts.get(i, [])} for i in chosen}
+    small = len(ctx.pool) <= 20000
     summary = {
-        "clusters": k, "nmf_errors": {str(kk): v for kk, v in clustering.errors.items()},
-        "cluster_sizes": [len(m) for m in members], "cluster_degradation": cds, "cluster_budget": alloc,
-        "cluster_selected": [int(sum(labels[i] == c for i in chosen)) for c in range(k)],
-        "shortfall_after_clusters": shortfall, "rejected_by_concept_graph": rejected,
+        "clusters": pick.k, "nmf_errors": {str(kk): v for kk, v in clustering.errors.items()},
+        "cluster_sizes": [len(m) for m in pick.members], "cluster_degradation": pick.degradation,
+        "cluster_budget": pick.allocation,
+        "cluster_selected": [int(sum(labels[i] == c for i in chosen)) for c in range(pick.k)],
+        "shortfall_after_clusters": shortfall, "rejected_by_concept_graph": pick.rejected,
         "selected": len(chosen), "jsd_mean_pool": float(jsd.mean()),
         "jsd_mean_selected": float(jsd[chosen].mean()) if chosen else None,
-        "seconds": seconds, "jsd_cached": jsd_cached, "forward_flops": embed_cost["forward_flops"] + jsd_flops,
-        "map_2d": clustering.embedding[:, :2].tolist() if len(ctx.pool) <= 20000 else None,
-        "labels": labels.tolist() if len(ctx.pool) <= 20000 else None,
+        "seconds": clock.seconds, "jsd_cached": jsd_cached, "forward_flops": embed_cost["forward_flops"] + jsd_flops,
+        "map_2d": clustering.embedding[:, :2].tolist() if small else None,
+        "labels": labels.tolist() if small else None,
     }
     return Selection(chosen, per_sample, summary)
+
+
+def _degradation(ctx: Context, tok) -> tuple[np.ndarray, list[int], bool, float]:
+    """Each sample's mean JSD between the original and pruned models (cached), its token count,
+    whether it came from the cache, and the FLOPs of the two forward passes (counted either way)."""
+    from damoc.models import load_model
+    from damoc.recovery.degradation import cached_sample_jsd
+
+    ids = token_ids(tok, ctx.pool, ctx.max_len)
+    values, cached = cached_sample_jsd(ctx.original, ctx.pruned, lambda: load_model(ctx.original).eval(),
+                                       lambda: load_model(ctx.pruned).eval(), ids, tok.pad_token_id,
+                                       ctx.batch_size, progress=ctx.progress)
+    tokens = sum(len(x) for x in ids)
+    flops = 2.0 * tokens * (matmul_params_of(ctx.original) + matmul_params_of(ctx.pruned))
+    return np.array(values), [len(x) for x in ids], cached, flops
+
+
+class _ClusterPicker:
+    """The budget shared among clusters by their mean degradation; within each, samples by
+    efficiency, each taken only if its concepts keep the graph consistent."""
+
+    def __init__(self, labels: np.ndarray, jsd: np.ndarray, lengths: list[int], texts: list[str], budget: int):
+        from damoc.recovery.budget import allocate_budget
+        from damoc.recovery.concepts import ConceptGraph
+
+        self.k = int(labels.max()) + 1
+        self.members = [np.flatnonzero(labels == c) for c in range(self.k)]
+        self.degradation = [float(jsd[m].mean()) for m in self.members]
+        self.allocation = allocate_budget(budget, self.degradation, [len(m) for m in self.members])
+        self.efficiency = jsd / np.log(np.maximum(lengths, 2))
+        self.texts, self.budget = texts, budget
+        self.graph, self.chosen, self.rejected, self.concepts = ConceptGraph(), [], 0, {}
+
+    def offer(self, i: int) -> bool:
+        from damoc.recovery.concepts import extract_concepts
+
+        self.concepts[i] = self.concepts.get(i) or extract_concepts(self.texts[i])
+        if self.graph.offer(self.concepts[i]):
+            self.chosen.append(i)
+            return True
+        self.rejected += 1
+        return False
+
+    def within_clusters(self) -> None:
+        """Most degraded cluster first; each up to its share of the budget."""
+        for c in sorted(range(self.k), key=lambda c: -self.degradation[c]):
+            filled = 0
+            for i in sorted(self.members[c].tolist(), key=lambda i: -self.efficiency[i]):
+                if filled >= self.allocation[c]:
+                    break
+                filled += self.offer(i)
+
+    def fill_shortfall(self) -> int:
+        """What the clusters could not fill (the graph refused too many), from the whole pool."""
+        shortfall = self.budget - len(self.chosen)
+        if shortfall:
+            rest = sorted(set(range(len(self.texts))) - set(self.chosen), key=lambda i: -self.efficiency[i])
+            for i in rest:
+                if len(self.chosen) >= self.budget:
+                    break
+                self.offer(i)
+        return shortfall
 
 
 def select_recovery(method: str, ctx: Context) -> Selection:

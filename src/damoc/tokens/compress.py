@@ -12,7 +12,6 @@ LLM (up to `max_tries`), then compressed at milder ratios, then left as its orig
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -22,6 +21,7 @@ from damoc.errors import DamocError
 from damoc.filtering.embeddings import BUNDLED_EMBEDDER
 from damoc.flops import forward_flops
 from damoc.tasks.base import Example, continuation
+from damoc.timing import Stopwatch
 from damoc.tokens.prune import compress_text
 
 DEFAULT_LM = "bundled:smollm2-135m-instruct"
@@ -96,118 +96,156 @@ def _stats(scores: np.ndarray, threshold: float) -> dict:
             "share_at_or_above_threshold": float((scores >= threshold - 1e-9).mean())}
 
 
+@dataclass
+class _Sample:
+    """One context on its way through the loop: what it was, what it is now and how it got there."""
+
+    original: str
+    scored: object  # its token surprisals
+    tokens_before: int
+    text: str = ""  # the current candidate for emission
+    score: float = 0.0
+    first_score: float = 0.0  # of the first compressed cut
+    status: str = "failing"
+    ratio: float = 1.0
+    tries: int = 0
+    best_rewrite: float | None = None  # best score any rewrite reached
+    best_text: str = ""  # what the next rewrite starts from: the best version so far
+    best_score: float = 0.0
+
+
 def compress_examples(examples: list[Example], config: CompressConfig, components: Components | None = None,
                       progress: bool = True) -> tuple[list[Example], list[dict], dict]:
     """Compressed copies of the examples, one record per example, and a summary."""
-    from damoc.tokens.surprisal import token_surprisals
-
     if not examples:
         raise DamocError("there are no examples to compress")
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-    c = components or load_components(config)
-    seconds["load"] = time.perf_counter() - clock
-
+    clock = Stopwatch()
+    with clock.stage("load"):
+        c = components or load_components(config)
     todo = [i for i, e in enumerate(examples) if e.context.strip()]
-    originals = [examples[i].context for i in todo]
-    thr = config.threshold
+    loop = _Loop(c, config, clock, progress)
+    samples = loop.cut([examples[i].context for i in todo])
+    loop.rewrite(samples)
+    loop.milder(samples)
+    for s in loop.failing(samples):  # what no route rescued stays whole
+        s.text, s.score, s.status, s.ratio = s.original, 1.0, "original", 1.0
+    assert all(s.score >= config.threshold - 1e-9 for s in samples), "a context below the threshold was emitted"
+    out, records = list(examples), [{"id": e.id, "status": "empty", "tokens_before": 0, "tokens_after": 0}
+                                    for e in examples]
+    for s, i in zip(samples, todo):
+        out[i] = replace(examples[i], context=s.text)
+        records[i] = {"id": examples[i].id, "status": s.status, "tokens_before": s.tokens_before,
+                      "tokens_after": loop.ntok(s.text), "bertscore_before": s.first_score,
+                      "bertscore_after": float(s.score), "rewrite_tries": s.tries,
+                      "best_rewrite_bertscore": s.best_rewrite, "target_ratio": s.ratio}
+    return out, records, loop.summary(examples, out, samples, records)
 
-    def timed(stage: str, fn, *a, **k):
-        start = time.perf_counter()
-        result = fn(*a, **k)
-        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
-        return result
 
-    scored = timed("surprisal", token_surprisals, c.scorer_model, c.scorer_tokenizer, originals,
-                   window=config.window, overlap=min(64, config.window // 4), batch_size=config.batch_size,
-                   desc="scoring tokens" if progress else None)
-    first = timed("prune", lambda: [compress_text(t, s, config.ratio) for t, s in zip(originals, scored)])
-    baseline = timed("bertscore", c.bert.baseline, originals, seed=config.seed)
+class _Loop:
+    """The steps of the compression loop, each over every sample still failing the threshold."""
 
-    def score(cands: list[str], refs: list[str]) -> np.ndarray:
-        return timed("bertscore", lambda: c.bert.rescale(c.bert.raw_f1(cands, refs), baseline))
+    def __init__(self, components: Components, config: CompressConfig, clock: Stopwatch, progress: bool):
+        self.c, self.config, self.clock, self.progress = components, config, clock, progress
+        self.baseline = 0.0
 
-    before = score(first, originals) if todo else np.zeros(0)
-    final, final_score = list(first), before.copy()
-    status = ["compressed" if s >= thr else "failing" for s in before]
-    tries = [0] * len(todo)
-    best_rewrite = [None] * len(todo)
-    # Each retry rewrites the best version so far (the paper's loop is iterative), not the first cut.
-    best_text, best_score = list(first), before.copy()
-    kept_ratio = [config.ratio] * len(todo)
-
-    def failing() -> list[int]:
-        return [j for j, s in enumerate(status) if s == "failing"]
-
-    def ntok(text: str) -> int:
+    def ntok(self, text: str) -> int:
         """Tokens in the tokenizer the ratio is reported in."""
-        return len(c.count_tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.c.count_tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    n_count = [ntok(t) for t in originals]
-    if c.rewriter is not None and config.max_tries > 0:
-        for attempt in range(config.max_tries):
-            pending = failing()
+    def score(self, texts: list[str], refs: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros(0)
+        with self.clock.stage("bertscore"):
+            return self.c.bert.rescale(self.c.bert.raw_f1(texts, refs), self.baseline)
+
+    @staticmethod
+    def failing(samples: list[_Sample]) -> list[_Sample]:
+        return [s for s in samples if s.status == "failing"]
+
+    def cut(self, originals: list[str]) -> list[_Sample]:
+        """Score every token, keep the most surprising words up to the ratio, score the cut."""
+        from damoc.tokens.surprisal import token_surprisals
+
+        cfg = self.config
+        with self.clock.stage("surprisal"):
+            scored = token_surprisals(self.c.scorer_model, self.c.scorer_tokenizer, originals, window=cfg.window,
+                                      overlap=min(64, cfg.window // 4), batch_size=cfg.batch_size,
+                                      desc="scoring tokens" if self.progress else None)
+        with self.clock.stage("prune"):
+            first = [compress_text(t, s, cfg.ratio) for t, s in zip(originals, scored)]
+        with self.clock.stage("bertscore"):
+            self.baseline = self.c.bert.baseline(originals, seed=cfg.seed)
+        scores = self.score(first, originals)
+        samples = [_Sample(o, sc, self.ntok(o), text=t, score=float(v), first_score=float(v), ratio=cfg.ratio,
+                           best_text=t, best_score=float(v)) for o, sc, t, v in zip(originals, scored, first, scores)]
+        for s in samples:
+            s.status = "compressed" if s.score >= cfg.threshold else "failing"
+        return samples
+
+    def rewrite(self, samples: list[_Sample]) -> None:
+        """An instruct LLM rewrites what fails; each retry starts from the best version so far."""
+        cfg = self.config
+        if self.c.rewriter is None or cfg.max_tries <= 0:
+            return
+        for attempt in range(cfg.max_tries):
+            pending = self.failing(samples)
             if not pending:
-                break
-            caps = [math.ceil(config.ratio * scored[j].n_tokens * 1.1) + 4 for j in pending]
-            texts = timed("rewrite", c.rewriter.rewrite, [best_text[j] for j in pending], caps, attempt=attempt,
-                          seed=config.seed, desc=f"rewriting (try {attempt + 1})" if progress else None)
-            new = score(texts, [originals[j] for j in pending])
-            for j, text, s in zip(pending, texts, new):
-                tries[j] += 1
-                best_rewrite[j] = max(float(s), best_rewrite[j] if best_rewrite[j] is not None else -np.inf)
-                shorter = ntok(text) < n_count[j]
-                if s > best_score[j] and shorter and text.strip():
-                    best_text[j], best_score[j] = text, s
-                if s >= thr and shorter and text.strip():
-                    final[j], final_score[j], status[j] = text, s, "rewritten"
-    for r in config.milder_ratios():
-        pending = failing()
-        if not pending:
-            break
-        texts = [compress_text(originals[j], scored[j], r) for j in pending]
-        new = score(texts, [originals[j] for j in pending])
-        for j, text, s in zip(pending, texts, new):
-            if s >= thr:
-                final[j], final_score[j], status[j], kept_ratio[j] = text, s, "milder", r
-    for j in failing():
-        final[j], final_score[j], status[j], kept_ratio[j] = originals[j], 1.0, "original", 1.0
-    assert all(s >= thr - 1e-9 for s in final_score), "a context below the threshold was about to be emitted"
+                return
+            caps = [math.ceil(cfg.ratio * s.scored.n_tokens * 1.1) + 4 for s in pending]
+            with self.clock.stage("rewrite"):
+                texts = self.c.rewriter.rewrite([s.best_text for s in pending], caps, attempt=attempt, seed=cfg.seed,
+                                                desc=f"rewriting (try {attempt + 1})" if self.progress else None)
+            for s, text, v in zip(pending, texts, self.score(texts, [s.original for s in pending])):
+                s.tries += 1
+                s.best_rewrite = max(float(v), s.best_rewrite if s.best_rewrite is not None else -np.inf)
+                usable = self.ntok(text) < s.tokens_before and bool(text.strip())
+                if usable and v > s.best_score:
+                    s.best_text, s.best_score = text, float(v)
+                if usable and v >= cfg.threshold:
+                    s.text, s.score, s.status = text, float(v), "rewritten"
 
-    out = list(examples)
-    records = [{"id": e.id, "status": "empty", "tokens_before": 0, "tokens_after": 0} for e in examples]
-    n_final = [ntok(t) for t in final]
-    for j, i in enumerate(todo):
-        out[i] = replace(examples[i], context=final[j])
-        records[i] = {"id": examples[i].id, "status": status[j], "tokens_before": n_count[j],
-                      "tokens_after": n_final[j], "bertscore_before": float(before[j]),
-                      "bertscore_after": float(final_score[j]), "rewrite_tries": tries[j],
-                      "best_rewrite_bertscore": best_rewrite[j],
-                      "target_ratio": kept_ratio[j]}
+    def milder(self, samples: list[_Sample]) -> None:
+        """What still fails is cut again at milder ratios, mildest last."""
+        for r in self.config.milder_ratios():
+            pending = self.failing(samples)
+            if not pending:
+                return
+            texts = [compress_text(s.original, s.scored, r) for s in pending]
+            for s, text, v in zip(pending, texts, self.score(texts, [s.original for s in pending])):
+                if v >= self.config.threshold:
+                    s.text, s.score, s.status, s.ratio = text, float(v), "milder", r
 
-    def whole(e: Example) -> int:
-        return ntok(e.prompt + continuation(e))
+    def summary(self, examples: list[Example], out: list[Example], samples: list[_Sample],
+                records: list[dict]) -> dict:
+        c, thr = self.c, self.config.threshold
 
-    n_scorer_tokens = sum(s.n_tokens for s in scored)
-    flops = {"surprisal": forward_flops(c.scorer_model, n_scorer_tokens),
-             "bertscore": forward_flops(c.bert.model, getattr(c.bert, "tokens", 0))}
-    if getattr(c.rewriter, "model", None) is not None:
-        flops["rewrite"] = forward_flops(c.rewriter.model, getattr(c.rewriter, "tokens", 0))
-    total = sum(seconds.values()) - seconds["load"]
-    shares = {k: sum(s == k for s in status) / max(len(todo), 1)
-              for k in ("compressed", "rewritten", "milder", "original")}
-    summary = {
-        "config": config.model_dump(),
-        "examples": len(examples), "compressed_examples": len(todo), "empty_context": len(examples) - len(todo),
-        "context_token_ratio": sum(n_final) / max(sum(n_count), 1),
-        "example_token_ratio": sum(map(whole, out)) / max(sum(map(whole, examples)), 1),
-        "bertscore_baseline_raw": baseline,
-        "bertscore_before": _stats(before, thr), "bertscore_after": _stats(final_score, thr),
-        "share_passed_without_rewrite": shares["compressed"], "share_rewritten": shares["rewritten"],
-        "share_fell_back_milder": shares["milder"], "share_fell_back_original": shares["original"],
-        "share_sent_to_rewriter": (shares["rewritten"] + shares["milder"] + shares["original"])
-        if c.rewriter is not None else 0.0,
-        "seconds": seconds, "seconds_total_without_load": total, "forward_flops": flops,
-        "scorer_tokens": n_scorer_tokens, "tokens_per_second": n_scorer_tokens / total if total > 0 else None,
-    }
-    return out, records, summary
+        def whole(e: Example) -> int:
+            return self.ntok(e.prompt + continuation(e))
+
+        n_scorer_tokens = sum(s.scored.n_tokens for s in samples)
+        flops = {"surprisal": forward_flops(c.scorer_model, n_scorer_tokens),
+                 "bertscore": forward_flops(c.bert.model, getattr(c.bert, "tokens", 0))}
+        if getattr(c.rewriter, "model", None) is not None:
+            flops["rewrite"] = forward_flops(c.rewriter.model, getattr(c.rewriter, "tokens", 0))
+        total = self.clock.total("load")
+        shares = {k: sum(s.status == k for s in samples) / max(len(samples), 1)
+                  for k in ("compressed", "rewritten", "milder", "original")}
+        before = np.array([s.first_score for s in samples])
+        after = np.array([s.score for s in samples])
+        tokens_before = sum(s.tokens_before for s in samples)
+        tokens_after = sum(r["tokens_after"] for r in records if r["status"] != "empty")
+        return {
+            "config": self.config.model_dump(),
+            "examples": len(examples), "compressed_examples": len(samples),
+            "empty_context": len(examples) - len(samples),
+            "context_token_ratio": tokens_after / max(tokens_before, 1),
+            "example_token_ratio": sum(map(whole, out)) / max(sum(map(whole, examples)), 1),
+            "bertscore_baseline_raw": self.baseline,
+            "bertscore_before": _stats(before, thr), "bertscore_after": _stats(after, thr),
+            "share_passed_without_rewrite": shares["compressed"], "share_rewritten": shares["rewritten"],
+            "share_fell_back_milder": shares["milder"], "share_fell_back_original": shares["original"],
+            "share_sent_to_rewriter": (shares["rewritten"] + shares["milder"] + shares["original"])
+            if c.rewriter is not None else 0.0,
+            "seconds": self.clock.seconds, "seconds_total_without_load": total, "forward_flops": flops,
+            "scorer_tokens": n_scorer_tokens, "tokens_per_second": n_scorer_tokens / total if total > 0 else None,
+        }
