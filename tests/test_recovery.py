@@ -295,3 +295,38 @@ def test_auto_k_finds_the_knee_of_a_smooth_error_curve():
     errors = {k: 20.0 - 2.0 * (k - 1) if k <= 6 else 10.0 - 0.1 * (k - 6) for k in range(1, 21)}
     assert elbow(errors) == 6
     assert elbow({1: 5.0, 2: 1.0}) == 2 and elbow({1: 1.0}) == 1 and elbow({1: 2.0, 2: 2.0, 3: 2.0}) == 1
+
+
+def test_jsd_over_the_response_averages_only_the_positions_that_predict_it(pair):
+    """Only the answer's predictions count: position t predicts token t + 1, so a response from
+    token s on is predicted by positions s - 1 .. n - 2."""
+    tok, a, b, ids = pair
+    starts = [len(x) - 3 for x in ids]  # the last three tokens are each sample's "response"
+    response = sample_jsd(a, b, ids, tok.pad_token_id, batch_size=3, response_starts=starts)
+    every = sample_jsd(a, b, ids, tok.pad_token_id, batch_size=3)
+    for i, x in enumerate(ids):
+        t = torch.tensor([x])
+        p = torch.softmax(a(input_ids=t).logits[0, :-1], -1)
+        q = torch.softmax(b(input_ids=t).logits[0, :-1], -1)
+        m = (p + q) / 2
+        per_pos = 0.5 * (p * (p / m).log()).sum(-1) + 0.5 * (q * (q / m).log()).sum(-1)
+        assert response[i] == pytest.approx(per_pos[starts[i] - 1:].mean().item(), rel=1e-4)
+        assert every[i] == pytest.approx(per_pos.mean().item(), rel=1e-4)
+    assert response != pytest.approx(every, rel=1e-3)  # the span matters on these samples
+    with pytest.raises(DamocError, match="response token"):
+        sample_jsd(a, b, ids, tok.pad_token_id, response_starts=[len(x) for x in ids])
+
+
+def test_the_jsd_cache_keeps_spans_apart(pair, tiny_llama, tmp_path, monkeypatch):
+    from damoc.recovery.degradation import cached_sample_jsd
+
+    monkeypatch.setenv("DAMOC_HOME", str(tmp_path / "home"))
+    tok, a, b, ids = pair
+    starts = [len(x) - 2 for x in ids]
+    spec = str(tiny_llama)
+    every, hit = cached_sample_jsd(spec, spec, lambda: a, lambda: b, ids, tok.pad_token_id)
+    assert not hit
+    response, hit = cached_sample_jsd(spec, spec, lambda: a, lambda: b, ids, tok.pad_token_id, response_starts=starts)
+    assert not hit and response != pytest.approx(every, rel=1e-3)  # not the all-position values, recomputed
+    again, hit = cached_sample_jsd(spec, spec, lambda: a, lambda: b, ids, tok.pad_token_id, response_starts=starts)
+    assert hit and again == response

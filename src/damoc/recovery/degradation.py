@@ -1,5 +1,8 @@
 """How much pruning changed a model on each sample: Jensen-Shannon divergence of next-token
-distributions, averaged over the sample's tokens.
+distributions, averaged over the positions that predict the sample's response (PASER defines the
+degradation on the model's output for the instruction; averaging over a long prompt as well would
+measure how much worse the pruned model reads passages, which recovery training never trains).
+`span="all"` keeps the older average over every position.
 
 Averaged, not summed as PASER's public code does (a sum makes long samples look degraded);
 batched with right padding; computed from log-softmax so that nothing under- or overflows:
@@ -31,14 +34,17 @@ def _jsd(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def sample_jsd(original, pruned, token_ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 4,
-               progress: bool = False) -> list[float]:
-    """Mean JSD over each sample's positions (every position that predicts a next token)."""
+               progress: bool = False, response_starts: Sequence[int] | None = None) -> list[float]:
+    """Mean JSD over the positions that predict each sample's tokens from `response_starts[i]` on
+    (its first response token), or over every position that predicts a next token (None)."""
     from damoc.evaluation.scoring import right_pad
 
     if original.config.vocab_size != pruned.config.vocab_size:
         raise DamocError("the pruned model's vocabulary differs from the original's: not the same tokenizer")
     if any(len(ids) < 2 for ids in token_ids):
         raise DamocError("every sample needs at least two tokens")
+    if response_starts is not None and any(not 1 <= s < len(ids) for s, ids in zip(response_starts, token_ids)):
+        raise DamocError("every sample needs a response token after at least one prompt token")
     device = next(original.parameters()).device
     out: list[float] = []
     bar = tqdm(total=len(token_ids), desc="JSD(original, pruned)", disable=not progress)
@@ -50,6 +56,9 @@ def sample_jsd(original, pruned, token_ids: Sequence[Sequence[int]], pad_id: int
                                         attention_mask=mask.to(next(pruned.parameters()).device)).logits.float(), -1)
         per_pos = _jsd(logp, logq.to(logp.device))[:, :-1]  # the last real position of the longest predicts nothing
         valid = mask[:, 1:].float()  # position t predicts token t + 1, which must be real
+        if response_starts is not None:  # ... and t + 1 must be a response token
+            starts = torch.tensor(response_starts[start:start + batch_size], device=valid.device)
+            valid = valid * (torch.arange(1, valid.shape[1] + 1, device=valid.device)[None, :] >= starts[:, None])
         out += ((per_pos * valid).sum(1) / valid.sum(1)).tolist()
         bar.update(len(chunk))
     bar.close()
@@ -70,23 +79,26 @@ def model_fingerprint(spec: str) -> dict:
 
 
 def cached_sample_jsd(original_spec: str, pruned_spec: str, original, pruned, token_ids: Sequence[Sequence[int]],
-                      pad_id: int, batch_size: int = 4, progress: bool = False) -> tuple[list[float], bool]:
-    """`sample_jsd`, kept in $DAMOC_HOME/jsd by the models' fingerprints and the token ids, so
-    another budget or method on the same pool does not pay for it again. (values, was_cached)."""
+                      pad_id: int, batch_size: int = 4, progress: bool = False,
+                      response_starts: Sequence[int] | None = None) -> tuple[list[float], bool]:
+    """`sample_jsd`, kept in $DAMOC_HOME/jsd by the models' fingerprints, the token ids and the
+    span, so another budget or method on the same pool does not pay for it again. (values, was_cached)."""
     import hashlib
     import json
 
     from damoc.io import read_json_checked, write_json_atomic
     from damoc.models.bundled import damoc_home
 
-    digest = hashlib.sha256(json.dumps({"original": model_fingerprint(original_spec),
-                                        "pruned": model_fingerprint(pruned_spec),
-                                        "ids": [list(x) for x in token_ids]}).encode()).hexdigest()[:24]
+    key = {"original": model_fingerprint(original_spec), "pruned": model_fingerprint(pruned_spec),
+           "ids": [list(x) for x in token_ids]}
+    if response_starts is not None:  # the all-position key stays as it was: its old values are still valid
+        key["response_starts"] = list(response_starts)
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
     path = damoc_home() / "jsd" / f"{digest}.json"
     hit = read_json_checked(path, lambda v: isinstance(v, list) and len(v) == len(token_ids)
                             and all(isinstance(x, (int, float)) for x in v))
     if hit is not None:
         return hit, True
-    values = sample_jsd(original(), pruned(), token_ids, pad_id, batch_size, progress)
+    values = sample_jsd(original(), pruned(), token_ids, pad_id, batch_size, progress, response_starts)
     write_json_atomic(path, values)
     return values, False

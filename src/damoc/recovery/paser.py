@@ -51,6 +51,7 @@ class Context:
     max_len: int = 512
     batch_size: int = 4
     progress: bool = True
+    jsd_span: str = "response"
 
 
 METHODS: Registry[Callable[[Context], Selection]] = Registry("recovery method")
@@ -94,10 +95,19 @@ def select_ifd(ctx: Context) -> Selection:
 
 
 def token_ids(tokenizer, pool: list[Example], max_len: int) -> list[list[int]]:
+    return [ids for ids, _ in encoded(tokenizer, pool, max_len)]
+
+
+def encoded(tokenizer, pool: list[Example], max_len: int) -> list[tuple[list[int], int]]:
+    """Each sample's token ids and where its response starts (the prompt's length)."""
     from damoc.encoding import encode
     from damoc.tasks.base import continuation
 
-    return [encode(tokenizer, e, continuation(e), max_len).input_ids for e in pool]
+    out = []
+    for e in pool:
+        enc = encode(tokenizer, e, continuation(e), max_len)
+        out.append((enc.input_ids, enc.n_prompt))
+    return out
 
 
 @register("paser")
@@ -151,10 +161,12 @@ def _degradation(ctx: Context, tok) -> tuple[np.ndarray, list[int], bool, float]
     from damoc.models import load_model
     from damoc.recovery.degradation import cached_sample_jsd
 
-    ids = token_ids(tok, ctx.pool, ctx.max_len)
+    pairs = encoded(tok, ctx.pool, ctx.max_len)
+    ids = [p for p, _ in pairs]
+    starts = [max(1, n) for _, n in pairs] if ctx.jsd_span == "response" else None
     values, cached = cached_sample_jsd(ctx.original, ctx.pruned, lambda: load_model(ctx.original).eval(),
                                        lambda: load_model(ctx.pruned).eval(), ids, tok.pad_token_id,
-                                       ctx.batch_size, progress=ctx.progress)
+                                       ctx.batch_size, progress=ctx.progress, response_starts=starts)
     tokens = sum(len(x) for x in ids)
     flops = 2.0 * tokens * (matmul_params_of(ctx.original) + matmul_params_of(ctx.pruned))
     return np.array(values), [len(x) for x in ids], cached, flops

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -26,6 +27,9 @@ class RecoverConfig(BaseModel):
     per_source: int = Field(500, ge=1, description="samples per source in the bundled pool")
     embedder: str = Field("bundled:minilm", description="sentence-transformers model for the clustering")
     max_len: int = Field(512, ge=8, description="tokens per sample for the JSD (longer samples are left out)")
+    jsd_span: Literal["response", "all"] = Field("response", description=(
+        "degradation averaged over the positions that predict the response (PASER's output), or over "
+        "every position of prompt and response (the older measure)"))
     batch_size: int = Field(4, ge=1, description="samples per JSD forward pass")
     seed: int = Field(0, description="seed of the held-out split, clustering and sampling")
     heldout: int = Field(100, ge=0, description="pool samples set aside (seeded) for held-out perplexity; "
@@ -164,7 +168,7 @@ def _run_recover(config: RecoverConfig, out: Path, progress: bool) -> dict:
     budget = resolve_budget(config.budget, len(pool))
     ctx = Context(pool=pool, budget=budget, seed=config.seed, original=config.original, pruned=config.pruned,
                   clusters=config.clusters, embedder=config.embedder, max_len=config.max_len,
-                  batch_size=config.batch_size, progress=progress)
+                  batch_size=config.batch_size, progress=progress, jsd_span=config.jsd_span)
     selection = select_recovery(config.method, ctx)
     rows = []
     for i in selection.indices:
