@@ -330,3 +330,17 @@ def test_the_jsd_cache_keeps_spans_apart(pair, tiny_llama, tmp_path, monkeypatch
     assert not hit and response != pytest.approx(every, rel=1e-3)  # not the all-position values, recomputed
     again, hit = cached_sample_jsd(spec, spec, lambda: a, lambda: b, ids, tok.pad_token_id, response_starts=starts)
     assert hit and again == response
+
+
+def test_the_picker_rejects_a_conflicting_sample_once_and_reports_the_share():
+    import numpy as np
+
+    from damoc.recovery.paser import _ClusterPicker
+
+    texts = ["insulin. diabetes.", "insulin. cancer.", "diabetes. cancer.", "weather. rain."]
+    jsd = np.array([0.4, 0.3, 0.2, 0.1])
+    pick = _ClusterPicker(np.zeros(4, dtype=int), jsd, [10, 10, 10, 10], texts, budget=4)
+    pick.within_clusters()  # one cluster, budget 4: offered best first; the third conflicts
+    assert pick.chosen == [0, 1, 3] and pick.rejected == 1
+    assert pick.fill_shortfall() == 1  # offered again, refused again, still counted once
+    assert pick.rejected == 1 and pick.chosen == [0, 1, 3] and pick.offered == {0, 1, 2, 3}

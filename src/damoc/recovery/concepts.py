@@ -24,8 +24,10 @@ def _stop_words() -> frozenset[str]:
     return frozenset(ENGLISH_STOP_WORDS)
 
 
-def extract_concepts(text: str, top_k: int = 5, max_words: int = 3) -> list[str]:
-    """Up to `top_k` key phrases of at most `max_words` words, best first, lower case."""
+def extract_concepts(text: str, top_k: int | None = None, max_words: int = 3) -> list[str]:
+    """The key phrases of at most `max_words` words, best first, lower case: all of them (as PASER's
+    reference code), or the best `top_k`. With only the top 5, the graph rejected 83 of 1,000
+    Alpaca + PubMedQA texts offered in turn; with all, 856."""
     stop = _stop_words()
     phrases: list[tuple[str, ...]] = []
     for chunk in _BREAK.split(text.lower()):
@@ -47,7 +49,8 @@ def extract_concepts(text: str, top_k: int = 5, max_words: int = 3) -> list[str]
             freq[w] += 1
             degree[w] += len(p)
     scored = {" ".join(p): sum(degree[w] / freq[w] for w in p) for p in phrases}
-    return [p for p, _ in sorted(scored.items(), key=lambda x: (-x[1], x[0]))[:top_k]]
+    ranked = [p for p, _ in sorted(scored.items(), key=lambda x: (-x[1], x[0]))]
+    return ranked if top_k is None else ranked[:top_k]
 
 
 class ConceptGraph:

@@ -146,6 +146,7 @@ def select_paser(ctx: Context) -> Selection:
         "cluster_budget": pick.allocation,
         "cluster_selected": [int(sum(labels[i] == c for i in chosen)) for c in range(pick.k)],
         "shortfall_after_clusters": shortfall, "rejected_by_concept_graph": pick.rejected,
+        "share_rejected_by_concept_graph": pick.rejected / max(len(pick.offered), 1),
         "selected": len(chosen), "jsd_mean_pool": float(jsd.mean()),
         "jsd_mean_selected": float(jsd[chosen].mean()) if chosen else None,
         "seconds": clock.seconds, "jsd_cached": jsd_cached, "forward_flops": embed_cost["forward_flops"] + jsd_flops,
@@ -186,16 +187,25 @@ class _ClusterPicker:
         self.allocation = allocate_budget(budget, self.degradation, [len(m) for m in self.members])
         self.efficiency = jsd / np.log(np.maximum(lengths, 2))
         self.texts, self.budget = texts, budget
-        self.graph, self.chosen, self.rejected, self.concepts = ConceptGraph(), [], 0, {}
+        self.graph, self.chosen, self.concepts = ConceptGraph(), [], {}
+        self.offered: set[int] = set()
+        self.refused: set[int] = set()  # offered, refused by the graph and never taken: each counted once
+
+    @property
+    def rejected(self) -> int:
+        return len(self.refused)
 
     def offer(self, i: int) -> bool:
         from damoc.recovery.concepts import extract_concepts
 
-        self.concepts[i] = self.concepts.get(i) or extract_concepts(self.texts[i])
+        self.offered.add(i)
+        if i not in self.concepts:
+            self.concepts[i] = extract_concepts(self.texts[i])
         if self.graph.offer(self.concepts[i]):
             self.chosen.append(i)
+            self.refused.discard(i)
             return True
-        self.rejected += 1
+        self.refused.add(i)
         return False
 
     def within_clusters(self) -> None:
@@ -211,6 +221,7 @@ class _ClusterPicker:
         """What the clusters could not fill (the graph refused too many), from the whole pool."""
         shortfall = self.budget - len(self.chosen)
         if shortfall:
+            # Samples the graph refused are offered again: the graph has grown since.
             rest = sorted(set(range(len(self.texts))) - set(self.chosen), key=lambda i: -self.efficiency[i])
             for i in rest:
                 if len(self.chosen) >= self.budget:
