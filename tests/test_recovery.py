@@ -200,7 +200,8 @@ def test_recover_command_writes_the_subset_summary_and_report(recovery_setup, tm
     if method == "paser":
         assert summary["clusters"] == 4 and sum(summary["cluster_budget"]) == n // 4
         assert all(0 < r["jsd"] <= math.log(2) and r["cluster"] in range(4) for r in rows)
-        assert summary["rejected_by_concept_graph"] >= 0
+        assert summary["rejected_by_concept_graph"] >= 0 and 0 <= summary["share_rejected_by_concept_graph"] <= 1
+        assert summary["graph_components"] >= 1 and -1 <= summary["adjusted_rand_vs_sources"] <= 1
         assert "Map of the clusters" in (out / "report.html").read_text()
         assert summary["jsd_cached"] is False and summary["forward_flops"] > 0
         # Another budget on the same pool and models reads the JSD from the cache.
@@ -344,3 +345,16 @@ def test_the_picker_rejects_a_conflicting_sample_once_and_reports_the_share():
     assert pick.chosen == [0, 1, 3] and pick.rejected == 1
     assert pick.fill_shortfall() == 1  # offered again, refused again, still counted once
     assert pick.rejected == 1 and pick.chosen == [0, 1, 3] and pick.offered == {0, 1, 2, 3}
+
+
+def test_the_clustering_text_puts_what_a_sample_asks_first():
+    from damoc.recovery.paser import instruction_text
+    from damoc.tasks.base import render
+
+    qa = render("classification", id="a", question="is it benign?", context="a long abstract " * 50,
+                options=["yes", "no"], label=0)
+    alpaca = render("instruction", id="b", instruction="Summarise the input.", context="some passage",
+                    answer="short")
+    assert instruction_text(qa).startswith("Question: is it benign?") and "a long abstract" in instruction_text(qa)
+    assert instruction_text(alpaca).startswith("### Instruction:\nSummarise the input.")
+    assert instruction_text(alpaca).endswith("some passage") and "short" not in instruction_text(alpaca)

@@ -28,6 +28,8 @@ class Clustering:
     k: int
     errors: dict[int, float]    # NMF reconstruction error per K tried
     embedding: np.ndarray       # (N, m) diffusion embedding, for plots
+    components: int = 0         # connected components of the k-NN graph: with a long diffusion time
+                                # the clusters follow them, so K far from this count is a warning
 
 
 def knn_graph(x: np.ndarray, k: int, block: int = 1024):
@@ -85,19 +87,22 @@ def cluster(embeddings: np.ndarray, k: int | str = "auto", neighbours: int = 10,
         raise DamocError(f"--clusters {k} must lie between 1 and the pool size ({n})")
     x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
     graph = knn_graph(x.astype(np.float32), neighbours)
+    from scipy.sparse.csgraph import connected_components
+
+    components = int(connected_components(graph, directed=False)[0])
     top = min(n - 2, max(max_k if k == "auto" else int(k), 2) + 1)
     y = diffusion_embedding(graph, top, t=t, seed=seed)
     y = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
     features = np.hstack([np.maximum(y, 0), np.maximum(-y, 0)])
     if k != "auto":
         labels, err = _nmf_labels(features, int(k), seed)
-        return Clustering(_compact(labels), int(k), {int(k): err}, y)
+        return Clustering(_compact(labels), int(k), {int(k): err}, y, components)
     errors, results = {}, {}
     for kk in range(1, min(max_k, n - 1) + 1):
         results[kk] = _nmf_labels(features, kk, seed)
         errors[kk] = results[kk][1]
     chosen = elbow(errors)
-    return Clustering(_compact(results[chosen][0]), chosen, errors, y)
+    return Clustering(_compact(results[chosen][0]), chosen, errors, y, components)
 
 
 def elbow(errors: dict[int, float]) -> int:

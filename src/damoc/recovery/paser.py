@@ -52,6 +52,7 @@ class Context:
     batch_size: int = 4
     progress: bool = True
     jsd_span: str = "response"
+    cluster_text: str = "instruction"
 
 
 METHODS: Registry[Callable[[Context], Selection]] = Registry("recovery method")
@@ -127,7 +128,8 @@ def select_paser(ctx: Context) -> Selection:
             raise DamocError(f"{ctx.pruned} does not share {ctx.original}'s tokenizer: PASER compares their "
                              "next-token distributions token by token")
         texts = [example_text(e) for e in ctx.pool]
-        emb, embed_cost = embed_with_cost(texts, ctx.embedder, progress=ctx.progress)
+        embedded = [instruction_text(e) for e in ctx.pool] if ctx.cluster_text == "instruction" else texts
+        emb, embed_cost = embed_with_cost(embedded, ctx.embedder, progress=ctx.progress)
     with clock.stage("cluster"):
         clustering = cluster(emb, ctx.clusters, seed=ctx.seed)
     with clock.stage("jsd"):
@@ -142,6 +144,8 @@ def select_paser(ctx: Context) -> Selection:
     small = len(ctx.pool) <= 20000
     summary = {
         "clusters": pick.k, "nmf_errors": {str(kk): v for kk, v in clustering.errors.items()},
+        "graph_components": clustering.components, "cluster_text": ctx.cluster_text,
+        "adjusted_rand_vs_sources": _rand_vs_sources(labels, ctx.pool),
         "cluster_sizes": [len(m) for m in pick.members], "cluster_degradation": pick.degradation,
         "cluster_budget": pick.allocation,
         "cluster_selected": [int(sum(labels[i] == c for i in chosen)) for c in range(pick.k)],
@@ -154,6 +158,23 @@ def select_paser(ctx: Context) -> Selection:
         "labels": labels.tolist() if small else None,
     }
     return Selection(chosen, per_sample, summary)
+
+
+def instruction_text(e: Example) -> str:
+    """What a sample asks for, first: the instruction or question (with its options), then the
+    context. PASER clusters instructions by capability; a passage first, cut at the embedder's 256
+    word pieces, would make the clusters follow the passages instead."""
+    ask = (e.prefix.removeprefix("Context: ") + e.suffix).strip()
+    return f"{ask} {e.context}".strip()
+
+
+def _rand_vs_sources(labels: np.ndarray, pool: list[Example]) -> float:
+    """Adjusted Rand index of the clusters against the samples' data sources (1: the same split)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from damoc.recovery.pool import source_of
+
+    return float(adjusted_rand_score([source_of(e) for e in pool], labels))
 
 
 def _degradation(ctx: Context, tok) -> tuple[np.ndarray, list[int], bool, float]:

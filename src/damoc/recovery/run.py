@@ -27,6 +27,9 @@ class RecoverConfig(BaseModel):
     per_source: int = Field(500, ge=1, description="samples per source in the bundled pool")
     embedder: str = Field("bundled:minilm", description="sentence-transformers model for the clustering")
     max_len: int = Field(512, ge=8, description="tokens per sample for the JSD (longer samples are left out)")
+    cluster_text: Literal["instruction", "sample"] = Field("instruction", description=(
+        "what the clustering embeds: the instruction or question first, then the context (PASER clusters "
+        "by capability), or the whole sample as the data filter embeds it (the older behaviour)"))
     jsd_span: Literal["response", "all"] = Field("response", description=(
         "degradation averaged over the positions that predict the response (PASER's output), or over "
         "every position of prompt and response (the older measure)"))
@@ -168,7 +171,8 @@ def _run_recover(config: RecoverConfig, out: Path, progress: bool) -> dict:
     budget = resolve_budget(config.budget, len(pool))
     ctx = Context(pool=pool, budget=budget, seed=config.seed, original=config.original, pruned=config.pruned,
                   clusters=config.clusters, embedder=config.embedder, max_len=config.max_len,
-                  batch_size=config.batch_size, progress=progress, jsd_span=config.jsd_span)
+                  batch_size=config.batch_size, progress=progress, jsd_span=config.jsd_span,
+                  cluster_text=config.cluster_text)
     selection = select_recovery(config.method, ctx)
     rows = []
     for i in selection.indices:
