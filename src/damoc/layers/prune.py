@@ -7,7 +7,6 @@ The output folder is a normal Hugging Face model (safetensors) with `damoc-prune
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,6 +20,7 @@ from damoc.layers.arch import check_supported, decoder_layers
 from damoc.layers.merge import MERGES, check_same_shapes
 from damoc.layers.remove import remove_layers
 from damoc.layers.similarity import choose_layers, layer_similarity
+from damoc.timing import Stopwatch
 
 
 class PruneConfig(BaseModel):
@@ -67,14 +67,15 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
             raise DamocError("--merge sparse needs --base: the pre-trained weights of the same architecture")
         check_same_shapes(decoder_layers(model), decoder_layers(base_model))
     n = len(decoder_layers(model))
-    seconds = {"similarity": 0.0, "merge": 0.0}
+    clock = Stopwatch()
+    clock.seconds.update(similarity=0.0, merge=0.0)
     flops = 0.0
 
     def measure() -> np.ndarray:
         nonlocal flops
-        start, stats = time.perf_counter(), {}
-        sim = layer_similarity(model, tokenizer, texts, config.max_len, config.batch_size, progress, stats)
-        seconds["similarity"] += time.perf_counter() - start
+        stats: dict = {}
+        with clock.stage("similarity"):
+            sim = layer_similarity(model, tokenizer, texts, config.max_len, config.batch_size, progress, stats)
         flops += forward_flops(model, stats["tokens"], head=False)  # the similarity pass skips the head
         return sim
 
@@ -84,14 +85,13 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
     original = list(range(n))  # original index of each current layer
 
     def remove(step: list[int], sim: np.ndarray) -> None:
-        start = time.perf_counter()
-        into = apply_removal(model, step, config, base_model)
+        with clock.stage("merge"):
+            into = apply_removal(model, step, config, base_model)
         result.merged_into.update({original[j]: original[t] for j, t in into.items()})
         result.removed += [original[j] for j in step]
         result.steps.append({"removed": [original[j] for j in step], "similarity": [float(sim[j]) for j in step]})
         gone = set(step)
         original[:] = [o for i, o in enumerate(original) if i not in gone]
-        seconds["merge"] += time.perf_counter() - start
 
     if not config.iterative:
         if chosen:
@@ -106,7 +106,7 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
             sim = measure()
     result.removed.sort()
     result.layers_after = len(decoder_layers(model))
-    result.seconds = seconds
+    result.seconds = clock.seconds
     result.forward_flops = flops
     return result
 

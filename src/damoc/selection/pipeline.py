@@ -43,6 +43,7 @@ from damoc.selection.candidate import Candidate, candidate_key, data_fingerprint
 from damoc.selection.launch import Job, LaunchSettings, launch
 from damoc.tasks import Task, load_task
 from damoc.tasks.base import SPLIT_VERSION
+from damoc.timing import Stopwatch
 from damoc.tokens import CompressConfig
 
 
@@ -109,23 +110,22 @@ def data_stage(config: SelectConfig, task: Task, out: Path, progress: bool) -> t
                                 lambda xs: len(xs) == done.get("output_examples"))
         if examples is not None:
             return examples, done
-    summary: dict = {"key": key, "input_examples": len(train), "seconds": {}}
+    clock = Stopwatch()
+    summary: dict = {"key": key, "input_examples": len(train), "seconds": clock.seconds}
     examples = train
     if config.filter is not None:
-        start = time.perf_counter()
-        rate = None if config.filter.budget is not None else config.filter.rate
-        examples, fsum = filter_examples(examples, config.filter.method, rate=rate, budget=config.filter.budget,
-                                         seed=config.seed, **config.filter.options)
+        with clock.stage("filter"):
+            rate = None if config.filter.budget is not None else config.filter.rate
+            examples, fsum = filter_examples(examples, config.filter.method, rate=rate,
+                                             budget=config.filter.budget, seed=config.seed, **config.filter.options)
         summary["filter"] = fsum
-        summary["seconds"]["filter"] = time.perf_counter() - start
         summary["forward_flops"] = fsum["forward_flops"]
     if config.compress is not None:
         from damoc.tokens import compress_examples
 
-        start = time.perf_counter()
-        examples, _, csum = compress_examples(examples, config.compress, progress=progress)
+        with clock.stage("compress"):
+            examples, _, csum = compress_examples(examples, config.compress, progress=progress)
         summary["compress"] = {k: v for k, v in csum.items() if k != "config"}
-        summary["seconds"]["compress"] = time.perf_counter() - start
         summary["forward_flops"] = summary.get("forward_flops", 0.0) + sum(csum["forward_flops"].values())
     summary["output_examples"] = len(examples)
     write_jsonl_atomic(folder / "examples.jsonl", (asdict(e) for e in examples))
