@@ -52,3 +52,52 @@ def test_close_candidates_are_neither_dropped_nor_picked():
     prob = {"a": 0.55, "b": 0.45}
     assert to_drop(prob, below=0.05) == [] and confident_pick(prob, level=0.9) is None
     assert to_drop({"a": 0.0, "b": 0.0}, below=0.05) == []  # never every candidate
+
+
+def test_an_adaptive_select_run_stops_when_confident_ranks_by_the_prediction_and_resumes(tmp_path, gen_file):
+    """Two tiny models on a generation file, rungs of 2, 4, 6, ... examples: interrupted before the
+    third rung, the run resumes without retraining a finished rung, fits the curves after three
+    rungs, stops as soon as one candidate is certain to be best, and ranks by the prediction."""
+    from conftest import save_tiny
+
+    from damoc.finetune import FinetuneConfig
+    from damoc.selection.adaptive import AdaptiveSettings
+    from damoc.selection.candidate import Candidate
+    from damoc.selection.pipeline import SelectConfig, run_select
+    from damoc.tasks import DataSpec
+
+    models = [str(save_tiny(tmp_path, "llama", seed=1)), str(save_tiny(tmp_path, "gemma3", seed=2))]
+    config = SelectConfig(
+        data=DataSpec(path=gen_file, format="generation", test_fraction=0.5),
+        candidates=[Candidate(model=m, method="lora") for m in models],
+        finetune=FinetuneConfig(max_seq_len=48, batch_size=2, micro_batch_size=2, min_steps=2),
+        compress=None, prune=None, generation=False, strategy="adaptive",
+        adaptive=AdaptiveSettings(rungs=[0.2, 0.4, 0.6, 0.8, 1.0], eval_questions=10, max_share=1.0,
+                                  confidence=1.0, drop_below=0.0, bootstrap=20))
+    events = []
+
+    def interrupt_before_rung_three(kind, info):
+        events.append(kind)
+        if kind == "stage" and info.get("name", "").startswith("adaptive rung 3"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_select(config, tmp_path / "run", progress=False, on_event=interrupt_before_rung_three)
+    assert events.count("start") == 4  # two rungs of two candidates trained
+    events.clear()
+    summary = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    assert events.count("cached") == 4  # nothing finished is trained again
+    adaptive = summary["adaptive"]
+    probs = adaptive["rungs"][-1]["prob_best"]
+    # The two tiny models' curves are far apart: after three rungs one is best in every bootstrap
+    # sample, the stop rule fires at confidence 1.0 and rungs 4 and 5 are never paid for.
+    assert sorted(probs.values()) == [0.0, 1.0] and "reached probability 1.00" in adaptive["stopped"]
+    assert [r["examples"] for r in adaptive["rungs"]] == [2, 4, 6] and events.count("start") == 2
+    assert adaptive["train_size"] == 10 and set(adaptive["fits"]) == {f"{m} lora" for m in models}
+    assert all(len(f["curve"]) == 3 and f["law"] in ("rectified", "power", "flat") for f in adaptive["fits"].values())
+    ranked = sorted((r for r in summary["candidates"] if r.get("rank")), key=lambda r: r["rank"])
+    assert [r["predicted_answer_bpb_full"] for r in ranked] == sorted(r["predicted_answer_bpb_full"] for r in ranked)
+    assert max(probs, key=probs.get) == f"{ranked[0]['model']} {ranked[0]['method']}"
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Adaptive selection" in report and "reached probability 1.00" in report
+    assert "Learning curves and their fits" in (tmp_path / "run" / "report.html").read_text()

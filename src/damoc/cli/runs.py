@@ -53,6 +53,7 @@ def candidates(args: argparse.Namespace) -> dict:
 
 def add_select(sub) -> None:
     from damoc.layers import PruneConfig
+    from damoc.selection.adaptive import AdaptiveSettings
     from damoc.selection.launch import LaunchSettings
     from damoc.selection.pipeline import FilterSettings, SelectConfig
     from damoc.tokens import CompressConfig
@@ -79,6 +80,8 @@ def add_select(sub) -> None:
         Section(FilterSettings, path="filter", prefix="filter.", optional=True, title="data filtering"),
         Section(CompressConfig, path="compress", prefix="compress.", optional=True, title="token compression"),
         Section(PruneConfig, path="prune", prefix="prune.", optional=True, title="layer pruning"),
+        Section(AdaptiveSettings, path="adaptive", prefix="adaptive.",
+                title="adaptive selection (--strategy adaptive)"),
         Section(LaunchSettings, title="where candidates run (not part of the results: run file key `launch`)"),
     ])
     p.set_defaults(func=cmd_select)

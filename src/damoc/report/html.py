@@ -78,6 +78,27 @@ def plots(summary: dict) -> list[tuple[str, str]]:
         axes[1].legend(fontsize=8)
         fig.tight_layout()
         add("Token compression", fig)
+    adaptive = summary.get("adaptive")
+    if adaptive and adaptive["fits"]:
+        import numpy as np
+
+        from damoc.selection.curves import CurveFit
+
+        fig, ax = plt.subplots(figsize=(8, 4.2))
+        full = adaptive["train_size"]
+        for name, f in adaptive["fits"].items():
+            sizes, values = zip(*f["curve"])
+            line = ax.plot(sizes, values, "o", label=name)[0]
+            grid = np.geomspace(min(sizes), full, 60)
+            fit = CurveFit(f["law"], f["params"])
+            ax.plot(grid, [fit.predict(d) for d in grid], "-", color=line.get_color(), alpha=0.6)
+        ax.axvline(full, color="grey", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("training examples (dotted: the whole training split)")
+        ax.set_ylabel("answer bits per byte")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        add("Learning curves and their fits (adaptive selection)", fig)
     return out
 
 

@@ -44,6 +44,21 @@ def select_report(summary: dict) -> str:
         lines += [f"| {r['round']} | {r['examples']} | {' > '.join(r['ranking'])} | {', '.join(r['kept'])} |"
                   for r in halving["rounds"]]
         lines += ["", halving["note"] + ".", ""]
+    adaptive = summary.get("adaptive")
+    if adaptive:
+        lines += ["## Adaptive selection", "", f"{adaptive['note']}. Stopped: {adaptive['stopped']}.", "",
+                  "| rung | training examples | candidates | probability of being best at full size |",
+                  "|---|---|---|---|"]
+        lines += [f"| {r['rung']} | {r['examples']} | {len(r['candidates'])} | "
+                  + (", ".join(f"{n} {p:.2f}" for n, p in r["prob_best"].items()) if "prob_best" in r else "-")
+                  + " |" for r in adaptive["rungs"]]
+        lines += ["", "| candidate | law | predicted bits/byte at full size | leave-last-rung-out error |",
+                  "|---|---|---|---|"]
+        lines += [f"| {n} | {f['law']} | {f['predicted_answer_bpb_full']:.3f} | "
+                  + ("-" if f["loo_error"] is None else f"{100 * f['loo_error']:.1f}%") + " |"
+                  for n, f in adaptive["fits"].items()]
+        lines += [f"- dropped: {n} after rung {d['rung']} (probability {d['prob_best']:.2f})"
+                  for n, d in adaptive["dropped"].items()] + [""]
     conf = summary.get("confidence")
     if conf:
         lines += ["## Confidence (paired bootstrap over test questions)", "",

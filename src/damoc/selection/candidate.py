@@ -92,9 +92,10 @@ def data_fingerprint(config: BaselineConfig) -> dict | None:
 
 
 def candidate_key(config: BaselineConfig, candidate: Candidate) -> str:
-    # `halving` decides which data a round gets, which the caller adds to the key; not the run itself.
+    # The strategy decides which data a round or rung gets, which the caller adds to the key; not the
+    # run itself.
     settings = key_settings(config)
-    for name in ("candidates", "halving"):
+    for name in ("candidates", "halving", "strategy", "adaptive"):
         settings.pop(name, None)
     parts = {"candidate": candidate.model_dump(), "settings": settings, "split": SPLIT_VERSION}
     if config.data is not None:

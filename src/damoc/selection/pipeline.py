@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -37,7 +38,8 @@ from damoc.io import (
     write_text_atomic,
 )
 from damoc.layers import PruneConfig
-from damoc.runinfo import machine, stable_hash, versions
+from damoc.runinfo import ADDED_LATER, machine, stable_hash, versions
+from damoc.selection.adaptive import AdaptiveSettings, run_adaptive
 from damoc.selection.baseline import BaselineConfig, label_stats, run_baseline, run_candidate, select_examples
 from damoc.selection.candidate import Candidate, candidate_key, data_fingerprint, display_name, is_ok, rank
 from damoc.selection.launch import Job, LaunchSettings, launch
@@ -79,8 +81,20 @@ class SelectConfig(BaselineConfig):
     compress: CompressConfig | None = Field(default_factory=CompressConfig)
     prune: PruneConfig | None = Field(default_factory=PruneConfig)
     calibration_samples: int = Field(32, ge=1, description="compressed training texts for layer similarity")
+    adaptive: AdaptiveSettings = Field(default_factory=AdaptiveSettings, json_schema_extra=ADDED_LATER)
+    strategy: Literal["fixed", "halving", "adaptive"] = Field("fixed", json_schema_extra=ADDED_LATER, description=(
+        "fixed: every candidate once on the filtered data; halving: successive halving; adaptive: learning "
+        "curves on growing prefixes of the selector's order over the whole training split, extrapolated to its "
+        "full size, candidates raced out, stopped when one is confidently best"))
     halving: bool = Field(False, description="successive halving: all candidates on 1/n of the compressed data, "
                           "the better half on twice as much, until one is left")
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> SelectConfig:
+        if self.halving and self.strategy == "fixed":
+            self.strategy = "halving"  # the older switch
+        self.halving = self.strategy == "halving"
+        return self
 
     @model_validator(mode="after")
     def _quantized_layers_stay_as_loaded(self) -> SelectConfig:
@@ -185,18 +199,27 @@ def _run_select(config: SelectConfig, out: Path, progress: bool, validate: bool,
     task = load_task(config.task, config.data)
     _, test = select_examples(task, config)
     notify("stage", {"name": "data"})
-    examples, data = data_stage(config, task, out, progress)
+    adaptive = config.strategy == "adaptive"
+    if adaptive:  # the selector orders the whole training split; rungs are prefixes of that order
+        ordering = config.filter.model_copy(update={"rate": 1.0, "budget": None}) if config.filter else None
+        examples, data = data_stage(config.model_copy(update={"filter": ordering}), task, out, progress)
+    else:
+        examples, data = data_stage(config, task, out, progress)
     texts = example_texts(examples[: config.calibration_samples])
+    scored = test[: config.adaptive.eval_questions] if adaptive else test
 
     def jobs(candidates: list[Candidate], train: list, folder: Path, extra: dict) -> list[Job]:
         return [Job(c, folder / c.slug, stable_hash({"key": candidate_key(config, c), **extra}) if extra
                     else candidate_key(config, c),
-                    partial(run_candidate, config, c, task, train, test, progress,
+                    partial(run_candidate, config, c, task, train, scored, progress,
                             pruner(config, c, texts) if config.prune is not None else None),
                     legacy=[folder / c.legacy_slug])
                 for c in candidates]
 
-    if not config.halving:
+    if adaptive:
+        summary = run_adaptive(config, task, data, examples, len(examples), jobs, out, notify, launch_settings,
+                               summarise)
+    elif not config.halving:
         notify("stage", {"name": "candidates", "candidates": len(config.candidates)})
         results = launch(jobs(config.candidates, examples, out / "candidates", {}), launch_settings, notify)
         folders = {_name(r): out / "candidates" / c.slug for r, c in zip(results, config.candidates)}

@@ -1,0 +1,117 @@
+"""Adaptive selection: every candidate on a ladder of growing prefixes of the selector's order,
+its learning curve fitted and extrapolated to the whole training split, candidates dropped when
+they can no longer be best, and the run stopped when one is confidently best (or the budget is
+spent). Rungs are cached like any candidate run, so an interrupted run resumes at the next rung.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from damoc.io import read_jsonl
+from damoc.selection.candidate import display_name, is_ok, rank
+from damoc.selection.curves import Rung, confident_pick, fit_curve, prob_best_at, to_drop
+from damoc.selection.launch import launch
+
+
+class AdaptiveSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rungs: list[float] = Field(default_factory=lambda: [0.01, 0.02, 0.04, 0.08, 0.16], min_length=3,
+                               description="shares of the training split, one training run per candidate each")
+    eval_questions: int = Field(100, ge=10, description="test questions each rung is scored on (bits per byte)")
+    drop_below: float = Field(0.05, ge=0, lt=1, description="drop a candidate whose chance of being best falls "
+                              "under this")
+    confidence: float = Field(0.9, gt=0, le=1, description="stop when one candidate's chance of being best reaches "
+                              "this")
+    max_share: float = Field(0.2, gt=0, le=1, description="never train on more than this share of the training split")
+    bootstrap: int = Field(200, ge=20, description="bootstrap samples for the chance of being best")
+
+
+def rung_of(folder: Path, size: int) -> Rung | None:
+    path = folder / "predictions.jsonl"
+    if not path.exists():
+        return None
+    rows = read_jsonl(path)
+    return Rung(size, np.array([r["answer_nll"] for r in rows], dtype=float),
+                np.array([r["answer_bytes"] for r in rows], dtype=float))
+
+
+def run_adaptive(config, task, data: dict, examples: list, train_size: int, jobs: Callable, out: Path,
+                 notify: Callable[[str, dict], None], launch_settings, summarise: Callable) -> dict:
+    """`examples`: the whole (compressed) training split in the selector's order; `jobs(candidates,
+    train, folder, extra)` makes the candidate runs (scored on the evaluation subset)."""
+    settings = config.adaptive
+    survivors = list(config.candidates)
+    curves: dict[str, list[Rung]] = {}
+    runs, history, dropped, folders, stopped = [], [], {}, {}, "every rung was run"
+    last: list[dict] = []
+    for r, share in enumerate(sorted(settings.rungs), start=1):
+        if share > settings.max_share + 1e-12:
+            stopped = f"the budget: the next rung ({share:.0%}) is over --max-share {settings.max_share:.0%}"
+            break
+        n = max(1, math.ceil(share * len(examples)))
+        folder = out / "adaptive" / f"rung-{r}"
+        notify("stage", {"name": f"adaptive rung {r}: {len(survivors)} candidates on {n} examples",
+                         "candidates": len(survivors)})
+        extra = {"adaptive_examples": n, "eval_questions": settings.eval_questions}
+        results = launch(jobs(survivors, examples[:n], folder, extra), launch_settings, notify)
+        runs += results
+        last = [dict(x) for x in results]
+        for c, x in zip(survivors, results):
+            folders[display_name(x)] = folder / c.slug
+            rung = rung_of(folder / c.slug, n) if is_ok(x) else None
+            if rung is not None:
+                curves.setdefault(display_name(x), []).append(rung)
+        alive = {k: v for k, v in curves.items() if k in {display_name(x) for x in results if is_ok(x)}}
+        entry = {"rung": r, "share": share, "examples": n, "candidates": sorted(alive)}
+        if len(alive) >= 2 and min(len(v) for v in alive.values()) >= 3:
+            prob = prob_best_at(alive, train_size, samples=settings.bootstrap, seed=config.seed)
+            entry["prob_best"] = prob
+            for name in to_drop(prob, settings.drop_below):
+                dropped[name] = {"rung": r, "prob_best": prob[name]}
+            survivors = [c for c in survivors if f"{c.model} {c.method}" not in dropped]
+            pick = confident_pick(prob, settings.confidence)
+            history.append(entry)
+            if pick is not None:
+                stopped = f"{pick} reached probability {prob[pick]:.2f} of being best at full size"
+                break
+        else:
+            history.append(entry)
+        if len(survivors) <= 1:
+            stopped = "one candidate left"
+            break
+    fits = {name: fit_curve([x.size for x in rungs], [x.bpb() for x in rungs]) for name, rungs in curves.items()}
+    predicted = {name: fit.predict(train_size) for name, fit in fits.items()}
+    # Rank by the prediction at full size; the last rung's figures are kept as the metrics.
+    final = rank("answer_bpb", [dict(x) for x in last])
+    ok = sorted([x for x in final if is_ok(x)], key=lambda x: predicted.get(display_name(x), math.inf))
+    for i, x in enumerate(ok, start=1):
+        x["rank"] = i
+        x["predicted_answer_bpb_full"] = predicted.get(display_name(x))
+    dropped_rows = [d for d in _last_rows(runs) if display_name(d) in dropped]
+    summary = summarise(config, task, data, ok + [x for x in final if not is_ok(x)] + dropped_rows, runs,
+                        {k: v for k, v in folders.items() if k in {display_name(x) for x in ok}})
+    summary["adaptive"] = {
+        "train_size": train_size, "rungs": history, "dropped": dropped, "stopped": stopped,
+        "fits": {name: {"law": f.law, "params": f.params, "loo_error": f.loo_error,
+                        "predicted_answer_bpb_full": predicted[name],
+                        "curve": [[x.size, x.bpb()] for x in curves[name]]} for name, f in fits.items()},
+        "note": "ranked by the fitted curve's bits per byte at the whole training split; each rung scored on "
+                f"the first {settings.eval_questions} test questions"}
+    return summary
+
+
+def _last_rows(runs: list[dict]) -> list[dict]:
+    """Each candidate's latest run (a dropped candidate's last rung)."""
+    latest: dict[str, dict] = {}
+    for x in runs:
+        latest[display_name(x)] = dict(x)
+    for x in latest.values():
+        x.pop("rank", None)
+    return list(latest.values())
