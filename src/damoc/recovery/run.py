@@ -243,7 +243,10 @@ def _run_recover(config: RecoverConfig, out: Path, progress: bool) -> dict:
     summary = {"method": config.method, "pool_size": len(pool), "heldout": len(heldout),
                "dropped_too_long": too_long, "budget": budget,
                "selected": len(rows),
-               "selected_by_source": sources, "pool_by_source": pool_sources, **selection.summary,
+               "selected_by_source": sources, "pool_by_source": pool_sources,
+               "heldout_by_source": {s: sum(source_of(e) == s for e in heldout) for s in sorted({source_of(e)
+                                                                                              for e in heldout})},
+               **selection.summary,
                "config": config.model_dump(mode="json"), "machine": machine(), "versions": versions()}
     if config.train:
         summary["recovery"] = train_and_evaluate(config, [pool[i] for i in selection.indices], heldout, progress)
