@@ -221,3 +221,18 @@ def test_tied_leaders_are_named_and_the_cheaper_recommended():
     assert "Tied: big full, small lora" in text and "Recommended: **small lora**" in text
     clear = verdict(ok[:1] + ok[2:], {"big full": preds["big full"], "bad lora": preds["bad lora"]}, True, 0)
     assert not clear["tied"] and clear["recommended"] == "big full"
+
+
+def test_label_problems_are_said_once_even_with_validation(models, cls_file, tmp_path, capsys):
+    import json as _json
+
+    one_class = tmp_path / "test-yes.jsonl"
+    one_class.write_text("".join(_json.dumps({"question": f"q{i}?", "passage": "sign yes " * 3, "y": "yes"}) + "\n"
+                                 for i in range(6)))
+    config = config_for(models, cls_file).model_copy(update={
+        "data": DataSpec(path=cls_file, format="classification", fields={"context": "passage", "label": "y"},
+                         test_path=one_class, labels=["maybe", "no", "yes"]),
+        "compress": None, "prune": None, "candidates": [Candidate(model=models[0], method="lora")]})
+    run_select(config, tmp_path / "run", progress=False, validate=True)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("damoc: warning:")]
+    assert warnings and len(warnings) == len(set(warnings))  # each said once, not again by the validation

@@ -118,16 +118,17 @@ def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, trai
 
 def run_baseline(config: BaselineConfig, out: str | Path, progress: bool = True,
                  on_event: Callable[[str, dict], None] | None = None,
-                 launch_settings: LaunchSettings | None = None) -> dict:
-    """Fine-tune and evaluate every candidate (resuming finished ones); write results.json."""
+                 launch_settings: LaunchSettings | None = None, warn_labels: bool = True) -> dict:
+    """Fine-tune and evaluate every candidate (resuming finished ones); write results.json.
+    `warn_labels=False` where the caller has already said what is wrong with the labels."""
     with run_folder(out, "baseline") as folder:
-        return _run_baseline(config, folder, progress, on_event, launch_settings)
+        return _run_baseline(config, folder, progress, on_event, launch_settings, warn_labels)
 
 
 def _run_baseline(config: BaselineConfig, out: Path, progress: bool, on_event: Callable[[str, dict], None] | None,
-                  launch_settings: LaunchSettings | None) -> dict:
+                  launch_settings: LaunchSettings | None, warn_labels: bool) -> dict:
     task = load_task(config.task, config.data)
-    train, test = select_examples(task, config)
+    train, test = select_examples(task, config, quiet=not warn_labels)
     jobs = [Job(c, out / "candidates" / c.slug, candidate_key(config, c),
                 partial(run_candidate, config, c, task, train, test, progress),
                 legacy=[out / "candidates" / c.legacy_slug]) for c in config.candidates]

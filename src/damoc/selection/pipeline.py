@@ -232,7 +232,7 @@ def _run_select(config: SelectConfig, out: Path, progress: bool, validate: bool,
     if validate:
         notify("stage", {"name": "full fine-tuning (validation)", "candidates": len(config.candidates)})
         full = run_baseline(config.baseline(), out / "full", progress=progress, on_event=on_event,
-                            launch_settings=launch_settings)
+                            launch_settings=launch_settings, warn_labels=False)
         both = ({_name(r) for r in summary["candidates"] if is_ok(r)}
                 & {_name(r) for r in full["candidates"] if is_ok(r)})
         if len(both) < 2:  # nothing to compare: say so rather than fail the run after all that work
