@@ -32,7 +32,7 @@ from damoc.layers import PruneConfig
 from damoc.runinfo import machine, versions
 from damoc.selection import Candidate
 from damoc.selection.baseline import run_baseline
-from damoc.selection.candidate import is_ok
+from damoc.selection.candidate import display_name, is_ok
 from damoc.selection.pipeline import FilterSettings, SelectConfig, run_select, validation
 from damoc.tasks import load_task
 from damoc.tokens import CompressConfig
@@ -74,7 +74,7 @@ def row(name: str, task: str, config: SelectConfig, summary: dict, val: dict, wa
         "achieved_token_ratio": (summary["data"].get("compress") or {}).get("context_token_ratio"),
         "prune": config.prune is not None, "halving": config.halving,
         "rewrite": bool(config.compress and config.compress.max_tries and config.compress.rewriter),
-        "layers_removed": {f"{c['model']} {c['method']}": len(c.get("prune", {}).get("removed", []))
+        "layers_removed": {display_name(c): len(c.get("prune", {}).get("removed", []))
                            for c in summary["candidates"] if is_ok(c)},
         "train_examples": summary["train_examples"],
         "top1_match": val["by_rank"]["top1_match"], "kendall_tau": val["by_rank"]["kendall_tau"],
@@ -82,8 +82,8 @@ def row(name: str, task: str, config: SelectConfig, summary: dict, val: dict, wa
         "speedup_wall": val["speedup_wall"], "speedup_flops": val["speedup_flops"],
         "speedup_flops_training_only": val["speedup_flops_training_only"],
         "chosen": val["by_rank"]["chosen"], "true_best": val["by_rank"]["best"],
-        "damoc_ranking": [f"{c['model']} {c['method']}" for c in summary["candidates"] if is_ok(c)],
-        "damoc_metrics": {f"{c['model']} {c['method']}": c["metrics"] for c in summary["candidates"]
+        "damoc_ranking": [display_name(c) for c in summary["candidates"] if is_ok(c)],
+        "damoc_metrics": {display_name(c): c["metrics"] for c in summary["candidates"]
                           if is_ok(c)},
         "prob_best": (summary.get("confidence") or {}).get("prob_best"),
         "seconds": {"data_stage": summary["seconds"]["data_stage"], "candidates": summary["seconds"]["candidates"],
@@ -143,10 +143,10 @@ def record(task: str, new: dict, full: dict, args: argparse.Namespace) -> None:
                    f"--test-limit {args.test_limit} --max-seq-len {args.max_seq_len} --seed {args.seed}",
         "full": {"majority_accuracy": full.get("majority_accuracy"),
                  "prob_best": full_prob_best(args.run_dir / task / "full"),
-                 "ranking": [f"{c['model']} {c['method']}" for c in full["candidates"] if is_ok(c)],
-                 "metrics": {f"{c['model']} {c['method']}": c["metrics"] for c in full["candidates"]
+                 "ranking": [display_name(c) for c in full["candidates"] if is_ok(c)],
+                 "metrics": {display_name(c): c["metrics"] for c in full["candidates"]
                              if is_ok(c)},
-                 "train_seconds": {f"{c['model']} {c['method']}": c["train_seconds"] for c in full["candidates"]
+                 "train_seconds": {display_name(c): c["train_seconds"] for c in full["candidates"]
                                    if is_ok(c)}},
     })
     write_json_atomic(path, doc)
@@ -162,7 +162,7 @@ def full_prob_best(folder: Path) -> dict | None:
     for result in sorted((folder / "candidates").glob("*/result.json")):
         r = read_json(result)
         if is_ok(r) and (result.parent / "predictions.jsonl").exists():
-            preds[f"{r['model']} {r['method']}"] = read_jsonl(result.parent / "predictions.jsonl")
+            preds[display_name(r)] = read_jsonl(result.parent / "predictions.jsonl")
     return paired_bootstrap(preds, seed=0)["prob_best"] if len(preds) >= 2 else None
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def progress_printer(total: int):
-    from damoc.selection.candidate import is_ok
+    from damoc.selection.candidate import display_name, is_ok
 
     """One line per candidate as it starts, or is found finished; a line per stage."""
     count = {"n": 0}
@@ -20,10 +20,10 @@ def progress_printer(total: int):
                 count["n"], total_ref[0] = 0, info["candidates"]
         elif kind == "cached":
             count["n"] += 1
-            print(f"[{count['n']}/{total_ref[0]}] {info['model']} {info['method']}: finished earlier, reused",
+            print(f"[{count['n']}/{total_ref[0]}] {display_name(info)}: finished earlier, reused",
                   file=sys.stderr)
         elif kind == "start":
-            print(f"[{count['n'] + 1}/{total_ref[0]}] {info['model']} {info['method']}: training and evaluating",
+            print(f"[{count['n'] + 1}/{total_ref[0]}] {display_name(info)}: training and evaluating",
                   file=sys.stderr)
         elif kind == "done":
             count["n"] += 1

@@ -75,7 +75,7 @@ def run_adaptive(config, task, data: dict, examples: list, train_size: int, jobs
             entry["prob_best"] = prob
             for name in to_drop(prob, settings.drop_below):
                 dropped[name] = {"rung": r, "prob_best": prob[name]}
-            survivors = [c for c in survivors if f"{c.model} {c.method}" not in dropped]
+            survivors = [c for c in survivors if c.name not in dropped]
             pick = confident_pick(prob, settings.confidence)
             history.append(entry)
             if pick is not None:

@@ -37,6 +37,11 @@ class Candidate(BaseModel):
         return (model_identity(self.model), self.method, model_identity(self.base) if self.base else None)
 
     @property
+    def name(self) -> str:
+        """How reports and rankings name it."""
+        return display_name(self.model_dump())
+
+    @property
     def slug(self) -> str:
         """Its folder name: readable, plus a short hash of its identity, so two specs that read alike
         (`models/a_b`, `models/a+b`) never share a folder."""
