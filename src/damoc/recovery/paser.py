@@ -52,7 +52,7 @@ class Context:
     batch_size: int = 4
     progress: bool = True
     jsd_span: str = "response"
-    cluster_text: str = "instruction"
+    cluster_text: str = "sample"
 
 
 METHODS: Registry[Callable[[Context], Selection]] = Registry("recovery method")
