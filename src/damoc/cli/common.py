@@ -76,13 +76,6 @@ def load_sections() -> list[Section]:
     return [Section(BaselineConfig, only=set(LOAD_FIELDS), title="loading models")]
 
 
-def load_options(config):
-    """LoadOptions from a config holding the loading fields (a BaselineConfig)."""
-    from damoc.models import LoadOptions
-
-    return LoadOptions(**{k: getattr(config, k) for k in LOAD_FIELDS})
-
-
 def load_options_from_flags(args: argparse.Namespace):
     """LoadOptions from the loading flags alone (commands whose config holds none)."""
     from damoc.models import LoadOptions

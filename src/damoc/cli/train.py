@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from damoc.cli.common import add_config_flag, add_task_flags, load_options, load_sections, run_file
+from damoc.cli.common import add_config_flag, add_task_flags, load_sections, run_file
 from damoc.cli.options import Section, add_sections, config_from
 from damoc.registry import LazyChoices
 
@@ -49,6 +49,7 @@ def add_evaluate(sub) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from damoc.evaluation import evaluate
     from damoc.models import load_model, load_tokenizer
+    from damoc.selection.baseline import load_options
 
     config = _config(args, "lora")
     task = config.load()
@@ -82,6 +83,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from damoc.finetune import finetune
     from damoc.io import check_output_folder
     from damoc.models import load_model, load_tokenizer
+    from damoc.selection.baseline import load_options
     from damoc.tasks.sampling import sample_train
 
     if args.out:
