@@ -19,7 +19,8 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ER
 COMMANDS = [("models", "catalog", "add_models"), ("tasks", "catalog", "add_tasks"), ("configs", "demo", "add_configs"),
             ("evaluate", "train", "add_evaluate"), ("finetune", "train", "add_finetune"),
             ("filter", "data", "add_filter"), ("compress", "data", "add_compress"), ("prune", "prune", "add_prune"),
-            ("select", "runs", "add_select"), ("recover", "recover", "add_recover"), ("demo", "demo", "add_demo"),
+            ("select", "runs", "add_select"), ("estimate", "runs", "add_estimate"),
+            ("recover", "recover", "add_recover"), ("demo", "demo", "add_demo"),
             ("baseline", "runs", "add_baseline")]
 
 

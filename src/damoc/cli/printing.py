@@ -112,3 +112,29 @@ def print_select(summary: dict, out: Path) -> None:
             print(f"full fine-tuning's tie set: {', '.join(j['truth_tie_set'])}; the pick is in it: {j['in_tie_set']}; "
                   f"regret {j['regret']:.4f} ± {j['regret_se']:.4f}")
     print(f"\nresults: {Path(out) / 'results.json'}\nreport:  {Path(out) / 'report.html'}")
+
+
+def _flops(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def print_estimate(e: dict) -> None:
+    """Per candidate: tokens and FLOPs of full fine-tuning beside damoc's; then the data stage and totals."""
+    rows = [{"candidate": r["candidate"], "layers": f"{r['layers'] - r['layers_removed']}/{r['layers']}",
+             "full tokens": f"{r['full']['tokens']:.3g}", "full FLOPs": _flops(r["full"]["flops"]),
+             "damoc tokens": f"{r['damoc']['tokens']:.3g}", "steps": str(r["damoc"]["steps"]),
+             "damoc FLOPs": _flops(r["damoc"]["flops"] + r["damoc"]["prune_flops"])} for r in e["candidates"]]
+    table(["candidate", "layers", "full tokens", "full FLOPs", "damoc tokens", "steps", "damoc FLOPs"], rows)
+    d, stage = e["data"], e["data_stage_flops"]
+    print(f"\ndata: {d['input_examples']} examples, {d['kept_examples']} kept; data stage FLOPs: filter "
+          f"{_flops(stage['filter'])}, compression {_flops(stage['compress_surprisal'] + stage['compress_bertscore'])}")
+    print(f"full fine-tuning: {_flops(e['full_flops'])} FLOPs; damoc: {_flops(e['damoc_train_flops'])} training + "
+          f"{_flops(e['damoc_overhead_flops'])} data stage and pruning")
+    print(f"predicted saving: {e['speedup_flops']:.1f}x FLOPs with every overhead "
+          f"({e['speedup_flops_training_only']:.1f}x training only; overhead {e['data_stage_flops_share']:.0%} of "
+          "damoc's training)")
+    if "full_hours" in e:
+        print(f"at {e['throughput_flops_per_second']:.3g} FLOP/s: full {e['full_hours']:.3g} h, "
+              f"damoc {e['damoc_hours']:.3g} h")
+    for note in e["notes"]:
+        print(f"note: {note}")

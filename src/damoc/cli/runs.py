@@ -7,10 +7,12 @@ from pathlib import Path
 
 from damoc.cli.common import add_config_flag, add_task_flags, fail_if_none_ranked, interrupted, load_sections, run_file
 from damoc.cli.options import Section, add_sections, config_from
-from damoc.cli.printing import print_ranking, print_select, progress_printer
+from damoc.cli.printing import print_estimate, print_ranking, print_select, progress_printer
 from damoc.registry import LazyChoices
 
 HELP = {"select": "DaMoC: rank candidates by training compressed versions on compressed data",
+        "estimate": "predict what `select` and full fine-tuning of every candidate would cost (FLOPs, hours), "
+                    "without running either",
         "baseline": "fine-tune every candidate on the full data, evaluate, rank "
                     "(the ground truth; resumes when re-run)"}
 
@@ -51,13 +53,28 @@ def candidates(args: argparse.Namespace) -> dict:
     return {"candidates": [{"model": m, "method": meth, "base": base} for m in args.models for meth in methods]}
 
 
-def add_select(sub) -> None:
+def select_sections(launch: bool = True) -> list[Section]:
+    """The settings of a `select` run (shared with `damoc estimate`, which prices one)."""
     from damoc.layers import PruneConfig
     from damoc.selection.adaptive import AdaptiveSettings
     from damoc.selection.launch import LaunchSettings
     from damoc.selection.pipeline import FilterSettings, SelectConfig
     from damoc.tokens import CompressConfig
 
+    return [
+        *training_sections(SelectConfig),
+        Section(SelectConfig, only={"halving", "calibration_samples"}, title="compression"),
+        Section(FilterSettings, path="filter", prefix="filter.", optional=True, title="data filtering"),
+        Section(CompressConfig, path="compress", prefix="compress.", optional=True, title="token compression"),
+        Section(PruneConfig, path="prune", prefix="prune.", optional=True, title="layer pruning"),
+        Section(AdaptiveSettings, path="adaptive", prefix="adaptive.",
+                title="adaptive selection (--strategy adaptive)"),
+        *([Section(LaunchSettings, title="where candidates run (not part of the results: run file key `launch`)")]
+          if launch else []),
+    ]
+
+
+def add_select(sub) -> None:
     p = sub.add_parser(
         "select", help=HELP["select"],
         description="Filters the training data (GraphCut 10%), compresses its contexts (ratio 0.5, rescaled "
@@ -74,16 +91,7 @@ def add_select(sub) -> None:
     p.add_argument("--validate", action="store_true",
                    help="also fine-tune every candidate on the full data and compare the rankings")
     add_task_flags(p)
-    add_sections(p, [
-        *training_sections(SelectConfig),
-        Section(SelectConfig, only={"halving", "calibration_samples"}, title="compression"),
-        Section(FilterSettings, path="filter", prefix="filter.", optional=True, title="data filtering"),
-        Section(CompressConfig, path="compress", prefix="compress.", optional=True, title="token compression"),
-        Section(PruneConfig, path="prune", prefix="prune.", optional=True, title="layer pruning"),
-        Section(AdaptiveSettings, path="adaptive", prefix="adaptive.",
-                title="adaptive selection (--strategy adaptive)"),
-        Section(LaunchSettings, title="where candidates run (not part of the results: run file key `launch`)"),
-    ])
+    add_sections(p, select_sections())
     p.set_defaults(func=cmd_select)
 
 
@@ -135,3 +143,48 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     print_ranking(summary)
     print(f"\nresults: {Path(args.out) / 'results.json'}")
     fail_if_none_ranked(summary, args.out)
+
+
+def add_estimate(sub) -> None:
+    p = sub.add_parser(
+        "estimate", help=HELP["estimate"],
+        description="Prices a `select` run and the full fine-tuning it replaces, from the candidates' configs (a "
+                    "local folder, a bundled model, or damoc's catalog of hub models: 7-9B Llama, Mistral, Qwen, "
+                    "Gemma, Yi, InternLM, DeepSeek) and the training data's token lengths; loads no weights. "
+                    "Takes the same settings as `select` (flags > --config RUN.yaml > defaults). What is only "
+                    "known after running is predicted from the settings: the filter keeps --filter.rate of "
+                    "examples of average length, compression keeps --compress.ratio of each context, pruning "
+                    "removes its cap of --prune.max-fraction of the layers.")
+    add_config_flag(p, "SelectConfig's fields")
+    add_candidate_flags(p, base=True)
+    add_task_flags(p)
+    p.add_argument("--examples", type=int, metavar="N",
+                   help="price N training examples of the same lengths as the data's (default: the data's own "
+                        "count, or --train-limit)")
+    p.add_argument("--throughput", type=float, metavar="FLOP/S",
+                   help="training FLOP/s your device achieves (e.g. `train_flops / train_seconds` of an earlier "
+                        "run's results.json), to print hours beside FLOPs")
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    add_sections(p, select_sections(launch=False))
+    p.set_defaults(func=cmd_estimate)
+
+
+def cmd_estimate(args: argparse.Namespace) -> None:
+    import json
+
+    from damoc.errors import DamocError
+    from damoc.selection.baseline import select_examples
+    from damoc.selection.estimate import estimate
+    from damoc.selection.pipeline import SelectConfig
+    from damoc.tasks import load_task
+
+    config = config_from(args, SelectConfig, run_file(args), candidates(args))
+    if args.examples is not None and args.examples < 1:
+        raise DamocError(f"--examples {args.examples}: give a count of at least 1")
+    task = load_task(config.task, config.data)
+    train, _ = select_examples(task, config, quiet=True)
+    result = estimate(config, train, args.examples, args.throughput)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_estimate(result)

@@ -1,0 +1,128 @@
+"""The cost model against what runs measure: the same tokens and FLOPs a real training run and a real
+embedding pass report, settings that move the prediction the way they move a run, and hub models
+priced offline from the packaged catalog."""
+
+import json
+
+import pytest
+from conftest import build_tokenizer
+
+from damoc.tasks.base import render
+
+
+def varied_examples(n: int = 12) -> list:
+    """Contexts of different lengths (some past the limit the tests train at), answers of two lengths."""
+    return [render("generation", id=str(i), question=f"what does case {i} show?",
+                   context=" ".join(["the patient has a fever"] * (1 + i % 5)),
+                   answer="a fever" if i % 2 else "a fever and a cough") for i in range(n)]
+
+
+def config_for(model, method="lora", **levers):
+    from damoc.finetune import FinetuneConfig
+    from damoc.selection.pipeline import SelectConfig
+
+    ft = FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=2, min_steps=5, lora_r=4, lora_alpha=8)
+    off = {"filter": None, "compress": None, "prune": None}
+    return SelectConfig(task="asdiv", candidates=[{"model": str(model), "method": method}], finetune=ft,
+                        **{**off, **levers})
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_full_route_matches_a_real_training_run(tiny_llama, method):
+    from damoc.finetune import finetune
+    from damoc.models import load_model, load_tokenizer
+    from damoc.selection.estimate import estimate
+
+    examples = varied_examples()
+    config = config_for(tiny_llama, method)
+    predicted = estimate(config, examples)["candidates"][0]
+    ft = config.finetune.model_copy(update={"method": method})
+    _, stats = finetune(load_model(str(tiny_llama)), load_tokenizer(str(tiny_llama)), examples, ft, progress=False)
+    assert stats.truncated > 0  # the prediction had truncation to get right
+    assert predicted["full"]["tokens"] == pytest.approx(stats.train_tokens, abs=1)
+    assert predicted["full"]["steps"] == stats.steps
+    assert predicted["full"]["flops"] == pytest.approx(stats.train_flops, rel=1e-3)
+    # With every lever off, damoc's route is the same run.
+    assert predicted["damoc"]["flops"] == pytest.approx(predicted["full"]["flops"])
+
+
+def test_levers_move_the_prediction_as_they_move_a_run(tmp_path):
+    from conftest import save_tiny
+
+    from damoc.layers import PruneConfig
+    from damoc.selection.estimate import Lengths, estimate, lengths
+    from damoc.selection.pipeline import FilterSettings
+    from damoc.tokens import CompressConfig
+
+    model = save_tiny(tmp_path, layers=4)
+    bert = tiny_encoder(tmp_path)
+    examples = varied_examples(20)
+    plain = estimate(config_for(model), examples)
+    levers = estimate(config_for(model, filter=FilterSettings(method="random", rate=0.5),
+                                 compress=CompressConfig(ratio=0.5, scorer=str(model), bert_model=str(bert)),
+                                 prune=PruneConfig(max_fraction=0.5)), examples)
+    row, base = levers["candidates"][0], plain["candidates"][0]
+    assert levers["data"]["kept_examples"] == 10 and row["layers_removed"] == 2
+    ls = lengths(build_tokenizer(), examples)
+    per = sum(x.trained(96, 0.5) for x in ls) / len(ls)
+    assert row["damoc"]["tokens"] == pytest.approx(10 * row["damoc"]["epochs"] * per)
+    assert per < sum(x.trained(96) for x in ls) / len(ls)  # compression shortens what is trained
+    assert row["damoc"]["flops"] < base["damoc"]["flops"] / 2
+    assert levers["data_stage_flops"]["compress_surprisal"] > 0 and levers["data_stage_flops"]["filter"] == 0
+    assert levers["speedup_flops"] < levers["speedup_flops_training_only"]
+    assert Lengths(fixed=5, context=100, answer=3).trained(20) == 20  # truncation cuts the context
+
+
+def tiny_encoder(tmp_path):
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path / "tiny-bert"
+    tok = build_tokenizer()
+    BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_graphcut_cost_matches_the_embedding_pass(tmp_path, tiny_llama):
+    from damoc.filtering.base import example_text
+    from damoc.filtering.embeddings import embed_with_cost
+    from damoc.selection.estimate import estimate
+    from damoc.selection.pipeline import FilterSettings
+
+    bert = tiny_encoder(tmp_path)
+    examples = varied_examples(16)
+    _, measured = embed_with_cost([example_text(e) for e in examples], str(bert), cache=False, allow_pickle=True)
+    predicted = estimate(config_for(tiny_llama, filter=FilterSettings(rate=0.25, options={"embedder": str(bert)})),
+                         examples)
+    assert predicted["data"]["filter_tokens"]["embedder"] == measured["tokens"]
+    assert predicted["data_stage_flops"]["filter"] == pytest.approx(measured["forward_flops"])
+
+
+def test_hub_models_are_priced_from_the_catalog_offline(monkeypatch):
+    from damoc.selection.estimate import shape
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    llama = shape("meta-llama/Llama-3.1-8B")
+    # The published parameter counts: matmul weights plus the (untied) input embedding, the RMS
+    # norms (two per layer and a final one) and, for Qwen, the q/k/v biases.
+    assert llama.source == "catalog" and llama.layers == 32
+    assert llama.matmul + 128256 * 4096 + 65 * 4096 == 8_030_261_248
+    assert shape("Qwen/Qwen2.5-7B").matmul + 152064 * 3584 + 57 * 3584 + 28 * (3584 + 2 * 512) == 7_615_616_512
+
+
+def test_cli_estimate_prints_json_and_refuses_unknown_models(tiny_llama, gen_file, capsys, monkeypatch):
+    from damoc.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = ["--data", str(gen_file), "--format", "generation"]
+    args = ["estimate", *data, "--models", str(tiny_llama), "--methods", "lora", "full",
+            "--no-compress", "--no-prune", "--filter.method", "random", "--max-seq-len", "96", "--examples", "500",
+            "--throughput", "1e12", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["data"] == {"input_examples": 500, "kept_examples": 50, "filter_tokens": {}}
+    assert [r["method"] for r in out["candidates"]] == ["lora", "full"]
+    assert out["full_hours"] == pytest.approx(out["full_flops"] / 1e12 / 3600)
+    assert main(["estimate", *data, "--models", "nobody/no-such-model-7b"]) != 0
+    assert "catalog" in capsys.readouterr().err
