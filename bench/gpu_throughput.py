@@ -4,9 +4,9 @@ that the cost model (bench/cost_model.py, `damoc estimate --throughput`) can pri
 The GPU machine reaches no hub, so each candidate is built from its packaged config
 (damoc/selection/architectures.yaml) with random bf16 weights: a step costs the same FLOPs and
 memory traffic as with the real weights. Examples are synthetic, tokenized by a small byte-level
-tokenizer trained here, at `--max-seq-len` tokens. Two runs per model, a short and a long one:
-their difference is the steady-state FLOP/s (start-up and the first compiled step cancel out);
-the long run's own ratio is what a run of that length reaches, start included.
+tokenizer trained here, at `--max-seq-len` tokens. Three runs per model: a warm-up (discarded),
+a short and a long run, whose difference is the steady-state FLOP/s (start-up cancels out); the
+long run's own ratio is what a run of that length reaches, start included.
 
     python bench/gpu_throughput.py --out bench/results/gpu-throughput.json        # on the GPU
     python bench/gpu_throughput.py --tiny --out /tmp/t.json                       # a CPU smoke run
@@ -64,7 +64,8 @@ def main() -> None:
     ap.add_argument("--max-seq-len", type=int, default=512)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--micro-batch", type=int, default=4)
-    ap.add_argument("--steps", type=int, nargs=2, default=[4, 16], help="the short and the long run")
+    ap.add_argument("--steps", type=int, nargs=3, default=[2, 8, 32],
+                    help="a warm-up run (discarded: the first CUDA kernels), the short and the long run")
     ap.add_argument("--tiny", action="store_true")
     args = ap.parse_args()
     tok = build_tokenizer()
@@ -85,8 +86,8 @@ def main() -> None:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
-        short, long = runs
-        rows.append({"model": spec if not args.tiny else "tiny-llama", "method": "lora", "runs": runs,
+        _, short, long = runs
+        rows.append({"model": spec if not args.tiny else "tiny-llama", "method": "lora", "runs": runs[1:],
                      "flops_per_second": (long["flops"] - short["flops"]) / (long["seconds"] - short["seconds"]),
                      "flops_per_second_long_run": long["flops"] / long["seconds"],
                      "tokens_per_second": (long["tokens"] - short["tokens"]) / (long["seconds"] - short["seconds"]),
