@@ -124,5 +124,5 @@ def test_cli_estimate_prints_json_and_refuses_unknown_models(tiny_llama, gen_fil
     assert out["data"] == {"input_examples": 500, "kept_examples": 50, "filter_tokens": {}}
     assert [r["method"] for r in out["candidates"]] == ["lora", "full"]
     assert out["full_hours"] == pytest.approx(out["full_flops"] / 1e12 / 3600)
-    assert main(["estimate", *data, "--models", "nobody/no-such-model-7b"]) != 0
+    assert main(["estimate", *data, "--models", str(tiny_llama), "nobody/no-such-model-7b"]) != 0
     assert "catalog" in capsys.readouterr().err

@@ -210,6 +210,7 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
     evaluate every candidate on the same test split."""
     if not examples:
         raise DamocError("no training examples to measure")
+    shapes = {c.model: shape(c.model) for c in config.candidates}  # an unknown model fails before any work
     n_all = n_examples or len(examples)
     scale = n_all / len(examples)
     f, c, p = config.filter, config.compress, config.prune
@@ -234,7 +235,7 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
             notes.append("LLM rewriting is on: its generation is not priced")
     rows = []
     for cand in config.candidates:
-        s = shape(cand.model)
+        s = shapes[cand.model]
         tok, counted_with = tokenizer_for(cand.model)
         if counted_with != cand.model:
             notes.append(f"{cand.model}: tokens counted with {counted_with}'s tokenizer")
