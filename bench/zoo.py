@@ -243,19 +243,31 @@ def settings() -> list[tuple[str, dict]]:
     """(row name, SelectConfig overrides): the defaults first, then one lever at a time."""
     from damoc.selection.pipeline import FilterSettings
 
-    rows = [("headline", {}), ("no-prune", {"prune": None}), ("no-compress", {"compress": None})]
+    rows = [("headline", {}), ("no-prune", {"prune": None}), ("halving", {"strategy": "halving"}),
+            ("adaptive", {"strategy": "adaptive"}), ("no-compress", {"compress": None})]
     rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})
              for rate in (0.1, 0.05, 0.2) for sel in ("random", "graphcut", "perplexity")
              if (sel, rate) != ("graphcut", 0.1)]
     return rows
 
 
+def cheap_ranks(summary: dict) -> dict[str, int]:
+    """name -> rank (1 best). Adaptive selection drops candidates before the end: they rank below
+    the survivors, a candidate dropped later above one dropped earlier."""
+    ok = [c for c in summary["candidates"] if is_ok(c)]
+    ranks = {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["rank"] for c in ok if "rank" in c}
+    dropped = (summary.get("adaptive") or {}).get("dropped", {})
+    later_first = sorted(dropped, key=lambda n: -dropped[n]["rung"])
+    for i, n in enumerate(later_first, start=len(ranks) + 1):
+        ranks[n.removeprefix("bundled:")] = i
+    return ranks
+
+
 def judged(truth: dict, summary: dict, choice: bool) -> dict:
     """The library's judgement (tie set, top-1, regret and its SE, separated pairs) plus rank correlations."""
     from damoc.selection.validation import compare_rankings, judge
 
-    ok = [c for c in summary["candidates"] if is_ok(c)]
-    cheap_rank = {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["rank"] for c in ok}
+    cheap_rank = cheap_ranks(summary)
     ties = {"best": truth["best"], "tie_set": truth["tie_set"], "differences": truth["differences_to_best"],
             "pairs": truth["pairs"]}
     metric = "accuracy" if choice else "answer_bpb"
@@ -265,6 +277,45 @@ def judged(truth: dict, summary: dict, choice: bool) -> dict:
     return {**judge(cheap_rank, ties, choice), "kendall_tau": agreement["kendall_tau"],
             "spearman_rho": agreement["spearman_rho"], "ranking": sorted(cheap_rank, key=cheap_rank.get),
             "compressed_verdict": summary.get("verdict")}
+
+
+def eval_flops(config, summary: dict, truth_metrics: dict) -> tuple[float, float]:
+    """Forward FLOPs of the evaluations: damoc's (every candidate run, each on its questions, pruned
+    as it was) and the truth's (every candidate on the whole test split). Estimated from the
+    test questions' token lengths (damoc.selection.estimate), since runs record no eval tokens."""
+    from damoc.selection.estimate import lengths, shape, tokenizer_for
+
+    test = load_task(config.task).test[: config.test_limit]
+    per: dict[str, list[int]] = {}
+
+    def tokens(model: str, n: int) -> float:
+        if model not in per:
+            tok, _ = tokenizer_for(model)
+            per[model] = [x.trained(config.finetune.max_seq_len) for x in lengths(tok, test)]
+        return float(sum(per[model][:n]))
+
+    damoc = 0.0
+    for c in summary.get("paid_runs") or [c for c in summary["candidates"] if is_ok(c)]:
+        s = shape(c["model"])
+        removed = s.layers - (c.get("layers_after") or c.get("prune", {}).get("layers_after") or s.layers)
+        damoc += 2.0 * (s.matmul - removed * s.per_layer) * tokens(c["model"], c.get("eval_examples", len(test)))
+    full = sum(2.0 * shape(f"bundled:{n.split()[0]}").matmul * tokens(f"bundled:{n.split()[0]}", len(test))
+               for n in truth_metrics)
+    return damoc, full
+
+
+def fit_accuracy(truth: dict, summary: dict) -> dict | None:
+    """Adaptive only: each candidate's predicted full-size bits per byte against the truth's."""
+    fits = (summary.get("adaptive") or {}).get("fits")
+    if not fits:
+        return None
+    out = {}
+    for n, f in fits.items():
+        name_ = n.removeprefix("bundled:")
+        true = truth["metrics"][name_]["answer_bpb"]
+        out[name_] = {"predicted": f["predicted_answer_bpb_full"], "truth": true, "law": f["law"],
+                      "relative_error": f["predicted_answer_bpb_full"] / true - 1, "loo_error": f["loo_error"]}
+    return out
 
 
 def part_rows(args) -> None:
@@ -286,8 +337,12 @@ def part_rows(args) -> None:
         cost = summary["cost"]
         overhead = summary["data"].get("forward_flops", 0.0) + cost["prune_flops"]
         cheap_seconds = summary["seconds"]["data_stage"] + cost["train_seconds"] + cost["prune_seconds"]
+        damoc_eval, full_eval = eval_flops(config, summary, truth["metrics"])
         row = {"name": row_name, "task": args.task, **judged(truth, summary, choice),
                "speedup_flops": full_flops / (cost["train_flops"] + overhead),
+               "speedup_flops_with_evaluation":
+                   (full_flops + full_eval) / (cost["train_flops"] + overhead + damoc_eval),
+               "eval_flops": damoc_eval, "truth_eval_flops": full_eval,
                "speedup_flops_training_only": full_flops / cost["train_flops"],
                "data_stage_flops_share": overhead / cost["train_flops"],
                "speedup_wall": full_seconds / cheap_seconds,
@@ -300,6 +355,8 @@ def part_rows(args) -> None:
                "metrics": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["metrics"]
                            for c in summary["candidates"] if is_ok(c)},
                "data": summary["data"], "invocation_seconds": time.perf_counter() - start,
+               "adaptive": summary.get("adaptive"), "fit_accuracy": fit_accuracy(truth, summary),
+               "strategy": config.strategy,
                "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
                "overrides": {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in overrides.items()},
                "config": config.model_dump(mode="json")}

@@ -330,6 +330,10 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
         "confidence": confidence,
         "verdict": verdict_,
         "cost": cost,
+        # Every run paid for (several per candidate under halving or adaptive), for costing them.
+        "paid_runs": [{"model": r["model"], "method": r["method"], "examples": r.get("train", {}).get("examples"),
+                       "eval_examples": r.get("eval_examples"), "train_flops": r["train_flops"],
+                       "layers_after": r.get("prune", {}).get("layers_after")} for r in paid],
         "seconds": {"data_stage": sum(data.get("seconds", {}).values()),
                     "candidates": cost["load_seconds"] + cost["prune_seconds"] + cost["train_seconds"]
                     + cost["eval_seconds"]},
