@@ -8,6 +8,9 @@ pruning with `none` and `difference` merges.
 Part 3 (`prune-difference-scale.json`): the `difference` merge at scales 0 to 1 on both
 models, same removed layers as part 1 at threshold 0.85.
 
+Part 4 (`prune-similarity-overhead.json`): the similarity pass's time over a plain forward pass
+of the same model body on the same texts (target <= 1.2).
+
 Part 2 (`prune-merge-gemma.json`): the sparse merge needs a pre-trained / fine-tuned pair. The
 pre-trained weights are bundled Gemma3-270M; the fine-tuned ones are made here by a short full
 fine-tune on Alpaca examples (../shared/data/alpaca-1k). The fine-tuned model is pruned at
@@ -17,6 +20,7 @@ recovery on the fine-tuning examples.
 
     .venv/bin/python bench/prune.py                 # both parts, ~40 min on 2 CPU cores
     .venv/bin/python bench/prune.py --part 1
+    .venv/bin/python bench/prune.py --part 4        # P4's cost vs a plain forward pass (idle machine)
 """
 
 from __future__ import annotations
@@ -165,9 +169,53 @@ def part3(args) -> dict:
             "threshold": 0.85, "max_fraction": 0.25, "note": "scale 0 is the same as merge none", "models": out}
 
 
+def part4(args) -> dict:
+    """P4's cost: the hooked similarity pass against a plain forward pass of the same model body
+    (no output head on either side) over the same calibration texts, batches and tokenization;
+    alternated, median of `--repeats`."""
+    import statistics
+
+    import torch
+
+    from damoc.evaluation.scoring import right_pad
+    from damoc.layers import layer_similarity
+    from damoc.models import load_model, load_tokenizer
+
+    calib = pubmedqa_texts("train", 32, args.seed)
+
+    @torch.inference_mode()
+    def plain(model, tok, texts, max_len=256, batch_size=8):
+        device = next(model.parameters()).device
+        for b in range(0, len(texts), batch_size):
+            batch = [tok(t, truncation=True, max_length=max_len)["input_ids"] for t in texts[b:b + batch_size]]
+            ids, attention = right_pad(batch, 0, device)
+            model.base_model(input_ids=ids, attention_mask=attention)
+
+    rows = []
+    for spec in MODELS:
+        tok, model = load_tokenizer(spec), load_model(spec).eval()
+        plain(model, tok, calib[:8])  # warm-up
+        times = {"similarity": [], "forward": []}
+        for _ in range(args.repeats):
+            for kind in ("forward", "similarity"):
+                start = time.perf_counter()
+                plain(model, tok, calib) if kind == "forward" else layer_similarity(model, tok, calib)
+                times[kind].append(time.perf_counter() - start)
+        sim, fwd = statistics.median(times["similarity"]), statistics.median(times["forward"])
+        rows.append({"model": spec, "texts": len(calib), "max_len": 256, "batch_size": 8,
+                     "similarity_seconds": sim, "forward_seconds": fwd, "similarity_over_forward": sim / fwd,
+                     "all_seconds": times, "torch_threads": torch.get_num_threads(),
+                     "load_average": __import__("os").getloadavg()[0]})
+        print(json.dumps(rows[-1]), flush=True)
+        del model
+    return {"calibration": "32 PubMedQA training prompts, 256 tokens", "target": "similarity_over_forward <= 1.2",
+            "rows": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["1", "2", "3", "all"], default="all")
+    ap.add_argument("--part", choices=["1", "2", "3", "4", "all"], default="all")
+    ap.add_argument("--repeats", type=int, default=5, help="part 4: timed passes of each kind")
     ap.add_argument("--train", type=int, default=64, help="Alpaca examples for fine-tuning and recovery")
     ap.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.3, 0.6, 1.0])
     ap.add_argument("--seed", type=int, default=0)
@@ -192,6 +240,9 @@ def main() -> None:
     if args.part in ("3", "all"):
         res = {"benchmark": "prune-difference-scale", **part3(args), **meta}
         write_json_atomic(ROOT / "results" / "prune-difference-scale.json", res)
+    if args.part == "4":  # a timing: run it alone on an idle machine
+        res = {"benchmark": "prune-similarity-overhead", **part4(args), **meta}
+        write_json_atomic(ROOT / "results" / "prune-similarity-overhead.json", res)
 
 
 def plot1(res: dict, path: Path) -> None:
