@@ -38,6 +38,25 @@ def test_graphcut_blocks_with_a_small_pool_stay_exact(pool):
     assert graphcut_greedy(e, 25, 0.4, pool=pool) == brute_force_greedy(e, 25, 0.4)
 
 
+@pytest.mark.parametrize("scale", [1e-2, 1.0, 1e6])
+def test_half_precision_screen_stays_within_its_slack(scale):
+    from damoc.filtering.graphcut import _Screen
+
+    rng = np.random.default_rng(5)
+    e = normalise(rng.normal(size=(5000, 384)) + 0.3)  # leaning one way, as real embeddings do
+    q = rng.normal(size=384) * scale + e.sum(axis=0) * scale  # |q| past float16's range at 1e6
+    gains, slack = _Screen(e)(q)
+    assert np.isfinite(gains).all()
+    assert np.abs(gains - e.astype(np.float64) @ q).max() <= slack
+
+
+def test_relaxed_graphcut_stays_close_to_exact_greedy():
+    e = normalise(np.random.default_rng(6).normal(size=(6000, 32)))
+    exact = graphcut_objective(e, graphcut_greedy(e, 600, 0.4, pool=512, exact=True), 0.4, "cosine")
+    relaxed = graphcut_objective(e, graphcut_greedy(e, 600, 0.4, pool=512, exact=False), 0.4, "cosine")
+    assert abs(exact - relaxed) / exact < 1e-3
+
+
 def test_graphcut_objective_never_decreases_along_the_greedy_path():
     e = normalise(np.random.default_rng(3).normal(size=(200, 16)))
     chosen = graphcut_greedy(e, 60, 0.4)
