@@ -76,7 +76,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100, help="training contexts (seeded sample)")
     ap.add_argument("--ratio", type=float, default=0.5)
-    ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--threshold", type=float, default=None, help="default: damoc's (CompressConfig)")
+    ap.add_argument("--rewriter", default=None, help="also run the loop with this rewriter (default: none, "
+                    "as damoc's default)")
     ap.add_argument("--max-tries", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lingua-python", help="python of an environment with llmlingua 0.2.2 + transformers 4.35")
@@ -104,14 +106,16 @@ def main() -> None:
     train = load_task("pubmedqa").train
     examples = random.Random(args.seed).sample(train, args.n)
     texts = [e.context for e in examples]
-    config = CompressConfig(ratio=args.ratio, threshold=args.threshold, max_tries=args.max_tries, seed=args.seed)
+    config = CompressConfig(ratio=args.ratio, max_tries=args.max_tries, seed=args.seed, rewriter=args.rewriter,
+                            **({"threshold": args.threshold} if args.threshold is not None else {}))
+    args.threshold = config.threshold
     comps = load_components(config)
 
-    # 1. damoc without rewriting (the compression stage alone), then with the full loop.
+    # 1. damoc without rewriting (the compression stage alone), then with the full loop if a rewriter is set.
     plain_cfg = config.model_copy(update={"max_tries": 0})
     plain_comps = comps.__class__(**{**comps.__dict__, "rewriter": None})
     _, _, plain = compress_examples(examples, plain_cfg, plain_comps)
-    _, records, full = compress_examples(examples, config, comps)
+    full = compress_examples(examples, config, comps)[2] if config.rewriter else plain
     print(json.dumps({k: full[k] for k in ("context_token_ratio", "bertscore_before", "bertscore_after",
                                            "share_rewritten", "tokens_per_second")}, indent=1), flush=True)
 
@@ -194,9 +198,11 @@ def plot(result: dict, path: Path) -> None:
     ax.legend(fontsize=8)
     ax = axes[1]
     plain = result["damoc_no_rewrite"]
-    names = ["damoc\nscore + drop", "damoc\n+ BERTScore gate", "damoc\n+ rewriting"]
-    speeds = [plain["tokens_per_second_compression_only"], plain["tokens_per_second"],
-              result["damoc"]["tokens_per_second"]]
+    names = ["damoc\nscore + drop", "damoc\n+ BERTScore gate"]
+    speeds = [plain["tokens_per_second_compression_only"], plain["tokens_per_second"]]
+    if result["config"].get("rewriter"):
+        names.append("damoc\n+ rewriting")
+        speeds.append(result["damoc"]["tokens_per_second"])
     if ling.get("status") == "ok":
         names.append("LLMLingua\n(no check)")
         speeds.append(ling["tokens_per_second"])

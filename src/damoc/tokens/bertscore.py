@@ -49,11 +49,14 @@ class BertScorer:
 
     @torch.inference_mode()
     def _embed_now(self, texts: list[str]) -> list[torch.Tensor]:
-        """Unit-normalised contextual embeddings of each text's non-special tokens."""
-        out: list[torch.Tensor] = []
+        """Unit-normalised contextual embeddings of each text's non-special tokens. Batches are
+        made of texts of similar length (by characters), so little of a batch is padding."""
+        out: list[torch.Tensor | None] = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         device = next(self.model.parameters()).device
-        for b in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(texts[b:b + self.batch_size], padding=True, truncation=True,
+        for b in range(0, len(order), self.batch_size):
+            idx = order[b:b + self.batch_size]
+            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="pt",
                                  return_special_tokens_mask=True)
             special = enc.pop("special_tokens_mask").bool()
@@ -63,8 +66,9 @@ class BertScorer:
             hidden = torch.nn.functional.normalize(hidden.float(), dim=-1).cpu()
             self.tokens += int(enc["attention_mask"].sum())
             keep = enc["attention_mask"].cpu().bool() & ~special
-            out.extend(hidden[i][keep[i]] for i in range(len(hidden)))
-        return out
+            for row, i in enumerate(idx):
+                out[i] = hidden[row][keep[row]]
+        return out  # type: ignore[return-value]
 
     def raw_f1(self, candidates: list[str], references: list[str]) -> np.ndarray:
         if len(candidates) != len(references):
