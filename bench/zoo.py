@@ -15,6 +15,7 @@ separates, Kendall tau, Spearman rho, FLOP and wall speed-ups with every overhea
     .venv/bin/python bench/zoo.py --task boolq --part truth     # hours of CPU: run in the background
     .venv/bin/python bench/zoo.py --task boolq --part summary   # the truth's confidence, from the files
     .venv/bin/python bench/zoo.py --task boolq --part rows [--only headline ...]
+    .venv/bin/python bench/zoo.py --task any --part table     # the README's table, from every zoo file
 """
 
 from __future__ import annotations
@@ -228,15 +229,37 @@ def plot(path: Path) -> None:
     plt.close(fig)
 
 
+def part_table(args) -> None:
+    """The README's cross-task table, printed from the committed zoo files (every task, every row)."""
+    head = ("| task | row | strategy | chosen | in tie set | top-1 | regret ± SE | separated pairs same order | "
+            "Kendall tau | FLOPs | FLOPs, training only | FLOPs with evaluation | data stage / training |")
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for path in sorted(RESULTS.glob("zoo-*.json")):
+        if path.name.startswith("zoo-pilot-"):
+            continue
+        data = read_json(path)
+        for r in data.get("rows", []):
+            sep = f"{round(r['separated_pairs_agreement'] * r['separated_pairs'])}/{r['separated_pairs']}" \
+                if r.get("separated_pairs") else "-"
+            with_eval = r.get("speedup_flops_with_evaluation")
+            print(f"| {r['task']} | {r['name']} | {r.get('strategy', 'fixed')} | {r['chosen']} | "
+                  f"{'**yes**' if r['in_tie_set'] else 'no'} | {'yes' if r['top1'] else 'no'} | "
+                  f"{r['regret']:.3f} ± {r['regret_se']:.3f} | {sep} | {r['kendall_tau']:.2f} | "
+                  f"{r['speedup_flops']:.1f}x | {r['speedup_flops_training_only']:.1f}x | "
+                  f"{f'{with_eval:.1f}x' if with_eval else '-'} | {r['data_stage_flops_share']:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", required=True)
-    ap.add_argument("--part", choices=["pilot", "truth", "summary", "rows"], required=True)
+    ap.add_argument("--part", choices=["pilot", "truth", "summary", "rows", "table"], required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=ROOT.parent / "runs" / "zoo")
     ap.add_argument("--only", nargs="*", help="rows: only these settings")
     args = ap.parse_args()
-    {"pilot": part_pilot, "truth": part_truth, "summary": part_summary, "rows": part_rows}[args.part](args)
+    {"pilot": part_pilot, "truth": part_truth, "summary": part_summary, "rows": part_rows,
+     "table": part_table}[args.part](args)
 
 
 def settings() -> list[tuple[str, dict]]:
