@@ -305,11 +305,14 @@ def test_auto_k_finds_the_knee_of_a_smooth_error_curve():
     assert elbow({1: 5.0, 2: 1.0}) == 2 and elbow({1: 1.0}) == 1 and elbow({1: 2.0, 2: 2.0, 3: 2.0}) == 1
 
 
-def test_jsd_over_the_response_averages_only_the_positions_that_predict_it(pair):
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_jsd_over_the_response_averages_only_the_positions_that_predict_it(pair, arch):
     """Only the answer's predictions count: position t predicts token t + 1, so a response from
-    token s on is predicted by positions s - 1 .. n - 2."""
+    token s on is predicted by positions s - 1 .. n - 2 (and the head runs on those alone)."""
     tok, a, b, ids = pair
-    starts = [len(x) - 3 for x in ids]  # the last three tokens are each sample's "response"
+    if arch != "llama":
+        a, b = (build_model(arch, len(tok), layers=2, seed=s).eval() for s in (0, 1))
+    starts = [len(x) - 3 - i for i, x in enumerate(ids)]  # each sample's last few tokens are its "response"
     response = sample_jsd(a, b, ids, tok.pad_token_id, batch_size=3, response_starts=starts)
     every = sample_jsd(a, b, ids, tok.pad_token_id, batch_size=3)
     for i, x in enumerate(ids):

@@ -41,14 +41,24 @@ def estimate_flops(model: nn.Module, tokens: int, method: str, loss_tokens: int 
     return (6 if method == "full" else 4) * ((matmul_params(model) - head) * tokens + head * loss_tokens)
 
 
-def matmul_params_of(spec: str) -> int:
-    """Matmul parameters from the config alone (no weights loaded): attention, MLP and head."""
+def _text_config(spec: str):
     from transformers import AutoConfig
 
     from damoc.models import resolve_spec
 
     c = AutoConfig.from_pretrained(resolve_spec(spec))
-    c = getattr(c, "text_config", None) or c
+    return getattr(c, "text_config", None) or c
+
+
+def head_params_of(spec: str) -> int:
+    """The output head's parameters from the config alone."""
+    c = _text_config(spec)
+    return c.hidden_size * c.vocab_size
+
+
+def matmul_params_of(spec: str) -> int:
+    """Matmul parameters from the config alone (no weights loaded): attention, MLP and head."""
+    c = _text_config(spec)
     head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
     kv = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
     attn = c.hidden_size * head_dim * (2 * c.num_attention_heads + 2 * kv)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from damoc.errors import DamocError
-from damoc.flops import matmul_params_of
+from damoc.flops import head_params_of, matmul_params_of
 from damoc.registry import Registry
 from damoc.tasks.base import Example
 from damoc.timing import Stopwatch
@@ -190,7 +190,13 @@ def _degradation(ctx: Context, tok) -> tuple[np.ndarray, list[int], bool, float]
                                        lambda: load_model(ctx.pruned).eval(), ids, tok.pad_token_id,
                                        ctx.batch_size, progress=ctx.progress, response_starts=starts)
     tokens = sum(len(x) for x in ids)
-    flops = 2.0 * tokens * (matmul_params_of(ctx.original) + matmul_params_of(ctx.pruned))
+    # The head runs only where the JSD is averaged (the response span; the batch's union of
+    # spans is a little more); the body over every token.
+    head_tokens = sum(len(x) - s + 1 for x, s in zip(ids, starts)) if starts is not None else tokens
+    flops = 0.0
+    for spec in (ctx.original, ctx.pruned):
+        head = head_params_of(spec)
+        flops += 2.0 * ((matmul_params_of(spec) - head) * tokens + head * head_tokens)
     return np.array(values), [len(x) for x in ids], cached, flops
 
 
