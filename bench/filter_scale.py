@@ -7,12 +7,15 @@ objective both reach on the same 5,000 real MiniLM embeddings (BoolQ training te
 submodlib given the same cosine kernel, so both maximise the same function.
 
     .venv/bin/python bench/filter_scale.py            # writes bench/results/filter-scale.json + .png
+    .venv/bin/python bench/filter_scale.py --sizes 100000,1000000 --impls damoc,damoc-exact --merge
+                                                      # re-time ours only, keep submodlib's rows
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -91,6 +94,27 @@ def real_objectives(n: int = 5000) -> list[dict]:
     return rows
 
 
+def cached_real_gap() -> dict:
+    """Relaxed against exact greedy on the largest set of real embeddings at hand: every MiniLM
+    embedding in damoc's cache (training texts of the tasks earlier runs filtered), pooled."""
+    from damoc.filtering.graphcut import graphcut_greedy, graphcut_objective, normalise
+    from damoc.models.bundled import damoc_home
+
+    arrays = [np.load(p, allow_pickle=False) for p in sorted((damoc_home() / "embeddings").glob("*.npy"))]
+    arrays = [a for a in arrays if a.ndim == 2 and a.shape[1] == DIM]
+    e = normalise(np.unique(np.vstack(arrays), axis=0))
+    budget = len(e) // 10
+    out = {"data": "damoc's embedding cache (MiniLM, several tasks' training texts), duplicates removed",
+           "n": len(e), "budget": budget}
+    for mode in ("exact", "relaxed"):
+        start = time.perf_counter()
+        chosen = graphcut_greedy(e, budget, LAM, exact=mode == "exact")
+        out[mode] = {"seconds": time.perf_counter() - start, "objective": graphcut_objective(e, chosen, LAM, "cosine")}
+    out["objective_gap_relative"] = (out["exact"]["objective"] - out["relaxed"]["objective"]) / abs(
+        out["exact"]["objective"])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", help=argparse.SUPPRESS)
@@ -101,6 +125,9 @@ def main() -> None:
     ap.add_argument("--exact-max", type=int, default=100_000, help="largest N for our exact mode")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per case")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "filter-scale.json")
+    ap.add_argument("--impls", help="only these implementations (comma-separated); with --merge")
+    ap.add_argument("--merge", action="store_true",
+                    help="replace only the rows run now in --out (by n and impl), keep the others with their dates")
     args = ap.parse_args()
     if args.case:
         print(json.dumps(run_case(args.case, args.n)))
@@ -118,6 +145,8 @@ def main() -> None:
         if n <= args.sparse_max:
             impls.append("submodlib-sparse")
         for impl in impls:
+            if args.impls and impl not in args.impls.split(","):
+                continue
             print(f"{impl} n={n} ...", flush=True)
             try:
                 proc = subprocess.run([sys.executable, __file__, "--case", impl, "--n", str(n)],
@@ -129,8 +158,22 @@ def main() -> None:
                     row = {"n": n, "impl": impl, "status": f"failed (exit {proc.returncode}): {tail[0][:200]}"}
             except subprocess.TimeoutExpired:
                 row = {"n": n, "impl": impl, "status": f"timeout after {args.timeout} s"}
+            row |= {"measured": time.strftime("%Y-%m-%d"), "load_average_before": os.getloadavg()[0]}
             print(json.dumps(row), flush=True)
             rows.append(row)
+    if args.merge:
+        from damoc.io import read_json, write_json_atomic
+
+        old = read_json(args.out)
+        fresh = {(r["n"], r["impl"]) for r in rows}
+        merged = [r for r in old["rows"] if (r["n"], r["impl"]) not in fresh] + rows
+        old |= {"rows": sorted(merged, key=lambda r: (r["n"], r["impl"])), "real_embeddings_gap": cached_real_gap(),
+                "versions_latest": versions(),
+                "command_latest": "python bench/filter_scale.py " + " ".join(sys.argv[1:])}
+        print(json.dumps(old["real_embeddings_gap"]), flush=True)
+        write_json_atomic(args.out, old)
+        plot(old["rows"], args.out.with_suffix(".png"))
+        return
     real = real_objectives()
     for r in real:
         print(json.dumps(r), flush=True)
