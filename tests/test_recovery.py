@@ -368,3 +368,26 @@ def test_the_clustering_text_puts_what_a_sample_asks_first():
     assert instruction_text(qa).startswith("Question: is it benign?") and "a long abstract" in instruction_text(qa)
     assert instruction_text(alpaca).startswith("### Instruction:\nSummarise the input.")
     assert instruction_text(alpaca).endswith("some passage") and "short" not in instruction_text(alpaca)
+
+
+def test_a_cut_prompt_keeps_its_last_tokens_and_the_whole_response(recovery_setup, tmp_path, monkeypatch):
+    from damoc.models import load_model, load_tokenizer
+    from damoc.recovery.paser import Context, _degradation, encoded
+    from damoc.recovery.pool import load_pool
+
+    monkeypatch.setenv("DAMOC_HOME", str(tmp_path / "home"))
+    original, pruned, pool_file, _ = recovery_setup
+    pool = load_pool(str(pool_file), 100, 0)[:6]
+    tok = load_tokenizer(original)
+    ctx = Context(pool=pool, budget=2, seed=0, original=original, pruned=pruned, progress=False)
+    whole, lengths, _, flops_whole = _degradation(ctx, tok)
+    cut_ctx = Context(**{**ctx.__dict__, "jsd_prompt_tokens": 3})
+    cut, cut_lengths, cached, flops_cut = _degradation(cut_ctx, tok)
+    pairs = encoded(tok, pool, ctx.max_len)
+    assert all(n > 3 for _, n in pairs)  # every prompt is longer than the cut
+    assert cut_lengths == [len(ids) - n + 3 for ids, n in pairs] and not cached and flops_cut < flops_whole
+    a, b = load_model(original).eval(), load_model(pruned).eval()
+    direct = sample_jsd(a, b, [ids[n - 3:] for ids, n in pairs], tok.pad_token_id, response_starts=[3] * len(pairs))
+    assert list(cut) == pytest.approx(direct, rel=1e-5)
+    assert list(cut) != pytest.approx(list(whole), rel=1e-4)  # the prompt's start mattered on these samples
+    assert lengths == [len(ids) for ids, _ in pairs]

@@ -53,6 +53,7 @@ class Context:
     progress: bool = True
     jsd_span: str = "response"
     cluster_text: str = "sample"
+    jsd_prompt_tokens: int | None = None
 
 
 METHODS: Registry[Callable[[Context], Selection]] = Registry("recovery method")
@@ -184,6 +185,8 @@ def _degradation(ctx: Context, tok) -> tuple[np.ndarray, list[int], bool, float]
     from damoc.recovery.degradation import cached_sample_jsd
 
     pairs = encoded(tok, ctx.pool, ctx.max_len)
+    if ctx.jsd_prompt_tokens and ctx.jsd_span == "response":  # the response keeps its last N prompt tokens
+        pairs = [(ids[max(0, n - ctx.jsd_prompt_tokens):], min(n, ctx.jsd_prompt_tokens)) for ids, n in pairs]
     ids = [p for p, _ in pairs]
     starts = [max(1, n) for _, n in pairs] if ctx.jsd_span == "response" else None
     values, cached = cached_sample_jsd(ctx.original, ctx.pruned, lambda: load_model(ctx.original).eval(),

@@ -36,6 +36,9 @@ class RecoverConfig(BaseModel):
     jsd_span: Literal["response", "all"] = Field("response", description=(
         "degradation averaged over the positions that predict the response (PASER's output), or over "
         "every position of prompt and response (the older measure)"))
+    jsd_prompt_tokens: int | None = Field(None, ge=1, description=(
+        "keep only the last N prompt tokens before the response in the JSD pass (cheaper on long prompts; "
+        "none: the whole prompt); with --jsd-span response"))
     batch_size: int = Field(4, ge=1, description="samples per JSD forward pass")
     seed: int = Field(0, description="seed of the held-out split, clustering and sampling")
     heldout: int = Field(100, ge=0, description="pool samples set aside (seeded) for held-out perplexity; "
@@ -229,7 +232,7 @@ def _run_recover(config: RecoverConfig, out: Path, progress: bool) -> dict:
     ctx = Context(pool=pool, budget=budget, seed=config.seed, original=config.original, pruned=config.pruned,
                   clusters=config.clusters, embedder=config.embedder, max_len=config.max_len,
                   batch_size=config.batch_size, progress=progress, jsd_span=config.jsd_span,
-                  cluster_text=config.cluster_text)
+                  cluster_text=config.cluster_text, jsd_prompt_tokens=config.jsd_prompt_tokens)
     selection = select_recovery(config.method, ctx)
     rows = []
     for i in selection.indices:
