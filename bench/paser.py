@@ -8,6 +8,9 @@ selected), zero-shot accuracy on boolq, pubmedqa and medqa (first --eval-limit t
 questions), selection and training seconds. The pruned and original models are the
 references.
 
+Part `estimators`: cheaper degradation estimates (the prompt cut to its last N tokens) against the
+full JSD: Spearman of per-sample scores, overlap of the top 10%, seconds (-> paser-estimators.json).
+
 Part `scale`: S2RIC clustering time and peak memory (RSS, in its own process) on 50,000
 synthetic 384-d unit embeddings drawn around 16 centres.
 
@@ -161,9 +164,51 @@ def plot(doc: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def part_estimators(args: argparse.Namespace) -> None:
+    """Cheaper degradation estimates against the full one (issue 15, item 5): the per-sample JSD
+    over the response with the whole prompt, and with the prompt cut to its last N tokens; per
+    estimate its seconds and FLOPs (no cache), the Spearman correlation of per-sample scores with
+    the full one, and the overlap of the top `--budget` share (what a selection would take)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from damoc.models import load_model, load_tokenizer
+    from damoc.recovery.degradation import sample_jsd
+    from damoc.recovery.paser import encoded
+    from damoc.recovery.pool import load_pool
+    from damoc.recovery.run import fitting
+
+    pruned = str(pruned_model(args.run_dir, args.seed))
+    pool, too_long = fitting(load_pool("bundled:mix", args.per_source, args.seed), MODEL, args.max_seq_len)
+    tok = load_tokenizer(MODEL)
+    a, b = load_model(MODEL).eval(), load_model(pruned).eval()
+    pairs = encoded(tok, pool, args.max_seq_len)
+    path = ROOT / "results" / "paser-estimators.json"
+    rows, full = [], None
+    for cut in [None, *args.cuts]:
+        kept = [(ids[max(0, n - cut):], min(n, cut)) if cut else (ids, n) for ids, n in pairs]
+        start = time.perf_counter()
+        values = np.array(sample_jsd(a, b, [i for i, _ in kept], tok.pad_token_id, batch_size=4,
+                                     response_starts=[max(1, n) for _, n in kept]))
+        seconds = time.perf_counter() - start
+        full = values if cut is None else full
+        k = max(1, int(args.budget * len(values)))
+        top = set(np.argsort(-values)[:k])
+        rows.append({"estimate": "whole prompt" if cut is None else f"last {cut} prompt tokens",
+                     "prompt_tokens": cut, "seconds": seconds, "tokens": sum(len(i) for i, _ in kept),
+                     "spearman_vs_full": float(spearmanr(values, full).statistic),
+                     "top_share_overlap": len(top & set(np.argsort(-full)[:k])) / k})
+        print(json.dumps(rows[-1]), flush=True)
+        write_json_atomic(path, {"pool": len(pool), "left_out_too_long": too_long, "max_len": args.max_seq_len,
+                                 "budget": args.budget, "rows": rows, "machine": machine(), "versions": versions(),
+                                 "command": "python bench/paser.py --part estimators " + " ".join(sys.argv[1:])})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["recover", "scale", "all"], default="all")
+    ap.add_argument("--part", choices=["recover", "scale", "estimators", "all"], default="all")
+    ap.add_argument("--cuts", type=int, nargs="*", default=[16, 32, 64], help="estimators: prompt tokens kept")
+    ap.add_argument("--budget", type=float, default=0.1, help="estimators: the top share compared")
     ap.add_argument("--per-source", type=int, default=150)
     ap.add_argument("--heldout", type=int, default=100)
     ap.add_argument("--max-seq-len", type=int, default=256)
@@ -184,6 +229,8 @@ def main() -> None:
         part_scale(args)
     if args.part in ("recover", "all"):
         part_recover(args)
+    if args.part == "estimators":
+        part_estimators(args)
 
 
 if __name__ == "__main__":
