@@ -217,7 +217,8 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
     n_kept = resolve_budget(n_all, None if f is None or f.budget else f.rate, f.budget if f else None) \
         if f is not None else n_all
     ratio = c.ratio if c is not None else 1.0
-    notes = []
+    notes = [] if config.strategy == "fixed" else [
+        f"priced as the fixed strategy: {config.strategy}'s rounds depend on what each round finds"]
     data: dict = {"input_examples": n_all, "kept_examples": n_kept}
     flops = {"filter": 0.0, "compress_surprisal": 0.0, "compress_bertscore": 0.0}
     if f is not None:
