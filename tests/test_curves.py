@@ -101,3 +101,29 @@ def test_an_adaptive_select_run_stops_when_confident_ranks_by_the_prediction_and
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## Adaptive selection" in report and "reached probability 1.00" in report
     assert "Learning curves and their fits" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_a_candidate_raced_out_is_ranked_last_and_reported(tmp_path, gen_file):
+    """A run that drops a candidate finishes (its report included) and ranks the dropped one last."""
+    from conftest import save_tiny
+
+    from damoc.finetune import FinetuneConfig
+    from damoc.selection.adaptive import AdaptiveSettings
+    from damoc.selection.candidate import Candidate
+    from damoc.selection.pipeline import SelectConfig, run_select
+    from damoc.tasks import DataSpec
+
+    models = [str(save_tiny(tmp_path, "llama", seed=1)), str(save_tiny(tmp_path, "gemma3", seed=2))]
+    config = SelectConfig(
+        data=DataSpec(path=gen_file, format="generation", test_fraction=0.5),
+        candidates=[Candidate(model=m, method="lora") for m in models],
+        finetune=FinetuneConfig(max_seq_len=48, batch_size=2, micro_batch_size=2, min_steps=2),
+        compress=None, prune=None, generation=False, strategy="adaptive",
+        adaptive=AdaptiveSettings(rungs=[0.2, 0.4, 0.6, 0.8, 1.0], eval_questions=10, max_share=1.0,
+                                  confidence=1.0, drop_below=0.5, bootstrap=20))
+    summary = run_select(config, tmp_path / "run", progress=False)
+    dropped = summary["adaptive"]["dropped"]
+    assert len(dropped) == 1 and len(summary["candidates"]) == 2  # each candidate once
+    loser = next(r for r in summary["candidates"] if f"{r['model']} {r['method']}" in dropped)
+    assert loser["rank"] == 2 and loser["dropped_at_rung"] == 3
+    assert "dropped" in (tmp_path / "run" / "report.md").read_text()

@@ -90,11 +90,17 @@ def run_adaptive(config, task, data: dict, examples: list, train_size: int, jobs
     predicted = {name: fit.predict(train_size) for name, fit in fits.items()}
     # Rank by the prediction at full size; the last rung's figures are kept as the metrics.
     final = rank("answer_bpb", [dict(x) for x in last])
-    ok = sorted([x for x in final if is_ok(x)], key=lambda x: predicted.get(display_name(x), math.inf))
+    # (a candidate dropped at the last rung is among its results: it belongs with the dropped)
+    ok = sorted([x for x in final if is_ok(x) and display_name(x) not in dropped],
+                key=lambda x: predicted.get(display_name(x), math.inf))
     for i, x in enumerate(ok, start=1):
         x["rank"] = i
         x["predicted_answer_bpb_full"] = predicted.get(display_name(x))
-    dropped_rows = [d for d in _last_rows(runs) if display_name(d) in dropped]
+    # Dropped candidates rank below the survivors, one dropped later above one dropped earlier.
+    dropped_rows = sorted([d for d in _last_rows(runs) if display_name(d) in dropped],
+                          key=lambda d: -dropped[display_name(d)]["rung"])
+    for i, d in enumerate(dropped_rows, start=len(ok) + 1):
+        d["rank"], d["dropped_at_rung"] = i, dropped[display_name(d)]["rung"]
     summary = summarise(config, task, data, ok + [x for x in final if not is_ok(x)] + dropped_rows, runs,
                         {k: v for k, v in folders.items() if k in {display_name(x) for x in ok}})
     summary["adaptive"] = {
