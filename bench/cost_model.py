@@ -75,6 +75,8 @@ def damoc_runs() -> tuple[list[dict], list[dict]]:
                 continue
             run = read_json(folder / "results.json")
             config = SelectConfig(**setting["config"])
+            if config.strategy != "fixed":  # the estimate prices the fixed strategy only
+                continue
             train = _train(config)
             predicted = estimate(config, train)
             by_name = {(r["model"], r["method"]): r for r in predicted["candidates"]}

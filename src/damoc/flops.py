@@ -5,6 +5,8 @@ compression, layer similarity, training, PASER's JSD) reports its FLOPs from her
 
 from __future__ import annotations
 
+import functools
+
 from torch import nn
 
 
@@ -37,10 +39,17 @@ def estimate_flops(model: nn.Module, tokens: int, method: str, loss_tokens: int 
     """6 N T for full fine-tuning; 4 N T for LoRA (no weight gradients for frozen matrices). The
     output head runs only where the loss is taken (`answer_loss`), so it counts `loss_tokens`."""
     head = head_params(model)
-    loss_tokens = tokens if loss_tokens is None else loss_tokens
-    return (6 if method == "full" else 4) * ((matmul_params(model) - head) * tokens + head * loss_tokens)
+    return training_flops(matmul_params(model) - head, head, tokens, tokens if loss_tokens is None else loss_tokens,
+                          method)
 
 
+def training_flops(body: float, head: float, tokens: float, loss_tokens: float, method: str) -> float:
+    """The training rule on parameter counts: `body` the matmul parameters without the head (a
+    LoRA model's adapters included), `head` the output head's, which runs on `loss_tokens`."""
+    return (6 if method == "full" else 4) * (body * tokens + head * loss_tokens)
+
+
+@functools.lru_cache(maxsize=16)
 def _text_config(spec: str):
     from transformers import AutoConfig
 

@@ -34,7 +34,7 @@ def select_report(summary: dict) -> str:
             continue
         m, p = r["metrics"], r.get("prune", {})
         layers = f"{p['layers_after']}/{p['layers_before']}" if p else "all"
-        rank = r.get("rank") or f"dropped (rung {r.get('dropped_at_rung', '?')})"  # adaptive races some out
+        rank = f"{r['rank']} (dropped at rung {r['dropped_at_rung']})" if "dropped_at_rung" in r else r["rank"]
         lines.append(f"| {rank} | {_name(r)} | {_pct(m.get('accuracy'))} | {m['answer_bpb']:.3f} | {layers} | "
                      f"{p.get('seconds', 0):.0f} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
     lines += ["", "By answer bits per byte alone: " + " > ".join(summary.get("ranking_bpb", [])), ""]

@@ -164,11 +164,11 @@ def _mean(values: list[float]) -> float:
 
 def training_flops(s: Shape, method: str, tokens: float, loss_tokens: float, removed: int = 0,
                    lora_r: int = 0) -> float:
-    """damoc.flops.estimate_flops from a Shape: the head runs on loss positions only."""
-    if method == "full":
-        return 6 * (s.body(removed) * tokens + s.head * loss_tokens)
-    lora = lora_r * s.lora_per_rank * (s.layers - removed) / max(s.layers, 1)
-    return 4 * ((s.body(removed) + lora) * tokens + s.head * loss_tokens)
+    """damoc.flops' training rule on a Shape, LoRA's adapters on the layers that remain."""
+    from damoc.flops import training_flops as rule
+
+    lora = 0.0 if method == "full" else lora_r * s.lora_per_rank * (s.layers - removed) / max(s.layers, 1)
+    return rule(s.body(removed) + lora, s.head, tokens, loss_tokens, method)
 
 
 def _run_tokens(ls: list[Lengths], n: int, config: FinetuneConfig, ratio: float) -> dict:
@@ -234,13 +234,15 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         data["scorer_context_tokens"] = context
         if c.rewriter is not None:
             notes.append("LLM rewriting is on: its generation is not priced")
-    rows = []
+    rows, measured = [], {}
     for cand in config.candidates:
         s = shapes[cand.model]
-        tok, counted_with = tokenizer_for(cand.model)
+        if cand.model not in measured:  # a model's methods share its token counts
+            tok, counted_with = tokenizer_for(cand.model)
+            measured[cand.model] = (lengths(tok, examples), counted_with)
+        ls, counted_with = measured[cand.model]
         if counted_with != cand.model:
             notes.append(f"{cand.model}: tokens counted with {counted_with}'s tokenizer")
-        ls = lengths(tok, examples)
         ft = config.finetune.model_copy(update={"method": cand.method})
         full = _run_tokens(ls, n_all, ft, 1.0)
         cheap = _run_tokens(ls, n_kept, ft, ratio)
