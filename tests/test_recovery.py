@@ -275,6 +275,12 @@ def test_recover_train_recovers_and_compares_with_both_references(recovery_setup
         assert r["answer_nll"]["all"]["n"] == 6 and r["answer_nll"]["all"]["nll_se"] > 0
         assert sum(v["n"] for k, v in r["answer_nll"].items() if k != "all") == 6
         assert r["avg_accuracy_se"] > 0 and set(r["accuracy_se"]) == {"boolq", "medqa"}
+        # Per item, for paired comparisons between methods: one figure per sample, sentence, question.
+        items = r["items"]
+        assert len(items["answer"]["nll"]) == len(items["answer"]["tokens"]) == 6
+        assert len(items["external"]["nll"]) == len(items["external"]["tokens"]) > 100
+        assert {k: len(v) for k, v in items["correct"].items()} == {"boolq": 4, "medqa": 4}
+        assert sum(items["correct"]["boolq"]) / 4 == pytest.approx(r["accuracy"]["boolq"])
     # A real LoRA update on the subset moves held-out perplexity off the unrecovered model's.
     assert rec["recovered"]["ppl"] != pytest.approx(rec["pruned"]["ppl"], rel=1e-6)
     assert rec["recovered"]["answer_nll"]["all"]["nll"] != pytest.approx(rec["pruned"]["answer_nll"]["all"]["nll"])
@@ -391,3 +397,26 @@ def test_a_cut_prompt_keeps_its_last_tokens_and_the_whole_response(recovery_setu
     assert list(cut) == pytest.approx(direct, rel=1e-5)
     assert list(cut) != pytest.approx(list(whole), rel=1e-4)  # the prompt's start mattered on these samples
     assert lengths == [len(ids) for ids, _ in pairs]
+
+
+def test_the_heldout_split_follows_the_length_filter_and_not_the_selection_seed(recovery_setup, tmp_path):
+    import json
+
+    from damoc.recovery.run import RecoverConfig, recovery_pool
+
+    original, pruned, pool, n = recovery_setup
+    rows = [json.loads(line) for line in pool.read_text().splitlines()]
+    rows += [{"instruction": f"Tell a long story {i}.", "input": "", "output": "and then " * 400} for i in range(5)]
+    longer = tmp_path / "pool.jsonl"
+    longer.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def split(**kw):
+        cfg = RecoverConfig(original=original, pruned=pruned, pool=str(longer), max_len=256, heldout=6, **kw)
+        kept, held, too_long = recovery_pool(cfg)
+        assert not any("long story" in e.prefix for e in kept + held)  # only samples a method could pick
+        return [e.id for e in kept], [e.id for e in held], too_long
+
+    kept, held, too_long = split()
+    assert too_long == 5 and len(held) == 6 and len(kept) + len(held) == n
+    assert split(seed=7) == (kept, held, too_long)  # other selection seeds score the same held-out samples
+    assert split(split_seed=7)[1] != held

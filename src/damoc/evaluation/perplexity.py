@@ -44,8 +44,9 @@ def perplexity(model, tokenizer, texts: list[str], max_len: int = 256, batch_siz
 
 
 def perplexity_with_se(model, tokenizer, texts: list[str], max_len: int = 256, batch_size: int = 4,
-                       seed: int = 0) -> dict[str, float]:
-    """Perplexity and its bootstrap standard error over texts."""
+                       seed: int = 0) -> dict:
+    """Perplexity and its bootstrap standard error over texts, with each text's summed NLL and
+    token count (`nll`, `tokens`) for paired comparisons between models."""
     import numpy as np
 
     from damoc.evaluation.metrics import bootstrap_se
@@ -55,4 +56,5 @@ def perplexity_with_se(model, tokenizer, texts: list[str], max_len: int = 256, b
     def stat(idx: np.ndarray) -> float:
         return math.exp(nll[idx].sum() / count[idx].sum())
 
-    return {"ppl": stat(np.arange(len(nll))), "ppl_se": bootstrap_se(stat, len(nll), seed)}
+    return {"ppl": stat(np.arange(len(nll))), "ppl_se": bootstrap_se(stat, len(nll), seed),
+            "nll": nll.tolist(), "tokens": count.tolist()}

@@ -40,7 +40,11 @@ class RecoverConfig(BaseModel):
         "keep only the last N prompt tokens before the response in the JSD pass (cheaper on long prompts; "
         "none: the whole prompt); with --jsd-span response"))
     batch_size: int = Field(4, ge=1, description="samples per JSD forward pass")
-    seed: int = Field(0, description="seed of the held-out split, clustering and sampling")
+    seed: int = Field(0, description="seed of the selection (clustering, sampling) and of training")
+    # Apart from `seed` so that runs of several seeds are scored on the same held-out samples
+    # (paired comparisons) and share the pool's cached degradation scores.
+    split_seed: int = Field(0, description="seed of the pool's sampling, the held-out split and the metrics' "
+                            "bootstrap")
     heldout: int = Field(100, ge=0, description="pool samples set aside (seeded) for held-out perplexity; "
                          "never selected")
     train: bool = Field(False, description="recover the pruned model with LoRA on the subset and compare it "
@@ -84,6 +88,19 @@ def split_heldout(pool: list, n: int, seed: int) -> tuple[list, list]:
     return [e for i, e in enumerate(pool) if i not in held], [e for i, e in enumerate(pool) if i in held]
 
 
+def recovery_pool(config: RecoverConfig) -> tuple[list, list, int]:
+    """(selection pool, held-out samples, samples left out as too long): too-long samples leave
+    first, so the held-out split holds only samples a method could pick."""
+    from damoc.recovery.pool import load_pool
+
+    pool, too_long = fitting(load_pool(config.pool, config.per_source, config.split_seed), config.original,
+                             config.max_len)
+    if not pool and too_long:
+        raise DamocError(f"all {too_long} pool samples are longer than --max-len {config.max_len} tokens; raise it")
+    pool, heldout = split_heldout(pool, config.heldout, config.split_seed)
+    return pool, heldout, too_long
+
+
 def fitting(pool: list, model: str, max_len: int) -> tuple[list, int]:
     """The samples whose instruction and answer fit in max_len tokens (a long context is cut, as in
     training); the others are left out of the pool, and counted, rather than failing the run later."""
@@ -119,7 +136,8 @@ def external_texts() -> list[str]:
 
 def answer_nll(model, tokenizer, examples: list, max_len: int, seed: int = 0) -> dict:
     """Mean negative log-likelihood per answer token given the prompt (nats), overall and per data
-    source, each with a bootstrap SE over samples: what recovery training trains, sample by sample."""
+    source, each with a bootstrap SE over samples: what recovery training trains, sample by sample.
+    `items` keeps each sample's summed NLL and answer tokens for paired comparisons."""
     import numpy as np
 
     from damoc.encoding import encode
@@ -141,7 +159,8 @@ def answer_nll(model, tokenizer, examples: list, max_len: int, seed: int = 0) ->
         return {"nll": stat(np.arange(len(rows))), "nll_se": bootstrap_se(stat, len(rows), seed), "n": len(rows)}
 
     return {"all": figures(np.arange(len(examples))),
-            **{s: figures(np.flatnonzero(sources == s)) for s in sorted(set(sources))}}
+            **{s: figures(np.flatnonzero(sources == s)) for s in sorted(set(sources))},
+            "items": {"nll": nll.tolist(), "tokens": n.tolist()}}
 
 
 def evaluate_model(model, tokenizer, heldout: list, config: RecoverConfig, progress: bool) -> dict:
@@ -154,17 +173,21 @@ def evaluate_model(model, tokenizer, heldout: list, config: RecoverConfig, progr
     from damoc.filtering.base import example_text
     from damoc.tasks import load_task
 
-    external = perplexity_with_se(model, tokenizer, external_texts(), max_len=256, seed=config.seed)
-    out = {"external_ppl": external["ppl"], "external_ppl_se": external["ppl_se"],
-           "answer_nll": answer_nll(model, tokenizer, heldout, config.max_len, config.seed),
+    external = perplexity_with_se(model, tokenizer, external_texts(), max_len=256, seed=config.split_seed)
+    answers = answer_nll(model, tokenizer, heldout, config.max_len, config.split_seed)
+    # Per item (sentence, held-out sample, question), so that methods can be compared pairwise.
+    items = {"external": {"nll": external.pop("nll"), "tokens": external.pop("tokens")},
+             "answer": answers.pop("items"), "correct": {}}
+    out = {"external_ppl": external["ppl"], "external_ppl_se": external["ppl_se"], "answer_nll": answers,
            "ppl": perplexity(model, tokenizer, [example_text(e) for e in heldout], max_len=256),
-           "accuracy": {}, "accuracy_se": {}}
+           "accuracy": {}, "accuracy_se": {}, "items": items}
     for name in config.eval_tasks:
         task = load_task(name)
         test = task.test[: config.eval_limit] if config.eval_limit else task.test
         result = evaluate(model, tokenizer, task, examples=test, max_len=config.eval_max_len, progress=progress,
-                          seed=config.seed)
+                          seed=config.split_seed)
         out["accuracy"][name] = result.metrics["accuracy"]
+        items["correct"][name] = [int(r["pred"] == r["label"]) for r in result.records]
         out["accuracy_se"][name] = result.metrics["accuracy_se"]
     k = len(out["accuracy"])
     out["avg_accuracy"] = sum(out["accuracy"].values()) / k if k else None
@@ -184,9 +207,9 @@ def reference_eval(spec: str, heldout: list, config: RecoverConfig, progress: bo
 
     key = stable_hash({"model": spec, "source": str(resolve_spec(spec)), "heldout": [example_text(e) for e in heldout],
                        "tasks": config.eval_tasks, "limit": config.eval_limit, "max_len": config.eval_max_len,
-                       "seed": config.seed, "split": SPLIT_VERSION})
+                       "seed": config.split_seed, "split": SPLIT_VERSION})
     path = damoc_home() / "recover-eval" / f"{key}.json"
-    cached = read_json_checked(path, lambda d: isinstance(d, dict) and "external_ppl" in d)
+    cached = read_json_checked(path, lambda d: isinstance(d, dict) and "items" in d)
     if cached is not None:
         return cached
     result = evaluate_model(load_model(spec).eval(), load_tokenizer(spec), heldout, config, progress)
@@ -221,13 +244,9 @@ def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -
 
 def _run_recover(config: RecoverConfig, out: Path, progress: bool) -> dict:
     from damoc.recovery.paser import Context, resolve_budget, select_recovery
-    from damoc.recovery.pool import load_pool, source_of
+    from damoc.recovery.pool import source_of
 
-    # Too-long samples leave first: the held-out split then holds only samples a method could pick.
-    pool, too_long = fitting(load_pool(config.pool, config.per_source, config.seed), config.original, config.max_len)
-    if not pool and too_long:
-        raise DamocError(f"all {too_long} pool samples are longer than --max-len {config.max_len} tokens; raise it")
-    pool, heldout = split_heldout(pool, config.heldout, config.seed)
+    pool, heldout, too_long = recovery_pool(config)
     budget = resolve_budget(config.budget, len(pool))
     ctx = Context(pool=pool, budget=budget, seed=config.seed, original=config.original, pruned=config.pruned,
                   clusters=config.clusters, embedder=config.embedder, max_len=config.max_len,
