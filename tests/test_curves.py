@@ -48,6 +48,20 @@ def test_racing_drops_a_candidate_that_cannot_be_best_and_the_stop_rule_fires():
     assert confident_pick(prob, level=0.9) == "good"
 
 
+def test_a_prediction_that_hangs_on_one_rung_is_not_called_certain():
+    """The zoo's failure (ASDiv): a jumpy curve whose last rung falls steeply extrapolates far below a
+    smooth one. Resampling questions alone calls it best with certainty; refitting without one rung
+    at a time shows how much the extrapolation hangs on that last point."""
+    sizes = [10, 20, 40, 80]
+    curves = {"jumpy": [rung(d, v) for d, v in zip(sizes, [1.04, 1.12, 1.01, 0.90])],
+              "smooth": [rung(d, v, seed=1) for d, v in zip(sizes, [1.00, 0.97, 0.95, 0.94])]}
+    questions_only = prob_best_at(curves, full_size=1000, samples=200, rung_dropout=False)
+    assert confident_pick(questions_only, level=0.9) == "jumpy"
+    both = prob_best_at(curves, full_size=1000, samples=200)
+    assert 0.1 < both["smooth"] < 0.5 and confident_pick(both, level=0.9) is None
+    assert to_drop(both, below=0.05) == []
+
+
 def test_close_candidates_are_neither_dropped_nor_picked():
     prob = {"a": 0.55, "b": 0.45}
     assert to_drop(prob, below=0.05) == [] and confident_pick(prob, level=0.9) is None
@@ -56,7 +70,7 @@ def test_close_candidates_are_neither_dropped_nor_picked():
 
 def test_an_adaptive_select_run_stops_when_confident_ranks_by_the_prediction_and_resumes(tmp_path, gen_file):
     """Two tiny models on a generation file, rungs of 2, 4, 6, ... examples: interrupted before the
-    third rung, the run resumes without retraining a finished rung, fits the curves after three
+    third rung, the run resumes without retraining a finished rung, decides nothing before four
     rungs, stops as soon as one candidate is certain to be best, and ranks by the prediction."""
     from conftest import save_tiny
 
@@ -89,12 +103,13 @@ def test_an_adaptive_select_run_stops_when_confident_ranks_by_the_prediction_and
     assert events.count("cached") == 4  # nothing finished is trained again
     adaptive = summary["adaptive"]
     probs = adaptive["rungs"][-1]["prob_best"]
-    # The two tiny models' curves are far apart: after three rungs one is best in every bootstrap
-    # sample, the stop rule fires at confidence 1.0 and rungs 4 and 5 are never paid for.
+    # The two tiny models' curves are far apart: at the fourth rung (the first that may decide) one is
+    # best in every bootstrap sample, the stop rule fires at confidence 1.0 and rung 5 is never paid for.
+    assert "prob_best" not in adaptive["rungs"][2]
     assert sorted(probs.values()) == [0.0, 1.0] and "reached probability 1.00" in adaptive["stopped"]
-    assert [r["examples"] for r in adaptive["rungs"]] == [2, 4, 6] and events.count("start") == 2
+    assert [r["examples"] for r in adaptive["rungs"]] == [2, 4, 6, 8] and events.count("start") == 4
     assert adaptive["train_size"] == 10 and set(adaptive["fits"]) == {f"{m} lora" for m in models}
-    assert all(len(f["curve"]) == 3 and f["law"] in ("rectified", "power", "flat") for f in adaptive["fits"].values())
+    assert all(len(f["curve"]) == 4 and f["law"] in ("rectified", "power", "flat") for f in adaptive["fits"].values())
     ranked = sorted((r for r in summary["candidates"] if r.get("rank")), key=lambda r: r["rank"])
     assert [r["predicted_answer_bpb_full"] for r in ranked] == sorted(r["predicted_answer_bpb_full"] for r in ranked)
     assert max(probs, key=probs.get) == f"{ranked[0]['model']} {ranked[0]['method']}"
@@ -125,5 +140,16 @@ def test_a_candidate_raced_out_is_ranked_last_and_reported(tmp_path, gen_file):
     dropped = summary["adaptive"]["dropped"]
     assert len(dropped) == 1 and len(summary["candidates"]) == 2  # each candidate once
     loser = next(r for r in summary["candidates"] if f"{r['model']} {r['method']}" in dropped)
-    assert loser["rank"] == 2 and loser["dropped_at_rung"] == 3
+    assert loser["rank"] == 2 and loser["dropped_at_rung"] == 4
     assert "dropped" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_min_rungs_cannot_exceed_the_ladder():
+    from pydantic import ValidationError
+
+    from damoc.selection.adaptive import AdaptiveSettings
+
+    assert AdaptiveSettings().min_rungs == 4
+    with pytest.raises(ValidationError, match="min_rungs 4 is more than the 3 rungs"):
+        AdaptiveSettings(rungs=[0.01, 0.02, 0.04])
+    assert AdaptiveSettings(rungs=[0.01, 0.02, 0.04], min_rungs=3).min_rungs == 3

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from damoc.io import read_jsonl
 from damoc.selection.candidate import display_name, is_ok, rank
@@ -31,6 +31,16 @@ class AdaptiveSettings(BaseModel):
                               "this")
     max_share: float = Field(0.2, gt=0, le=1, description="never train on more than this share of the training split")
     bootstrap: int = Field(200, ge=20, description="bootstrap samples for the chance of being best")
+    # Three noisy points fitted by a three-parameter law left no room for doubt in the zoo (ASDiv:
+    # "probability 1.00" for the truth's worst candidate at rung 3); from four rungs on, the
+    # bootstrap also refits each curve without one of its rungs.
+    min_rungs: int = Field(4, ge=3, description="rungs every candidate runs before any is dropped or picked")
+
+    @model_validator(mode="after")
+    def _enough_rungs(self) -> AdaptiveSettings:
+        if self.min_rungs > len(self.rungs):
+            raise ValueError(f"min_rungs {self.min_rungs} is more than the {len(self.rungs)} rungs given")
+        return self
 
 
 def rung_of(folder: Path, size: int) -> Rung | None:
@@ -70,7 +80,7 @@ def run_adaptive(config, task, data: dict, examples: list, train_size: int, jobs
                 curves.setdefault(display_name(x), []).append(rung)
         alive = {k: v for k, v in curves.items() if k in {display_name(x) for x in results if is_ok(x)}}
         entry = {"rung": r, "share": share, "examples": n, "candidates": sorted(alive)}
-        if len(alive) >= 2 and min(len(v) for v in alive.values()) >= 3:
+        if len(alive) >= 2 and min(len(v) for v in alive.values()) >= settings.min_rungs:
             prob = prob_best_at(alive, train_size, samples=settings.bootstrap, seed=config.seed)
             entry["prob_best"] = prob
             for name in to_drop(prob, settings.drop_below):
