@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from conftest import build_model, build_tokenizer
@@ -386,9 +387,10 @@ def test_a_cut_prompt_keeps_its_last_tokens_and_the_whole_response(recovery_setu
     pool = load_pool(str(pool_file), 100, 0)[:6]
     tok = load_tokenizer(original)
     ctx = Context(pool=pool, budget=2, seed=0, original=original, pruned=pruned, progress=False)
-    whole, lengths, _, flops_whole = _degradation(ctx, tok)
+    every = np.arange(len(pool))
+    whole, lengths, _, flops_whole = _degradation(ctx, tok, every)
     cut_ctx = Context(**{**ctx.__dict__, "jsd_prompt_tokens": 3})
-    cut, cut_lengths, cached, flops_cut = _degradation(cut_ctx, tok)
+    cut, cut_lengths, cached, flops_cut = _degradation(cut_ctx, tok, every)
     pairs = encoded(tok, pool, ctx.max_len)
     assert all(n > 3 for _, n in pairs)  # every prompt is longer than the cut
     assert cut_lengths == [len(ids) - n + 3 for ids, n in pairs] and not cached and flops_cut < flops_whole
@@ -420,3 +422,29 @@ def test_the_heldout_split_follows_the_length_filter_and_not_the_selection_seed(
     assert too_long == 5 and len(held) == 6 and len(kept) + len(held) == n
     assert split(seed=7) == (kept, held, too_long)  # other selection seeds score the same held-out samples
     assert split(split_seed=7)[1] != held
+
+
+def test_a_per_cluster_sample_measures_part_of_each_cluster_and_picks_only_from_it(recovery_setup, tmp_path,
+                                                                                   monkeypatch):
+    from damoc.recovery.paser import Context, _measured, select_paser
+    from damoc.recovery.pool import load_pool
+
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 1)
+    measured = _measured(labels, 0.3, seed=0)
+    assert [int((labels[measured] == c).sum()) for c in range(3)] == [3, 1, 1]  # ceil(0.3 n), at least one
+    assert list(_measured(labels, None, 0)) == list(range(14)) and list(_measured(labels, 0.3, 0)) == list(measured)
+
+    monkeypatch.setenv("DAMOC_HOME", str(tmp_path / "home"))
+    original, pruned, pool_file, n = recovery_setup
+    pool = load_pool(str(pool_file), 100, 0)
+    ctx = Context(pool=pool, budget=6, seed=0, original=original, pruned=pruned, clusters=4, progress=False)
+    whole = select_paser(ctx)
+    half = select_paser(Context(**{**ctx.__dict__, "jsd_sample": 0.5}))
+    assert whole.summary["jsd_measured"] == n and n / 2 <= half.summary["jsd_measured"] < n / 2 + 4
+    assert half.summary["jsd_flops"] < 0.75 * whole.summary["jsd_flops"]
+    assert len(half.indices) == 6 and all(np.isfinite(half.per_sample[i]["jsd"]) for i in half.indices)
+    # A measured sample's degradation does not depend on which others were measured.
+    shared = set(whole.indices) & set(half.indices)
+    # (within float32 padding noise: the batches hold other samples)
+    assert shared and all(half.per_sample[i]["jsd"] == pytest.approx(whole.per_sample[i]["jsd"], abs=1e-8)
+                          for i in shared)

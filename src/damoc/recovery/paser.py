@@ -54,6 +54,7 @@ class Context:
     jsd_span: str = "response"
     cluster_text: str = "sample"
     jsd_prompt_tokens: int | None = None
+    jsd_sample: float | None = None
 
 
 METHODS: Registry[Callable[[Context], Selection]] = Registry("recovery method")
@@ -134,7 +135,8 @@ def select_paser(ctx: Context) -> Selection:
     with clock.stage("cluster"):
         clustering = cluster(emb, ctx.clusters, seed=ctx.seed)
     with clock.stage("jsd"):
-        jsd, lengths, jsd_cached, jsd_flops = _degradation(ctx, tok)
+        measured = _measured(clustering.labels, ctx.jsd_sample, ctx.seed)
+        jsd, lengths, jsd_cached, jsd_flops = _degradation(ctx, tok, measured)
     with clock.stage("allocate_and_graph"):
         pick = _ClusterPicker(clustering.labels, jsd, lengths, texts, ctx.budget)
         pick.within_clusters()
@@ -152,9 +154,10 @@ def select_paser(ctx: Context) -> Selection:
         "cluster_selected": [int(sum(labels[i] == c for i in chosen)) for c in range(pick.k)],
         "shortfall_after_clusters": shortfall, "rejected_by_concept_graph": pick.rejected,
         "share_rejected_by_concept_graph": pick.rejected / max(len(pick.offered), 1),
-        "selected": len(chosen), "jsd_mean_pool": float(jsd.mean()),
+        "selected": len(chosen), "jsd_measured": len(measured), "jsd_mean_pool": float(np.nanmean(jsd)),
         "jsd_mean_selected": float(jsd[chosen].mean()) if chosen else None,
-        "seconds": clock.seconds, "jsd_cached": jsd_cached, "forward_flops": embed_cost["forward_flops"] + jsd_flops,
+        "seconds": clock.seconds, "jsd_cached": jsd_cached, "jsd_flops": jsd_flops,
+        "forward_flops": embed_cost["forward_flops"] + jsd_flops,
         "map_2d": clustering.embedding[:, :2].tolist() if small else None,
         "labels": labels.tolist() if small else None,
     }
@@ -178,13 +181,29 @@ def _rand_vs_sources(labels: np.ndarray, pool: list[Example]) -> float:
     return float(adjusted_rand_score([source_of(e) for e in pool], labels))
 
 
-def _degradation(ctx: Context, tok) -> tuple[np.ndarray, list[int], bool, float]:
-    """Each sample's mean JSD between the original and pruned models (cached), its token count,
-    whether it came from the cache, and the FLOPs of the two forward passes (counted either way)."""
+def _measured(labels: np.ndarray, share: float | None, seed: int) -> np.ndarray:
+    """The pool samples whose degradation is measured: all, or a seeded `share` of each cluster
+    (at least one). The JSD is two models' forward passes over what it measures, the largest
+    cost of the selection; a cluster's mean degradation needs only a sample of it, and the
+    samples picked within it come from the measured ones."""
+    if share is None or share >= 1:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        out.append(rng.choice(members, size=max(1, math.ceil(share * len(members))), replace=False))
+    return np.sort(np.concatenate(out))
+
+
+def _degradation(ctx: Context, tok, measured: np.ndarray) -> tuple[np.ndarray, list[int], bool, float]:
+    """Each measured sample's mean JSD between the original and pruned models (cached; NaN for
+    a sample not measured), token counts, whether the values came from the cache, and the FLOPs
+    of the two forward passes (counted either way)."""
     from damoc.models import load_model
     from damoc.recovery.degradation import cached_sample_jsd
 
-    pairs = encoded(tok, ctx.pool, ctx.max_len)
+    pairs = encoded(tok, [ctx.pool[i] for i in measured], ctx.max_len)
     if ctx.jsd_prompt_tokens and ctx.jsd_span == "response":  # the response keeps its last N prompt tokens
         pairs = [(ids[max(0, n - ctx.jsd_prompt_tokens):], min(n, ctx.jsd_prompt_tokens)) for ids, n in pairs]
     ids = [p for p, _ in pairs]
@@ -200,7 +219,11 @@ def _degradation(ctx: Context, tok) -> tuple[np.ndarray, list[int], bool, float]
     for spec in (ctx.original, ctx.pruned):
         head = head_params_of(spec)
         flops += 2.0 * ((matmul_params_of(spec) - head) * tokens + head * head_tokens)
-    return np.array(values), [len(x) for x in ids], cached, flops
+    jsd = np.full(len(ctx.pool), np.nan)
+    jsd[measured] = values
+    lengths = np.zeros(len(ctx.pool), dtype=int)
+    lengths[measured] = [len(x) for x in ids]
+    return jsd, lengths.tolist(), cached, flops
 
 
 class _ClusterPicker:
@@ -213,9 +236,10 @@ class _ClusterPicker:
 
         self.k = int(labels.max()) + 1
         self.members = [np.flatnonzero(labels == c) for c in range(self.k)]
-        self.degradation = [float(jsd[m].mean()) for m in self.members]
+        # Unmeasured samples (NaN: `jsd_sample`) inform nothing and are never offered.
+        self.degradation = [float(np.nanmean(jsd[m])) for m in self.members]
         self.allocation = allocate_budget(budget, self.degradation, [len(m) for m in self.members])
-        self.efficiency = jsd / np.log(np.maximum(lengths, 2))
+        self.efficiency = np.nan_to_num(jsd / np.log(np.maximum(lengths, 2)), nan=-np.inf)
         self.texts, self.budget = texts, budget
         self.graph, self.chosen, self.concepts = ConceptGraph(), [], {}
         self.offered: set[int] = set()
@@ -243,7 +267,7 @@ class _ClusterPicker:
         for c in sorted(range(self.k), key=lambda c: -self.degradation[c]):
             filled = 0
             for i in sorted(self.members[c].tolist(), key=lambda i: -self.efficiency[i]):
-                if filled >= self.allocation[c]:
+                if filled >= self.allocation[c] or self.efficiency[i] == -np.inf:
                     break
                 filled += self.offer(i)
 
@@ -253,7 +277,7 @@ class _ClusterPicker:
         if shortfall:
             # Samples the graph refused are offered again: the graph has grown since.
             rest = sorted(set(range(len(self.texts))) - set(self.chosen), key=lambda i: -self.efficiency[i])
-            for i in rest:
+            for i in rest:  # unmeasured samples (-inf) last
                 if len(self.chosen) >= self.budget:
                     break
                 self.offer(i)

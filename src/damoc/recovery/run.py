@@ -39,6 +39,9 @@ class RecoverConfig(BaseModel):
     jsd_prompt_tokens: int | None = Field(None, ge=1, description=(
         "keep only the last N prompt tokens before the response in the JSD pass (cheaper on long prompts; "
         "none: the whole prompt); with --jsd-span response"))
+    jsd_sample: float | None = Field(None, gt=0, le=1, description=(
+        "measure the degradation on this share of each cluster (seeded), the rest never chosen: the JSD's cost "
+        "falls with it; none: every sample"))
     batch_size: int = Field(4, ge=1, description="samples per JSD forward pass")
     seed: int = Field(0, description="seed of the selection (clustering, sampling) and of training")
     # Apart from `seed` so that runs of several seeds are scored on the same held-out samples
@@ -251,7 +254,8 @@ def _run_recover(config: RecoverConfig, out: Path, progress: bool) -> dict:
     ctx = Context(pool=pool, budget=budget, seed=config.seed, original=config.original, pruned=config.pruned,
                   clusters=config.clusters, embedder=config.embedder, max_len=config.max_len,
                   batch_size=config.batch_size, progress=progress, jsd_span=config.jsd_span,
-                  cluster_text=config.cluster_text, jsd_prompt_tokens=config.jsd_prompt_tokens)
+                  cluster_text=config.cluster_text, jsd_prompt_tokens=config.jsd_prompt_tokens,
+                  jsd_sample=config.jsd_sample)
     selection = select_recovery(config.method, ctx)
     rows = []
     for i in selection.indices:
