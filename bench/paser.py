@@ -1,15 +1,18 @@
 """Benchmark: does PASER's subset recover a pruned model better than simple choices?
 
 Part `recover`: bundled SmolLM2-135M-Instruct pruned by 25% of its layers (similarity on 32
-PubMedQA training prompts, merge none), then LoRA recovery (1 epoch) on subsets of the
-bundled multi-source pool chosen by paser, random, ifd and length at budgets of 10% and 20%,
-and on the whole pool. Each row: held-out perplexity (pool samples set aside, never
-selected), zero-shot accuracy on boolq, pubmedqa and medqa (first --eval-limit test
-questions), selection and training seconds. The pruned and original models are the
-references.
+PubMedQA training prompts, merge none), then LoRA recovery (1 epoch, the step floor) on subsets of
+the bundled multi-source pool (205 per source: 1,032 to select from after the 256-token limit and
+100 held out) chosen by paser, random, ifd and length: at 10% with seeds 0, 1, 2 (the subset for
+random and PASER's clustering, the training order for all), at 20% and on the whole pool with
+seed 0; one learning rate for all. Each run scores the neutral metrics (held-out answer NLL
+given the prompt, WikiText perplexity, zero-shot accuracy on the first 200 BoolQ and PIQA test
+questions) and keeps them per item, so that rows pool their seeds and PASER's differences from
+the others come with a paired bootstrap SE. The first run of each method in a scratch DAMOC_HOME
+is its cold selection cost.
 
-Part `estimators`: cheaper degradation estimates (the prompt cut to its last N tokens) against the
-full JSD: Spearman of per-sample scores, overlap of the top 10%, seconds (-> paser-estimators.json).
+Part `estimators`: cheaper degradation estimates (the prompt cut to its last N tokens, a share of
+each cluster measured) against the full JSD on the same pool (-> paser-estimators.json).
 
 Part `scale`: S2RIC clustering time and peak memory (RSS, in its own process) on 50,000
 synthetic 384-d unit embeddings drawn around 16 centres.
@@ -17,8 +20,8 @@ synthetic 384-d unit embeddings drawn around 16 centres.
 Writes bench/results/paser-recover.json, paser-scale.json and a plot; rows are added as they
 finish, and a re-run skips finished rows.
 
-    .venv/bin/python bench/paser.py [--part recover|scale|all] [--per-source 150] [--max-seq-len 256]
-        [--eval-limit 100] [--lr 1e-3]
+    DAMOC_HOME=<scratch, models linked> .venv/bin/python bench/paser.py --part recover [--rows paser:0.1:0 ...]
+    DAMOC_HOME=<the same> .venv/bin/python bench/paser.py --part estimators [--cuts 16 64] [--samples 0.3]
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -72,15 +74,23 @@ def recover_config(args: argparse.Namespace, pruned: Path, method: str, budget: 
         original=MODEL, pruned=str(pruned), method=method, per_source=args.per_source, seed=seed,
         split_seed=args.seed, heldout=args.heldout, max_len=args.max_seq_len, eval_limit=args.eval_limit,
         eval_tasks=args.eval_tasks, train=True, jsd_prompt_tokens=args.jsd_prompt_tokens,
+        jsd_sample=getattr(args, "jsd_sample", None),
         budget=budget if budget < 1 else 0.999999,  # "the whole pool" as a share
         finetune=FinetuneConfig(method="lora", max_seq_len=args.max_seq_len, batch_size=8, micro_batch_size=4,
                                 learning_rate=args.lr, seed=seed))
 
 
-def label_of(method: str, budget: float, prompt_tokens: int | None) -> str:
+def label_of(method: str, budget: float, args: argparse.Namespace) -> str:
+    """A row's name: PASER with a cheaper degradation estimate says which."""
     if budget == 1.0:
         return "whole pool"
-    return f"{method} (last {prompt_tokens} prompt tokens)" if method == "paser" and prompt_tokens else method
+    cheaper = ([f"last {args.jsd_prompt_tokens} prompt tokens"] if args.jsd_prompt_tokens else []) + (
+        [f"{args.jsd_sample:g} of each cluster"] if args.jsd_sample else [])
+    return f"{method} ({', '.join(cheaper)})" if method == "paser" and cheaper else method
+
+
+def slug(label: str, budget: float, seed: int) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in f"{label}-{budget}-seed{seed}")
 
 
 def part_recover(args: argparse.Namespace) -> None:
@@ -101,16 +111,16 @@ def part_recover(args: argparse.Namespace) -> None:
         return doc if "runs" in doc else {"runs": []}  # an older file (other metrics) is replaced
 
     for method, budget, seed in plan:
-        label = label_of(method, budget, args.jsd_prompt_tokens)
+        label = label_of(method, budget, args)
         if (label, budget, seed) in {(r["method"], r["budget"], r["seed"]) for r in written()["runs"]}:
             continue
         print(f"== {label} {budget} seed {seed}", flush=True)
         home = os.environ.get("DAMOC_HOME", "")
         cold = method not in {r["method"].split(" ")[0] for r in written()["runs"]}
         s = run_recover(recover_config(args, pruned, method, budget, seed),
-                        args.run_dir / f"{label.replace(' ', '-')}-{budget}-seed{seed}", progress=True)
+                        args.run_dir / slug(label, budget, seed), progress=True)
         rec = s["recovery"]
-        name = f"{label.replace(' ', '-')}-{budget}-seed{seed}.json"
+        name = slug(label, budget, seed) + ".json"
         items = {k: rec[k].pop("items") for k in ("recovered", "pruned", "original")}
         write_json_atomic(items_dir / name, {"method": label, "budget": budget, "seed": seed, **items})
         run = {"method": label, "budget": budget, "seed": seed, "items": f"paser-recover/{name}",
@@ -301,50 +311,69 @@ def plot(doc: dict, path: Path) -> None:
 
 
 def part_estimators(args: argparse.Namespace) -> None:
-    """Cheaper degradation estimates against the full one (issue 15, item 5): the per-sample JSD
-    over the response with the whole prompt, and with the prompt cut to its last N tokens; per
-    estimate its seconds and FLOPs (no cache), the Spearman correlation of per-sample scores with
-    the full one, and the overlap of the top `--budget` share (what a selection would take)."""
+    """Cheaper degradation estimates against the full one (issue 15, item 5), on the recovery
+    benchmark's pool: the JSD with the prompt cut to its last N tokens (`--cuts`), and measured on a
+    share of each cluster only (`--samples`, PASER's picks then come from the measured ones). Per
+    estimate: seconds and FLOPs of the JSD pass, Spearman of the per-sample scores with the full
+    one (on the samples both measured), and how much of the full estimate's PASER subset at
+    `--budget` it picks. Run it with the recovery benchmark's DAMOC_HOME: the whole-prompt JSD is
+    then read from its cache and its seconds are those of the benchmark's cold run."""
     import numpy as np
     from scipy.stats import spearmanr
 
-    from damoc.models import load_model, load_tokenizer
-    from damoc.recovery.degradation import sample_jsd
-    from damoc.recovery.paser import encoded
+    from damoc.filtering.base import example_text
+    from damoc.filtering.embeddings import embed_with_cost
+    from damoc.models import load_tokenizer
+    from damoc.recovery.cluster import cluster
+    from damoc.recovery.paser import Context, _ClusterPicker, _degradation, _measured, resolve_budget
     from damoc.recovery.run import recovery_pool
 
     pruned = pruned_model(args.run_dir, args.seed)
     pool, _, too_long = recovery_pool(recover_config(args, pruned, "paser", 0.1, args.seed))
-    pool = random.Random(args.seed).sample(pool, min(args.sample, len(pool)))  # Spearman needs a few hundred
+    budget = resolve_budget(args.budget, len(pool))
     tok = load_tokenizer(MODEL)
-    a, b = load_model(MODEL).eval(), load_model(pruned).eval()
-    pairs = encoded(tok, pool, args.max_seq_len)
+    texts = [example_text(e) for e in pool]
+    labels = cluster(embed_with_cost(texts, "bundled:minilm", progress=False)[0], "auto", seed=args.seed).labels
     path = ROOT / "results" / "paser-estimators.json"
-    rows, full = [], None
-    for cut in [None, *args.cuts]:
-        kept = [(ids[max(0, n - cut):], min(n, cut)) if cut else (ids, n) for ids, n in pairs]
-        start = time.perf_counter()
-        values = np.array(sample_jsd(a, b, [i for i, _ in kept], tok.pad_token_id, batch_size=4,
-                                     response_starts=[max(1, n) for _, n in kept]))
-        seconds = time.perf_counter() - start
-        full = values if cut is None else full
-        k = max(1, int(args.budget * len(values)))
-        top = set(np.argsort(-values)[:k])
-        rows.append({"estimate": "whole prompt" if cut is None else f"last {cut} prompt tokens",
-                     "prompt_tokens": cut, "seconds": seconds, "tokens": sum(len(i) for i, _ in kept),
-                     "spearman_vs_full": float(spearmanr(values, full).statistic),
-                     "top_share_overlap": len(top & set(np.argsort(-full)[:k])) / k})
-        print(json.dumps(rows[-1]), flush=True)
-        write_json_atomic(path, {"samples": len(pool), "pool_left_out_too_long": too_long, "max_len": args.max_seq_len,
-                                 "budget": args.budget, "rows": rows, "machine": machine(), "versions": versions(),
-                                 "load": os.getloadavg(),
-                                 "command": "python bench/paser.py --part estimators " + " ".join(sys.argv[1:])})
+    cold = [r for r in (read_json(ROOT / "results" / "paser-recover.json").get("runs", [])
+                        if (ROOT / "results" / "paser-recover.json").exists() else [])
+            if r["method"] == "paser" and r.get("select_cold")]
+    rows, full, full_pick = [], None, None
+    for share in [None, *args.samples]:
+        for cut in [None, *args.cuts]:
+            ctx = Context(pool=pool, budget=budget, seed=args.seed, original=MODEL, pruned=str(pruned),
+                          max_len=args.max_seq_len, progress=False, jsd_prompt_tokens=cut, jsd_sample=share)
+            measured = _measured(labels, share, args.seed)
+            start = time.perf_counter()
+            values, lengths, cached, flops = _degradation(ctx, tok, measured)
+            seconds = time.perf_counter() - start
+            if cached and cut is None and share is None and cold:
+                seconds = cold[0]["seconds_by_stage"]["jsd"]  # the benchmark's cold pass over the same pool
+            pick = _ClusterPicker(labels, values, lengths, texts, budget)
+            pick.within_clusters()
+            pick.fill_shortfall()
+            if full is None:
+                full, full_pick = values, set(pick.chosen)
+            both = np.isfinite(values)
+            rows.append({"estimate": ("whole prompt" if cut is None else f"last {cut} prompt tokens")
+                         + ("" if share is None else f", {share:g} of each cluster"),
+                         "prompt_tokens": cut, "cluster_share": share, "measured": int(both.sum()),
+                         "seconds": seconds, "seconds_from": "recover benchmark's cold run" if cached else "this run",
+                         "jsd_flops": flops, "tokens": int(sum(lengths)),
+                         "spearman_vs_full": float(spearmanr(values[both], full[both]).statistic),
+                         "subset_overlap_with_full": len(set(pick.chosen) & full_pick) / budget})
+            print(json.dumps(rows[-1]), flush=True)
+            write_json_atomic(path, {"pool": len(pool), "pool_left_out_too_long": too_long, "budget": budget,
+                                     "max_len": args.max_seq_len, "clusters": int(labels.max()) + 1, "rows": rows,
+                                     "machine": machine(), "versions": versions(), "load": os.getloadavg(),
+                                     "command": "DAMOC_HOME=<the recover benchmark's> python bench/paser.py "
+                                                "--part estimators " + " ".join(sys.argv[1:])})
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--part", choices=["recover", "scale", "estimators", "all"], default="all")
-    ap.add_argument("--cuts", type=int, nargs="*", default=[16, 32, 64], help="estimators: prompt tokens kept")
+    ap.add_argument("--cuts", type=int, nargs="*", default=[16, 64], help="estimators: prompt tokens kept")
     ap.add_argument("--budget", type=float, default=0.1, help="estimators: the top share compared")
     ap.add_argument("--per-source", type=int, default=205, help="a pool of >= 1,000 after the length limit")
     ap.add_argument("--heldout", type=int, default=100)
@@ -355,7 +384,9 @@ def main() -> None:
     ap.add_argument("--eval-tasks", nargs="+", default=["boolq", "piqa"])
     ap.add_argument("--jsd-prompt-tokens", type=int,
                     help="recover: PASER's JSD with the prompt cut to its last N tokens")
-    ap.add_argument("--sample", type=int, default=400, help="estimators: pool samples compared")
+    ap.add_argument("--jsd-sample", type=float, help="recover: PASER's JSD on this share of each cluster")
+    ap.add_argument("--samples", type=float, nargs="*", default=[0.3],
+                    help="estimators: shares of each cluster measured")
     # 2e-4 (the LoRA default) barely moves the model in the few steps a 10% subset of a small pool
     # gives: one epoch on 48 samples left held-out perplexity within 1% of the pruned model's.
     ap.add_argument("--lr", type=float, default=1e-3)
