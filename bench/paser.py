@@ -116,7 +116,7 @@ def part_recover(args: argparse.Namespace) -> None:
             continue
         print(f"== {label} {budget} seed {seed}", flush=True)
         home = os.environ.get("DAMOC_HOME", "")
-        cold = method not in {r["method"].split(" ")[0] for r in written()["runs"]}
+        cold = bool(home) and method not in written().get("cold_selection", {})
         s = run_recover(recover_config(args, pruned, method, budget, seed),
                         args.run_dir / slug(label, budget, seed), progress=True)
         rec = s["recovery"]
@@ -130,16 +130,21 @@ def part_recover(args: argparse.Namespace) -> None:
                "external_ppl": rec["recovered"]["external_ppl"], "external_ppl_se": rec["recovered"]["external_ppl_se"],
                "avg_accuracy": rec["recovered"]["avg_accuracy"], "avg_accuracy_se": rec["recovered"]["avg_accuracy_se"],
                "accuracy": rec["recovered"]["accuracy"], "heldout_ppl_whole_samples": rec["recovered"]["ppl"],
-               "select_seconds": s["select_seconds"], "select_cold": cold and bool(home),
+               "select_seconds": s["select_seconds"], "select_cold": cold,
                "seconds_by_stage": s.get("seconds"), "train_seconds": rec["train_seconds"],
                "jsd_cached": s.get("jsd_cached"), "clusters": s.get("clusters"),
                "graph_components": s.get("graph_components"),
                "rejected_by_concept_graph": s.get("rejected_by_concept_graph"),
+               "taken_despite_concept_graph": s.get("taken_despite_concept_graph"),
                "share_rejected_by_concept_graph": s.get("share_rejected_by_concept_graph"),
                "selected_by_source": s["selected_by_source"], "load": os.getloadavg()}
         doc = written()
         doc["runs"] = [r for r in doc["runs"] if (r["method"], r["budget"], r["seed"]) != (label, budget, seed)]
         doc["runs"].append(run)
+        if cold:  # nothing was cached for this method: its selection's whole cost
+            doc.setdefault("cold_selection", {})[method] = {
+                "select_seconds": s["select_seconds"], "seconds_by_stage": s.get("seconds"), "run": name,
+                "load": run["load"], "train_seconds_same_run": rec["train_seconds"]}
         refs = {k: {m: rec[k][m] for m in ("answer_nll", "external_ppl", "external_ppl_se", "avg_accuracy",
                                              "avg_accuracy_se", "accuracy", "ppl")} for k in ("pruned", "original")}
         doc.update({**refs, "pool_size": s["pool_size"], "heldout": s["heldout"],
@@ -221,10 +226,11 @@ def aggregate(doc: dict, items_dir: Path) -> dict:
         for metric in METRICS:
             values, boot = bootstrap([loaded[(method, budget)]], metric)
             row[metric], row[f"{metric}_se"] = float(values[0]), float(np.std(boot[:, 0], ddof=1))
-        cold = [r["select_seconds"] for r in runs if r.get("select_cold")]
+        cold = doc.get("cold_selection", {}).get(method)
         row.update({
             "rejected_by_concept_graph": runs[0].get("rejected_by_concept_graph"),
-            "select_seconds_cold": cold[0] if cold else None,
+            "taken_despite_concept_graph": runs[0].get("taken_despite_concept_graph"),
+            "select_seconds_cold": cold["select_seconds"] if cold else None,
             "select_seconds": float(np.mean([r["select_seconds"] for r in runs])),
             "train_seconds": float(np.mean([r["train_seconds"] for r in runs]))})
         rows.append(row)
@@ -335,9 +341,8 @@ def part_estimators(args: argparse.Namespace) -> None:
     texts = [example_text(e) for e in pool]
     labels = cluster(embed_with_cost(texts, "bundled:minilm", progress=False)[0], "auto", seed=args.seed).labels
     path = ROOT / "results" / "paser-estimators.json"
-    cold = [r for r in (read_json(ROOT / "results" / "paser-recover.json").get("runs", [])
-                        if (ROOT / "results" / "paser-recover.json").exists() else [])
-            if r["method"] == "paser" and r.get("select_cold")]
+    recover = ROOT / "results" / "paser-recover.json"
+    cold = (read_json(recover) if recover.exists() else {}).get("cold_selection", {}).get("paser")
     rows, full, full_pick = [], None, None
     for share in [None, *args.samples]:
         for cut in [None, *args.cuts]:
@@ -348,7 +353,7 @@ def part_estimators(args: argparse.Namespace) -> None:
             values, lengths, cached, flops = _degradation(ctx, tok, measured)
             seconds = time.perf_counter() - start
             if cached and cut is None and share is None and cold:
-                seconds = cold[0]["seconds_by_stage"]["jsd"]  # the benchmark's cold pass over the same pool
+                seconds = cold["seconds_by_stage"]["jsd"]  # the benchmark's cold pass over the same pool
             pick = _ClusterPicker(labels, values, lengths, texts, budget)
             pick.within_clusters()
             pick.fill_shortfall()

@@ -362,6 +362,9 @@ def test_the_picker_rejects_a_conflicting_sample_once_and_reports_the_share():
     assert pick.chosen == [0, 1, 3] and pick.rejected == 1
     assert pick.fill_shortfall() == 1  # offered again, refused again, still counted once
     assert pick.rejected == 1 and pick.chosen == [0, 1, 3] and pick.offered == {0, 1, 2, 3}
+    # The budget is still met: the refused sample fills it last, and is counted.
+    assert pick.fill_despite_graph() == 1 and pick.chosen == [0, 1, 3, 2]
+    assert pick.fill_despite_graph() == 0
 
 
 def test_the_clustering_text_puts_what_a_sample_asks_first():

@@ -9,6 +9,9 @@ PASER (`paser`), read top to bottom:
    JSD / log(tokens); a sample joins only if its concepts fit the concept graph
    (concepts.py). A cluster that runs out of acceptable samples leaves its shortfall to a
    last pass over all remaining samples in efficiency order, still under the graph rule.
+   If the graph still leaves the budget short (with all key phrases as concepts it refused 91%
+   of a 1,032-sample pool), the refused samples fill it in efficiency order, and the summary
+   counts them: the budget is what the user asked for, the graph a preference among samples.
 Baselines behind the same interface: `random`, `length` (longest answers first) and `ifd`
 (instruction-following difficulty under the pruned model, as `damoc filter` computes it).
 """
@@ -141,6 +144,7 @@ def select_paser(ctx: Context) -> Selection:
         pick = _ClusterPicker(clustering.labels, jsd, lengths, texts, ctx.budget)
         pick.within_clusters()
         shortfall = pick.fill_shortfall()
+        despite = pick.fill_despite_graph()
     labels, chosen = clustering.labels, pick.chosen
     per_sample = {i: {"cluster": int(labels[i]), "jsd": float(jsd[i]), "score": float(pick.efficiency[i]),
                       "concepts": pick.concepts.get(i, [])} for i in chosen}
@@ -152,7 +156,8 @@ def select_paser(ctx: Context) -> Selection:
         "cluster_sizes": [len(m) for m in pick.members], "cluster_degradation": pick.degradation,
         "cluster_budget": pick.allocation,
         "cluster_selected": [int(sum(labels[i] == c for i in chosen)) for c in range(pick.k)],
-        "shortfall_after_clusters": shortfall, "rejected_by_concept_graph": pick.rejected,
+        "shortfall_after_clusters": shortfall, "taken_despite_concept_graph": despite,
+        "rejected_by_concept_graph": pick.rejected,
         "share_rejected_by_concept_graph": pick.rejected / max(len(pick.offered), 1),
         "selected": len(chosen), "jsd_measured": len(measured), "jsd_mean_pool": float(np.nanmean(jsd)),
         "jsd_mean_selected": float(jsd[chosen].mean()) if chosen else None,
@@ -282,6 +287,12 @@ class _ClusterPicker:
                     break
                 self.offer(i)
         return shortfall
+
+    def fill_despite_graph(self) -> int:
+        """Whatever the graph left short of the budget, from the refused samples by efficiency."""
+        extra = sorted(self.refused, key=lambda i: -self.efficiency[i])[: self.budget - len(self.chosen)]
+        self.chosen += extra
+        return len(extra)
 
 
 def select_recovery(method: str, ctx: Context) -> Selection:

@@ -13,7 +13,8 @@ def recover_report(s: dict) -> str:
              f"- selection seconds: {s['select_seconds']:.1f}"]
     if "clusters" in s:
         lines += [f"- clusters: {s['clusters']}; rejected by the concept graph: {s['rejected_by_concept_graph']}; "
-                  f"shortfall filled after the cluster pass: {s['shortfall_after_clusters']}",
+                  f"shortfall filled after the cluster pass: {s['shortfall_after_clusters']}; taken despite "
+                  f"the graph to meet the budget: {s.get('taken_despite_concept_graph', 0)}",
                   f"- mean JSD(original, pruned): pool {s['jsd_mean_pool']:.4f}, selected "
                   f"{s['jsd_mean_selected']:.4f} (nats)", "",
                   "| cluster | size | degradation (mean JSD) | budget | selected |", "|---|---|---|---|---|"]
