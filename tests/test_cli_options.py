@@ -124,3 +124,14 @@ def test_configs_list_names_each_run_file(capsys):
     out = capsys.readouterr().out
     assert "damoc select --config demo.yaml --validate" in out
     assert main(["configs", "show", "nope"]) == 2
+
+
+@pytest.mark.parametrize("argv,flag", [(["select", "--task", "boolq"], "--models"),
+                                       (["recover", "--original", "bundled:smollm2-135m-instruct"], "--pruned")])
+def test_a_missing_setting_names_its_flag_and_writes_nothing(tmp_path, capsys, argv, flag):
+    from damoc.cli import main
+
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"required: give {flag}" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

@@ -49,6 +49,19 @@ def _command(argv: list[str]) -> str:
     return next((a for a in argv if not a.startswith("-")), "") if argv and argv[0] in names else ""
 
 
+# Settings whose command-line flag is not their name.
+_FLAGS = {"candidates": "--models"}
+
+
+def _validation_message(err: dict) -> str:
+    """One pydantic error as a line; a missing setting names the flag that gives it."""
+    where = ".".join(map(str, err["loc"])) or "input"
+    if err["type"] == "missing" and all(isinstance(x, str) for x in err["loc"]):
+        flag = _FLAGS.get(where, "--" + where.replace("_", "-"))
+        return f"{where}: required: give {flag} (or set it in a --config file)"
+    return f"{where}: {err['msg']}"
+
+
 def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
@@ -60,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"damoc: error: {e}", file=sys.stderr)
         return e.exit_code
     except ValidationError as e:
-        msgs = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'input'}: {err['msg']}" for err in e.errors())
+        msgs = "; ".join(_validation_message(err) for err in e.errors())
         print(f"damoc: error: {msgs}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
