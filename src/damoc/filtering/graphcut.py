@@ -38,27 +38,23 @@ EXACT_UP_TO = 50_000
 
 
 def graphcut_greedy(e: np.ndarray, budget: int, lam: float = 0.4, pool: int = 4096,
-                    exact: bool | None = None, reserve: int | None = None) -> list[int]:
+                    exact: bool | None = None) -> list[int]:
     """Greedy maximisation; e unit-normalised, lam in [0, 0.5). Exact (the same picks as plain
     greedy) when `exact`, by default up to EXACT_UP_TO points; relaxed above that.
 
     The gain of j is g_j = e_j . (S - 2 lam T) (dropping the constant -lam). Work goes in
-    blocks on two levels. A full pass computes g for everyone (one N x d product) and keeps the
-    `reserve` best; a block computes the reserve's gains exactly, keeps the `pool` best as
-    candidates, and runs greedy on them alone, updating their gains exactly. A point outside a
-    set had gain at most the set's cut-off when the set was formed, and its gain since then is
-    bounded by `_outside_bound` (Cauchy-Schwarz on unit vectors). While the best candidate beats
-    both bounds (outside the pool, outside the reserve) it is the true greedy choice. When the
-    pool's bound stops it, the next block refills the pool from the reserve (reserve x d); only
-    when the reserve's bound stops it does a full pass (N x d) come. The reserve is by default a
-    sixteenth of the data (at least four pools). Memory is O(N + reserve x d) beyond the
-    embeddings themselves.
+    blocks: compute g for everyone (one N x d product), keep the `pool` best as candidates,
+    and run greedy on them alone, updating their gains exactly. A point outside the pool
+    had gain at most g_out when the block began, and its gain since then is bounded by
+    `_outside_bound` (Cauchy-Schwarz on unit vectors). While the best candidate beats that
+    bound it is the true greedy choice; when it does not, a new block starts. Memory is
+    O(N + pool x d) beyond the embeddings themselves.
 
-    Late in a large selection the query S - 2 lam T is small and turns with every pick, and a
-    block ends after some twenty picks; with full passes alone those passes were the whole cost
-    (1M points: 495 s). The reserve makes most refills 1/16 of a pass. The relaxed mode also drops
-    the bounds' sideways term (it assumes no outside point gains from the picks' sideways part)
-    and makes the full pass in half precision (`_Screen`: half the memory traffic).
+    Late in a large selection the query S - 2 lam T is small and turns with every pick, the
+    bound stops the blocks after some twenty picks, and every block costs a pass over all N:
+    those passes are the whole cost. The relaxed mode drops the bound's sideways term (it
+    assumes no outside point gains from the picks' sideways part) and makes the pass in half
+    precision (`_Screen`: half the memory traffic, the pool's gains then computed exactly).
     bench/filter_scale.py measures the objective it gives up against exact greedy. (Forcing
     longer blocks, 32 picks before the bound is checked, cut the passes 1.5x on 100k random
     384-d points at a 1.9e-5 objective gap, but cost 3.5e-3 on 6,000 points in 32 dimensions:
@@ -67,32 +63,28 @@ def graphcut_greedy(e: np.ndarray, budget: int, lam: float = 0.4, pool: int = 40
     n = len(e)
     exact = n <= EXACT_UP_TO if exact is None else exact
     budget = min(budget, n)
-    reserve = max(4 * pool, n // 16) if reserve is None else max(reserve, pool)
     query = e.sum(axis=0, dtype=np.float64)  # S - 2 lam T
     taken = np.zeros(n, dtype=bool)
     chosen: list[int] = []
     screen = None if exact else _Screen(e)
-    far: _Outside | None = None  # what points outside the reserve can gain; None: a full pass is due
     while len(chosen) < budget:
-        fresh = far is None
-        if fresh:
-            gains, slack = screen(query) if screen else (e @ query.astype(np.float32), 0.0)
-            gains[taken] = -np.inf
-            kept, cut = _best(gains, reserve, n - len(chosen))
-            res, e_res = kept, e[kept]
-            far = _Outside(cut + slack, query)
-        g_res = e_res @ query.astype(np.float32)
-        g_res[taken[res]] = -np.inf
-        local, cut = _best(g_res, pool, int((~taken[res]).sum()))
-        cand, e_cand, g = res[local], e_res[local], g_res[local]
-        near = _Outside(cut, query)
+        gains, slack = screen(query) if screen else (e @ query.astype(np.float32), 0.0)
+        gains[taken] = -np.inf
+        m = min(pool, n - len(chosen))
+        if m < n - len(chosen):
+            part = np.argpartition(-gains, m)
+            cand, g_out = part[:m], float(gains[part[m]]) + slack
+        else:
+            cand, g_out = np.flatnonzero(~taken), -np.inf
+        e_cand = e[cand]
+        g = e_cand @ query.astype(np.float32) if screen else gains[cand]
+        q_norm = float(np.linalg.norm(query))
+        q_hat = query / max(q_norm, 1e-12)
+        drift = np.zeros_like(query)  # the block's picks, summed
         picked = 0
         while len(chosen) < budget:
             k = int(np.argmax(g))
-            if g[k] < far.bound(lam, exact) and not (fresh and not picked):
-                far = None  # a point outside the reserve may be better now
-                break
-            if picked and g[k] < near.bound(lam, exact):
+            if picked and g[k] < _outside_bound(g_out, q_norm, q_hat, drift, lam, exact):
                 break
             j = int(cand[k])
             chosen.append(j)
@@ -100,35 +92,11 @@ def graphcut_greedy(e: np.ndarray, budget: int, lam: float = 0.4, pool: int = 40
             picked += 1
             g[k] = -np.inf
             g -= (2 * lam) * (e_cand @ e[j])
-            near.drift += e[j]
-            far.drift += e[j]
+            drift += e[j]
             query -= 2 * lam * e[j]
-        if picked < 8 and far is not None:
-            pool = min(2 * pool, reserve)  # the pool ran dry quickly: take a wider one next block
+        if picked < 8:
+            pool *= 2  # the pool ran dry quickly: take a wider one next block
     return chosen
-
-
-def _best(gains: np.ndarray, m: int, remaining: int) -> tuple[np.ndarray, float]:
-    """The indices of the m largest gains (of `remaining` not taken) and the largest gain left
-    out (-inf when none is left out)."""
-    if m < remaining:
-        part = np.argpartition(-gains, m)
-        return part[:m], float(gains[part[m]])
-    return np.flatnonzero(gains > -np.inf), -np.inf
-
-
-class _Outside:
-    """The points left out of a set: their best gain when the set was formed, the query then,
-    and the sum of the picks since, from which `_outside_bound` bounds their best gain now."""
-
-    def __init__(self, cut: float, query: np.ndarray):
-        self.cut = cut
-        self.q_norm = float(np.linalg.norm(query))
-        self.q_hat = query / max(self.q_norm, 1e-12)
-        self.drift = np.zeros_like(query)
-
-    def bound(self, lam: float, exact: bool) -> float:
-        return _outside_bound(self.cut, self.q_norm, self.q_hat, self.drift, lam, exact)
 
 
 class _Screen:
