@@ -357,6 +357,7 @@ def part_estimators(args: argparse.Namespace) -> None:
             pick = _ClusterPicker(labels, values, lengths, texts, budget)
             pick.within_clusters()
             pick.fill_shortfall()
+            pick.fill_despite_graph()
             if full is None:
                 full, full_pick = values, set(pick.chosen)
             both = np.isfinite(values)
