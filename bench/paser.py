@@ -234,15 +234,25 @@ def aggregate(doc: dict, items_dir: Path) -> dict:
             "select_seconds": float(np.mean([r["select_seconds"] for r in runs])),
             "train_seconds": float(np.mean([r["train_seconds"] for r in runs]))})
         rows.append(row)
+    # PASER against each other method at its budget, on the seeds both have: pooled over them
+    # (the issue's paired bootstrap over items) and seed by seed (how much the seed moves it).
+    seeds = {key: [r["seed"] for r in runs] for key, runs in groups.items()}
     differences = []
     for (method, budget), items in loaded.items():
         if not method.startswith("paser"):
             continue
         for (other, b2), other_items in loaded.items():
-            if b2 != budget or other == method:
+            common = sorted(set(seeds[(method, budget)]) & set(seeds[(other, b2)]))
+            if b2 != budget or other == method or not common:
                 continue
-            differences.append({"budget": budget, "paser": method, "versus": other,
-                                **{m: paired_difference(items, other_items, m) for m in METRICS}})
+            mine = {sd: it for sd, it in zip(seeds[(method, budget)], items)}
+            theirs = {sd: it for sd, it in zip(seeds[(other, b2)], other_items)}
+            a, b = [mine[sd] for sd in common], [theirs[sd] for sd in common]
+            differences.append({
+                "budget": budget, "paser": method, "versus": other, "seeds": common,
+                **{m: paired_difference(a, b, m) for m in METRICS},
+                "by_seed": {str(sd): {m: paired_difference([mine[sd]], [theirs[sd]], m)["difference"]
+                                      for m in METRICS} for sd in common}})
     return {"rows": rows, "differences": differences}
 
 
@@ -376,9 +386,43 @@ def part_estimators(args: argparse.Namespace) -> None:
                                                 "--part estimators " + " ".join(sys.argv[1:])})
 
 
+def part_table(args: argparse.Namespace) -> None:
+    """The README's tables, from the result files."""
+    doc = read_json(ROOT / "results" / "paser-recover.json")
+    print("| method | budget | seeds | samples | answer NLL (nats/token) | WikiText ppl | mean acc. "
+          f"({', '.join(doc['eval_tasks'])}) | select s (cold) | train s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for ref in ("original", "pruned"):
+        r = doc[ref]
+        print(f"| {ref} | | | | {r['answer_nll']['all']['nll']:.3f} ± {r['answer_nll']['all']['nll_se']:.3f} | "
+              f"{r['external_ppl']:.1f} ± {r['external_ppl_se']:.1f} | "
+              f"{r['avg_accuracy']:.3f} ± {r['avg_accuracy_se']:.3f} | | |")
+    for r in doc["rows"]:
+        cold = f" ({r['select_seconds_cold']:.0f})" if r.get("select_seconds_cold") else ""
+        print(f"| {r['method']} | {r['budget']:g} | {r['seeds']} | {r['samples']} | "
+              f"{r['answer_nll']:.3f} ± {r['answer_nll_se']:.3f} | "
+              f"{r['external_ppl']:.1f} ± {r['external_ppl_se']:.1f} | "
+              f"{r['avg_accuracy']:.3f} ± {r['avg_accuracy_se']:.3f} | {r['select_seconds']:.0f}{cold} | "
+              f"{r['train_seconds']:.0f} |")
+    print("\n| budget | PASER minus | seeds | answer NLL | WikiText ppl | mean acc. | answer NLL by seed |\n"
+          "|---|---|---|---|---|---|---|")
+    for d in doc["differences"]:
+        cells = [f"{d[m]['difference']:+.3f} ± {d[m]['se']:.3f}" for m in METRICS]
+        by_seed = ", ".join(f"{v['answer_nll']:+.3f}" for v in d["by_seed"].values())
+        print(f"| {d['budget']:g} | {d['versus']} | {len(d['seeds'])} | " + " | ".join(cells) + f" | {by_seed} |")
+    path = ROOT / "results" / "paser-estimators.json"
+    if path.exists():
+        est = read_json(path)
+        print(f"\n| estimate (pool {est['pool']}, budget {est['budget']}) | measured | tokens | seconds | "
+              "Spearman vs full | PASER subset overlap |\n|---|---|---|---|---|---|")
+        for r in est["rows"]:
+            print(f"| {r['estimate']} | {r['measured']} | {r['tokens']:,} | {r['seconds']:.0f} | "
+                  f"{r['spearman_vs_full']:.2f} | {r['subset_overlap_with_full']:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["recover", "scale", "estimators", "all"], default="all")
+    ap.add_argument("--part", choices=["recover", "scale", "estimators", "table", "all"], default="all")
     ap.add_argument("--cuts", type=int, nargs="*", default=[16, 64], help="estimators: prompt tokens kept")
     ap.add_argument("--budget", type=float, default=0.1, help="estimators: the top share compared")
     ap.add_argument("--per-source", type=int, default=205, help="a pool of >= 1,000 after the length limit")
@@ -411,6 +455,8 @@ def main() -> None:
         part_recover(args)
     if args.part == "estimators":
         part_estimators(args)
+    if args.part == "table":
+        part_table(args)
 
 
 if __name__ == "__main__":
