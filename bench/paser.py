@@ -116,7 +116,7 @@ def part_recover(args: argparse.Namespace) -> None:
             continue
         print(f"== {label} {budget} seed {seed}", flush=True)
         home = os.environ.get("DAMOC_HOME", "")
-        cold = bool(home) and method not in written().get("cold_selection", {})
+        cold = bool(home) and label not in written().get("cold_selection", {})
         s = run_recover(recover_config(args, pruned, method, budget, seed),
                         args.run_dir / slug(label, budget, seed), progress=True)
         rec = s["recovery"]
@@ -142,7 +142,7 @@ def part_recover(args: argparse.Namespace) -> None:
         doc["runs"] = [r for r in doc["runs"] if (r["method"], r["budget"], r["seed"]) != (label, budget, seed)]
         doc["runs"].append(run)
         if cold:  # nothing was cached for this method: its selection's whole cost
-            doc.setdefault("cold_selection", {})[method] = {
+            doc.setdefault("cold_selection", {})[label] = {
                 "select_seconds": s["select_seconds"], "seconds_by_stage": s.get("seconds"), "run": name,
                 "load": run["load"], "train_seconds_same_run": rec["train_seconds"]}
         refs = {k: {m: rec[k][m] for m in ("answer_nll", "external_ppl", "external_ppl_se", "avg_accuracy",
