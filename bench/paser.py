@@ -93,12 +93,25 @@ def slug(label: str, budget: float, seed: int) -> str:
     return "".join(c if c.isalnum() or c in ".-" else "-" for c in f"{label}-{budget}-seed{seed}")
 
 
+def lost_to_length(args: argparse.Namespace) -> dict[str, int]:
+    """How many samples each source loses to the --max-seq-len limit (before the held-out split)."""
+    from collections import Counter
+
+    from damoc.recovery.pool import load_pool, source_of
+    from damoc.recovery.run import fitting
+
+    pool = load_pool("bundled:mix", args.per_source, args.seed)
+    kept = {e.id for e in fitting(pool, MODEL, args.max_seq_len)[0]}
+    return dict(Counter(source_of(e) for e in pool if e.id not in kept))
+
+
 def part_recover(args: argparse.Namespace) -> None:
     """One recovery run per (method, budget, seed), each written as it finishes (its per-item
     figures to results/paser-recover/), then the rows and paired differences rebuilt from them all."""
     from damoc.recovery.run import run_recover
 
     pruned = pruned_model(args.run_dir, args.seed)
+    lost = lost_to_length(args)
     path = ROOT / "results" / "paser-recover.json"
     items_dir = ROOT / "results" / "paser-recover"
     plan = default_plan()
@@ -148,7 +161,8 @@ def part_recover(args: argparse.Namespace) -> None:
         refs = {k: {m: rec[k][m] for m in ("answer_nll", "external_ppl", "external_ppl_se", "avg_accuracy",
                                              "avg_accuracy_se", "accuracy", "ppl")} for k in ("pruned", "original")}
         doc.update({**refs, "pool_size": s["pool_size"], "heldout": s["heldout"],
-                    "dropped_too_long": s["dropped_too_long"], "pool_by_source": s["pool_by_source"],
+                    "dropped_too_long": s["dropped_too_long"], "lost_to_length_by_source": lost,
+                    "pool_by_source": s["pool_by_source"],
                     "heldout_by_source": s["heldout_by_source"], "machine": machine(), "versions": versions(),
                     "split_seed": args.seed, "eval_tasks": args.eval_tasks, "eval_limit": args.eval_limit,
                     "learning_rate": args.lr, "damoc_home": "scratch (cold)" if home else "default",
