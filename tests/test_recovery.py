@@ -446,6 +446,10 @@ def test_a_per_cluster_sample_measures_part_of_each_cluster_and_picks_only_from_
     assert whole.summary["jsd_measured"] == n and n / 2 <= half.summary["jsd_measured"] < n / 2 + 4
     assert half.summary["jsd_flops"] < 0.75 * whole.summary["jsd_flops"]
     assert len(half.indices) == 6 and all(np.isfinite(half.per_sample[i]["jsd"]) for i in half.indices)
+    # Fewer measured samples than the budget: the budget is still met, the unmeasured ones carry no JSD.
+    few = select_paser(Context(**{**ctx.__dict__, "jsd_sample": 0.05}))
+    assert few.summary["jsd_measured"] < 6 and len(few.indices) == 6
+    assert sum(few.per_sample[i]["jsd"] is None for i in few.indices) == 6 - few.summary["jsd_measured"]
     # A measured sample's degradation does not depend on which others were measured.
     shared = set(whole.indices) & set(half.indices)
     # (within float32 padding noise: the batches hold other samples)

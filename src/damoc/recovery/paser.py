@@ -146,7 +146,9 @@ def select_paser(ctx: Context) -> Selection:
         shortfall = pick.fill_shortfall()
         despite = pick.fill_despite_graph()
     labels, chosen = clustering.labels, pick.chosen
-    per_sample = {i: {"cluster": int(labels[i]), "jsd": float(jsd[i]), "score": float(pick.efficiency[i]),
+    # (an unmeasured sample, taken only when the measured ones cannot fill the budget, has no JSD)
+    per_sample = {i: {"cluster": int(labels[i]), "jsd": float(jsd[i]) if np.isfinite(jsd[i]) else None,
+                      "score": float(pick.efficiency[i]) if np.isfinite(jsd[i]) else None,
                       "concepts": pick.concepts.get(i, [])} for i in chosen}
     small = len(ctx.pool) <= 20000
     summary = {
@@ -160,7 +162,7 @@ def select_paser(ctx: Context) -> Selection:
         "rejected_by_concept_graph": pick.rejected,
         "share_rejected_by_concept_graph": pick.rejected / max(len(pick.offered), 1),
         "selected": len(chosen), "jsd_measured": len(measured), "jsd_mean_pool": float(np.nanmean(jsd)),
-        "jsd_mean_selected": float(jsd[chosen].mean()) if chosen else None,
+        "jsd_mean_selected": float(np.nanmean(jsd[chosen])) if chosen else None,
         "seconds": clock.seconds, "jsd_cached": jsd_cached, "jsd_flops": jsd_flops,
         "forward_flops": embed_cost["forward_flops"] + jsd_flops,
         "map_2d": clustering.embedding[:, :2].tolist() if small else None,
