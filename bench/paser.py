@@ -278,8 +278,8 @@ def aggregate(doc: dict, items_dir: Path) -> dict:
             continue
         for (other, b2), other_items in loaded.items():
             common = sorted(set(seeds[(method, budget)]) & set(seeds[(other, b2)]))
-            if b2 != budget or other == method or not common:
-                continue
+            if b2 != budget or other == method or not common or (other.startswith("paser") and other < method):
+                continue  # (two PASER variants: one direction)
             mine = {sd: it for sd, it in zip(seeds[(method, budget)], items)}
             theirs = {sd: it for sd, it in zip(seeds[(other, b2)], other_items)}
             a, b = [mine[sd] for sd in common], [theirs[sd] for sd in common]
@@ -446,12 +446,14 @@ def part_table(args: argparse.Namespace) -> None:
               f"{r['external_ppl']:.1f} ± {r['external_ppl_se']:.1f} | "
               f"{r['avg_accuracy']:.3f} ± {r['avg_accuracy_se']:.3f} | {r['select_seconds']:.0f}{cold} | "
               f"{r['train_seconds']:.0f} |")
-    print("\n| budget | PASER minus | seeds | answer NLL, mean of sources | answer NLL | WikiText ppl | mean acc. | "
-          "mean-of-sources NLL by seed |\n|---|---|---|---|---|---|---|---|")
+    print("\n| budget | PASER row | minus | seeds | answer NLL, mean of sources | answer NLL | WikiText ppl | "
+          "mean acc. | by seed: mean-of-sources NLL; NLL; ppl |\n|---|---|---|---|---|---|---|---|---|")
     for d in doc["differences"]:
         cells = [f"{d[m]['difference']:+.3f} ± {d[m]['se']:.3f}" for m in METRICS]
-        by_seed = ", ".join(f"{v['answer_nll_macro']:+.3f}" for v in d["by_seed"].values())
-        print(f"| {d['budget']:g} | {d['versus']} | {len(d['seeds'])} | " + " | ".join(cells) + f" | {by_seed} |")
+        by_seed = "; ".join(", ".join(f"{v[m]:+.{2 if m == 'external_ppl' else 3}f}" for v in d["by_seed"].values())
+                            for m in ("answer_nll_macro", "answer_nll", "external_ppl"))
+        print(f"| {d['budget']:g} | {d['paser']} | {d['versus']} | {len(d['seeds'])} | " + " | ".join(cells)
+              + f" | {by_seed} |")
     path = ROOT / "results" / "paser-estimators.json"
     if path.exists():
         est = read_json(path)
