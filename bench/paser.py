@@ -76,7 +76,7 @@ def recover_config(args: argparse.Namespace, pruned: Path, method: str, budget: 
         original=MODEL, pruned=str(pruned), method=method, per_source=args.per_source, seed=seed,
         split_seed=args.seed, heldout=args.heldout, max_len=args.max_seq_len, eval_limit=args.eval_limit,
         eval_tasks=args.eval_tasks, train=True, jsd_prompt_tokens=args.jsd_prompt_tokens,
-        jsd_sample=getattr(args, "jsd_sample", None),
+        jsd_sample=args.jsd_sample,
         budget=budget if budget < 1 else 0.999999,  # "the whole pool" as a share
         finetune=FinetuneConfig(method="lora", max_seq_len=args.max_seq_len, batch_size=8, micro_batch_size=4,
                                 learning_rate=args.lr, seed=seed))
@@ -403,9 +403,7 @@ def part_estimators(args: argparse.Namespace) -> None:
             if cached and cut is None and share is None and cold:
                 seconds = cold["seconds_by_stage"]["jsd"]  # the benchmark's cold pass over the same pool
             pick = _ClusterPicker(labels, values, lengths, texts, budget)
-            pick.within_clusters()
-            pick.fill_shortfall()
-            pick.fill_despite_graph()
+            pick.run()
             if full is None:
                 full, full_pick = values, set(pick.chosen)
             both = np.isfinite(values)

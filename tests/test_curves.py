@@ -68,26 +68,34 @@ def test_close_candidates_are_neither_dropped_nor_picked():
     assert to_drop({"a": 0.0, "b": 0.0}, below=0.05) == []  # never every candidate
 
 
-def test_an_adaptive_select_run_stops_when_confident_ranks_by_the_prediction_and_resumes(tmp_path, gen_file):
-    """Two tiny models on a generation file, rungs of 2, 4, 6, ... examples: interrupted before the
-    third rung, the run resumes without retraining a finished rung, decides nothing before four
-    rungs, stops as soon as one candidate is certain to be best, and ranks by the prediction."""
+def two_tiny_adaptive(tmp_path, gen_file, drop_below: float):
+    """Two tiny models on a generation file, adaptive rungs of 20%..100%, confidence 1.0."""
     from conftest import save_tiny
 
     from damoc.finetune import FinetuneConfig
     from damoc.selection.adaptive import AdaptiveSettings
     from damoc.selection.candidate import Candidate
-    from damoc.selection.pipeline import SelectConfig, run_select
+    from damoc.selection.pipeline import SelectConfig
     from damoc.tasks import DataSpec
 
     models = [str(save_tiny(tmp_path, "llama", seed=1)), str(save_tiny(tmp_path, "gemma3", seed=2))]
-    config = SelectConfig(
+    return models, SelectConfig(
         data=DataSpec(path=gen_file, format="generation", test_fraction=0.5),
         candidates=[Candidate(model=m, method="lora") for m in models],
         finetune=FinetuneConfig(max_seq_len=48, batch_size=2, micro_batch_size=2, min_steps=2),
         compress=None, prune=None, generation=False, strategy="adaptive",
         adaptive=AdaptiveSettings(rungs=[0.2, 0.4, 0.6, 0.8, 1.0], eval_questions=10, max_share=1.0,
-                                  confidence=1.0, drop_below=0.0, bootstrap=20))
+                                  confidence=1.0, drop_below=drop_below, bootstrap=20))
+
+
+def test_an_adaptive_select_run_stops_when_confident_ranks_by_the_prediction_and_resumes(tmp_path, gen_file):
+    """Two tiny models on a generation file, rungs of 2, 4, 6, ... examples: interrupted before the
+    third rung, the run resumes without retraining a finished rung, decides nothing before four
+    rungs, stops as soon as one candidate is certain to be best, and ranks by the prediction."""
+
+    from damoc.selection.pipeline import run_select
+
+    models, config = two_tiny_adaptive(tmp_path, gen_file, drop_below=0.0)
     events = []
 
     def interrupt_before_rung_three(kind, info):
@@ -120,22 +128,10 @@ def test_an_adaptive_select_run_stops_when_confident_ranks_by_the_prediction_and
 
 def test_a_candidate_raced_out_is_ranked_last_and_reported(tmp_path, gen_file):
     """A run that drops a candidate finishes (its report included) and ranks the dropped one last."""
-    from conftest import save_tiny
 
-    from damoc.finetune import FinetuneConfig
-    from damoc.selection.adaptive import AdaptiveSettings
-    from damoc.selection.candidate import Candidate
-    from damoc.selection.pipeline import SelectConfig, run_select
-    from damoc.tasks import DataSpec
+    from damoc.selection.pipeline import run_select
 
-    models = [str(save_tiny(tmp_path, "llama", seed=1)), str(save_tiny(tmp_path, "gemma3", seed=2))]
-    config = SelectConfig(
-        data=DataSpec(path=gen_file, format="generation", test_fraction=0.5),
-        candidates=[Candidate(model=m, method="lora") for m in models],
-        finetune=FinetuneConfig(max_seq_len=48, batch_size=2, micro_batch_size=2, min_steps=2),
-        compress=None, prune=None, generation=False, strategy="adaptive",
-        adaptive=AdaptiveSettings(rungs=[0.2, 0.4, 0.6, 0.8, 1.0], eval_questions=10, max_share=1.0,
-                                  confidence=1.0, drop_below=0.5, bootstrap=20))
+    models, config = two_tiny_adaptive(tmp_path, gen_file, drop_below=0.5)
     summary = run_select(config, tmp_path / "run", progress=False)
     dropped = summary["adaptive"]["dropped"]
     assert len(dropped) == 1 and len(summary["candidates"]) == 2  # each candidate once

@@ -142,9 +142,7 @@ def select_paser(ctx: Context) -> Selection:
         jsd, lengths, jsd_cached, jsd_flops = _degradation(ctx, tok, measured)
     with clock.stage("allocate_and_graph"):
         pick = _ClusterPicker(clustering.labels, jsd, lengths, texts, ctx.budget)
-        pick.within_clusters()
-        shortfall = pick.fill_shortfall()
-        despite = pick.fill_despite_graph()
+        shortfall, despite = pick.run()
     labels, chosen = clustering.labels, pick.chosen
     # (an unmeasured sample, taken only when the measured ones cannot fill the budget, has no JSD)
     per_sample = {i: {"cluster": int(labels[i]), "jsd": float(jsd[i]) if np.isfinite(jsd[i]) else None,
@@ -289,6 +287,12 @@ class _ClusterPicker:
                     break
                 self.offer(i)
         return shortfall
+
+    def run(self) -> tuple[int, int]:
+        """The whole selection: clusters, then the shortfall, then the graph's refusals if the
+        budget still needs them. (shortfall after the clusters, taken despite the graph)"""
+        self.within_clusters()
+        return self.fill_shortfall(), self.fill_despite_graph()
 
     def fill_despite_graph(self) -> int:
         """Whatever the graph left short of the budget, from the refused samples by efficiency."""
