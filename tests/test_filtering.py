@@ -38,6 +38,31 @@ def test_graphcut_blocks_with_a_small_pool_stay_exact(pool):
     assert graphcut_greedy(e, 25, 0.4, pool=pool) == brute_force_greedy(e, 25, 0.4)
 
 
+def test_graphcut_stays_exact_after_the_picks_overshoot_the_query(monkeypatch):
+    # Late in a long selection the query S - 2 lam T is small and a block's picks can carry it
+    # past zero (c < 0); the outside bound must still hold there (dropping its sideways term,
+    # as the relaxed mode does, changes the picks here).
+    import damoc.filtering.graphcut as gc
+
+    e = normalise(np.random.default_rng(8).normal(size=(400, 8)))
+    overshoots = []
+    bound = gc._outside_bound
+
+    def watched(g_out, g_min, q_norm, q_hat, drift, lam, exact=True):
+        overshoots.append(1.0 - 2 * lam * float(drift @ q_hat) / q_norm < 0)
+        return bound(g_out, g_min, q_norm, q_hat, drift, lam, exact)
+
+    monkeypatch.setattr(gc, "_outside_bound", watched)
+    query, reference = e.sum(axis=0), []
+    for _ in range(300):  # plain greedy on the gains e . (S - 2 lam T)
+        gains = e @ query
+        gains[reference] = -np.inf
+        reference.append(int(np.argmax(gains)))
+        query = query - 2 * 0.4 * e[reference[-1]]
+    assert graphcut_greedy(e, 300, 0.4, pool=8, exact=True) == reference
+    assert any(overshoots)
+
+
 @pytest.mark.parametrize("scale", [1e-2, 1.0, 1e6])
 def test_half_precision_screen_stays_within_its_slack(scale):
     from damoc.filtering.graphcut import _Screen
