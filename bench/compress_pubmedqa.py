@@ -84,7 +84,13 @@ def main() -> None:
     ap.add_argument("--lingua-python", help="python of an environment with llmlingua 0.2.2 + transformers 4.35")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "compress-pubmedqa.json")
     ap.add_argument("--plot-only", action="store_true", help="redraw the plot from an existing --out")
+    ap.add_argument("--part", choices=["all", "changes"], default="all",
+                    help="changes: each speed change of the loop timed on and off (-> compress-changes.json)")
+    ap.add_argument("--repeats", type=int, default=3, help="changes: timings per variant (median kept)")
     args = ap.parse_args()
+    if args.part == "changes":
+        part_changes(args)
+        return
     if args.plot_only:
         result = json.loads(args.out.read_text())
         add_derived(result)
@@ -168,6 +174,98 @@ def main() -> None:
     write_json_atomic(args.out, result)
     plot(result, args.out.with_suffix(".png"))
     print(f"wrote {args.out}")
+
+
+def _pad_share(lengths: list[int], batch: int, by_length: bool) -> float:
+    """Share of the positions a batched forward pass computes that are padding."""
+    order = sorted(lengths, reverse=True) if by_length else lengths
+    chunks = [order[i:i + batch] for i in range(0, len(order), batch)]
+    computed = sum(max(c) * len(c) for c in chunks)
+    return 1 - sum(lengths) / computed
+
+
+def part_changes(args: argparse.Namespace) -> None:
+    """Each speed change of the loop measured on and off, on the same contexts in the same run
+    (variants interleaved, `--repeats` timings each, the median kept): what each one buys."""
+    from damoc.io import write_json_atomic
+    from damoc.runinfo import machine, versions
+    from damoc.tasks import load_task
+    from damoc.tokens import CompressConfig, compress_examples
+    from damoc.tokens.compress import load_components
+    from damoc.tokens.prune import compress_text
+    from damoc.tokens.surprisal import token_surprisals
+
+    examples = random.Random(args.seed).sample(load_task("pubmedqa").train, args.n)
+    texts = [e.context for e in examples]
+    config = CompressConfig(ratio=args.ratio, max_tries=0, seed=args.seed)
+    comps = load_components(config)
+    model, tok, bert, batch = comps.scorer_model, comps.scorer_tokenizer, comps.bert, config.batch_size
+
+    def timed(f) -> float:
+        t = time.perf_counter()
+        f()
+        return time.perf_counter() - t
+
+    variants = {
+        # damoc sorts the windows by length before batching; calling it on consecutive groups of
+        # `batch` texts batches them in the given order instead.
+        "surprisal_by_length": lambda: token_surprisals(model, tok, texts, batch_size=batch),
+        "surprisal_given_order": lambda: [token_surprisals(model, tok, texts[i:i + batch], batch_size=batch)
+                                          for i in range(0, len(texts), batch)],
+        # the loop tokenizes each original again to count its tokens (the surprisal pass had them)
+        "count_tokens_again": lambda: [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts],
+    }
+    scored = token_surprisals(model, tok, texts, batch_size=batch)
+    first = [compress_text(t, sc, args.ratio) for t, sc in zip(texts, scored)]
+    baseline_refs = bert.baseline(texts, seed=args.seed)  # fills the reference cache, as the loop does
+
+    def bert_cold() -> None:  # references embedded again for every round of scoring
+        saved, bert._cache = bert._cache, {}
+        try:
+            bert.raw_f1(first, texts)
+        finally:
+            bert._cache = saved
+
+    variants["bertscore_refs_cached"] = lambda: bert.raw_f1(first, texts)
+    variants["bertscore_refs_embedded_again"] = bert_cold
+    variants["whole_loop"] = lambda: (bert._cache.clear(),  # cold, as a run starts
+                                      compress_examples(examples, config, comps, progress=False))
+    token_surprisals(model, tok, texts[:batch], batch_size=batch)  # warm-up: first calls pay for allocation
+    seconds: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(args.repeats):
+        for k, f in variants.items():
+            seconds[k].append(timed(f))
+    med = {k: float(np.median(v)) for k, v in seconds.items()}
+    lengths = [sc.n_tokens + 1 for sc in scored]  # + the start token
+    n_tokens = sum(sc.n_tokens for sc in scored)
+    rows = [
+        {"change": "surprisal windows batched by length", "with_seconds": med["surprisal_by_length"],
+         "without_seconds": med["surprisal_given_order"],
+         "pad_share_with": _pad_share(lengths, batch, True), "pad_share_without": _pad_share(lengths, batch, False)},
+        {"change": "reference embeddings cached across scoring rounds", "with_seconds": med["bertscore_refs_cached"],
+         "without_seconds": med["bertscore_refs_embedded_again"],
+         "note": "per round of scoring; the loop scores once plus once per milder ratio that has failures"},
+        {"change": "count tokens from the surprisal pass instead of tokenizing again", "with_seconds": 0.0,
+         "without_seconds": med["count_tokens_again"], "note": "not built: the cost measured is what it would save"},
+        {"change": "output head only on scored positions", "with_seconds": None, "without_seconds": None,
+         "scored_share_of_real_positions": n_tokens / sum(lengths),
+         "note": "not built: every context here fits one 512-token window, so every real position but the "
+                 "start token is scored; only padding could be skipped, and transformers' logits_to_keep "
+                 "selects positions for the whole batch, not per row"},
+    ]
+    for r in rows:
+        if r["with_seconds"] is not None and r["without_seconds"]:
+            r["saving_share_of_loop"] = (r["without_seconds"] - r["with_seconds"]) / med["whole_loop"]
+    result = {"benchmark": "compress-changes", "n": args.n, "seed": args.seed, "ratio": args.ratio,
+              "scorer_tokens": n_tokens, "whole_loop_seconds": med["whole_loop"],
+              "whole_loop_tokens_per_second": n_tokens / med["whole_loop"], "rows": rows,
+              "all_seconds": seconds, "bertscore_baseline_raw": baseline_refs, "repeats": args.repeats,
+              "load_average": os.getloadavg(), "machine": machine(), "versions": versions(),
+              "command": "python bench/compress_pubmedqa.py --part changes " + " ".join(sys.argv[1:]),
+              "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out = ROOT / "results" / "compress-changes.json"
+    write_json_atomic(out, result)
+    print(json.dumps(rows, indent=1))
 
 
 def add_derived(result: dict) -> None:
