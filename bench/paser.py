@@ -83,8 +83,13 @@ def recover_config(args: argparse.Namespace, pruned: Path, method: str, budget: 
                                 learning_rate=args.lr, seed=seed))
 
 
+DEFAULT_LR = 1e-3  # every method's; a run at another rate (the learning-rate check) is its own row
+
+
 def label_of(method: str, budget: float, args: argparse.Namespace) -> str:
-    """A row's name: PASER with a cheaper degradation estimate says which."""
+    """A row's name: PASER with a cheaper degradation estimate says which; so does another rate."""
+    if args.lr != DEFAULT_LR:
+        return f"{label_of(method, budget, argparse.Namespace(**{**vars(args), 'lr': DEFAULT_LR}))} (lr {args.lr:g})"
     if budget == 1.0:
         return "whole pool"
     cheaper = ([f"last {args.jsd_prompt_tokens} prompt tokens"] if args.jsd_prompt_tokens else []) + (
@@ -300,8 +305,9 @@ def aggregate(doc: dict, items_dir: Path) -> dict:
             continue
         for (other, b2), other_items in loaded.items():
             common = sorted(set(seeds[(method, budget)]) & set(seeds[(other, b2)]))
-            if b2 != budget or other == method or not common or (other.startswith("paser") and other < method):
-                continue  # (two PASER variants: one direction)
+            if (b2 != budget or other == method or not common or (other.startswith("paser") and other < method)
+                    or "(lr " in other or "(lr " in method):
+                continue  # (two PASER variants: one direction; the learning-rate check is no rival)
             mine = {sd: it for sd, it in zip(seeds[(method, budget)], items)}
             theirs = {sd: it for sd, it in zip(seeds[(other, b2)], other_items)}
             a, b = [mine[sd] for sd in common], [theirs[sd] for sd in common]
@@ -503,7 +509,7 @@ def main() -> None:
                     help="estimators: shares of each cluster measured")
     # 2e-4 (the LoRA default) barely moves the model in the few steps a 10% subset of a small pool
     # gives: one epoch on 48 samples left held-out perplexity within 1% of the pruned model's.
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=DEFAULT_LR, help="another rate is its own row (the rate check)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=ROOT.parent / "runs" / "bench-paser")
     ap.add_argument("--rows", nargs="*", metavar="METHOD:BUDGET",
