@@ -222,6 +222,8 @@ def plot(rows: list[dict], path: Path) -> None:
             continue
         axes[0].plot([r["n"] for r in ok], [r["seconds"] for r in ok], "o-", label=impl)
         axes[1].plot([r["n"] for r in ok], [r["peak_mb"] for r in ok], "o-", label=impl)
+    axes[0].axhline(300, color="grey", lw=0.8, ls="--", label="target at 1M: 300 s")
+    axes[1].axhline(4096, color="grey", lw=0.8, ls="--", label="target at 1M: 4 GB")
     for ax, title in zip(axes, ["seconds (budget 10%)", "peak memory, MB (embeddings included)"]):
         ax.set_xscale("log")
         ax.set_yscale("log")
