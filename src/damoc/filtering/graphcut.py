@@ -52,8 +52,8 @@ def graphcut_greedy(e: np.ndarray, budget: int, lam: float = 0.4, pool: int = 40
 
     Late in a large selection the query S - 2 lam T is small (|q| about 2 on random 384-d
     points, while each pick moves it by 2 lam) and turns with every pick, the bound stops the
-    blocks after some twenty picks, and every block costs a pass over all N: those passes are
-    the whole cost. The relaxed mode drops the bound's sideways term (it assumes no outside
+    blocks after some twenty to forty picks, and every block costs a pass over all N: those
+    passes are most of the cost. The relaxed mode drops the bound's sideways term (it assumes no outside
     point gains from the picks' sideways part) and makes the pass in half precision
     (`_Screen`: half the memory traffic, the pool's gains then computed exactly).
     bench/filter_scale.py measures the objective it gives up against exact greedy. (Forcing
