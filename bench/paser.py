@@ -145,7 +145,8 @@ def part_recover(args: argparse.Namespace) -> None:
             continue
         print(f"== {label} {budget} seed {seed}", flush=True)
         home = os.environ.get("DAMOC_HOME", "")
-        cold = bool(home) and label not in written().get("cold_selection", {})
+        # a rate variant runs after its method, whose selection it finds cached: never cold
+        cold = bool(home) and label not in written().get("cold_selection", {}) and args.lr == DEFAULT_LR
         s = run_recover(recover_config(args, pruned, method, budget, seed),
                         args.run_dir / slug(label, budget, seed), progress=True)
         rec = s["recovery"]
