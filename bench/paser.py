@@ -88,13 +88,12 @@ DEFAULT_LR = 1e-3  # every method's; a run at another rate (the learning-rate ch
 
 def label_of(method: str, budget: float, args: argparse.Namespace) -> str:
     """A row's name: PASER with a cheaper degradation estimate says which; so does another rate."""
-    if args.lr != DEFAULT_LR:
-        return f"{label_of(method, budget, argparse.Namespace(**{**vars(args), 'lr': DEFAULT_LR}))} (lr {args.lr:g})"
+    rate = f" (lr {args.lr:g})" if args.lr != DEFAULT_LR else ""
     if budget == 1.0:
-        return "whole pool"
+        return "whole pool" + rate
     cheaper = ([f"last {args.jsd_prompt_tokens} prompt tokens"] if args.jsd_prompt_tokens else []) + (
         [f"{args.jsd_sample:g} of each cluster"] if args.jsd_sample else [])
-    return f"{method} ({', '.join(cheaper)})" if method == "paser" and cheaper else method
+    return (f"{method} ({', '.join(cheaper)})" if method == "paser" and cheaper else method) + rate
 
 
 def slug(label: str, budget: float, seed: int) -> str:
@@ -169,49 +168,41 @@ def part_recover(args: argparse.Namespace) -> None:
                "share_rejected_by_concept_graph": s.get("share_rejected_by_concept_graph"),
                "selected_by_source": s["selected_by_source"], "load": os.getloadavg()}
         with _locked(args.run_dir / "paser-recover.lock"):  # two lanes may finish at once
-            _add_run(args, path, items_dir, written(), run, s, rec, name, label, cold, home, lost, heldout_sources)
+            doc = written()
+            doc["runs"] = [r for r in doc["runs"] if (r["method"], r["budget"], r["seed"]) != (label, budget, seed)]
+            doc["runs"].append(run)
+            if cold:  # nothing was cached for this method: its selection's whole cost
+                doc.setdefault("cold_selection", {})[label] = {
+                    "select_seconds": s["select_seconds"], "seconds_by_stage": s.get("seconds"), "run": name,
+                    "load": run["load"], "train_seconds_same_run": rec["train_seconds"]}
+            refs = {k: {m: rec[k][m] for m in ("answer_nll", "external_ppl", "external_ppl_se", "avg_accuracy",
+                                                 "avg_accuracy_se", "accuracy", "ppl")} for k in ("pruned", "original")}
+            doc.update({**refs, "pool_size": s["pool_size"], "heldout": s["heldout"],
+                        "dropped_too_long": s["dropped_too_long"], "lost_to_length_by_source": lost,
+                        "heldout_sources": heldout_sources,
+                        "pool_by_source": s["pool_by_source"],
+                        "heldout_by_source": s["heldout_by_source"], "machine": machine(), "versions": versions(),
+                        "split_seed": args.seed, "eval_tasks": args.eval_tasks, "eval_limit": args.eval_limit,
+                        "learning_rate": args.lr, "damoc_home": "scratch (cold)" if home else "default",
+                        "config": {k: str(v) for k, v in vars(args).items()},
+                        "command": "DAMOC_HOME=<scratch with the converted models> python bench/paser.py "
+                                   f"--part recover --per-source {args.per_source} --max-seq-len {args.max_seq_len} "
+                                   f"--eval-limit {args.eval_limit} --lr {args.lr:g}"})
+            doc.update(aggregate(doc, items_dir))
+            write_json_atomic(path, doc)
     plot(written(), path.with_suffix(".png"))
 
 
 @contextlib.contextmanager
 def _locked(lock: Path):
-    """Serialises the read-modify-write of the result file between benchmark processes."""
+    """Serialises the read-modify-write of the result file between benchmark processes (the
+    lock goes with the file handle)."""
     import fcntl
 
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _add_run(args: argparse.Namespace, path: Path, items_dir: Path, doc: dict, run: dict, s: dict, rec: dict,
-             name: str, label: str, cold: bool, home: str, lost: dict, heldout_sources: list[str]) -> None:
-    """Adds one finished run to the result file and rebuilds its rows."""
-    budget, seed = run["budget"], run["seed"]
-    doc["runs"] = [r for r in doc["runs"] if (r["method"], r["budget"], r["seed"]) != (label, budget, seed)]
-    doc["runs"].append(run)
-    if cold:  # nothing was cached for this method: its selection's whole cost
-        doc.setdefault("cold_selection", {})[label] = {
-            "select_seconds": s["select_seconds"], "seconds_by_stage": s.get("seconds"), "run": name,
-            "load": run["load"], "train_seconds_same_run": rec["train_seconds"]}
-    refs = {k: {m: rec[k][m] for m in ("answer_nll", "external_ppl", "external_ppl_se", "avg_accuracy",
-                                         "avg_accuracy_se", "accuracy", "ppl")} for k in ("pruned", "original")}
-    doc.update({**refs, "pool_size": s["pool_size"], "heldout": s["heldout"],
-                "dropped_too_long": s["dropped_too_long"], "lost_to_length_by_source": lost,
-                "heldout_sources": heldout_sources,
-                "pool_by_source": s["pool_by_source"],
-                "heldout_by_source": s["heldout_by_source"], "machine": machine(), "versions": versions(),
-                "split_seed": args.seed, "eval_tasks": args.eval_tasks, "eval_limit": args.eval_limit,
-                "learning_rate": args.lr, "damoc_home": "scratch (cold)" if home else "default",
-                "config": {k: str(v) for k, v in vars(args).items()},
-                "command": "DAMOC_HOME=<scratch with the converted models> python bench/paser.py --part recover "
-                           f"--per-source {args.per_source} --max-seq-len {args.max_seq_len} "
-                           f"--eval-limit {args.eval_limit} --lr {args.lr:g}"})
-    doc.update(aggregate(doc, items_dir))
-    write_json_atomic(path, doc)
+        yield
 
 
 def _figures(items: list[dict]) -> dict:
