@@ -318,12 +318,28 @@ def aggregate(doc: dict, items_dir: Path) -> dict:
             mine = {sd: it for sd, it in zip(seeds[(method, budget)], items)}
             theirs = {sd: it for sd, it in zip(seeds[(other, b2)], other_items)}
             a, b = [mine[sd] for sd in common], [theirs[sd] for sd in common]
+            by_seed = {str(sd): {m: paired_difference([mine[sd]], [theirs[sd]], m)["difference"] for m in METRICS}
+                       for sd in common}
             differences.append({
                 "budget": budget, "paser": method, "versus": other, "seeds": common,
-                **{m: paired_difference(a, b, m) for m in METRICS},
-                "by_seed": {str(sd): {m: paired_difference([mine[sd]], [theirs[sd]], m)["difference"]
-                                      for m in METRICS} for sd in common}})
+                **{m: paired_difference(a, b, m) for m in METRICS}, "by_seed": by_seed,
+                # the item bootstrap cannot see how much the seed moves a difference; this SE can
+                # (the spread of the seeds' differences, so only with two or more seeds)
+                "across_seeds": {m: {"mean": float(np.mean(v)), "se": float(np.std(v, ddof=1) / np.sqrt(len(v)))}
+                                 for m in METRICS if len(v := [d[m] for d in by_seed.values()]) > 1}})
+    differences.sort(key=lambda d: (bool(split_rate(d["paser"])[1]), d["budget"]))  # DEFAULT_LR first
     return {"rows": rows, "differences": differences}
+
+
+def part_rebuild(args: argparse.Namespace) -> None:
+    """Rows, differences and plot rebuilt from the recorded runs and their per-item files (after
+    the aggregation changed, or runs were relabelled), without running anything."""
+    path = ROOT / "results" / "paser-recover.json"
+    with _locked(args.run_dir / "paser-recover.lock"):
+        doc = read_json(path)
+        doc.update(aggregate(doc, path.parent / "paser-recover"))
+        write_json_atomic(path, doc)
+    plot(doc, path.with_suffix(".png"))
 
 
 def scale_child(n: int, seed: int) -> None:
@@ -367,8 +383,8 @@ def plot(doc: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = doc["rows"]
-    names = [f"{r['method']}\n{r['budget']:g} ({r['seeds']} seed{'s' if r['seeds'] > 1 else ''})" for r in rows]
+    rows = [r for r in doc["rows"] if not split_rate(r["method"])[1]]  # other rates: in the JSON only
+    names = [f"{r['method']} {r['budget']:g}\n({r['seeds']} seed{'s' if r['seeds'] > 1 else ''})" for r in rows]
     panels = [("answer_nll_macro", "held-out answer NLL, mean over the 7 sources (lower is better)",
                lambda d: float(np.mean([v["nll"] for k, v in d["answer_nll"].items() if k != "all"]))),
               ("answer_nll", "held-out answer NLL per answer token (lower is better)",
@@ -391,9 +407,9 @@ def plot(doc: dict, path: Path) -> None:
     axes[4].set_title("seconds (one torch thread, beside another benchmark)", fontsize=9)
     axes[4].legend(fontsize=8)
     for ax in axes:
-        ax.tick_params(axis="x", labelsize=7)
-    fig.suptitle(f"Recovering SmolLM2-135M-Instruct pruned by 25%: pool of {doc['pool_size']} samples "
-                 "(error bars: bootstrap SE over items)")
+        ax.tick_params(axis="x", labelsize=7, labelrotation=45)
+    fig.suptitle(f"Recovering SmolLM2-135M-Instruct pruned by 25%: pool of {doc['pool_size']} samples, "
+                 f"lr {DEFAULT_LR:g} (error bars: bootstrap SE over items)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -482,7 +498,9 @@ def part_table(args: argparse.Namespace) -> None:
     print("\n| budget | PASER row | minus | seeds | answer NLL, mean of sources | answer NLL | WikiText ppl | "
           "mean acc. | by seed: mean-of-sources NLL; NLL; ppl |\n|---|---|---|---|---|---|---|---|---|")
     for d in doc["differences"]:
-        cells = [f"{d[m]['difference']:+.3f} ± {d[m]['se']:.3f}" for m in METRICS]
+        spread = d.get("across_seeds", {})  # "(seeds ± x)": the SE of the seeds' mean difference
+        cells = [f"{d[m]['difference']:+.3f} ± {d[m]['se']:.3f}"
+                 + (f" (seeds ± {spread[m]['se']:.3f})" if m in spread else "") for m in METRICS]
         by_seed = "; ".join(", ".join(f"{v[m]:+.{2 if m == 'external_ppl' else 3}f}" for v in d["by_seed"].values())
                             for m in ("answer_nll_macro", "answer_nll", "external_ppl"))
         print(f"| {d['budget']:g} | {d['paser']} | {d['versus']} | {len(d['seeds'])} | " + " | ".join(cells)
@@ -499,7 +517,7 @@ def part_table(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["recover", "scale", "estimators", "table", "all"], default="all")
+    ap.add_argument("--part", choices=["recover", "scale", "estimators", "table", "rebuild", "all"], default="all")
     ap.add_argument("--cuts", type=int, nargs="*", default=[16, 64], help="estimators: prompt tokens kept")
     ap.add_argument("--budget", type=float, default=0.1, help="estimators: the top share compared")
     ap.add_argument("--per-source", type=int, default=205, help="a pool of >= 1,000 after the length limit")
@@ -532,6 +550,8 @@ def main() -> None:
         part_recover(args)
     if args.part == "estimators":
         part_estimators(args)
+    if args.part == "rebuild":
+        part_rebuild(args)
     if args.part == "table":
         part_table(args)
 
