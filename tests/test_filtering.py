@@ -175,6 +175,38 @@ def test_perplexity_keeps_the_lowest_and_ifd_the_highest_below_one(tiny_llama):
     assert list(chosen) == order[:5]
 
 
+def test_answer_perplexities_are_cached_with_their_flops(tiny_llama, tmp_path, monkeypatch):
+    """A rerun over the same pool does not load the scorer again and still counts what the first
+    run paid; another pool or re-saved weights score afresh."""
+    import os
+    import shutil
+
+    import damoc.models
+    from damoc.filtering.selectors import answer_perplexities
+
+    monkeypatch.setenv("DAMOC_HOME", str(tmp_path / "home"))
+    scorer = shutil.copytree(tiny_llama, tmp_path / "scorer")  # its weights get touched below
+    exs = examples(12)
+    first = answer_perplexities(exs, str(scorer))
+    assert len(list((tmp_path / "home" / "answer-ppl").glob("*.json"))) == 1
+
+    def no_model(*a, **k):
+        raise AssertionError("the scorer was loaded for a cached pool")
+
+    with monkeypatch.context() as m:
+        m.setattr(damoc.models, "load_model", no_model)
+        again = answer_perplexities(exs, str(scorer))
+        assert np.array_equal(again[0], first[0]) and np.array_equal(again[1], first[1]) and again[2] == first[2] > 0
+        with pytest.raises(AssertionError, match="scorer was loaded"):
+            answer_perplexities(exs[:11], str(scorer))
+        with pytest.raises(AssertionError, match="scorer was loaded"):
+            answer_perplexities(exs, str(scorer), cache=False)
+    weights = next(scorer.glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # re-saved
+    answer_perplexities(exs, str(scorer))
+    assert len(list((tmp_path / "home" / "answer-ppl").glob("*.json"))) == 2
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["graphcut", "facility-location", "hybrid"])
 def test_embedding_selectors_on_the_bundled_minilm(method, tiny_llama, tmp_path, monkeypatch):

@@ -75,16 +75,25 @@ class FacilityLocationSelector(_Embedded):
         return facility_location_greedy(self.embeddings(examples), budget)
 
 
-def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512,
-                        batch_size: int = 8) -> tuple[np.ndarray, np.ndarray, float]:
+def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512, batch_size: int = 8,
+                        cache: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
     """Per-example perplexity of the answer with its prompt, and of the answer alone; and the
-    forward FLOPs both passes cost."""
+    forward FLOPs both passes cost.
+
+    Kept in $DAMOC_HOME/answer-ppl by the scorer's weights and the token ids, because the two
+    passes over a whole pool are the selector's whole cost and a rerun (another budget, seed or
+    recovery) scores the same pool again. The FLOPs come back with a cached result: the first run
+    paid them, and DaMoC's speed-up must count every overhead (as embeddings do)."""
+    import hashlib
+    import json
+
     from damoc.encoding import Encoded, encode, leading_special_ids
     from damoc.evaluation.scoring import continuation_logprobs
     from damoc.flops import forward_flops
-    from damoc.models import load_model, load_tokenizer
+    from damoc.io import read_json_checked, write_json_atomic
+    from damoc.models import damoc_home, load_model, load_tokenizer, model_fingerprint
 
-    tok, model = load_tokenizer(scorer), load_model(scorer).eval()
+    tok = load_tokenizer(scorer)
     with_prompt = [encode(tok, e, continuation(e), max_len) for e in examples]
     # The answer alone still needs one token to condition on: BOS, or EOS where there is none.
     start = leading_special_ids(tok) or [tok.eos_token_id]
@@ -92,6 +101,15 @@ def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512
     for e in examples:
         ids = tok(continuation(e), add_special_tokens=False)["input_ids"][: max_len - len(start)]
         alone.append(Encoded(start + list(ids), len(start), False))
+    key = {"scorer": model_fingerprint(scorer),
+           "requests": [[list(r.input_ids), r.n_prompt] for r in with_prompt + alone]}
+    path = damoc_home() / "answer-ppl" / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]}.json"
+    if cache:
+        hit = read_json_checked(path, lambda d: isinstance(d, dict) and len(d.get("with_prompt", [])) == len(examples)
+                                and len(d.get("alone", [])) == len(examples) and "forward_flops" in d)
+        if hit is not None:
+            return np.array(hit["with_prompt"]), np.array(hit["alone"]), float(hit["forward_flops"])
+    model = load_model(scorer).eval()
     lp_with = continuation_logprobs(model, with_prompt, tok.pad_token_id, batch_size)
     lp_alone = continuation_logprobs(model, alone, tok.pad_token_id, batch_size)
 
@@ -99,7 +117,10 @@ def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512
         return np.array([math.exp(-lp / max(len(r.input_ids) - r.n_prompt, 1)) for r, (lp, _) in zip(reqs, lps)])
 
     tokens = sum(len(r.input_ids) for r in with_prompt + alone)
-    return ppl(with_prompt, lp_with), ppl(alone, lp_alone), forward_flops(model, tokens)
+    out = ppl(with_prompt, lp_with), ppl(alone, lp_alone), forward_flops(model, tokens)
+    if cache:
+        write_json_atomic(path, {"with_prompt": out[0].tolist(), "alone": out[1].tolist(), "forward_flops": out[2]})
+    return out
 
 
 @register("perplexity")

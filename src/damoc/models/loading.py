@@ -29,6 +29,15 @@ class LoadOptions:
     quantization: str = "none"  # "4bit": NF4 weights via bitsandbytes, for QLoRA (CUDA only)
 
 
+def model_fingerprint(spec: str) -> dict:
+    """What identifies a model's weights for caching what it computed: its folder and its weight
+    files' sizes and modification times (a folder re-pruned in place gets new ones)."""
+    source = resolve_spec(spec)
+    folder = Path(source)
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []
+    return {"source": source, "files": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]}
+
+
 def resolve_spec(spec: str) -> str:
     """Return a local folder or a hub id that `from_pretrained` accepts, or explain why not."""
     if spec.startswith(BUNDLED_PREFIX):

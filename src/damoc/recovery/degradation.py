@@ -72,19 +72,6 @@ def sample_jsd(original, pruned, token_ids: Sequence[Sequence[int]], pad_id: int
     return out
 
 
-def model_fingerprint(spec: str) -> dict:
-    """What identifies a model's weights for caching: its folder and its weight files' sizes and
-    modification times (a folder re-pruned in place gets new ones)."""
-    from pathlib import Path
-
-    from damoc.models import resolve_spec
-
-    source = resolve_spec(spec)
-    folder = Path(source)
-    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []
-    return {"source": source, "files": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]}
-
-
 def cached_sample_jsd(original_spec: str, pruned_spec: str, original, pruned, token_ids: Sequence[Sequence[int]],
                       pad_id: int, batch_size: int = 4, progress: bool = False,
                       response_starts: Sequence[int] | None = None) -> tuple[list[float], bool]:
@@ -94,6 +81,7 @@ def cached_sample_jsd(original_spec: str, pruned_spec: str, original, pruned, to
     import json
 
     from damoc.io import read_json_checked, write_json_atomic
+    from damoc.models import model_fingerprint
     from damoc.models.bundled import damoc_home
 
     key = {"original": model_fingerprint(original_spec), "pruned": model_fingerprint(pruned_spec),
