@@ -102,6 +102,24 @@ def test_bertscore_identity_symmetry_and_baseline(bert):
     assert bert.rescale(np.array([base, 1.0]), base) == pytest.approx([0.0, 1.0])
 
 
+def test_bertscore_embeds_references_once_unless_told_not_to(bert):
+    """Compression scores the same originals every round: their embeddings are kept, and the
+    scores do not depend on whether they were."""
+    cands, refs = ["a cold in winter", "stocks fell"], ["a cold is caught in winter", "stocks and bonds differ"]
+    bert.clear_cache()
+    first = bert.raw_f1(cands, refs)
+    before = bert.tokens
+    again = bert.raw_f1(cands, refs)
+    cached_cost = bert.tokens - before
+    fresh = bert.raw_f1(cands, refs, cache_references=False)
+    assert bert.tokens - before - cached_cost > cached_cost > 0  # only the candidates, then both
+    assert np.allclose(first, again) and np.allclose(first, fresh, atol=1e-6)
+    bert.clear_cache()
+    before = bert.tokens
+    bert.raw_f1(cands, refs)
+    assert bert.tokens - before > cached_cost
+
+
 class CountingRewriter:
     """Wraps a real rewriter and counts calls; or returns a fixed transformation."""
 

@@ -70,10 +70,17 @@ class BertScorer:
                 out[i] = hidden[row][keep[row]]
         return out  # type: ignore[return-value]
 
-    def raw_f1(self, candidates: list[str], references: list[str]) -> np.ndarray:
+    def raw_f1(self, candidates: list[str], references: list[str], cache_references: bool = True) -> np.ndarray:
+        """BERTScore F1 of each candidate against its reference. References are kept embedded
+        (compression scores the same originals every round); `cache_references=False` embeds them
+        again, which only a benchmark timing the cache wants."""
         if len(candidates) != len(references):
             raise ValueError("candidates and references differ in length")
-        return self._f1(self._embed(candidates), self._embed(references, cache=True))
+        return self._f1(self._embed(candidates), self._embed(references, cache=cache_references))
+
+    def clear_cache(self) -> None:
+        """Forget the embedded references (a run starting cold)."""
+        self._cache.clear()
 
     @staticmethod
     def _f1(cand: list[torch.Tensor], ref: list[torch.Tensor]) -> np.ndarray:
