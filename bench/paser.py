@@ -473,6 +473,32 @@ def part_estimators(args: argparse.Namespace) -> None:
                                                 "--part estimators " + " ".join(sys.argv[1:])})
 
 
+def part_subsets(args: argparse.Namespace) -> None:
+    """How many answer tokens each recorded run trained on (recovery puts its loss on the answer
+    only, so at one sample budget a method that picks short answers trains on fewer tokens), from
+    the subsets its run folder kept; runs whose folder is gone are left out."""
+    from damoc.models import load_tokenizer
+    from damoc.recovery.pool import load_pool
+    from damoc.tasks.base import continuation
+
+    doc = read_json(ROOT / "results" / "paser-recover.json")
+    tok = load_tokenizer(MODEL)
+    pool = {e.id: e for e in load_pool("bundled:mix", args.per_source, args.seed)}
+    rows = []
+    for r in doc["runs"]:
+        subset = args.run_dir / slug(r["method"], r["budget"], r["seed"]) / "subset.jsonl"
+        if not subset.exists():
+            continue
+        ids = [json.loads(line)["id"] for line in subset.read_text().splitlines()]
+        tokens = [len(tok(continuation(pool[i]), add_special_tokens=False)["input_ids"]) for i in ids]
+        rows.append({"method": r["method"], "budget": r["budget"], "seed": r["seed"], "samples": len(ids),
+                     "answer_tokens": sum(tokens), "mean_answer_tokens": sum(tokens) / len(ids)})
+        print(json.dumps(rows[-1]), flush=True)
+    write_json_atomic(ROOT / "results" / "paser-subsets.json",
+                      {"rows": rows, "tokenizer": MODEL, "versions": versions(),
+                       "command": "python bench/paser.py --part subsets"})
+
+
 def part_table(args: argparse.Namespace) -> None:
     """The README's tables, from the result files."""
     doc = read_json(ROOT / "results" / "paser-recover.json")
@@ -517,7 +543,8 @@ def part_table(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["recover", "scale", "estimators", "table", "rebuild", "all"], default="all")
+    ap.add_argument("--part", default="all",
+                    choices=["recover", "scale", "estimators", "table", "rebuild", "subsets", "all"])
     ap.add_argument("--cuts", type=int, nargs="*", default=[16, 64], help="estimators: prompt tokens kept")
     ap.add_argument("--budget", type=float, default=0.1, help="estimators: the top share compared")
     ap.add_argument("--per-source", type=int, default=205, help="a pool of >= 1,000 after the length limit")
@@ -552,6 +579,8 @@ def main() -> None:
         part_estimators(args)
     if args.part == "rebuild":
         part_rebuild(args)
+    if args.part == "subsets":
+        part_subsets(args)
     if args.part == "table":
         part_table(args)
 
