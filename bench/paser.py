@@ -312,7 +312,9 @@ def aggregate(doc: dict, items_dir: Path) -> dict:
         for (other, b2), other_items in loaded.items():
             other_base, other_rate = split_rate(other)
             common = sorted(set(seeds[(method, budget)]) & set(seeds[(other, b2)]))
-            if (b2 != budget or other_rate != rate or other == method or not common
+            # random at a smaller budget: the one with as many answer tokens as PASER's subset
+            fewer_tokens = other_base == "random" and b2 < budget and base == "paser"
+            if ((b2 != budget and not fewer_tokens) or other_rate != rate or other == method or not common
                     or (other_base.startswith("paser") and other_base < base)):
                 continue  # (two PASER variants: one direction)
             mine = {sd: it for sd, it in zip(seeds[(method, budget)], items)}
@@ -321,7 +323,7 @@ def aggregate(doc: dict, items_dir: Path) -> dict:
             by_seed = {str(sd): {m: paired_difference([mine[sd]], [theirs[sd]], m)["difference"] for m in METRICS}
                        for sd in common}
             differences.append({
-                "budget": budget, "paser": method, "versus": other, "seeds": common,
+                "budget": budget, "paser": method, "versus": other, "versus_budget": b2, "seeds": common,
                 **{m: paired_difference(a, b, m) for m in METRICS}, "by_seed": by_seed,
                 # the item bootstrap cannot see how much the seed moves a difference; this SE can
                 # (the spread of the seeds' differences, so only with two or more seeds)
@@ -529,7 +531,9 @@ def part_table(args: argparse.Namespace) -> None:
                  + (f" (seeds ± {spread[m]['se']:.3f})" if m in spread else "") for m in METRICS]
         by_seed = "; ".join(", ".join(f"{v[m]:+.{2 if m == 'external_ppl' else 3}f}" for v in d["by_seed"].values())
                             for m in ("answer_nll_macro", "answer_nll", "external_ppl"))
-        print(f"| {d['budget']:g} | {d['paser']} | {d['versus']} | {len(d['seeds'])} | " + " | ".join(cells)
+        versus = d["versus"] + (f" at {d['versus_budget']:g}" if d.get("versus_budget", d["budget"]) != d["budget"]
+                                else "")
+        print(f"| {d['budget']:g} | {d['paser']} | {versus} | {len(d['seeds'])} | " + " | ".join(cells)
               + f" | {by_seed} |")
     path = ROOT / "results" / "paser-estimators.json"
     if path.exists():
