@@ -161,8 +161,9 @@ def part_recover(args: argparse.Namespace) -> None:
             continue
         print(f"== {label} {budget} seed {seed}", flush=True)
         home = os.environ.get("DAMOC_HOME", "")
-        # a rate variant runs after its method, whose selection it finds cached: never cold
-        cold = bool(home) and label not in written().get("cold_selection", {}) and args.lr == DEFAULT_LR
+        # a selection does not depend on the rate: one cold entry per method, under its rate-free name
+        selection = split_rate(label)[0]
+        cold = bool(home) and selection not in written().get("cold_selection", {})
         s = run_recover(recover_config(args, pruned, method, budget, seed),
                         args.run_dir / slug(label, budget, seed), progress=True)
         rec = s["recovery"]
@@ -189,7 +190,7 @@ def part_recover(args: argparse.Namespace) -> None:
             doc["runs"] = [r for r in doc["runs"] if (r["method"], r["budget"], r["seed"]) != (label, budget, seed)]
             doc["runs"].append(run)
             if cold:  # nothing was cached for this method: its selection's whole cost
-                doc.setdefault("cold_selection", {})[label] = {
+                doc.setdefault("cold_selection", {})[selection] = {
                     "select_seconds": s["select_seconds"], "seconds_by_stage": s.get("seconds"), "run": name,
                     "load": run["load"], "train_seconds_same_run": rec["train_seconds"]}
             refs = {k: {m: rec[k][m] for m in ("answer_nll", "external_ppl", "external_ppl_se", "avg_accuracy",

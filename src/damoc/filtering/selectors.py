@@ -84,14 +84,11 @@ def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512
     passes over a whole pool are the selector's whole cost and a rerun (another budget, seed or
     recovery) scores the same pool again. The FLOPs come back with a cached result: the first run
     paid them, and DaMoC's speed-up must count every overhead (as embeddings do)."""
-    import hashlib
-    import json
-
     from damoc.encoding import Encoded, encode, leading_special_ids
     from damoc.evaluation.scoring import continuation_logprobs
     from damoc.flops import forward_flops
     from damoc.io import read_json_checked, write_json_atomic
-    from damoc.models import damoc_home, load_model, load_tokenizer, model_fingerprint
+    from damoc.models import home_cache_path, load_model, load_tokenizer, model_fingerprint
 
     tok = load_tokenizer(scorer)
     with_prompt = [encode(tok, e, continuation(e), max_len) for e in examples]
@@ -103,7 +100,7 @@ def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512
         alone.append(Encoded(start + list(ids), len(start), False))
     key = {"scorer": model_fingerprint(scorer),
            "requests": [[list(r.input_ids), r.n_prompt] for r in with_prompt + alone]}
-    path = damoc_home() / "answer-ppl" / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]}.json"
+    path = home_cache_path("answer-ppl", key)
     if cache:
         hit = read_json_checked(path, lambda d: isinstance(d, dict) and len(d.get("with_prompt", [])) == len(examples)
                                 and len(d.get("alone", [])) == len(examples) and "forward_flops" in d)

@@ -27,6 +27,15 @@ def damoc_home() -> Path:
     return Path(os.environ.get("DAMOC_HOME", Path.home() / ".cache" / "damoc"))
 
 
+def home_cache_path(kind: str, key: object) -> Path:
+    """Where a JSON cache entry of `kind` lives: $DAMOC_HOME/KIND/ named by the SHA-256 of its
+    key (anything json.dumps takes: model fingerprints, token ids, settings)."""
+    import hashlib
+    import json
+
+    return damoc_home() / kind / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]}.json"
+
+
 def _package_dir(module: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:

@@ -77,19 +77,14 @@ def cached_sample_jsd(original_spec: str, pruned_spec: str, original, pruned, to
                       response_starts: Sequence[int] | None = None) -> tuple[list[float], bool]:
     """`sample_jsd`, kept in $DAMOC_HOME/jsd by the models' fingerprints, the token ids and the
     span, so another budget or method on the same pool does not pay for it again. (values, was_cached)."""
-    import hashlib
-    import json
-
     from damoc.io import read_json_checked, write_json_atomic
-    from damoc.models import model_fingerprint
-    from damoc.models.bundled import damoc_home
+    from damoc.models import home_cache_path, model_fingerprint
 
     key = {"original": model_fingerprint(original_spec), "pruned": model_fingerprint(pruned_spec),
            "ids": [list(x) for x in token_ids]}
     if response_starts is not None:  # the all-position key stays as it was: its old values are still valid
         key["response_starts"] = list(response_starts)
-    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
-    path = damoc_home() / "jsd" / f"{digest}.json"
+    path = home_cache_path("jsd", key)
     hit = read_json_checked(path, lambda v: isinstance(v, list) and len(v) == len(token_ids)
                             and all(isinstance(x, (int, float)) for x in v))
     if hit is not None:
