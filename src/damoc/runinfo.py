@@ -35,6 +35,19 @@ def versions() -> dict:
     return out
 
 
+def weight_files(folder: str | os.PathLike) -> list[tuple[str, int, int]]:
+    """A model folder's weight files by name, size and modification time: what caches of anything a
+    model computed are keyed by, so that weights replaced in place (a folder re-pruned or re-trained
+    under the same path) are never taken for the old ones. Empty for anything that is not a folder."""
+    from pathlib import Path
+
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        return []
+    files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
+    return [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+
+
 def stable_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

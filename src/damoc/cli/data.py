@@ -93,7 +93,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
     from dataclasses import asdict
 
     from damoc.filtering.run import read_selection
-    from damoc.io import check_output_file, write_json_atomic, write_jsonl_atomic
+    from damoc.io import check_output_file, outputs_record, write_json_atomic, write_jsonl_atomic
     from damoc.tokens import CompressConfig, compress_examples
 
     config = config_from(args, CompressConfig, run_file(args))
@@ -115,6 +115,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
     summary["source"] = source
     write_jsonl_atomic(args.out, (asdict(e) for e in out))
     write_jsonl_atomic(args.out.with_suffix(".records.jsonl"), records)
+    summary["outputs"] = outputs_record(args.out, args.out.with_suffix(".records.jsonl"))
     write_json_atomic(args.out.with_suffix(".summary.json"), summary)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
     print(f"compressed {summary['compressed_examples']} contexts to {summary['context_token_ratio']:.2f} "

@@ -67,7 +67,9 @@ def print_ranking(summary: dict) -> None:
 def _pm(m: dict, key: str, pct: bool = False) -> str:
     if key not in m:
         return ""
-    v, se = m[key], m.get(f"{key}_se", float("nan"))
+    v, se = m[key], m.get(f"{key}_se")
+    if se is None:
+        return f"{100 * v:.1f}" if pct else f"{v:.3f}"
     return f"{100 * v:.1f} ± {100 * se:.1f}" if pct else f"{v:.3f} ± {se:.3f}"
 
 
@@ -88,12 +90,13 @@ def print_select(summary: dict, out: Path) -> None:
     for r in (summary.get("halving") or {}).get("rounds", []):
         print(f"halving round {r['round']}: {len(r['ranking'])} candidates on {r['examples']} examples, "
               f"kept {', '.join(r['kept'])}")
-    verdict = summary.get("verdict")
-    if verdict and verdict["tied"]:
-        print(f"tied: {', '.join(verdict['tie_set'])} (cannot be told apart at this budget); "
-              f"recommended: {verdict['recommended']} (the cheapest of them to fine-tune)")
-    elif verdict:
-        print(f"recommended: {verdict['recommended']} (ahead of the others by more than two paired standard errors)")
+    from damoc.report.text import num, verdict_sentence, warnings
+
+    for line in warnings(summary):
+        print(f"warning: degenerate predictions: {line}")
+    sentence = verdict_sentence(summary.get("verdict"))
+    if sentence:
+        print(sentence)
     conf = summary.get("confidence")
     if conf:
         print("probability of ranking first (paired bootstrap): "
@@ -104,8 +107,8 @@ def print_select(summary: dict, out: Path) -> None:
         v = summary["validation"]
         r = v["by_rank"]
         print(f"\nvalidation against full fine-tuning: chosen {r['chosen']}, truly best {r['best']}, "
-              f"top-1 match {r['top1_match']}, Kendall tau {r['kendall_tau']:.2f}, "
-              f"Spearman rho {r['spearman_rho']:.2f}, regret {v['regret']:.4f}; speed-up "
+              f"top-1 match {r['top1_match']}, Kendall tau {num(r['kendall_tau'])}, "
+              f"Spearman rho {num(r['spearman_rho'])}, regret {v['regret']:.4f}; speed-up "
               f"{v['speedup_wall']:.1f}x wall time, {v['speedup_flops']:.1f}x FLOPs (overheads counted)")
         j = v.get("judged")
         if j:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from damoc.errors import DamocError
-from damoc.io import read_checked, read_json_checked, write_json_atomic
+from damoc.io import read_checked, read_json_checked, write_cache, write_json_atomic
 from damoc.models.bundled import damoc_home
 
 BUNDLED_EMBEDDER = "bundled:minilm"
@@ -57,16 +57,20 @@ def embed_with_cost(texts: list[str], model: str = BUNDLED_EMBEDDER, batch_size:
     tokens = sum(min(len(ids), limit or len(ids)) for ids in st.tokenizer(texts)["input_ids"])
     cost = {"tokens": tokens, "forward_flops": forward_flops(st, tokens)}
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npy", dir=path.parent)  # per process
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, out)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        write_json_atomic(cost_path, cost)
+        write_cache(path, lambda: _store(path, cost_path, out, cost))
     return out, cost
+
+
+def _store(path: Path, cost_path: Path, out: np.ndarray, cost: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)  # per process
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, out)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    write_json_atomic(cost_path, cost)
 
 
 def _cached(path: Path, cost_path: Path, n: int) -> tuple[np.ndarray, dict] | None:

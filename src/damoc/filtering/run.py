@@ -9,7 +9,7 @@ from pathlib import Path
 
 from damoc.filtering.base import resolve_budget
 from damoc.filtering.selectors import get_selector
-from damoc.io import write_json_atomic, write_jsonl_atomic
+from damoc.io import outputs_record, write_json_atomic, write_jsonl_atomic
 from damoc.tasks.base import Example
 
 
@@ -30,7 +30,7 @@ def filter_examples(examples: list[Example], method: str, *, rate: float | None 
 def write_selection(selected: list[Example], summary: dict, out: str | Path) -> Path:
     out = Path(out)
     write_jsonl_atomic(out, (asdict(e) for e in selected))
-    write_json_atomic(out.with_suffix(".summary.json"), summary)
+    write_json_atomic(out.with_suffix(".summary.json"), {**summary, "outputs": outputs_record(out)})
     return out
 
 

@@ -87,7 +87,7 @@ def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512
     from damoc.encoding import Encoded, encode, leading_special_ids
     from damoc.evaluation.scoring import continuation_logprobs
     from damoc.flops import forward_flops
-    from damoc.io import read_json_checked, write_json_atomic
+    from damoc.io import read_json_checked, write_cache, write_json_atomic
     from damoc.models import home_cache_path, load_model, load_tokenizer, model_fingerprint
 
     tok = load_tokenizer(scorer)
@@ -116,7 +116,8 @@ def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512
     tokens = sum(len(r.input_ids) for r in with_prompt + alone)
     out = ppl(with_prompt, lp_with), ppl(alone, lp_alone), forward_flops(model, tokens)
     if cache:
-        write_json_atomic(path, {"with_prompt": out[0].tolist(), "alone": out[1].tolist(), "forward_flops": out[2]})
+        write_cache(path, lambda: write_json_atomic(path, {"with_prompt": out[0].tolist(), "alone": out[1].tolist(),
+                                                           "forward_flops": out[2]}))
     return out
 
 

@@ -24,7 +24,10 @@ BUNDLED_PREFIX = "bundled:"
 
 
 def damoc_home() -> Path:
-    return Path(os.environ.get("DAMOC_HOME", Path.home() / ".cache" / "damoc"))
+    """Where converted models and caches live: $DAMOC_HOME, or ~/.cache/damoc when it is unset or
+    empty (an empty value must not mean "the current folder")."""
+    value = os.environ.get("DAMOC_HOME", "").strip()
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "damoc"
 
 
 def home_cache_path(kind: str, key: object) -> Path:

@@ -7,6 +7,7 @@ caller allows pickle, and a repository's own Python code never runs unless asked
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 from damoc.errors import DamocError
 from damoc.hardware import default_device, resolve_dtype
 from damoc.models.bundled import BUNDLED_PREFIX, prepare_bundled
+from damoc.runinfo import weight_files
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -33,9 +35,7 @@ def model_fingerprint(spec: str) -> dict:
     """What identifies a model's weights for caching what it computed: its folder and its weight
     files' sizes and modification times (a folder re-pruned in place gets new ones)."""
     source = resolve_spec(spec)
-    folder = Path(source)
-    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []
-    return {"source": source, "files": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]}
+    return {"source": source, "files": weight_files(source)}
 
 
 def resolve_spec(spec: str) -> str:
@@ -90,6 +90,11 @@ def load_model(spec: str, options: LoadOptions = LoadOptions()):
             trust_remote_code=options.trust_remote_code,
             **extra,
         )
+    except pickle.UnpicklingError:
+        # torch.load(weights_only=True) refused a pickle that holds more than tensors: code, most likely.
+        raise DamocError(f"cannot load model {spec!r}: its pickle weights hold objects other than tensors "
+                         "(possibly code), which damoc never unpickles even with --allow-pickle; convert the "
+                         "weights to safetensors from a trusted copy") from None
     except (OSError, ValueError) as e:
         raise DamocError(_load_hint(spec, e)) from e
     return model if extra else model.to(device)  # a quantized model is placed while it loads
@@ -110,6 +115,11 @@ def _four_bit(device: torch.device, dtype: torch.dtype) -> dict:
     return {"quantization_config": config, "device_map": {"": device.index or 0}}
 
 
+def _is_hub_id(spec: str) -> bool:
+    """Whether a spec was taken as a hub id: not bundled, not a local path."""
+    return not spec.startswith(BUNDLED_PREFIX) and not Path(spec).expanduser().exists() and bool(_HUB_ID.match(spec))
+
+
 def _load_hint(spec: str, error: Exception) -> str:
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     hint = ""
@@ -118,6 +128,6 @@ def _load_hint(spec: str, error: Exception) -> str:
                 "--trust-remote-code only if you trust its repository)")
     elif "safetensors" in str(error).lower() or ".bin" in str(error):
         hint = " (only safetensors weights load by default; pass --allow-pickle if you trust the files)"
-    elif os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(error).lower():
+    elif _is_hub_id(spec) and (os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(error).lower()):
         hint = " (the Hugging Face hub is not reachable offline; use a local folder or a bundled: model)"
     return f"cannot load model {spec!r}: {first}{hint}"

@@ -77,7 +77,7 @@ def cached_sample_jsd(original_spec: str, pruned_spec: str, original, pruned, to
                       response_starts: Sequence[int] | None = None) -> tuple[list[float], bool]:
     """`sample_jsd`, kept in $DAMOC_HOME/jsd by the models' fingerprints, the token ids and the
     span, so another budget or method on the same pool does not pay for it again. (values, was_cached)."""
-    from damoc.io import read_json_checked, write_json_atomic
+    from damoc.io import read_json_checked, write_cache, write_json_atomic
     from damoc.models import home_cache_path, model_fingerprint
 
     key = {"original": model_fingerprint(original_spec), "pruned": model_fingerprint(pruned_spec),
@@ -90,5 +90,5 @@ def cached_sample_jsd(original_spec: str, pruned_spec: str, original, pruned, to
     if hit is not None:
         return hit, True
     values = sample_jsd(original(), pruned(), token_ids, pad_id, batch_size, progress, response_starts)
-    write_json_atomic(path, values)
+    write_cache(path, lambda: write_json_atomic(path, values))
     return values, False

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from damoc.errors import DamocError
 from damoc.finetune import FinetuneConfig
-from damoc.io import run_folder, write_json_atomic, write_jsonl_atomic, write_text_atomic
+from damoc.io import run_folder, write_cache, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from damoc.runinfo import machine, versions
 
 
@@ -216,7 +216,7 @@ def reference_eval(spec: str, heldout: list, config: RecoverConfig, progress: bo
     if cached is not None:
         return cached
     result = evaluate_model(load_model(spec).eval(), load_tokenizer(spec), heldout, config, progress)
-    write_json_atomic(path, result)
+    write_cache(path, lambda: write_json_atomic(path, result))
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from damoc.report.text import apart_sentence, num, verdict_sentence, warnings
 from damoc.selection.candidate import display_name as _name
 from damoc.selection.candidate import is_ok
 
@@ -12,13 +13,10 @@ def _pct(x: float | None) -> str:
 
 def verdict_lines(verdict: dict | None) -> list[str]:
     """The recommendation, saying so when the leaders cannot be told apart."""
-    if not verdict:
+    sentence = verdict_sentence(verdict)
+    if not sentence:
         return []
-    if verdict["tied"]:
-        return [f"**Tied: {', '.join(verdict['tie_set'])}** (cannot be told apart at this budget). "
-                f"Recommended: **{verdict['recommended']}**. Rule: {verdict['rule']}.", ""]
-    return [f"**Recommended: {verdict['recommended']}** (ahead of every other candidate by more than two paired "
-            "standard errors).", ""]
+    return [f"**{sentence}** Rule: {verdict['rule']}." if verdict["tied"] else f"**{sentence}**", ""]
 
 
 def select_report(summary: dict) -> str:
@@ -38,6 +36,8 @@ def select_report(summary: dict) -> str:
         lines.append(f"| {rank} | {_name(r)} | {_pct(m.get('accuracy'))} | {m['answer_bpb']:.3f} | {layers} | "
                      f"{p.get('seconds', 0):.0f} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
     lines += ["", "By answer bits per byte alone: " + " > ".join(summary.get("ranking_bpb", [])), ""]
+    if warnings(summary):
+        lines += ["## Warnings: degenerate predictions", ""] + [f"- {w}" for w in warnings(summary)] + [""]
     lines += verdict_lines(summary.get("verdict"))
     halving = summary.get("halving")
     if halving:
@@ -65,10 +65,8 @@ def select_report(summary: dict) -> str:
         lines += ["## Confidence (paired bootstrap over test questions)", "",
                   "| candidate | probability of ranking first |", "|---|---|"]
         lines += [f"| {n} | {p:.2f} |" for n, p in sorted(conf["prob_best"].items(), key=lambda x: -x[1])]
-        close = [f"{q['a']} vs {q['b']}" for q in conf["pairs"]
-                 if abs(q["accuracy_diff"]) < 2 * q["accuracy_diff_se"] and abs(q["bpb_diff"]) < 2 * q["bpb_diff_se"]]
-        lines += ["", "Cannot be told apart (both differences within two paired standard errors): "
-                  + ("; ".join(close) if close else "none"), ""]
+        apart = apart_sentence(summary.get("verdict"))
+        lines += ["", apart, ""] if apart else [""]
     data = summary.get("data", {})
     lines += ["## Data", "", f"- training examples: {data.get('input_examples')} -> {data.get('output_examples')} "
               f"after filtering ({(data.get('filter') or {}).get('method', 'off')})"]
@@ -84,7 +82,7 @@ def select_report(summary: dict) -> str:
         r = val["by_rank"]
         lines += ["", "## Validation against full fine-tuning", "",
                   f"- chosen: {r['chosen']}; truly best: {r['best']}; top-1 match: **{r['top1_match']}**",
-                  f"- Kendall tau {r['kendall_tau']:.2f}, Spearman rho {r['spearman_rho']:.2f} (ranks); "
+                  f"- Kendall tau {num(r['kendall_tau'])}, Spearman rho {num(r['spearman_rho'])} (ranks); "
                   f"regret {val['regret']:.4f} in {metric}",
                   f"- speed-up: {val['speedup_wall']:.1f}x wall time ({val['speedup_wall_note']}); "
                   f"{val['speedup_flops']:.1f}x FLOPs with overheads ({val['speedup_flops_training_only']:.1f}x "

@@ -120,7 +120,11 @@ def run_baseline(config: BaselineConfig, out: str | Path, progress: bool = True,
                  on_event: Callable[[str, dict], None] | None = None,
                  launch_settings: LaunchSettings | None = None, warn_labels: bool = True) -> dict:
     """Fine-tune and evaluate every candidate (resuming finished ones); write results.json.
-    `warn_labels=False` where the caller has already said what is wrong with the labels."""
+    `warn_labels=False` where the caller has already said what is wrong with the labels. The models and
+    the questions' lengths are checked before the run folder is written (`preflight`)."""
+    from damoc.selection.preflight import preflight
+
+    preflight(config)
     with run_folder(out, "baseline") as folder:
         return _run_baseline(config, folder, progress, on_event, launch_settings, warn_labels)
 

@@ -8,6 +8,7 @@ what code reads (status, metrics, rank, the display name) and keeps every other 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from damoc.evaluation.metrics import higher_is_better
 from damoc.finetune.train import Method
-from damoc.runinfo import key_settings, stable_hash
+from damoc.runinfo import key_settings, stable_hash, weight_files
 from damoc.tasks.base import SPLIT_VERSION
 
 if TYPE_CHECKING:
@@ -105,6 +106,12 @@ def candidate_key(config: BaselineConfig, candidate: Candidate) -> str:
     parts = {"candidate": candidate.model_dump(), "settings": settings, "split": SPLIT_VERSION}
     if config.data is not None:
         parts["data_files"] = data_fingerprint(config)
+    # A local folder's weights by name, size and time (bundled models are pinned by their package;
+    # hub ids by the hub): a folder whose weights changed in place is trained again, not reused.
+    weights = {role: weight_files(spec) for role, spec in (("model", candidate.model), ("base", candidate.base))
+               if spec and not spec.startswith("bundled:") and weight_files(spec)}
+    if weights:
+        parts["weights"] = weights
     return stable_hash(parts)
 
 
@@ -119,7 +126,7 @@ class CandidateResult(BaseModel):
     model: str
     method: str
     status: Literal["ok", "failed"]
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, float | None] = Field(default_factory=dict)
     error: str | None = None
     rank: int | None = None
 
@@ -148,6 +155,22 @@ def results_of(summary: dict) -> list[CandidateResult]:
 def ranked(summary: dict) -> list[CandidateResult]:
     """The candidates that finished, best first."""
     return [r for r in results_of(summary) if r.ok]
+
+
+def bad_metrics(metrics: object) -> str | None:
+    """What is wrong with a result's metrics, or None: each must be a finite number (a standard
+    error may be missing). A NaN score would sort first and be recommended; a string crashes the
+    ranking."""
+    if not isinstance(metrics, dict) or not metrics:
+        return "no metrics in a finished result"
+    for name, value in metrics.items():
+        if value is None and str(name).endswith("_se"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"metric {name} is {value!r}, not a number"
+        if not math.isfinite(value):
+            return f"metric {name} is {value}"
+    return None
 
 
 def is_ok(stored: dict) -> bool:

@@ -81,3 +81,24 @@ def tie_set(predictions: dict[str, list[dict]], choice: bool, samples: int = 100
     tied.sort(key=lambda n: diffs[n]["diff"])
     return {"best": best, "tie_set": tied, "differences": diffs, "prob_best": boot["prob_best"],
             "metric": "accuracy" if choice else "answer_bpb", "k": k, "pairs": boot["pairs"]}
+
+
+def degenerate(predictions: dict[str, list[dict]]) -> dict[str, str]:
+    """Candidates whose answers carry no sign of learning the task, each with why: one answer for
+    every question, or an accuracy no better than always giving the most common answer. A verdict
+    among such candidates ranks label bias, not capability, and the report must say so."""
+    out = {}
+    for name, records in predictions.items():
+        if not records or "label" not in records[0]:
+            continue
+        labels = [r["label"] for r in records]
+        majority = max(labels.count(x) for x in set(labels)) / len(labels)
+        answers = {r["pred"] for r in records}
+        accuracy = sum(r["pred"] == r["label"] for r in records) / len(records)
+        if len(answers) == 1 and len(set(labels)) > 1:
+            out[name] = (f"gives one answer (option {next(iter(answers))}) to every question "
+                         f"({100 * accuracy:.1f}% correct)")
+        elif accuracy <= majority:
+            out[name] = (f"scores {100 * accuracy:.1f}%, no better than always giving the most common answer "
+                         f"({100 * majority:.1f}%)")
+    return out

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from damoc.errors import DamocError
 from damoc.io import jsonl_text, quarantine, read_json_checked, write_json_atomic, write_text_atomic
 from damoc.registry import Registry
-from damoc.selection.candidate import Candidate, is_ok
+from damoc.selection.candidate import Candidate, bad_metrics, is_ok
 
 Run = Callable[[], tuple[dict, list[dict]]]
 Notify = Callable[[str, dict], None]
@@ -70,8 +70,9 @@ def _read_result(folder: Path, key: str) -> tuple[dict, list[dict] | None] | Non
                                lambda d: isinstance(d, dict) and isinstance(d.get("key"), str) and "status" in d)
     if record is None or record["key"] != key or not is_ok(record):
         return None
-    if not isinstance(record.get("metrics"), dict):
-        quarantine(folder / "result.json", "no metrics in a finished result")
+    problem = bad_metrics(record.get("metrics"))
+    if problem:
+        quarantine(folder / "result.json", problem)
         return None
     path = folder / "predictions.jsonl"
     if not path.exists():
@@ -139,6 +140,10 @@ def store(job: Job, record: dict, predictions: list[dict] | None) -> dict:
 
 def _finish(job: Job, outcome: tuple, notify: Notify) -> dict:
     record, predictions, error = outcome
+    if error is None and bad_metrics(record.get("metrics")):  # NaN outputs, a diverged run: never ranked
+        error = (FloatingPointError(f"{bad_metrics(record.get('metrics'))}: the model's outputs are NaN or "
+                                    "infinite (diverged training, broken weights); not ranked"), "")
+        predictions = None
     if error is not None:
         record = failed(job, *error)
         _log_error(job, error[1])

@@ -188,7 +188,11 @@ def run_select(config: SelectConfig, out: str | Path, progress: bool = True, val
                on_event: Callable[[str, dict], None] | None = None,
                launch_settings: LaunchSettings | None = None) -> dict:
     """The DaMoC ranking (and with `validate`, the comparison with full fine-tuning); the run folder
-    is checked (writable, made by damoc or empty) and locked before any work."""
+    is checked (writable, made by damoc or empty) and locked before any work, after the models and the
+    questions' lengths are (`preflight`)."""
+    from damoc.selection.preflight import preflight
+
+    preflight(config)
     with run_folder(out, "select") as folder:
         return _run_select(config, folder, progress, validate, on_event, launch_settings)
 
@@ -308,13 +312,15 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
     """`ranked`: the final order (ranks set); `runs`: every training run paid for (several per
     candidate under successive halving), for the cost; `folders`: where ranked candidates'
     predictions are, for the bootstrap."""
-    from damoc.selection.confidence import paired_bootstrap
+    from damoc.selection.confidence import degenerate, paired_bootstrap
 
     ok = [r for r in ranked if is_ok(r)]
     by_bpb = sorted(ok, key=lambda r: r["metrics"]["answer_bpb"])
     preds = _predictions({k: v for k, v in folders.items() if k in {_name(r) for r in ok}})
     confidence = paired_bootstrap(preds, seed=config.seed) if len(preds) >= 2 and task.is_choice else None
     verdict_ = verdict(ok, preds, task.is_choice, config.seed, boot=confidence)
+    warnings = [f"{name} {why}: it has not learned the task at this budget, so its rank says little"
+                for name, why in degenerate(preds).items()]
     paid = [r for r in runs if is_ok(r)]
     cost = {"train_seconds": sum(r["train_seconds"] for r in paid),
             "train_flops": sum(r["train_flops"] for r in paid),
@@ -329,6 +335,7 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
         "ranking_bpb": [_name(r) for r in by_bpb],
         "confidence": confidence,
         "verdict": verdict_,
+        "warnings": warnings,
         "cost": cost,
         # Every run paid for (several per candidate under halving or adaptive), for costing them.
         "paid_runs": [{"model": r["model"], "method": r["method"], "examples": r.get("train", {}).get("examples"),
