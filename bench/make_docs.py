@@ -461,7 +461,8 @@ def zoo_readme_block() -> str:
     with_eval = [r["speedup_flops_with_evaluation"] for r in heads if r.get("speedup_flops_with_evaluation")]
     if with_eval:
         text += (f". Counting evaluation the saving is {span(with_eval, x)}: at this tiny scale evaluating every "
-                 "candidate on the whole test split costs more than training it on a hundred examples")
+                 "candidate on the whole test split costs more than training it on "
+                 f"{span([r['train_examples'] for r in heads], str)} examples")
     return zoo_headline_table() + text + ".\n"
 
 
@@ -481,6 +482,7 @@ def zoo_page() -> str:
     body += "## Headline rows (damoc's defaults)\n\n" + zoo_headline_table()
     heads = [r for t in tasks for r in zoo(t)["rows"] if r["name"] == "headline"]
     mean_sep = sum(r["separated_pairs_agreement"] for r in heads) / len(heads)
+    paper_scale = load("cost-model.json")["paper_scale"]
     confident = [t for t in tasks if zoo(t)["truth"].get("confident")]
     body += (f"\nAgainst the zoo's targets at the defaults, over {len(heads)} tasks: the pick is in the truth's tie "
              f"set on **{sum(r['in_tie_set'] for r in heads)} of {len(heads)}**; strict top-1 is judged only where "
@@ -490,11 +492,13 @@ def zoo_page() -> str:
              f"{span([r['speedup_flops'] for r in heads], x)} (target 20x, **not met**; training alone "
              f"{span([r['speedup_flops_training_only'] for r in heads], x)}); the data stage costs "
              f"{span([r['data_stage_flops_share'] for r in heads], lambda v: f'{v:.2f}')} of the compressed "
-             "training FLOPs (target 0.10, **not met**; at the paper's scale the cost model puts it near 1%, see "
-             "[costs](costs.md)). Counting every candidate's evaluation on both sides, the saving falls to "
+             "training FLOPs (target 0.10, **not met**; at the paper's scale the cost model puts it at "
+             f"{span([p['data_stage_flops_share'] for p in paper_scale], lambda v: pct(v, 1))}"
+             ", see [costs](costs.md)). Counting every candidate's evaluation on both sides, the saving falls to "
              f"{span([r['speedup_flops_with_evaluation'] for r in heads if r.get('speedup_flops_with_evaluation')], x)}"
              ": damoc evaluates each compressed candidate on the whole test split, which costs more than its "
-             "training on a hundred examples; fewer evaluation questions is the lever.\n")
+             f"training on {span([r['train_examples'] for r in heads], str)} examples; fewer evaluation questions "
+             "is the lever.\n")
 
     # all rows
     rows = []
