@@ -381,9 +381,12 @@ def bench_scripts() -> list[tuple[str, str, list[str], list[str]]]:
                 cmd = ""
             if isinstance(cmd, str) and f"bench/{path.name}" in cmd or BENCH_RESULTS_EXTRA.get(f.name) == path.name:
                 files.add(f.name)
-        files = sorted(f for f in files if (RESULTS / f).exists() or (RESULTS / f).with_suffix(".json").exists()
-                       and f.endswith(".png"))
-        out.append((path.name, first, commands, files))
+        files = {f for f in files if (RESULTS / f).exists()}
+        files |= {Path(f).with_suffix(".png").name for f in files if (RESULTS / f).with_suffix(".png").exists()}
+        stem = path.stem.replace("_", "-")
+        files |= {f"{d.name}/" for d in RESULTS.iterdir() if d.is_dir() and any(f.startswith(d.name) for f in files)
+                  and d.name.split("-")[0] in stem}
+        out.append((path.name, first[:1].upper() + first[1:], commands, sorted(files)))
     return out
 
 
@@ -401,6 +404,21 @@ def bench_readme() -> str:
             body += "```bash\n" + "\n".join(commands) + "\n```\n\n"
         if files:
             body += "Results: " + ", ".join(f"`results/{f}`" for f in files) + ".\n\n"
+    claimed = {f for _, _, _, files in bench_scripts() for f in files}
+    rest = sorted(p.name for p in RESULTS.iterdir() if p.is_file() and p.name not in claimed)
+    if rest:
+        body += "## Other result files\n\n"
+        for f in rest:
+            what = ""
+            if f.endswith(".json"):
+                d = json.loads((RESULTS / f).read_text())
+                what = " ".join(str(d.get("what") or d.get("note") or "").split())
+                what = (what.rstrip(".") + ". ") if what else ""
+                what += ("Command: `" + d["command"] + "`.") if d.get("command") else ""
+            elif f.endswith(".log"):
+                what = "the test suite's output on a lent GPU (see the GPU page of the docs)."
+            body += f"- `results/{f}`: {what}\n"
+        body += "\n"
     body += ("## `bench/make_docs.py`\n\nWrites the generated docs pages, this file and the README's results "
              "table from the parser, the configs and the result files.\n\n```bash\n"
              ".venv/bin/python bench/make_docs.py          # write\n"
