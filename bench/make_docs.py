@@ -140,10 +140,7 @@ def _anchor(title: str) -> str:
 def config_classes() -> list[type]:
     """Every settings model of damoc: the classes named *Config or *Settings under damoc, and the models
     their fields hold (candidates, a data file's spec)."""
-    import damoc.cli as cli  # importing every command's module imports every config
-
-    for _, module, _ in cli.COMMANDS:
-        __import__(f"damoc.cli.{module}")
+    damoc_modules()  # import every module first, so the result does not depend on what was imported before
     all_parsers()  # the flags' own imports
     from pydantic import BaseModel
 
