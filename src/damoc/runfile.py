@@ -7,10 +7,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import UnionType
+from typing import Union, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel
 
 from damoc.errors import DamocError
+from damoc.inputs import RUN_FILE_LIMIT, read_input_bytes
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -41,7 +45,8 @@ def _one_line(error: yaml.YAMLError) -> str:
 def read_run_file(path: Path) -> dict:
     """The settings mapping of a run file, or a one-line DamocError."""
     try:
-        raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (safe loader)
+        text = read_input_bytes(path, "--config", RUN_FILE_LIMIT).decode("utf-8")
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (safe loader)
     except (OSError, UnicodeDecodeError) as e:
         raise DamocError(f"{path}: cannot read the run file ({type(e).__name__}: {e})") from None
     except yaml.YAMLError as e:
@@ -49,3 +54,40 @@ def read_run_file(path: Path) -> dict:
     if not isinstance(raw, dict):
         raise DamocError(f"{path}: the run file must be a mapping of settings")
     return raw
+
+
+def _numeric(annotation) -> bool:
+    """Whether a field takes a number (int or float, perhaps beside None or text) and not a switch."""
+    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    return bool({int, float} & set(options)) and bool not in options
+
+
+def _sections(annotation) -> list[type[BaseModel]]:
+    """The config classes a field holds: a section (perhaps optional) or a list of them."""
+    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    out = []
+    for a in options:
+        if get_origin(a) is list and get_args(a):
+            a = get_args(a)[0]
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            out.append(a)
+    return out
+
+
+def refuse_bool_numbers(raw: dict, model: type[BaseModel], where: str = "") -> None:
+    """A one-line DamocError where a number setting holds true or false: pydantic would take
+    `train_limit: true` as 1. Walks the sections (and lists of them) of `model`."""
+    for name, value in raw.items():
+        info = model.model_fields.get(name) if isinstance(name, str) else None
+        if info is None:
+            continue  # an unknown setting: the config's own validation names it
+        path = f"{where}{name}"
+        if isinstance(value, bool) and _numeric(info.annotation):
+            raise DamocError(f"{path}: {str(value).lower()} is not a number; give a number "
+                             "(true and false are for switches)")
+        for section in _sections(info.annotation):
+            items = value if isinstance(value, list) else [value]
+            for i, item in enumerate(items):
+                if isinstance(item, dict):
+                    at = f"{path}.{i}." if isinstance(value, list) else f"{path}."
+                    refuse_bool_numbers(item, section, at)

@@ -44,9 +44,11 @@ def add_filter(sub) -> None:
 def cmd_filter(args: argparse.Namespace) -> None:
     from damoc.filtering import filter_examples
     from damoc.filtering.run import write_selection
+    from damoc.inputs import check_output_names
     from damoc.io import check_output_file
     from damoc.selection.pipeline import FilterSettings
 
+    check_output_names(args.out)
     check_output_file(args.out, args.overwrite, (".summary.json",))
     settings = config_from(args, FilterSettings, run_file(args))
     task = task_source(args).load()
@@ -93,14 +95,17 @@ def cmd_compress(args: argparse.Namespace) -> None:
     from dataclasses import asdict
 
     from damoc.filtering.run import read_selection
+    from damoc.inputs import DATA_FILE_LIMIT, check_input_file, check_output_names
     from damoc.io import check_output_file, outputs_record, write_json_atomic, write_jsonl_atomic
     from damoc.tokens import CompressConfig, compress_examples
 
     config = config_from(args, CompressConfig, run_file(args))
+    check_output_names(args.out)
     check_output_file(args.out, args.overwrite, (".records.jsonl", ".summary.json"))
     if args.examples is not None:
         if given(args, "task") or given(args, "data.path"):
             raise DamocError("give either --examples (a `damoc filter` output) or --task/--data, not both")
+        check_input_file(args.examples, "--examples", DATA_FILE_LIMIT)
         try:
             examples = read_selection(args.examples)
         except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:

@@ -38,7 +38,9 @@ def demo_run_file() -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from damoc.cli import build_parser
+    from damoc.inputs import check_output_names
 
+    check_output_names(args.out)
     argv = ["select", "--config", str(demo_run_file()), "--validate", "--out", str(args.out)]
     for flag, value in (("--train-limit", args.train_limit), ("--test-limit", args.test_limit),
                         ("--launcher", args.launcher)):

@@ -49,6 +49,7 @@ def add_prune(sub) -> None:
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
+    from damoc.inputs import check_output_names
     from damoc.io import check_output_folder
     from damoc.layers import PruneConfig, prune_model, save_pruned
     from damoc.layers.calibration import calibration_texts
@@ -56,6 +57,7 @@ def cmd_prune(args: argparse.Namespace) -> None:
     from damoc.tasks import TaskSource
 
     config = config_from(args, PruneConfig, run_file(args))
+    check_output_names(args.out)
     check_output_folder(args.out, args.overwrite)
     if config.merge == "sparse" and not args.base:
         raise DamocError("--merge sparse needs --base: the pre-trained weights of the same architecture "

@@ -32,9 +32,11 @@ def add_recover(sub) -> None:
 
 
 def cmd_recover(args: argparse.Namespace) -> None:
+    from damoc.inputs import check_output_names
     from damoc.recovery.run import RecoverConfig, run_recover
 
     config = config_from(args, RecoverConfig, run_file(args))
+    check_output_names(args.out)
     summary = run_recover(config, args.out, progress=True)
     print(f"{summary['method']}: {summary['selected']} of {summary['pool_size']} samples selected "
           f"in {summary['select_seconds']:.1f} s")

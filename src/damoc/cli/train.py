@@ -81,12 +81,14 @@ def add_finetune(sub) -> None:
 def cmd_finetune(args: argparse.Namespace) -> None:
     from damoc.evaluation import evaluate
     from damoc.finetune import finetune
+    from damoc.inputs import check_output_names
     from damoc.io import check_output_folder
     from damoc.models import load_model, load_tokenizer
     from damoc.selection.baseline import load_options
     from damoc.tasks.sampling import sample_train
 
     if args.out:
+        check_output_names(args.out)
         check_output_folder(args.out, args.overwrite)
     config = _config(args, args.method)
     task = config.load()

@@ -17,17 +17,17 @@ def example_texts(examples: list[Example]) -> list[str]:
 
 def file_texts(path: Path) -> list[str]:
     """A .txt file gives one text per non-empty line; a records file its text-like fields."""
+    from damoc.inputs import DATA_FILE_LIMIT, read_input_bytes
     from damoc.tasks.files import read_records
 
     if path.suffix.lower() == ".txt":
         try:
-            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            text = read_input_bytes(path, "--calibration", DATA_FILE_LIMIT).decode("utf-8")
         except UnicodeDecodeError as e:
             raise DamocError(f"{path}: not UTF-8 text (byte {e.start})") from e
-        except OSError as e:
-            raise DamocError(f"{path}: {e.strerror}") from e
+        return [line.strip() for line in text.splitlines() if line.strip()]
     texts = []
-    for r in read_records(path):
+    for r in read_records(path, "--calibration"):
         parts = [str(r[k]).strip() for k in TEXT_FIELDS
                  if isinstance(r.get(k), str | int | float) and str(r[k]).strip()]
         if parts:

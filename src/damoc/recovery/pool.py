@@ -50,15 +50,15 @@ def load_pool(spec: str, per_source: int = 500, seed: int = 0) -> list[Example]:
     if spec == BUNDLED_POOL:
         pool = bundled_pool(per_source, seed)
     else:
+        from damoc.inputs import DATA_FILE_LIMIT, check_input_file
         from damoc.tasks import DataSpec
         from damoc.tasks.user import load_user_task
 
-        from damoc.inputs import DATA_FILE_LIMIT, check_input_file
-
         path = Path(spec)
-        if not path.exists() and not path.is_symlink():
-            raise DamocError(f"--pool {spec}: no such file (or use {BUNDLED_POOL})")
-        check_input_file(path, "--pool", DATA_FILE_LIMIT)
+        try:
+            check_input_file(path, "--pool", DATA_FILE_LIMIT)
+        except DamocError as e:
+            raise DamocError(f"{e} (or use {BUNDLED_POOL})") from None
         task = load_user_task(DataSpec(path=path, format="instruction", test_fraction=0.5))
         pool = _tag(path.stem, task.train + task.test)
     if not pool:
