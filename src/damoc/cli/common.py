@@ -17,7 +17,12 @@ class _Fields(argparse.Action):
         ours, sep, theirs = value.partition("=")
         if not sep or not ours.strip() or not theirs.strip():
             raise DamocError(f"--field {value!r}: write it as OURS=THEIRS, e.g. label=y")
-        setattr(namespace, self.dest, {**(getattr(namespace, self.dest, None) or {}), ours.strip(): theirs.strip()})
+        mapping = dict(getattr(namespace, self.dest, None) or {})
+        ours, theirs = ours.strip(), theirs.strip()
+        if ours in mapping:  # the last would silently win
+            raise DamocError(f"--field {ours} is given twice ({ours}={mapping[ours]}, then {ours}={theirs}); "
+                             "give each field once")
+        setattr(namespace, self.dest, {**mapping, ours: theirs})
 
 
 def add_task_flags(p: argparse.ArgumentParser) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -25,7 +26,7 @@ REQUIRED = {"classification": ("question", "label"), "multiple_choice": ("questi
 class DataSpec(BaseModel):
     """How to read a user's data file into a task."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     path: Path
     format: Format
@@ -48,13 +49,13 @@ class DataSpec(BaseModel):
 
 
 def load_user_task(spec: DataSpec) -> Task:
-    fields = {**DEFAULT_FIELDS[spec.format], **spec.fields}
-    records = read_records(spec.path)
+    records = read_records(spec.path, "--data")
     if not records:
         raise DamocError(f"{spec.path}: the data set is empty")
-    test_records = read_records(spec.test_path) if spec.test_path else None
+    test_records = read_records(spec.test_path, "--test-data") if spec.test_path else None
     if test_records is not None and not test_records:
         raise DamocError(f"{spec.test_path}: the test set is empty")
+    fields = field_columns(spec, records, test_records)
     labels = spec.labels
     if spec.format == "classification" and labels is None:
         values = records + (test_records or [])
@@ -73,9 +74,56 @@ def load_user_task(spec: DataSpec) -> Task:
                 meta={"labels": labels} if labels else {})
 
 
+def _columns(records: list[dict]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in records:
+        seen.update(dict.fromkeys(map(str, r)))
+    return sorted(seen)
+
+
+def _listed(columns: list[str], limit: int = 30) -> str:
+    more = f" and {len(columns) - limit} more" if len(columns) > limit else ""
+    return ", ".join(columns[:limit]) + more
+
+
+def field_columns(spec: DataSpec, records: list[dict], test_records: list[dict] | None = None) -> dict[str, str]:
+    """Our field -> the column it reads, checked against the files: every mapping the user gave
+    is of a field the format reads and names a column the file has, and no column is read as two
+    fields (an answer read as the context, too, would be in the prompt)."""
+    defaults = DEFAULT_FIELDS[spec.format]
+    for ours, theirs in spec.fields.items():
+        if ours not in defaults:
+            raise DamocError(f"--field {ours}={theirs}: a {spec.format} task reads no {ours} field; "
+                             f"its fields: {', '.join(defaults)}")
+    files = [(spec.path, records)] + ([(spec.test_path, test_records)] if test_records is not None else [])
+    columns = {path: _columns(rows) for path, rows in files}
+    for path, names in columns.items():
+        for ours, theirs in spec.fields.items():
+            if theirs not in names:
+                raise DamocError(f"{path}: --field {ours}={theirs}: no column {theirs!r}; columns: {_listed(names)}")
+    fields = {**defaults, **spec.fields}
+    present = set(columns[spec.path])
+    readers: dict[str, list[str]] = {}
+    for ours, theirs in fields.items():  # a default column the file lacks is read by nothing
+        if ours in spec.fields or theirs in present:
+            readers.setdefault(theirs, []).append(ours)
+    for theirs, ours in readers.items():
+        if len(ours) > 1:
+            how = "; ".join(f"{o}={theirs}" + ("" if o in spec.fields else " (its default)") for o in sorted(ours))
+            raise DamocError(f"{spec.path}: {' and '.join(sorted(ours))} would both read column {theirs!r} "
+                             f"({how}); give each its own with --field; columns: {_listed(columns[spec.path])}")
+    return fields
+
+
+def _missing(value) -> bool:
+    """No value: absent, null, a NaN (JSON's NaN; pandas' null) or blank text."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) \
+        or (isinstance(value, str) and not value.strip())
+
+
 def _get(row: dict, column: str, path: Path | None, i: int, required: bool = True):
     value = row.get(column)
-    if required and (value is None or (isinstance(value, str) and not value.strip())):
+    if required and _missing(value):
         raise DamocError(f"{path}: record {i + 1} has no (or an empty) {column!r} field; "
                          f"present fields: {sorted(row)[:10]}; map yours with --field")
     return value
@@ -86,7 +134,8 @@ def _to_example(row: dict, i: int, spec: DataSpec, fields: dict[str, str],
     fmt = spec.format
     for name in REQUIRED[fmt]:
         _get(row, fields[name], path, i)
-    context = str(row.get(fields.get("context", ""), "") or "")
+    context = row.get(fields.get("context", ""))
+    context = "" if _missing(context) else str(context)
     eid = str(row.get("id", f"{spec.path.stem}-{i}"))
     if fmt == "instruction":
         return render(fmt, id=eid, instruction=str(row[fields["instruction"]]), context=context,
