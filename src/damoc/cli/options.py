@@ -11,6 +11,7 @@ pydantic-settings and tyro were tried first (see the README's architecture notes
 from __future__ import annotations
 
 import argparse
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pydantic import BaseModel
 
 from damoc.errors import DamocError
 from damoc.registry import LazyChoices
+from damoc.runfile import refuse_bool_numbers
 
 DEST = "config:"  # every generated flag's dest starts so, followed by the field's dotted path
 
@@ -54,7 +56,7 @@ def add_sections(parser: argparse.ArgumentParser, sections: list[Section]) -> No
                     or _is_section(info.annotation):
                 continue
             dest = DEST + ".".join(p for p in (section.path, name) if p)
-            kind = _kind(info)
+            kind = _kind(info, flag_name(section, name))
             if kind.get("action") is None:
                 kind.setdefault("metavar", name.upper())
             group.add_argument(flag_name(section, name), dest=dest, default=argparse.SUPPRESS,
@@ -73,6 +75,7 @@ def config_from(args: argparse.Namespace, model: type[BaseModel], base: dict | N
         path = dest[len(DEST):].split(".") if dest.startswith(DEST) else None
         if path and path[0] in model.model_fields:
             _put(raw, path, value)
+    refuse_bool_numbers(raw, model)
     return model(**raw)
 
 
@@ -118,8 +121,9 @@ def _help(info) -> str:
     return text.strip().replace("%", "%%")
 
 
-def _kind(info) -> dict:
-    """argparse keywords for a field's type: choices, a converter, a switch, a list or a mapping."""
+def _kind(info, flag: str = "") -> dict:
+    """argparse keywords for a field's type: choices, a converter, a switch, a list or a mapping.
+    A number must be finite: `inf` and `nan` parse as floats, and `gt=0` lets inf through."""
     annotation = info.annotation
     optional = _is_union(annotation) and type(None) in get_args(annotation)
     options = [a for a in (get_args(annotation) if _is_union(annotation) else [annotation]) if a is not type(None)]
@@ -136,11 +140,12 @@ def _kind(info) -> dict:
         return {"action": _KeyValue, "metavar": "KEY=VALUE"}
     if len(options) == 1 and get_origin(options[0]) is list:
         item = get_args(options[0])[0] if get_args(options[0]) else str
-        return {"nargs": "+", "type": item}
+        return {"nargs": "+", "type": _finite(flag) if item is float else item}
     if len(options) == 1 and get_origin(options[0]) is dict:
         return {"action": _KeyValue, "metavar": "KEY=VALUE"}
     if len(options) == 1 and options[0] in (int, float, str, Path):
-        return {"type": _none_or(options[0]) if optional else options[0]}
+        convert = _finite(flag) if options[0] is float else options[0]
+        return {"type": _none_or(convert) if optional else convert}
     if set(options) == {int, str}:
         return {"type": _number_or_text}
     raise TypeError(f"no flag for a field of type {annotation!r}")  # caught by the test of every command
@@ -153,12 +158,29 @@ def _none_or(convert):
     return parse
 
 
+def _finite(flag: str):
+    """A float flag's converter: a one-line refusal (naming the flag) of inf, nan and non-numbers."""
+    def parse(text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise DamocError(f"{flag} {text!r}: not a number") from None
+        if not math.isfinite(number):
+            raise DamocError(f"{flag} {text}: give a finite number")
+        return number
+    parse.__name__ = "float"
+    return parse
+
+
 def _number_or_text(value: str):
+    """An int, a finite float, or the text as given (`inf`, `nan` stay text: no setting takes them)."""
     for cast in (int, float):
         try:
-            return cast(value)
+            number = cast(value)
         except ValueError:
-            pass
+            continue
+        if isinstance(number, int) or math.isfinite(number):
+            return number
     return value
 
 

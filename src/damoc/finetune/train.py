@@ -37,7 +37,7 @@ DEFAULT_LR = {"lora": 2e-4, "full": 2e-5}
 class FinetuneConfig(BaseModel):
     """Training settings; the same ones must be used for every candidate being compared."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     method: Method = Field("lora", description="LoRA adapters or full fine-tuning")
     epochs: float = Field(1.0, gt=0, description="passes over the training data")

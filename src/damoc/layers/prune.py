@@ -24,7 +24,7 @@ from damoc.timing import Stopwatch
 
 
 class PruneConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     threshold: float = Field(0.85, ge=-1, le=1, description="remove layers whose cosine(in, out) is at least this")
     max_fraction: float = Field(0.25, ge=0, lt=1, description="remove at most this share of the layers")

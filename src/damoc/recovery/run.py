@@ -14,7 +14,7 @@ from damoc.runinfo import machine, versions
 
 
 class RecoverConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     original: str = Field(description="the model before pruning (bundled:NAME, folder or hub id)")
     pruned: str = Field(description="the pruned model (e.g. from `damoc prune`)")

@@ -50,7 +50,7 @@ from damoc.tokens import CompressConfig
 
 
 class FilterSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     method: str = Field("graphcut", json_schema_extra={"registry": "damoc.filtering.selectors:SELECTORS"},
                         description="data selector (see `damoc filter --help`)")

@@ -13,7 +13,7 @@ from damoc.tasks.user import DataSpec, load_user_task
 class TaskSource(BaseModel):
     """Where a run's examples come from: a bundled task by name, or the user's file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     task: str | None = Field(None, description="bundled task name (see `damoc tasks list`)")
     data: DataSpec | None = None

@@ -28,7 +28,7 @@ DEFAULT_LM = "bundled:smollm2-135m-instruct"
 
 
 class CompressConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     ratio: float = Field(0.5, gt=0, le=1, description="share of context tokens to keep")
     # 0.7 on our rescaled scale: 97% of PubMedQA contexts pass at ratio 0.5, none at 0.9, so 0.9 left
