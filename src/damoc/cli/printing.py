@@ -121,6 +121,11 @@ def _flops(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    """A number as `spec` formats it, or n/a where it is unknown (None: e.g. a ratio over zero)."""
+    return "n/a" if value is None else f"{value:{spec}}{unit}"
+
+
 def print_estimate(e: dict) -> None:
     """Per candidate: tokens and FLOPs of full fine-tuning beside damoc's; then the data stage and totals."""
     rows = [{"candidate": r["candidate"], "layers": f"{r['layers'] - r['layers_removed']}/{r['layers']}",
@@ -133,9 +138,9 @@ def print_estimate(e: dict) -> None:
           f"{_flops(stage['filter'])}, compression {_flops(stage['compress_surprisal'] + stage['compress_bertscore'])}")
     print(f"full fine-tuning: {_flops(e['full_flops'])} FLOPs; damoc: {_flops(e['damoc_train_flops'])} training + "
           f"{_flops(e['damoc_overhead_flops'])} data stage and pruning")
-    print(f"predicted saving: {e['speedup_flops']:.1f}x FLOPs with every overhead "
-          f"({e['speedup_flops_training_only']:.1f}x training only; overhead {e['data_stage_flops_share']:.0%} of "
-          "damoc's training)")
+    print(f"predicted saving: {_fmt(e['speedup_flops'], '.1f', 'x')} FLOPs with every overhead "
+          f"({_fmt(e['speedup_flops_training_only'], '.1f', 'x')} training only; overhead "
+          f"{_fmt(e['data_stage_flops_share'], '.0%')} of damoc's training)")
     if "full_hours" in e:
         print(f"at {e['throughput_flops_per_second']:.3g} FLOP/s: full {e['full_hours']:.3g} h, "
               f"damoc {e['damoc_hours']:.3g} h")

@@ -207,7 +207,12 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
     """Predicted tokens and FLOPs of `select` (config: a SelectConfig) and of full fine-tuning on
     `examples` (the training sample), scaled to `n_examples` when given; hours when `throughput`
     (training FLOP/s achieved on the user's device) is given. Evaluation is left out: both routes
-    evaluate every candidate on the same test split."""
+    evaluate every candidate on the same test split. Every number is finite or None (strict JSON)."""
+    if throughput is not None and not (math.isfinite(throughput) and throughput > 0):
+        raise DamocError(f"--throughput {throughput}: give the FLOP/s your device achieves, a positive finite number "
+                         "(e.g. 1e14)")
+    if n_examples is not None and (isinstance(n_examples, bool) or n_examples < 1):
+        raise DamocError(f"--examples {n_examples}: give a count of at least 1")
     if not examples:
         raise DamocError("no training examples to measure")
     shapes = {c.model: shape(c.model) for c in config.candidates}  # an unknown model fails before any work
@@ -262,12 +267,28 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
     overhead = sum(flops.values()) + sum(r["damoc"]["prune_flops"] for r in rows)
     out = {"data": data, "data_stage_flops": flops, "candidates": rows, "full_flops": full_flops,
            "damoc_train_flops": train_flops, "damoc_overhead_flops": overhead,
-           "speedup_flops": full_flops / (train_flops + overhead) if train_flops + overhead else math.inf,
-           "speedup_flops_training_only": full_flops / train_flops if train_flops else math.inf,
-           "data_stage_flops_share": overhead / train_flops if train_flops else math.inf,
+           "speedup_flops": _ratio(full_flops, train_flops + overhead),
+           "speedup_flops_training_only": _ratio(full_flops, train_flops),
+           "data_stage_flops_share": _ratio(overhead, train_flops),
            "notes": sorted(set(notes))}
-    if throughput:
+    if throughput is not None:
         out["throughput_flops_per_second"] = throughput
         out["full_hours"] = full_flops / throughput / 3600
         out["damoc_hours"] = (train_flops + overhead) / throughput / 3600
-    return out
+    return _finite(out)
+
+
+def _ratio(a: float, b: float) -> float | None:
+    """a / b, or None (unknown: JSON's null) where b is zero."""
+    return a / b if b else None
+
+
+def _finite(value):
+    """`value` with every non-finite float as None: JSON has no NaN or Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
