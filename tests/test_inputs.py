@@ -378,11 +378,17 @@ def test_float_flags_of_every_section_refuse_non_finite(tmp_path, capsys, flag):
     assert not (tmp_path / "r").exists()
 
 
-def test_run_file_infinities_are_refused(tmp_path, capsys):
+@pytest.mark.parametrize("line,name", [("finetune: {learning_rate: .inf}", "finetune.learning_rate"),
+                                       ("prune: {scale: .nan}", "prune.scale"),
+                                       ("adaptive: {rungs: [0.01, .inf, 0.04, 0.08]}", "adaptive.rungs"),
+                                       ("launch: {cpus_per_candidate: .inf}", "cpus_per_candidate"),
+                                       ("launch: {gpus_per_candidate: inf}", "gpus_per_candidate")])
+def test_run_file_infinities_are_refused(tmp_path, capsys, line, name):
     run = tmp_path / "run.yaml"
-    run.write_text("task: boolq\ncandidates: [{model: m, method: lora}]\nfinetune: {learning_rate: .inf}\n")
+    run.write_text(f"task: boolq\ncandidates: [{{model: m, method: lora}}]\n{line}\n")
     err = one_line_error(["select", "--config", str(run), "--out", str(tmp_path / "r")], capsys)
-    assert "finetune.learning_rate" in err and "finite" in err
+    assert f"{name}: " in err and "finite" in err
+    assert not (tmp_path / "r").exists()
 
 
 # ------------------------------------------------------------------ (14a) booleans are not numbers

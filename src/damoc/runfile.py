@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import UnionType
 from typing import Union, get_args, get_origin
@@ -56,17 +57,35 @@ def read_run_file(path: Path) -> dict:
     return raw
 
 
+def _options(annotation) -> tuple:
+    return get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+
+
 def _numeric(annotation) -> bool:
     """Whether a field takes a number (int or float, perhaps beside None or text) and not a switch."""
-    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    options = _options(annotation)
     return bool({int, float} & set(options)) and bool not in options
+
+
+def _numbers_list(annotation) -> bool:
+    """Whether a field takes a list of numbers (e.g. adaptive.rungs)."""
+    return any(get_origin(a) is list and get_args(a) and _numeric(get_args(a)[0]) for a in _options(annotation))
+
+
+def _not_finite(value) -> bool:
+    """inf, -inf or nan, as a float or as text that pydantic would read as one."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _sections(annotation) -> list[type[BaseModel]]:
     """The config classes a field holds: a section (perhaps optional) or a list of them."""
-    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
     out = []
-    for a in options:
+    for a in _options(annotation):
         if get_origin(a) is list and get_args(a):
             a = get_args(a)[0]
         if isinstance(a, type) and issubclass(a, BaseModel):
@@ -74,9 +93,11 @@ def _sections(annotation) -> list[type[BaseModel]]:
     return out
 
 
-def refuse_bool_numbers(raw: dict, model: type[BaseModel], where: str = "") -> None:
-    """A one-line DamocError where a number setting holds true or false: pydantic would take
-    `train_limit: true` as 1. Walks the sections (and lists of them) of `model`."""
+def check_numbers(raw: dict, model: type[BaseModel], where: str = "") -> None:
+    """A one-line DamocError where a number setting holds true or false (pydantic would take
+    `train_limit: true` as 1) or a non-finite number (`.inf`, `.nan`: `gt=0` lets inf through).
+    Walks the sections (and lists of them) of `model`; the configs refuse inf and nan themselves
+    too (allow_inf_nan=False), this covers every config alike, with one message."""
     for name, value in raw.items():
         info = model.model_fields.get(name) if isinstance(name, str) else None
         if info is None:
@@ -85,9 +106,14 @@ def refuse_bool_numbers(raw: dict, model: type[BaseModel], where: str = "") -> N
         if isinstance(value, bool) and _numeric(info.annotation):
             raise DamocError(f"{path}: {str(value).lower()} is not a number; give a number "
                              "(true and false are for switches)")
+        numbers = [value] if _numeric(info.annotation) else \
+            value if isinstance(value, list) and _numbers_list(info.annotation) else []
+        bad = next((v for v in numbers if isinstance(v, bool) or _not_finite(v)), None)
+        if bad is not None:
+            raise DamocError(f"{path}: {str(bad).lower()} is not a finite number; give one")
         for section in _sections(info.annotation):
             items = value if isinstance(value, list) else [value]
             for i, item in enumerate(items):
                 if isinstance(item, dict):
                     at = f"{path}.{i}." if isinstance(value, list) else f"{path}."
-                    refuse_bool_numbers(item, section, at)
+                    check_numbers(item, section, at)

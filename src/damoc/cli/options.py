@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from damoc.errors import DamocError
 from damoc.registry import LazyChoices
-from damoc.runfile import refuse_bool_numbers
+from damoc.runfile import check_numbers
 
 DEST = "config:"  # every generated flag's dest starts so, followed by the field's dotted path
 
@@ -75,7 +75,7 @@ def config_from(args: argparse.Namespace, model: type[BaseModel], base: dict | N
         path = dest[len(DEST):].split(".") if dest.startswith(DEST) else None
         if path and path[0] in model.model_fields:
             _put(raw, path, value)
-    refuse_bool_numbers(raw, model)
+    check_numbers(raw, model)
     return model(**raw)
 
 
