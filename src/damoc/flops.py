@@ -35,18 +35,29 @@ def head_params(model: nn.Module) -> int:
     return head.weight.numel() if head is not None else 0
 
 
-def estimate_flops(model: nn.Module, tokens: int, method: str, loss_tokens: int | None = None) -> float:
-    """6 N T for full fine-tuning; 4 N T for LoRA (no weight gradients for frozen matrices). The
-    output head runs only where the loss is taken (`answer_loss`), so it counts `loss_tokens`."""
+def estimate_flops(model: nn.Module, tokens: int, method: str, loss_tokens: int | None = None,
+                   micro_batches: int = 0, options=None, run=None) -> float:
+    """The method's rule (finetune/methods.py): 6 N T where every weight is trained, 4 N T for adapters
+    (no weight gradients for frozen matrices), plus any cost per micro-batch the method adds. The output
+    head runs only where the loss is taken (`answer_loss`), so it counts `loss_tokens`."""
+    from damoc.finetune.methods import get_method
+
     head = head_params(model)
-    return training_flops(matmul_params(model) - head, head, tokens, tokens if loss_tokens is None else loss_tokens,
-                          method)
+    body = matmul_params(model) - head
+    total = training_flops(body, head, tokens, tokens if loss_tokens is None else loss_tokens, method)
+    spec = get_method(method)
+    if spec.step_flops is not None and micro_batches:
+        total += micro_batches * spec.step_flops(body, options if options is not None else spec.parse({}), run)
+    return total
 
 
 def training_flops(body: float, head: float, tokens: float, loss_tokens: float, method: str) -> float:
     """The training rule on parameter counts: `body` the matmul parameters without the head (a
-    LoRA model's adapters included), `head` the output head's, which runs on `loss_tokens`."""
-    return (6 if method == "full" else 4) * (body * tokens + head * loss_tokens)
+    LoRA model's adapters included), `head` the output head's, which runs on `loss_tokens`; 6 per
+    parameter and token where the method trains every weight (full), 4 where weights are frozen."""
+    from damoc.finetune.methods import get_method
+
+    return (6 if get_method(method).weight_gradients else 4) * (body * tokens + head * loss_tokens)
 
 
 @functools.lru_cache(maxsize=16)

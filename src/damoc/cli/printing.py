@@ -90,13 +90,15 @@ def print_select(summary: dict, out: Path) -> None:
     for r in (summary.get("halving") or {}).get("rounds", []):
         print(f"halving round {r['round']}: {len(r['ranking'])} candidates on {r['examples']} examples, "
               f"kept {', '.join(r['kept'])}")
-    from damoc.report.text import num, verdict_sentence, warnings
+    from damoc.report.text import num, verdict_sentence, warnings, zero_shot_lines
 
     for line in warnings(summary):
         print(f"warning: degenerate predictions: {line}")
     sentence = verdict_sentence(summary.get("verdict"))
     if sentence:
         print(sentence)
+    for line in zero_shot_lines(summary):
+        print(line)
     conf = summary.get("confidence")
     if conf:
         print("probability of ranking first (paired bootstrap): "
@@ -109,7 +111,8 @@ def print_select(summary: dict, out: Path) -> None:
         print(f"\nvalidation against full fine-tuning: chosen {r['chosen']}, truly best {r['best']}, "
               f"top-1 match {r['top1_match']}, Kendall tau {num(r['kendall_tau'])}, "
               f"Spearman rho {num(r['spearman_rho'])}, regret {v['regret']:.4f}; speed-up "
-              f"{v['speedup_wall']:.1f}x wall time, {v['speedup_flops']:.1f}x FLOPs (overheads counted)")
+              f"{num(v['speedup_wall'], '.1f')}x wall time, {num(v['speedup_flops'], '.1f')}x FLOPs "
+              "(overheads counted)")
         j = v.get("judged")
         if j:
             print(f"full fine-tuning's tie set: {', '.join(j['truth_tie_set'])}; the pick is in it: {j['in_tie_set']}; "

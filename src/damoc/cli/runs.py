@@ -17,7 +17,7 @@ HELP = {"select": "DaMoC: rank candidates by training compressed versions on com
                     "(the ground truth; resumes when re-run)"}
 
 # Set per candidate (--methods) or by the run: not flags of their own.
-TRAINING_EXCLUDED = {"method", "seed"}
+TRAINING_EXCLUDED = {"method", "method_options", "seed"}
 
 
 def training_sections(model) -> list[Section]:
@@ -33,7 +33,7 @@ def training_sections(model) -> list[Section]:
 def add_candidate_flags(p: argparse.ArgumentParser, base: bool = False) -> None:
     g = p.add_argument_group("candidates (each model with each method)")
     g.add_argument("--models", nargs="+", metavar="SPEC", help="bundled:NAME, a local folder or a hub id")
-    g.add_argument("--methods", nargs="+", choices=LazyChoices("damoc.finetune.train:Method"), default=None,
+    g.add_argument("--methods", nargs="+", choices=LazyChoices("damoc.finetune.methods:METHODS"), default=None,
                    metavar="METHOD", help="%(choices)s (default lora)")
     if base:
         g.add_argument("--base", help="pre-trained weights of the models, for the sparse layer merge "

@@ -28,7 +28,7 @@ def _sections(training: bool) -> list[Section]:
         {"train_limit", "seed"} if training else set())
     train = None if training else {"max_seq_len"}
     return [Section(BaselineConfig, only=top, title="run"),
-            Section(FinetuneConfig, path="finetune", exclude={"method", "seed"}, only=train,
+            Section(FinetuneConfig, path="finetune", exclude={"method", "method_options", "seed"}, only=train,
                     title="training" if training else "length"),
             *load_sections()]
 
@@ -66,7 +66,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def add_finetune(sub) -> None:
     p = sub.add_parser("finetune", help=HELP["finetune"])
     p.add_argument("--model", required=True, help="bundled:NAME, a local folder or a hub id")
-    p.add_argument("--method", choices=LazyChoices("damoc.finetune.train:Method"), default="lora",
+    p.add_argument("--method", choices=LazyChoices("damoc.finetune.methods:METHODS"), default="lora",
                    metavar="METHOD", help="%(choices)s (default lora)")
     p.add_argument("--out", type=Path, help="save the fine-tuned model (safetensors) and stats in this new folder")
     p.add_argument("--overwrite", action="store_true",

@@ -25,6 +25,7 @@ class EvalResult:
     seconds: float = 0.0
     n: int = 0
     truncated: int = 0
+    scored_tokens: int = 0  # tokens through the model when scoring (forward FLOPs: 2 N per token)
 
 
 def evaluate(model, tokenizer, task: Task, *, examples: list[Example] | None = None,
@@ -79,7 +80,8 @@ def _evaluate_choice(model, tokenizer, examples, max_len, batch_size, progress, 
     out |= M.with_se("accuracy_norm", M.accuracy(pred_norm, gold), n, seed)
     out |= M.with_se("macro_f1", M.macro_f1(pred, gold, n_labels), n, seed)
     out |= M.with_se("answer_bpb", M.bits_per_byte(nll, nb), n, seed)
-    return EvalResult(out, records, truncated=sum(r["truncated"] for r in records))
+    return EvalResult(out, records, truncated=sum(r["truncated"] for r in records),
+                      scored_tokens=sum(len(r.input_ids) for r in requests))
 
 
 def _evaluate_generation(model, tokenizer, examples, max_len, batch_size, max_new_tokens,
@@ -102,4 +104,5 @@ def _evaluate_generation(model, tokenizer, examples, max_len, batch_size, max_ne
         for rec, t, s in zip(records, texts, scores_rl):
             rec["generated"], rec["rougeL"] = t, float(s)
         out |= M.with_se("rougeL", M.mean(scores_rl), n, seed)
-    return EvalResult(out, records, truncated=sum(r["truncated"] for r in records))
+    return EvalResult(out, records, truncated=sum(r["truncated"] for r in records),
+                      scored_tokens=sum(len(r.input_ids) for r in requests))

@@ -1,4 +1,5 @@
-"""Fine-tune a causal LM on a task's examples, fully or with LoRA, loss on answer tokens only.
+"""Fine-tune a causal LM on a task's examples with any registered method (methods.py: full, LoRA,
+DoRA, (IA)^3, LoHa, ...), loss on answer tokens only.
 
 Built on transformers' Trainer so that GPU users keep accelerate, DeepSpeed and FSDP; on
 this CPU machine it runs in fp32. Wall time, tokens trained and a FLOP estimate are
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
@@ -30,8 +31,6 @@ from damoc.tasks.base import Example, continuation
 # Raised inside transformers' own Trainer on every run; nothing a damoc user can act on.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
-Method = Literal["lora", "full"]
-DEFAULT_LR = {"lora": 2e-4, "full": 2e-5}
 
 
 class FinetuneConfig(BaseModel):
@@ -39,12 +38,16 @@ class FinetuneConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    method: Method = Field("lora", description="LoRA adapters or full fine-tuning")
+    method: str = Field("lora", json_schema_extra={"registry": "damoc.finetune.methods:METHODS"},
+                        description="how the model is trained: full, lora, dora, ia3, loha (damoc.finetune.methods)")
+    method_options: dict = Field(default_factory=dict, json_schema_extra=ADDED_LATER,
+                                 description="the method's own options, e.g. {r: 8} for lora (a candidate's `options`)")
     epochs: float = Field(1.0, gt=0, description="passes over the training data")
     max_seq_len: int = Field(512, ge=16, description="tokens per example; longer contexts are cut from their end")
     batch_size: int = Field(8, ge=1, description="examples per optimizer step")
     micro_batch_size: int = Field(4, ge=1, description="examples per forward pass")
-    learning_rate: float | None = Field(None, gt=0, description="peak learning rate; none: 2e-4 (LoRA), 2e-5 (full)")
+    learning_rate: float | None = Field(None, gt=0, description="peak learning rate; none: the method's own "
+                                        "(lora and dora 2e-4, full 2e-5, ia3 3e-3, loha 2e-4)")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of the steps spent warming up "
                                 "(at least one step)")
     min_steps: int = Field(25, ge=0, description="floor on optimizer steps: with few examples the batch "
@@ -76,9 +79,25 @@ class FinetuneConfig(BaseModel):
             self.lora_alpha = 2 * self.lora_r
         return self
 
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, name: str) -> str:
+        from damoc.finetune.methods import METHODS
+
+        return METHODS.check(name)
+
+    @model_validator(mode="after")
+    def _options_fit_the_method(self) -> FinetuneConfig:
+        from damoc.finetune.methods import get_method
+
+        get_method(self.method).parse(self.method_options)
+        return self
+
     @property
     def lr(self) -> float:
-        return self.learning_rate or DEFAULT_LR[self.method]
+        from damoc.finetune.methods import get_method
+
+        return self.learning_rate or get_method(self.method).learning_rate
 
 
 @dataclass(frozen=True)
@@ -142,13 +161,9 @@ class TrainStats:
 
 def lora_target_modules(model: nn.Module) -> list[str]:
     """Names of the linear layers inside the decoder blocks, read from the model itself."""
-    names = set()
-    for full_name, module in model.named_modules():
-        if isinstance(module, nn.Linear) and ".layers." in full_name:
-            names.add(full_name.rsplit(".", 1)[-1])
-    if not names:
-        raise DamocError("found no linear layers inside decoder blocks to put LoRA adapters on")
-    return sorted(names)
+    from damoc.finetune.methods import decoder_linears
+
+    return decoder_linears(model)
 
 
 def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
@@ -312,25 +327,20 @@ def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
         raise DamocError("no training examples")
     device = next(model.parameters()).device
     check_hardware(config, device)
+    from damoc.finetune.methods import get_method
+
+    method = get_method(config.method)
+    options = method.parse(config.method_options)
     quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
-    if quantized and config.method != "lora":
-        raise DamocError("a quantized (4-bit) model can only be trained with LoRA (QLoRA): use method lora")
+    if quantized and not method.quantized:
+        raise DamocError(f"a quantized (4-bit) model cannot be trained with {method.name}: its weights are frozen; "
+                         "use lora or dora (QLoRA)")
     # Seed before the adapters are made: their initial weights must not depend on what ran earlier
     # in this process (a resumed run must give the figures of an uninterrupted one).
     from transformers import set_seed
 
     set_seed(config.seed)
-    if config.method == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
-                          lora_dropout=config.lora_dropout, task_type="CAUSAL_LM",
-                          target_modules=lora_target_modules(model))
-        if quantized:  # QLoRA: norms in fp32, input gradients on, before the adapters are added
-            from peft import prepare_model_for_kbit_training
-
-            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
-        model = get_peft_model(model, lora)
+    model = method.wrap(model, options, config)
     rows = prepare_examples(tokenizer, examples, config.max_seq_len)
     plan = schedule(len(rows), config)
     tokens = sum(len(r["input_ids"]) for r in rows)
@@ -353,7 +363,9 @@ def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
         method=config.method, examples=len(rows), steps=trainer.state.global_step,
         train_seconds=seconds, train_tokens=epochs_tokens,
         tokens_per_second=epochs_tokens / seconds if seconds > 0 else float("nan"),
-        train_flops=float(estimate_flops(model, epochs_tokens, config.method, loss_tokens)),
+        train_flops=float(estimate_flops(model, epochs_tokens, config.method, loss_tokens,
+                                         micro_batches=trainer.state.global_step * plan.accumulation,
+                                         options=options, run=config)),
         trainable_params=trainable, total_params=total,
         first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
         truncated=sum(r["truncated"] for r in rows),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from damoc.report.text import apart_sentence, num, verdict_sentence, warnings
+from damoc.report.text import apart_sentence, num, verdict_sentence, warnings, zero_shot_lines
 from damoc.selection.candidate import display_name as _name
 from damoc.selection.candidate import is_ok
 
@@ -39,6 +39,8 @@ def select_report(summary: dict) -> str:
     if warnings(summary):
         lines += ["## Warnings: degenerate predictions", ""] + [f"- {w}" for w in warnings(summary)] + [""]
     lines += verdict_lines(summary.get("verdict"))
+    if summary.get("zero_shot"):
+        lines += ["## Against the free guess: zero-shot", ""] + zero_shot_lines(summary) + [""]
     halving = summary.get("halving")
     if halving:
         lines += ["## Successive halving", "", "| round | training examples | ranking | kept |", "|---|---|---|---|"]
@@ -84,9 +86,9 @@ def select_report(summary: dict) -> str:
                   f"- chosen: {r['chosen']}; truly best: {r['best']}; top-1 match: **{r['top1_match']}**",
                   f"- Kendall tau {num(r['kendall_tau'])}, Spearman rho {num(r['spearman_rho'])} (ranks); "
                   f"regret {val['regret']:.4f} in {metric}",
-                  f"- speed-up: {val['speedup_wall']:.1f}x wall time ({val['speedup_wall_note']}); "
-                  f"{val['speedup_flops']:.1f}x FLOPs with overheads ({val['speedup_flops_training_only']:.1f}x "
-                  "training only)"]
+                  f"- speed-up: {num(val['speedup_wall'], '.1f')}x wall time ({val['speedup_wall_note']}); "
+                  f"{num(val['speedup_flops'], '.1f')}x FLOPs with overheads "
+                  f"({num(val['speedup_flops_training_only'], '.1f')}x training only)"]
         full_conf = val.get("full_confidence")
         if full_conf:
             lines.append("- full fine-tuning's probability of ranking first (paired bootstrap): "

@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from damoc.evaluation import evaluate
 from damoc.finetune import FinetuneConfig, finetune
+from damoc.flops import forward_flops
 from damoc.io import run_folder, warn, write_json_atomic
 from damoc.models import LoadOptions, load_model, load_tokenizer
 from damoc.runinfo import ADDED_LATER, machine, versions
@@ -61,8 +62,11 @@ class BaselineConfig(TaskSource):
 
     @model_validator(mode="after")
     def _check(self) -> BaselineConfig:
-        if self.quantization != "none" and any(c.method != "lora" for c in self.candidates):
-            raise ValueError("quantization 4bit trains LoRA adapters only (QLoRA): give every candidate method lora")
+        from damoc.finetune.methods import get_method
+
+        if self.quantization != "none" and any(not get_method(c.method).quantized for c in self.candidates):
+            raise ValueError("quantization 4bit trains adapters on frozen 4-bit weights (QLoRA): give every candidate "
+                             "method lora or dora")
         seen: dict[tuple, Candidate] = {}
         for c in self.candidates:
             if c.identity in seen:
@@ -99,19 +103,20 @@ def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, trai
     model = load_model(candidate.model, options)
     load_seconds = time.perf_counter() - t0
     extra = before_training(model, tokenizer) if before_training else {}
-    ft = config.finetune.model_copy(update={"method": candidate.method})
+    ft = config.finetune.model_copy(update={"method": candidate.method, "method_options": candidate.options})
     model, stats = finetune(model, tokenizer, train, ft, progress=progress)
     result = evaluate(model, tokenizer, task, examples=test, max_len=ft.max_seq_len,
                       batch_size=config.eval_batch_size, max_new_tokens=config.max_new_tokens,
                       generation=config.generation, progress=progress, seed=config.seed)
+    eval_flops = forward_flops(model, result.scored_tokens)  # scoring only: generation for ROUGE-L not counted
     del model
     gc.collect()
     return {
-        "model": candidate.model, "method": candidate.method, "status": OK,
+        **candidate.label(), "status": OK,
         "metrics": result.metrics, "train_seconds": stats.train_seconds,
         "train_tokens": stats.train_tokens, "tokens_per_second": stats.tokens_per_second,
         "train_flops": stats.train_flops, "train": stats.to_dict(),
-        "eval_seconds": result.seconds, "eval_examples": result.n,
+        "eval_seconds": result.seconds, "eval_examples": result.n, "eval_flops": eval_flops,
         "eval_truncated": result.truncated, "load_seconds": load_seconds, **extra,
     }, result.records
 

@@ -14,10 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from damoc.evaluation.metrics import higher_is_better
-from damoc.finetune.train import Method
 from damoc.runinfo import key_settings, stable_hash, weight_files
 from damoc.tasks.base import SPLIT_VERSION
 
@@ -29,18 +28,46 @@ class Candidate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str
-    method: Method
+    method: str = Field(json_schema_extra={"registry": "damoc.finetune.methods:METHODS"})
+    options: dict = Field(default_factory=dict, description="the method's own options, e.g. {r: 8} for lora")
     base: str | None = Field(None, description="pre-trained weights of the model, for the sparse layer merge")
 
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, name: str) -> str:
+        from damoc.finetune.methods import METHODS
+
+        return METHODS.check(name)
+
+    @model_validator(mode="after")
+    def _options_fit(self) -> Candidate:
+        from damoc.finetune.methods import get_method
+
+        get_method(self.method).parse(self.options)
+        return self
+
     @property
-    def identity(self) -> tuple[str, str, str | None]:
+    def identity(self) -> tuple:
         """What the candidate is, whatever the spelling: two candidates with one identity are one."""
-        return (model_identity(self.model), self.method, model_identity(self.base) if self.base else None)
+        ident = (model_identity(self.model), self.method, model_identity(self.base) if self.base else None)
+        return (*ident, stable_hash(self.options)) if self.options else ident
+
+    def label(self) -> dict:
+        """The fields a result names its candidate by: model, method, and options where there are any."""
+        return {"model": self.model, "method": self.method, **({"options": self.options} if self.options else {})}
+
+    def stored(self) -> dict:
+        """How results name it: model and method, and its options where it has any (older results, made
+        before options existed, keep their names and cache keys)."""
+        out = self.model_dump()
+        if not out["options"]:
+            out.pop("options")
+        return out
 
     @property
     def name(self) -> str:
         """How reports and rankings name it."""
-        return display_name(self.model_dump())
+        return display_name(self.stored())
 
     @property
     def slug(self) -> str:
@@ -101,9 +128,9 @@ def candidate_key(config: BaselineConfig, candidate: Candidate) -> str:
     # The strategy decides which data a round or rung gets, which the caller adds to the key; not the
     # run itself.
     settings = key_settings(config)
-    for name in ("candidates", "halving", "strategy", "adaptive"):
+    for name in ("candidates", "halving", "strategy", "adaptive", "zero_shot"):
         settings.pop(name, None)
-    parts = {"candidate": candidate.model_dump(), "settings": settings, "split": SPLIT_VERSION}
+    parts = {"candidate": candidate.stored(), "settings": settings, "split": SPLIT_VERSION}
     if config.data is not None:
         parts["data_files"] = data_fingerprint(config)
     # A local folder's weights by name, size and time (bundled models are pinned by their package;
@@ -125,6 +152,7 @@ class CandidateResult(BaseModel):
 
     model: str
     method: str
+    options: dict = Field(default_factory=dict)
     status: Literal["ok", "failed"]
     metrics: dict[str, float | None] = Field(default_factory=dict)
     error: str | None = None
@@ -140,7 +168,7 @@ class CandidateResult(BaseModel):
 
     @property
     def name(self) -> str:
-        return display_name({"model": self.model, "method": self.method})
+        return display_name({"model": self.model, "method": self.method, "options": self.options})
 
     def extra(self, key: str, default: Any = None) -> Any:
         """A field typed nowhere (timings, pruning, training stats), as it was stored."""
@@ -179,7 +207,10 @@ def is_ok(stored: dict) -> bool:
 
 
 def display_name(stored: dict) -> str:
-    return f"{stored['model']} {stored['method']}"
+    """`MODEL METHOD`, and `[k=v,...]` after the method where the candidate has options."""
+    options = stored.get("options") or {}
+    extra = "[" + ",".join(f"{k}={v}" for k, v in sorted(options.items())) + "]" if options else ""
+    return f"{stored['model']} {stored['method']}{extra}"
 
 
 def rank(task_metric: str, results: list[dict]) -> list[dict]:

@@ -108,7 +108,7 @@ def cached(job: Job) -> dict | None:
 
 def failed(job: Job, error: BaseException, trace: str = "") -> dict:
     first = str(error).splitlines()[0] if str(error) else ""
-    return {"model": job.candidate.model, "method": job.candidate.method, "status": "failed",
+    return {**job.candidate.label(), "status": "failed",
             "error": f"{type(error).__name__}: {first}", "traceback": trace}
 
 

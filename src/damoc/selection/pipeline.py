@@ -43,6 +43,7 @@ from damoc.selection.adaptive import AdaptiveSettings, run_adaptive
 from damoc.selection.baseline import BaselineConfig, label_stats, run_baseline, run_candidate, select_examples
 from damoc.selection.candidate import Candidate, candidate_key, data_fingerprint, display_name, is_ok, rank
 from damoc.selection.launch import Job, LaunchSettings, launch
+from damoc.selection.zero_shot import zero_shot
 from damoc.tasks import Task, load_task
 from damoc.tasks.base import SPLIT_VERSION
 from damoc.timing import Stopwatch
@@ -84,10 +85,15 @@ class SelectConfig(BaselineConfig):
     # (bench/results/prune-calibration.json); 16 keeps a margin at half the cost of the former 32.
     calibration_samples: int = Field(16, ge=1, description="compressed training texts for layer similarity")
     adaptive: AdaptiveSettings = Field(default_factory=AdaptiveSettings, json_schema_extra=ADDED_LATER)
-    strategy: Literal["fixed", "halving", "adaptive"] = Field("fixed", json_schema_extra=ADDED_LATER, description=(
+    strategy: Literal["fixed", "halving", "adaptive", "zero-shot"] = Field("fixed", json_schema_extra=ADDED_LATER,
+                                                                          description=(
         "fixed: every candidate once on the filtered data; halving: successive halving; adaptive: learning "
         "curves on growing prefixes of the selector's order over the whole training split, extrapolated to its "
-        "full size, candidates raced out, stopped when one is confidently best"))
+        "full size, candidates raced out, stopped when one is confidently best; zero-shot: no training, each "
+        "model evaluated as it is (the free guess; methods of one model tie)"))
+    zero_shot: bool = Field(True, json_schema_extra=ADDED_LATER, description=(
+        "also evaluate each model untrained on the same questions, show that ranking beside this run's and say "
+        "where they disagree (its cost is counted); --no-zero-shot skips it"))
     halving: bool = Field(False, description="successive halving: all candidates on 1/n of the compressed data, "
                           "the better half on twice as much, until one is left")
 
@@ -181,7 +187,7 @@ _name = display_name
 
 
 def by_name(config: SelectConfig, record: dict) -> Candidate:
-    return next(c for c in config.candidates if (c.model, c.method) == (record["model"], record["method"]))
+    return next(c for c in config.candidates if c.name == display_name(record))
 
 
 def run_select(config: SelectConfig, out: str | Path, progress: bool = True, validate: bool = False,
@@ -204,6 +210,13 @@ def _run_select(config: SelectConfig, out: Path, progress: bool, validate: bool,
     notify = on_event or (lambda kind, info: None)
     task = load_task(config.task, config.data)
     _, test = select_examples(task, config)
+    if config.strategy == "zero-shot":
+        notify("stage", {"name": "zero-shot evaluation", "candidates": len(_models(config))})
+        zero = zero_shot(config, task, test, out, progress, notify, launch_settings)
+        summary = summarise(config, task, {}, zero["candidates"], [], {k: Path(v) for k, v in zero["folders"].items()})
+        summary["zero_shot"] = _zero_shot_summary(zero, None)
+        summary["cost"].update(zero_shot_cost(zero))
+        return _finish_select(config, task, summary, [], test, out, progress, validate, on_event, launch_settings)
     notify("stage", {"name": "data"})
     adaptive = config.strategy == "adaptive"
     if adaptive:  # the selector orders the whole training split; rungs are prefixes of that order
@@ -233,6 +246,38 @@ def _run_select(config: SelectConfig, out: Path, progress: bool, validate: bool,
                             folders)
     else:
         summary = _halving(config, task, data, examples, jobs, out, notify, launch_settings)
+    if config.zero_shot:
+        notify("stage", {"name": "zero-shot evaluation (the free guess)", "candidates": len(_models(config))})
+        zero = zero_shot(config, task, scored, out, progress, notify, launch_settings)
+        summary["zero_shot"] = _zero_shot_summary(zero, summary["candidates"])
+        summary["cost"].update(zero_shot_cost(zero))
+    return _finish_select(config, task, summary, examples, test, out, progress, validate, on_event, launch_settings)
+
+
+def _models(config: SelectConfig) -> set[str]:
+    from damoc.selection.candidate import model_identity
+
+    return {model_identity(c.model) for c in config.candidates}
+
+
+def zero_shot_cost(zero: dict) -> dict:
+    return {"zero_shot_eval_seconds": zero["cost"]["eval_seconds"], "zero_shot_eval_flops": zero["cost"]["eval_flops"]}
+
+
+def _zero_shot_summary(zero: dict, ranked: list[dict] | None) -> dict:
+    from damoc.selection.zero_shot import disagreements
+
+    out = {k: zero[k] for k in ("note", "ranking_models", "metrics", "failed", "cost")}
+    if ranked is not None:
+        out["comparison"] = disagreements(zero, ranked)
+    return out
+
+
+def _finish_select(config: SelectConfig, task: Task, summary: dict, examples: list, test: list, out: Path,
+                   progress: bool, validate: bool, on_event: Callable[[str, dict], None] | None,
+                   launch_settings: LaunchSettings | None) -> dict:
+    """Validation (with `validate`), then results.json and the reports."""
+    notify = on_event or (lambda kind, info: None)
     summary.update({"train_examples": len(examples), "test_examples": len(test),
                     **label_stats(task, examples, test)})
     if validate:
@@ -338,7 +383,9 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
         "warnings": warnings,
         "cost": cost,
         # Every run paid for (several per candidate under halving or adaptive), for costing them.
-        "paid_runs": [{"model": r["model"], "method": r["method"], "examples": r.get("train", {}).get("examples"),
+        "paid_runs": [{"model": r["model"], "method": r["method"],
+                       **({"options": r["options"]} if r.get("options") else {}),
+                       "examples": r.get("train", {}).get("examples"),
                        "eval_examples": r.get("eval_examples"), "train_flops": r["train_flops"],
                        "layers_after": r.get("prune", {}).get("layers_after")} for r in paid],
         "seconds": {"data_stage": sum(data.get("seconds", {}).values()),
