@@ -374,3 +374,21 @@ def test_the_confidence_section_says_what_the_verdict_says():
     assert "Tied: a lora, b lora" in text and "Cannot be told apart from the best: a lora, b lora" in text
     assert "none" not in text.split("Cannot be told apart")[1].splitlines()[0]
     assert "degenerate predictions" in text and "a lora gives one answer" in text
+
+
+def test_recover_checks_its_models_and_pool_before_writing(models, tmp_path, capsys):
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("")
+    out = tmp_path / "rec"
+    assert main(["recover", "--original", "bundled:nosuch", "--pruned", models[0], "--pool", str(pool),
+                 "--out", str(out)]) == 2
+    assert "unknown bundled model" in capsys.readouterr().err and not out.exists()
+    argv = ["recover", "--original", models[0], "--pruned", models[1], "--pool", str(pool), "--out", str(out)]
+    assert main(argv) == 2
+    assert not out.exists()
+
+
+def test_a_run_folder_name_too_long_names_out(models, cls_file, tmp_path, capsys):
+    out = tmp_path / ("x" * 300)
+    assert main([*SELECT, "--data", str(cls_file), "--models", models[0], "--out", str(out)]) == 2
+    assert "--out" in capsys.readouterr().err

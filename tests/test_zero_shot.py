@@ -67,3 +67,28 @@ def test_disagreements_name_the_first_model_and_the_reordered_pairs():
     assert d["pairs_reordered"] == ["b over a"]
     same = disagreements(zero, [dict(r, rank=i) for i, r in enumerate([trained[1], trained[0], trained[2]], 1)])
     assert same["same_first_model"] and same["pairs_reordered"] == []
+
+
+def test_the_truths_tie_set_counts_seed_noise_beside_question_noise():
+    import numpy as np
+
+    from damoc.selection.confidence import tie_set_over_seeds
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+
+    def run(p_correct: float, s: int) -> list[dict]:
+        r = np.random.default_rng(s)
+        correct = r.random(400) < p_correct
+        return [{"id": str(i), "label": int(y), "pred": int(y if c else 1 - y), "answer_nll": 1.0, "answer_bytes": 4}
+                for i, (y, c) in enumerate(zip(labels, correct))]
+
+    # a is steady; b is as good on average but swings between seeds: seed noise makes it a tie
+    steady = {"a": [run(0.80, 1), run(0.80, 2)], "b": [run(0.70, 3), run(0.70, 4)]}
+    swing = {"a": [run(0.80, 1), run(0.80, 2)], "b": [run(0.62, 3), run(0.90, 4)]}
+    clear = tie_set_over_seeds(steady, choice=True)
+    assert clear["best"] == "a" and clear["tie_set"] == ["a"]
+    assert clear["differences"]["b"]["question_se"] > 0 and clear["differences"]["b"]["seed_se"] is not None
+    noisy = tie_set_over_seeds(swing, choice=True)
+    assert noisy["tie_set"] == ["a", "b"] or noisy["tie_set"] == ["b", "a"]
+    assert noisy["differences"]["b"]["seed_se"] > clear["differences"]["b"]["seed_se"]

@@ -281,6 +281,9 @@ def claim_run_dir(out: str | Path, command: str) -> Path:
 def _claim(out: Path, command: str) -> tuple[Path, bool]:
     """`claim_run_dir`, and whether this call created the folder. A new folder appears in one
     rename with its marker inside, so a run starting at the same moment never sees it half-made."""
+    from damoc.inputs import check_output_names
+
+    check_output_names(out)
     if out.is_symlink() and not out.is_dir():
         raise DamocError(f"--out {out} is a link to nothing; give a folder for the run")
     if out.exists() and not out.is_dir():

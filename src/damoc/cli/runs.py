@@ -170,7 +170,6 @@ def add_estimate(sub) -> None:
 
 
 def cmd_estimate(args: argparse.Namespace) -> None:
-    import json
 
     from damoc.errors import DamocError
     from damoc.selection.baseline import select_examples
@@ -185,6 +184,8 @@ def cmd_estimate(args: argparse.Namespace) -> None:
     train, _ = select_examples(task, config, quiet=True)
     result = estimate(config, train, args.examples, args.throughput)
     if args.json:
-        print(json.dumps(result, indent=2))
+        from damoc.io import json_text
+
+        print(json_text(result))
     else:
         print_estimate(result)

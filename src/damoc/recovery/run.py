@@ -240,16 +240,21 @@ def train_and_evaluate(config: RecoverConfig, subset: list, heldout: list, progr
 
 
 def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -> dict:
-    """Choose (and with `train`, test) a recovery subset; the run folder is checked and locked first."""
+    """Choose (and with `train`, test) a recovery subset. The two models and the pool are checked before
+    anything is written (a bad one is one line, exit 2, no run folder); then the folder is claimed and locked."""
+    from damoc.selection.preflight import check_specs
+
+    check_specs([config.original, config.pruned])
+    pool = recovery_pool(config)
     with run_folder(out, "recover") as folder:
-        return _run_recover(config, folder, progress)
+        return _run_recover(config, folder, progress, pool)
 
 
-def _run_recover(config: RecoverConfig, out: Path, progress: bool) -> dict:
+def _run_recover(config: RecoverConfig, out: Path, progress: bool, pool_split: tuple) -> dict:
     from damoc.recovery.paser import Context, resolve_budget, select_recovery
     from damoc.recovery.pool import source_of
 
-    pool, heldout, too_long = recovery_pool(config)
+    pool, heldout, too_long = pool_split
     budget = resolve_budget(config.budget, len(pool))
     ctx = Context(pool=pool, budget=budget, seed=config.seed, original=config.original, pruned=config.pruned,
                   clusters=config.clusters, embedder=config.embedder, max_len=config.max_len,

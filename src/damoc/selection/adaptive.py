@@ -20,7 +20,7 @@ from damoc.selection.launch import launch
 
 
 class AdaptiveSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     rungs: list[float] = Field(default_factory=lambda: [0.01, 0.02, 0.04, 0.08, 0.16], min_length=3,
                                description="shares of the training split, one training run per candidate each")

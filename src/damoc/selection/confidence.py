@@ -102,3 +102,44 @@ def degenerate(predictions: dict[str, list[dict]]) -> dict[str, str]:
             out[name] = (f"scores {100 * accuracy:.1f}%, no better than always giving the most common answer "
                          f"({100 * majority:.1f}%)")
     return out
+
+
+def tie_set_over_seeds(runs: dict[str, list[list[dict]]], choice: bool, samples: int = 1000, seed: int = 0,
+                       k: float = 2.0) -> dict:
+    """A truth's tie set when candidates were trained with several seeds. runs: candidate -> one list
+    of per-question records per training seed, every list on the same questions in the same order.
+
+    Two noises, reported apart: question noise, the paired bootstrap SE over questions of the
+    difference of the seed-averaged scores; seed noise, the SE of each candidate's score over its
+    seeds (std / sqrt(seeds); unknown with one seed). A candidate ties the best when its difference
+    is within k x sqrt(question SE^2 + seed SE of both^2)."""
+    names = list(runs)
+
+    def score(a: dict[str, np.ndarray], idx: np.ndarray) -> float:
+        acc, bpb = _scores(a, idx)
+        return acc if choice else bpb
+
+    per_seed = {n: [_arrays(r) for r in runs[n]] for n in names}
+    n_q = len(runs[names[0]][0])
+    full = np.arange(n_q)
+    mean = {n: float(np.mean([score(a, full) for a in per_seed[n]])) for n in names}
+    seed_se = {n: (float(np.std([score(a, full) for a in per_seed[n]], ddof=1) / math.sqrt(len(per_seed[n])))
+                   if len(per_seed[n]) > 1 else None) for n in names}
+    best = max(names, key=mean.get) if choice else min(names, key=mean.get)
+    rng = np.random.default_rng(seed)
+    draws = {n: [] for n in names}
+    for _ in range(samples):
+        idx = rng.integers(0, n_q, n_q)
+        for n in names:
+            draws[n].append(np.mean([score(a, idx) for a in per_seed[n]]))
+    out: dict[str, dict] = {}
+    for n in names:
+        diff = (mean[best] - mean[n]) if choice else (mean[n] - mean[best])  # positive: n is worse
+        q_se = float(np.std(np.array(draws[best]) - np.array(draws[n]), ddof=1)) if n != best else 0.0
+        s2 = sum((seed_se[m] or 0.0) ** 2 for m in {best, n})
+        total = math.sqrt(q_se ** 2 + s2) if n != best else 0.0
+        out[n] = {"diff": diff, "question_se": q_se, "seed_se": seed_se[n], "se": total,
+                  "tied": n == best or diff <= k * total}
+    tied = sorted((n for n in names if out[n]["tied"]), key=lambda n: out[n]["diff"])
+    return {"best": best, "tie_set": tied, "differences": out, "scores": mean,
+            "seeds": {n: len(per_seed[n]) for n in names}, "metric": "accuracy" if choice else "answer_bpb", "k": k}

@@ -32,7 +32,7 @@ Notify = Callable[[str, dict], None]
 class LaunchSettings(BaseModel):
     """How candidates are run; none of it changes a candidate's figures, so none of it is hashed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     launcher: str = Field("local", json_schema_extra={"registry": "damoc.selection.launch:LAUNCHERS"},
                           description="local: one candidate after another here; ray: each a Ray task, in parallel "
