@@ -35,13 +35,16 @@ from damoc.runinfo import machine, versions
 from damoc.selection import Candidate
 from damoc.selection.baseline import BaselineConfig, run_baseline
 from damoc.selection.candidate import is_ok
-from damoc.selection.confidence import tie_set
 from damoc.tasks import load_task
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 MODELS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
-CANDIDATES = [Candidate(model=m, method=meth) for m in MODELS for meth in ("lora", "full")]
+# Zoo v2 (issue 25): every model with four fine-tuning methods, since no zero-shot score can rank the
+# methods of one model. The truth has two training seeds per candidate (seed noise beside question noise).
+METHODS = ("lora", "dora", "ia3", "full")
+CANDIDATES = [Candidate(model=m, method=meth) for m in MODELS for meth in METHODS]
+TRUTH_SEEDS = (0, 1)
 # Tokens per example: as short as the task allows (contexts are cut from their end; the question
 # and answer always survive). BoolQ passages are ~100-150 words.
 MAX_SEQ_LEN = {"boolq": 160, "pubmedqa": 256, "nq-open": 96, "piqa": 192, "asdiv": 112, "siqa": 72}
@@ -69,25 +72,32 @@ def truth_dir(task: str) -> Path:
     return RESULTS / "zoo" / task
 
 
+def row_slug(c: Candidate, seed: int = 0) -> str:
+    """A truth row's file name: seed 0 keeps the name it had before seeds (those rows stay valid)."""
+    return name(c).replace(" ", "--") + (f"--seed{seed}" if seed else "")
+
+
 def part_truth(args) -> None:
     """Full fine-tuning of every candidate; each finished one copied into bench/results at once."""
     config = truth_config(args.task, args.seed)
-    done = [c for c in CANDIDATES if (truth_dir(args.task) / f"{name(c).replace(' ', '--')}.json").exists()]
-    todo = [c for c in CANDIDATES if c not in done]
+    wanted = [c for c in CANDIDATES if not args.methods or c.method in args.methods]
+    done = [c for c in wanted if (truth_dir(args.task) / f"{row_slug(c, args.seed)}.json").exists()]
+    todo = [c for c in wanted if c not in done]
     if not todo:
         print(f"{args.task}: every truth row is in {truth_dir(args.task)}")
         return
     if done:  # committed rows count: another session or machine may have made them
         print(f"{args.task}: truth rows already committed for {', '.join(map(name, done))}")
         config = config.model_copy(update={"candidates": todo})
-    run_dir = args.run_dir / args.task / "full"
+    config = config.model_copy(update={"candidates": todo})
+    run_dir = args.run_dir / args.task / ("full" if args.seed == 0 else f"full-seed{args.seed}")
 
     def on_event(kind: str, info: dict) -> None:
         print(kind, info.get("model"), info.get("method"), info.get("status", ""), flush=True)
         if kind in ("done", "cached") and is_ok(info):
             c = next(c for c in CANDIDATES if (c.model, c.method) == (info["model"], info["method"]))
             folder = run_dir / "candidates" / c.slug
-            slug = name(c).replace(" ", "--")
+            slug = row_slug(c, args.seed)
             keep = {k: info.get(k) for k in ("model", "method", "metrics", "train_seconds", "train_tokens",
                                              "tokens_per_second", "train_flops", "train", "eval_seconds",
                                              "eval_examples", "load_seconds")}
@@ -145,39 +155,56 @@ def part_pilot(args) -> None:
               {k: round(v, 4) for k, v in ft["metrics"].items() if not k.endswith("_se")}, flush=True)
 
 
-def load_truth(task: str) -> tuple[dict[str, dict], dict[str, list[dict]]]:
-    rows, preds = {}, {}
+def load_truth(task: str) -> tuple[dict[str, dict[int, dict]], dict[str, dict[int, list[dict]]]]:
+    """Every committed truth row: candidate name -> seed -> row (and its per-question predictions)."""
+    rows: dict[str, dict[int, dict]] = {}
+    preds: dict[str, dict[int, list[dict]]] = {}
     for c in CANDIDATES:
-        slug = name(c).replace(" ", "--")
-        path = truth_dir(task) / f"{slug}.json"
-        if path.exists():
-            rows[name(c)] = read_json(path)
-            preds[name(c)] = read_jsonl(truth_dir(task) / f"{slug}.predictions.jsonl")
+        for seed in TRUTH_SEEDS:
+            path = truth_dir(task) / f"{row_slug(c, seed)}.json"
+            if path.exists():
+                rows.setdefault(name(c), {})[seed] = read_json(path)
+                preds.setdefault(name(c), {})[seed] = read_jsonl(path.with_suffix(".predictions.jsonl"))
     return rows, preds
 
 
 def truth_summary(task: str, seed: int = 0) -> dict:
+    """The truth over every candidate and seed committed: seed-averaged metrics, the tie set with
+    question noise and seed noise reported apart (confidence.tie_set_over_seeds)."""
+    from damoc.selection.confidence import tie_set_over_seeds
+
     rows, preds = load_truth(task)
     t = load_task(task)
-    out = {"task": task, "candidates_done": sorted(rows), "complete": len(rows) == len(CANDIDATES)}
+    done = {n: sorted(r) for n, r in rows.items()}
+    out = {"task": task, "candidates_done": sorted(rows), "seeds_done": done,
+           "complete": all(len(done.get(name(c), [])) == len(TRUTH_SEEDS) for c in CANDIDATES)}
     if not rows:
         return out
-    any_row = next(iter(rows.values()))
+    any_row = next(iter(next(iter(rows.values())).values()))
+
+    def mean_of(n: str, key: str) -> float:
+        return float(np.mean([r["metrics"][key] for r in rows[n].values()]))
+
     out |= {"train_examples": any_row["config"]["train_limit"], "test_examples": any_row["config"]["test_limit"],
-            "max_seq_len": any_row["config"]["finetune"]["max_seq_len"],
-            "metrics": {n: r["metrics"] for n, r in rows.items()},
-            "train_flops": {n: r["train_flops"] for n, r in rows.items()},
-            "train_seconds": {n: r["train_seconds"] for n, r in rows.items()}}
+            "max_seq_len": any_row["config"]["finetune"]["max_seq_len"], "seeds": list(TRUTH_SEEDS),
+            "metrics": {n: {k: mean_of(n, k) for k in next(iter(r.values()))["metrics"]} for n, r in rows.items()},
+            "metrics_by_seed": {n: {s: r[s]["metrics"] for s in r} for n, r in rows.items()},
+            "train_flops": {n: mean_of_flops(r, "train_flops") for n, r in rows.items()},
+            "train_seconds": {n: mean_of_flops(r, "train_seconds") for n, r in rows.items()}}
     if t.is_choice:
-        labels = [r["label"] for r in next(iter(preds.values()))]
+        labels = [r["label"] for r in next(iter(next(iter(preds.values())).values()))]
         out["majority_accuracy"] = float(np.bincount(labels).max() / len(labels))
     if len(preds) >= 2:
-        ties = tie_set(preds, choice=t.is_choice, seed=seed)
+        ties = tie_set_over_seeds({n: list(p.values()) for n, p in preds.items()}, choice=t.is_choice, seed=seed)
         out |= {"best": ties["best"], "tie_set": ties["tie_set"], "confident": len(ties["tie_set"]) == 1,
-                "prob_best": ties["prob_best"], "differences_to_best": ties["differences"],
-                "pairs": ties["pairs"],
-                "order_by_bpb": sorted(rows, key=lambda n: rows[n]["metrics"]["answer_bpb"])}
+                "differences_to_best": ties["differences"], "pairs": ties["pairs"],
+                "order_by_bpb": sorted(rows, key=lambda n: out["metrics"][n]["answer_bpb"])}
     return out
+
+
+def mean_of_flops(by_seed: dict[int, dict], key: str) -> float:
+    """One full fine-tuning's cost: the mean over the seeds run (the truth pays for one run each)."""
+    return float(np.mean([r[key] for r in by_seed.values()]))
 
 
 def part_summary(args) -> None:
@@ -214,7 +241,7 @@ def plot(path: Path) -> None:
         axes[0].legend(fontsize=8)
     axes[0].set_title(f"truth: full fine-tuning, {truth['train_examples']} train / {truth['test_examples']} test\n"
                       f"{metric} (orange: tie set, within 2 paired SE of the best)", fontsize=9)
-    for r in rows:
+    for r in [r for r in rows if r.get("speedup_flops")]:
         axes[1].scatter(r["speedup_flops"], 1 if r["in_tie_set"] else 0, s=60,
                         color="tab:green" if r["in_tie_set"] else "tab:red")
         axes[1].annotate(r["name"], (r["speedup_flops"], 1 if r["in_tie_set"] else 0), fontsize=7,
@@ -243,11 +270,13 @@ def part_table(args) -> None:
             sep = f"{round(r['separated_pairs_agreement'] * r['separated_pairs'])}/{r['separated_pairs']}" \
                 if r.get("separated_pairs") else "-"
             with_eval = r.get("speedup_flops_with_evaluation")
+            def x(v, spec=".1f", unit="x"):
+                return "-" if v is None else f"{v:{spec}}{unit}"
             print(f"| {r['task']} | {r['name']} | {r.get('strategy', 'fixed')} | {r['chosen']} | "
                   f"{'**yes**' if r['in_tie_set'] else 'no'} | {'yes' if r['top1'] else 'no'} | "
-                  f"{r['regret']:.3f} ± {r['regret_se']:.3f} | {sep} | {r['kendall_tau']:.2f} | "
-                  f"{r['speedup_flops']:.1f}x | {r['speedup_flops_training_only']:.1f}x | "
-                  f"{f'{with_eval:.1f}x' if with_eval else '-'} | {r['data_stage_flops_share']:.2f} |")
+                  f"{r['regret']:.3f} ± {r['regret_se']:.3f} | {sep} | {x(r.get('kendall_tau'), '.2f', '')} | "
+                  f"{x(r.get('speedup_flops'))} | {x(r.get('speedup_flops_training_only'))} | "
+                  f"{x(with_eval)} | {x(r.get('data_stage_flops_share'), '.2f', '')} |")
 
 
 def main() -> None:
@@ -257,6 +286,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=ROOT.parent / "runs" / "zoo")
     ap.add_argument("--only", nargs="*", help="rows: only these settings")
+    ap.add_argument("--methods", nargs="*", choices=METHODS, help="truth: only the candidates with these methods")
     args = ap.parse_args()
     {"pilot": part_pilot, "truth": part_truth, "summary": part_summary, "rows": part_rows,
      "table": part_table}[args.part](args)
@@ -266,7 +296,9 @@ def settings() -> list[tuple[str, dict]]:
     """(row name, SelectConfig overrides): the defaults first, then one lever at a time."""
     from damoc.selection.pipeline import FilterSettings
 
-    rows = [("headline", {}), ("no-prune", {"prune": None}), ("halving", {"strategy": "halving"}),
+    rows = [("headline", {}), ("zero-shot", {"strategy": "zero-shot"}), ("size", {}),
+            ("subset", {"prune": None, "compress": None}),
+            ("no-prune", {"prune": None}), ("halving", {"strategy": "halving"}),
             ("adaptive", {"strategy": "adaptive"}), ("no-compress", {"compress": None})]
     rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})
              for rate in (0.1, 0.05, 0.2) for sel in ("random", "graphcut", "perplexity")
@@ -279,6 +311,9 @@ def cheap_ranks(summary: dict) -> dict[str, int]:
     the survivors, a candidate dropped later above one dropped earlier."""
     ok = [c for c in summary["candidates"] if is_ok(c)]
     ranks = {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["rank"] for c in ok if "rank" in c}
+    if (summary.get("config") or {}).get("strategy") == "zero-shot":  # methods of one model tie
+        order = summary["zero_shot"]["ranking_models"]
+        return {n: 1 + order.index(c["model"]) for n, c in zip(ranks, ok)}
     dropped = (summary.get("adaptive") or {}).get("dropped", {})
     later_first = sorted(dropped, key=lambda n: -dropped[n]["rung"])
     for i, n in enumerate(later_first, start=len(ranks) + 1):
@@ -354,23 +389,27 @@ def part_rows(args) -> None:
     for row_name, overrides in settings():
         if args.only and row_name not in args.only:
             continue
+        if row_name == "size":
+            save_row(args, path, truth, size_row(args.task, truth, choice))
+            continue
         config = SelectConfig(**{**base.model_dump(), **overrides})
         start = time.perf_counter()
         summary = run_select(config, args.run_dir / args.task / "rows" / row_name, progress=False)
         cost = summary["cost"]
         overhead = summary["data"].get("forward_flops", 0.0) + cost["prune_flops"]
+        paid = cost["train_flops"] + overhead + cost.get("zero_shot_eval_flops", 0.0) * (config.strategy != "zero-shot")
         cheap_seconds = summary["seconds"]["data_stage"] + cost["train_seconds"] + cost["prune_seconds"]
         damoc_eval, full_eval = eval_flops(config, summary, truth["metrics"])
         row = {"name": row_name, "task": args.task, **judged(truth, summary, choice),
-               "speedup_flops": full_flops / (cost["train_flops"] + overhead),
+               "speedup_flops": ratio(full_flops, paid),
                "speedup_flops_with_evaluation":
                    (full_flops + full_eval) / (cost["train_flops"] + overhead + damoc_eval),
                "eval_flops": damoc_eval, "truth_eval_flops": full_eval,
-               "speedup_flops_training_only": full_flops / cost["train_flops"],
-               "data_stage_flops_share": overhead / cost["train_flops"],
-               "speedup_wall": full_seconds / cheap_seconds,
+               "speedup_flops_training_only": ratio(full_flops, cost["train_flops"]),
+               "data_stage_flops_share": ratio(overhead, cost["train_flops"]),
+               "speedup_wall": ratio(full_seconds, cheap_seconds),
                "speedup_wall_note": "truth seconds were measured at another time, under another load",
-               "train_examples": summary["train_examples"], "input_examples": summary["data"]["input_examples"],
+               "train_examples": summary["train_examples"], "input_examples": summary["data"].get("input_examples"),
                "steps": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["train"]["steps"]
                          for c in summary["candidates"] if is_ok(c)},
                "batch_size": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["train"]["batch_size"]
@@ -383,14 +422,40 @@ def part_rows(args) -> None:
                "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
                "overrides": {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in overrides.items()},
                "config": config.model_dump(mode="json")}
-        current = read_json(path) if path.exists() else {}
-        rows = [r for r in current.get("rows", []) if r["name"] != row_name] + [row]
-        write_json_atomic(path, {**current, "truth": truth, "rows": rows, "machine": machine(),
-                                 "versions": versions(), "seed": args.seed,
-                                 "command": f"python bench/zoo.py --task {args.task} --part rows"})
-        plot(path)
-        print(f"{row_name}: chosen {row['chosen']} (in tie set {row['in_tie_set']}, top-1 {row['top1']}), "
-              f"regret {row['regret']:.4f} +- {row['regret_se']:.4f}, FLOPs {row['speedup_flops']:.1f}x", flush=True)
+        save_row(args, path, truth, row)
+
+
+def ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def save_row(args, path: Path, truth: dict, row: dict) -> None:
+    current = read_json(path) if path.exists() else {}
+    rows = [r for r in current.get("rows", []) if r["name"] != row["name"]] + [row]
+    write_json_atomic(path, {**current, "truth": truth, "rows": rows, "machine": machine(),
+                             "versions": versions(), "seed": args.seed,
+                             "command": f"python bench/zoo.py --task {args.task} --part rows"})
+    plot(path)
+    print(f"{row['name']}: chosen {row['chosen']} (in tie set {row['in_tie_set']}, top-1 {row['top1']}), "
+          f"regret {row['regret']:.4f} +- {row['regret_se']:.4f}", flush=True)
+
+
+def size_row(task: str, truth: dict, choice: bool) -> dict:
+    """The free guess "the bigger model", its methods in the registry's default order: no run at all."""
+    from damoc.finetune.methods import ORDER
+    from damoc.selection.estimate import shape
+    from damoc.selection.validation import judge
+
+    def key(n: str) -> tuple:
+        model, method = n.rsplit(" ", 1)
+        return (-shape(f"bundled:{model}").matmul, ORDER.index(method))
+
+    order = sorted(truth["metrics"], key=key)
+    ranks = {n: i for i, n in enumerate(order, start=1)}
+    ties = {"best": truth["best"], "tie_set": truth["tie_set"], "differences": truth["differences_to_best"],
+            "pairs": truth["pairs"]}
+    return {"name": "size", "task": task, **judge(ranks, ties, choice), "ranking": order, "strategy": "size",
+            "speedup_flops": None, "note": "no training and no evaluation: ranked by matmul parameters"}
 
 
 if __name__ == "__main__":

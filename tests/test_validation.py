@@ -53,3 +53,21 @@ def test_judging_a_pick_against_a_truth_with_ties():
     wrong = judge({"c": 1, "a": 2, "b": 3}, truth, choice=True)
     assert not wrong["in_tie_set"] and wrong["regret"] == pytest.approx(0.25)
     assert wrong["separated_pairs_agreement"] == 0.0
+
+
+def test_a_guess_that_ties_a_pair_is_half_right_and_method_pairs_are_counted_apart():
+    from damoc.selection.confidence import tie_set
+    from damoc.selection.validation import judge
+
+    def recs(correct):
+        return [{"id": str(i), "label": 1, "pred": 1 if c else 0, "answer_nll": 1.0, "answer_bytes": 4}
+                for i, c in enumerate(correct)]
+
+    truth = tie_set({"m lora": recs([1] * 300 + [0] * 100), "m full": recs([1] * 200 + [0] * 200),
+                     "s lora": recs([1] * 100 + [0] * 300)}, choice=True, seed=0)
+    assert truth["tie_set"] == ["m lora"]
+    guess = judge({"m lora": 1, "m full": 1, "s lora": 2}, truth, choice=True)  # methods of m tied
+    assert guess["separated_pairs"] == 3 and guess["separated_pairs_agreement"] == pytest.approx(2.5 / 3)
+    assert guess["method_pairs"] == 1 and guess["method_pairs_agreement"] == 0.5
+    right = judge({"m lora": 1, "m full": 2, "s lora": 3}, truth, choice=True)
+    assert right["method_pairs_agreement"] == 1.0

@@ -73,15 +73,28 @@ def judge(cheap_rank: dict[str, int], truth: dict, choice: bool) -> dict:
     (difference beyond 2 paired SE), the only pairs whose order is known."""
     chosen = min(cheap_rank, key=cheap_rank.get)
     key = "accuracy" if choice else "bpb"
-    separated = agreed = 0
+    separated = agreed = 0.0
+    methods = method_agreed = 0.0
     for p in truth["pairs"]:
         d, se = p[f"{key}_diff"], p[f"{key}_diff_se"]
         if abs(d) > 2 * se and p["a"] in cheap_rank and p["b"] in cheap_rank:
-            separated += 1
             a_truly_better = d > 0 if choice else d < 0
-            agreed += a_truly_better == (cheap_rank[p["a"]] < cheap_rank[p["b"]])
+            ra, rb = cheap_rank[p["a"]], cheap_rank[p["b"]]
+            # a ranking that ties the pair (a free guess cannot order two methods of one model) is half right
+            right = 0.5 if ra == rb else float(a_truly_better == (ra < rb))
+            separated += 1
+            agreed += right
+            if _model_of(p["a"]) == _model_of(p["b"]):
+                methods += 1
+                method_agreed += right
     diff = truth["differences"][chosen]
     return {"chosen": chosen, "truth_best": truth["best"], "truth_tie_set": truth["tie_set"],
             "in_tie_set": chosen in truth["tie_set"], "top1": chosen == truth["best"],
-            "regret": diff["diff"], "regret_se": diff["se"], "separated_pairs": separated,
-            "separated_pairs_agreement": agreed / separated if separated else None}
+            "regret": diff["diff"], "regret_se": diff["se"], "separated_pairs": int(separated),
+            "separated_pairs_agreement": agreed / separated if separated else None,
+            "method_pairs": int(methods), "method_pairs_agreement": method_agreed / methods if methods else None}
+
+
+def _model_of(name: str) -> str:
+    """A candidate name's model: everything before the method (`MODEL METHOD[options]`)."""
+    return name.rsplit(" ", 1)[0]
