@@ -434,16 +434,16 @@ def part_estimators(args: argparse.Namespace) -> None:
     import numpy as np
     from scipy.stats import spearmanr
 
-    from damoc.filtering.base import example_text
+    from damoc.filtering.base import example_text, resolve_budget
     from damoc.filtering.embeddings import embed_with_cost
     from damoc.models import load_tokenizer
     from damoc.recovery.cluster import cluster
-    from damoc.recovery.paser import Context, _ClusterPicker, _degradation, _measured, resolve_budget
+    from damoc.recovery.paser import ClusterPicker, Context, measure_degradation, measured_samples
     from damoc.recovery.run import recovery_pool
 
     pruned = pruned_model(args.run_dir, args.seed)
     pool, _, too_long = recovery_pool(recover_config(args, pruned, "paser", 0.1, args.seed))
-    budget = resolve_budget(args.budget, len(pool))
+    budget = resolve_budget(len(pool), rate=args.budget, round_down=True)
     tok = load_tokenizer(MODEL)
     texts = [example_text(e) for e in pool]
     labels = cluster(embed_with_cost(texts, "bundled:minilm", progress=False)[0], "auto", seed=args.seed).labels
@@ -455,13 +455,13 @@ def part_estimators(args: argparse.Namespace) -> None:
         for cut in [None, *args.cuts]:
             ctx = Context(pool=pool, budget=budget, seed=args.seed, original=MODEL, pruned=str(pruned),
                           max_len=args.max_seq_len, progress=False, jsd_prompt_tokens=cut, jsd_sample=share)
-            measured = _measured(labels, share, args.seed)
+            measured = measured_samples(labels, share, args.seed)
             start = time.perf_counter()
-            values, lengths, cached, flops = _degradation(ctx, tok, measured)
+            values, lengths, cached, flops = measure_degradation(ctx, tok, measured)
             seconds = time.perf_counter() - start
             if cached and cut is None and share is None and cold:
                 seconds = cold["seconds_by_stage"]["jsd"]  # the benchmark's cold pass over the same pool
-            pick = _ClusterPicker(labels, values, lengths, texts, budget)
+            pick = ClusterPicker(labels, values, lengths, texts, budget)
             pick.run()
             if full is None:
                 full, full_pick = values, set(pick.chosen)

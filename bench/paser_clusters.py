@@ -22,7 +22,7 @@ from damoc.filtering.base import example_text
 from damoc.filtering.embeddings import embed_with_cost
 from damoc.io import write_json_atomic
 from damoc.recovery.cluster import cluster
-from damoc.recovery.paser import _rand_vs_sources, instruction_text
+from damoc.recovery.paser import adjusted_rand_vs_sources, instruction_text
 from damoc.recovery.pool import load_pool, source_of
 from damoc.runinfo import machine, versions
 
@@ -43,7 +43,7 @@ def main() -> None:
         for k in ("auto", len(sources)):
             c = cluster(emb, k, seed=args.seed)
             rows.append({"cluster_text": name, "k_asked": k, "k": c.k, "graph_components": c.components,
-                         "adjusted_rand_vs_sources": _rand_vs_sources(c.labels, pool),
+                         "adjusted_rand_vs_sources": adjusted_rand_vs_sources(c.labels, pool),
                          "seconds": time.perf_counter() - start})
             print(rows[-1], flush=True)
     write_json_atomic(OUT, {"pool": len(pool), "sources": sources, "per_source": args.per_source, "rows": rows,

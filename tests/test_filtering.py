@@ -125,6 +125,18 @@ def test_budget_rules():
         resolve_budget(10, budget=11)
     with pytest.raises(DamocError, match="exactly one"):
         resolve_budget(10)
+    with pytest.raises(DamocError, match="whole number"):
+        resolve_budget(10, budget=2.5)
+
+
+def test_budget_rounds_down_for_recovery():
+    """`damoc recover` takes PASER's floor(share x pool): 10% of 1,032 is 103 there, 104 for a filter."""
+    assert resolve_budget(1032, rate=0.1, round_down=True) == 103
+    assert resolve_budget(1032, rate=0.1) == 104
+    assert resolve_budget(1032, rate=0.999999, round_down=True) == 1031
+    with pytest.raises(DamocError, match="selects nothing"):
+        resolve_budget(5, rate=0.1, round_down=True)
+    assert resolve_budget(5, rate=0.1) == 1
 
 
 def test_random_is_seeded_and_distinct():

@@ -224,7 +224,7 @@ def test_recover_refuses_bad_input_and_writes_nothing(recovery_setup, tmp_path, 
     assert main(base + ["--pruned", pruned, "--budget", "0"]) == 2
     assert "budget" in capsys.readouterr().err
     assert main(base + ["--pruned", pruned, "--budget", str(n - 3)]) == 2
-    assert "larger than the pool" in capsys.readouterr().err
+    assert "larger than the data" in capsys.readouterr().err
     assert main(base + ["--pruned", pruned, "--clusters", str(n + 5)]) == 2
     assert "between 1 and the pool size" in capsys.readouterr().err
     empty = tmp_path / "empty.jsonl"
@@ -353,11 +353,11 @@ def test_the_jsd_cache_keeps_spans_apart(pair, tiny_llama, tmp_path, monkeypatch
 def test_the_picker_rejects_a_conflicting_sample_once_and_reports_the_share():
     import numpy as np
 
-    from damoc.recovery.paser import _ClusterPicker
+    from damoc.recovery.paser import ClusterPicker
 
     texts = ["insulin. diabetes.", "insulin. cancer.", "diabetes. cancer.", "weather. rain."]
     jsd = np.array([0.4, 0.3, 0.2, 0.1])
-    pick = _ClusterPicker(np.zeros(4, dtype=int), jsd, [10, 10, 10, 10], texts, budget=4)
+    pick = ClusterPicker(np.zeros(4, dtype=int), jsd, [10, 10, 10, 10], texts, budget=4)
     pick.within_clusters()  # one cluster, budget 4: offered best first; the third conflicts
     assert pick.chosen == [0, 1, 3] and pick.rejected == 1
     assert pick.fill_shortfall() == 1  # offered again, refused again, still counted once
@@ -382,7 +382,7 @@ def test_the_clustering_text_puts_what_a_sample_asks_first():
 
 def test_a_cut_prompt_keeps_its_last_tokens_and_the_whole_response(recovery_setup, tmp_path, monkeypatch):
     from damoc.models import load_model, load_tokenizer
-    from damoc.recovery.paser import Context, _degradation, encoded
+    from damoc.recovery.paser import Context, encoded, measure_degradation
     from damoc.recovery.pool import load_pool
 
     monkeypatch.setenv("DAMOC_HOME", str(tmp_path / "home"))
@@ -391,9 +391,9 @@ def test_a_cut_prompt_keeps_its_last_tokens_and_the_whole_response(recovery_setu
     tok = load_tokenizer(original)
     ctx = Context(pool=pool, budget=2, seed=0, original=original, pruned=pruned, progress=False)
     every = np.arange(len(pool))
-    whole, lengths, _, flops_whole = _degradation(ctx, tok, every)
+    whole, lengths, _, flops_whole = measure_degradation(ctx, tok, every)
     cut_ctx = Context(**{**ctx.__dict__, "jsd_prompt_tokens": 3})
-    cut, cut_lengths, cached, flops_cut = _degradation(cut_ctx, tok, every)
+    cut, cut_lengths, cached, flops_cut = measure_degradation(cut_ctx, tok, every)
     pairs = encoded(tok, pool, ctx.max_len)
     assert all(n > 3 for _, n in pairs)  # every prompt is longer than the cut
     assert cut_lengths == [len(ids) - n + 3 for ids, n in pairs] and not cached and flops_cut < flops_whole
@@ -429,13 +429,14 @@ def test_the_heldout_split_follows_the_length_filter_and_not_the_selection_seed(
 
 def test_a_per_cluster_sample_measures_part_of_each_cluster_and_picks_only_from_it(recovery_setup, tmp_path,
                                                                                    monkeypatch):
-    from damoc.recovery.paser import Context, _measured, select_paser
+    from damoc.recovery.paser import Context, measured_samples, select_paser
     from damoc.recovery.pool import load_pool
 
     labels = np.array([0] * 10 + [1] * 3 + [2] * 1)
-    measured = _measured(labels, 0.3, seed=0)
+    measured = measured_samples(labels, 0.3, seed=0)
     assert [int((labels[measured] == c).sum()) for c in range(3)] == [3, 1, 1]  # ceil(0.3 n), at least one
-    assert list(_measured(labels, None, 0)) == list(range(14)) and list(_measured(labels, 0.3, 0)) == list(measured)
+    assert list(measured_samples(labels, None, 0)) == list(range(14))
+    assert list(measured_samples(labels, 0.3, 0)) == list(measured)
 
     monkeypatch.setenv("DAMOC_HOME", str(tmp_path / "home"))
     original, pruned, pool_file, n = recovery_setup

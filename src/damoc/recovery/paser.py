@@ -64,22 +64,6 @@ METHODS: Registry[Callable[[Context], Selection]] = Registry("recovery method")
 register = METHODS.register
 
 
-def resolve_budget(budget: float, pool_size: int) -> int:
-    """A share in (0, 1) of the pool, or a count >= 1."""
-    if pool_size == 0:
-        raise DamocError("the pool is empty")
-    if budget <= 0:
-        raise DamocError(f"--budget {budget} must be positive (a share in (0, 1) or a count)")
-    n = math.floor(budget * pool_size) if budget < 1 else int(budget)
-    if budget >= 1 and budget != int(budget):
-        raise DamocError(f"--budget {budget}: a count must be a whole number")
-    if n < 1:
-        raise DamocError(f"--budget {budget} of {pool_size} samples selects nothing")
-    if n > pool_size:
-        raise DamocError(f"--budget {n} is larger than the pool ({pool_size} samples)")
-    return n
-
-
 @register("random")
 def select_random(ctx: Context) -> Selection:
     return Selection(random.Random(ctx.seed).sample(range(len(ctx.pool)), ctx.budget))
@@ -98,10 +82,6 @@ def select_ifd(ctx: Context) -> Selection:
     selector = IFDSelector(ctx.pruned)
     return Selection(selector.select(ctx.pool, ctx.budget, ctx.seed),
                      summary={"forward_flops": selector.forward_flops})
-
-
-def token_ids(tokenizer, pool: list[Example], max_len: int) -> list[list[int]]:
-    return [ids for ids, _ in encoded(tokenizer, pool, max_len)]
 
 
 def encoded(tokenizer, pool: list[Example], max_len: int) -> list[tuple[list[int], int]]:
@@ -138,10 +118,10 @@ def select_paser(ctx: Context) -> Selection:
     with clock.stage("cluster"):
         clustering = cluster(emb, ctx.clusters, seed=ctx.seed)
     with clock.stage("jsd"):
-        measured = _measured(clustering.labels, ctx.jsd_sample, ctx.seed)
-        jsd, lengths, jsd_cached, jsd_flops = _degradation(ctx, tok, measured)
+        measured = measured_samples(clustering.labels, ctx.jsd_sample, ctx.seed)
+        jsd, lengths, jsd_cached, jsd_flops = measure_degradation(ctx, tok, measured)
     with clock.stage("allocate_and_graph"):
-        pick = _ClusterPicker(clustering.labels, jsd, lengths, texts, ctx.budget)
+        pick = ClusterPicker(clustering.labels, jsd, lengths, texts, ctx.budget)
         shortfall, despite = pick.run()
     labels, chosen = clustering.labels, pick.chosen
     # (an unmeasured sample, taken only when the measured ones cannot fill the budget, has no JSD)
@@ -152,7 +132,7 @@ def select_paser(ctx: Context) -> Selection:
     summary = {
         "clusters": pick.k, "nmf_errors": {str(kk): v for kk, v in clustering.errors.items()},
         "graph_components": clustering.components, "cluster_text": ctx.cluster_text,
-        "adjusted_rand_vs_sources": _rand_vs_sources(labels, ctx.pool),
+        "adjusted_rand_vs_sources": adjusted_rand_vs_sources(labels, ctx.pool),
         "cluster_sizes": [len(m) for m in pick.members], "cluster_degradation": pick.degradation,
         "cluster_budget": pick.allocation,
         "cluster_selected": [int(sum(labels[i] == c for i in chosen)) for c in range(pick.k)],
@@ -177,7 +157,7 @@ def instruction_text(e: Example) -> str:
     return f"{ask} {e.context}".strip()
 
 
-def _rand_vs_sources(labels: np.ndarray, pool: list[Example]) -> float:
+def adjusted_rand_vs_sources(labels: np.ndarray, pool: list[Example]) -> float:
     """Adjusted Rand index of the clusters against the samples' data sources (1: the same split)."""
     from sklearn.metrics import adjusted_rand_score
 
@@ -186,7 +166,7 @@ def _rand_vs_sources(labels: np.ndarray, pool: list[Example]) -> float:
     return float(adjusted_rand_score([source_of(e) for e in pool], labels))
 
 
-def _measured(labels: np.ndarray, share: float | None, seed: int) -> np.ndarray:
+def measured_samples(labels: np.ndarray, share: float | None, seed: int) -> np.ndarray:
     """The pool samples whose degradation is measured: all, or a seeded `share` of each cluster
     (at least one). The JSD is two models' forward passes over what it measures, the largest
     cost of the selection; a cluster's mean degradation needs only a sample of it, and the
@@ -201,7 +181,7 @@ def _measured(labels: np.ndarray, share: float | None, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(out))
 
 
-def _degradation(ctx: Context, tok, measured: np.ndarray) -> tuple[np.ndarray, list[int], bool, float]:
+def measure_degradation(ctx: Context, tok, measured: np.ndarray) -> tuple[np.ndarray, list[int], bool, float]:
     """Each measured sample's mean JSD between the original and pruned models (cached; NaN for
     a sample not measured), token counts, whether the values came from the cache, and the FLOPs
     of the two forward passes (counted either way)."""
@@ -231,7 +211,7 @@ def _degradation(ctx: Context, tok, measured: np.ndarray) -> tuple[np.ndarray, l
     return jsd, lengths.tolist(), cached, flops
 
 
-class _ClusterPicker:
+class ClusterPicker:
     """The budget shared among clusters by their mean degradation; within each, samples by
     efficiency, each taken only if its concepts keep the graph consistent."""
 

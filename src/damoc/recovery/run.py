@@ -251,11 +251,14 @@ def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -
 
 
 def _run_recover(config: RecoverConfig, out: Path, progress: bool, pool_split: tuple) -> dict:
-    from damoc.recovery.paser import Context, resolve_budget, select_recovery
+    from damoc.filtering.base import resolve_budget
+    from damoc.recovery.paser import Context, select_recovery
     from damoc.recovery.pool import source_of
 
     pool, heldout, too_long = pool_split
-    budget = resolve_budget(config.budget, len(pool))
+    share = config.budget < 1  # one --budget: a share below 1, a count from 1 up
+    budget = resolve_budget(len(pool), rate=config.budget if share else None,
+                            budget=None if share else config.budget, round_down=True)
     ctx = Context(pool=pool, budget=budget, seed=config.seed, original=config.original, pruned=config.pruned,
                   clusters=config.clusters, embedder=config.embedder, max_len=config.max_len,
                   batch_size=config.batch_size, progress=progress, jsd_span=config.jsd_span,
