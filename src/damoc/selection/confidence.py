@@ -141,5 +141,13 @@ def tie_set_over_seeds(runs: dict[str, list[list[dict]]], choice: bool, samples:
         out[n] = {"diff": diff, "question_se": q_se, "seed_se": seed_se[n], "se": total,
                   "tied": n == best or diff <= k * total}
     tied = sorted((n for n in names if out[n]["tied"]), key=lambda n: out[n]["diff"])
-    return {"best": best, "tie_set": tied, "differences": out, "scores": mean,
+    key = "accuracy" if choice else "bpb"
+    pairs = []  # every pair, in `paired_bootstrap`'s shape (a minus b), its SE counting both noises
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            q = float(np.std(np.array(draws[a]) - np.array(draws[b]), ddof=1))
+            se = math.sqrt(q ** 2 + (seed_se[a] or 0.0) ** 2 + (seed_se[b] or 0.0) ** 2)
+            pairs.append({"a": a, "b": b, f"{key}_diff": mean[a] - mean[b], f"{key}_diff_se": se,
+                          "question_se": q})
+    return {"best": best, "tie_set": tied, "differences": out, "scores": mean, "pairs": pairs,
             "seeds": {n: len(per_seed[n]) for n in names}, "metric": "accuracy" if choice else "answer_bpb", "k": k}
