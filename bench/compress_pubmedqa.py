@@ -106,7 +106,7 @@ def main() -> None:
     from damoc.tasks import load_task
     from damoc.tokens import CompressConfig, compress_examples
     from damoc.tokens.compress import load_components
-    from damoc.tokens.prune import compress_text
+    from damoc.tokens.dropping import compress_text
     from damoc.tokens.surprisal import token_surprisals
 
     train = load_task("pubmedqa").train
@@ -192,7 +192,7 @@ def part_changes(args: argparse.Namespace) -> None:
     from damoc.tasks import load_task
     from damoc.tokens import CompressConfig, compress_examples
     from damoc.tokens.compress import load_components
-    from damoc.tokens.prune import compress_text
+    from damoc.tokens.dropping import compress_text
     from damoc.tokens.surprisal import token_surprisals
 
     examples = random.Random(args.seed).sample(load_task("pubmedqa").train, args.n)

@@ -13,7 +13,7 @@ from damoc.models import LoadOptions, load_model, load_tokenizer
 from damoc.tasks import DataSpec, load_task
 from damoc.tokens import CompressConfig, compress_examples
 from damoc.tokens.compress import Components
-from damoc.tokens.prune import compress_text, words_of
+from damoc.tokens.dropping import compress_text, words_of
 from damoc.tokens.surprisal import _windows, token_surprisals
 
 TEXT = ("the patient has a fever and a cough so the doctor says it is a cold and aspirin helps "
@@ -84,7 +84,7 @@ def test_word_dropping_meets_the_ratio_and_keeps_word_order(lm, ratio):
 
 
 def _mask(text, scored, ratio):
-    from damoc.tokens.prune import keep_mask
+    from damoc.tokens.dropping import keep_mask
 
     _, scores, costs = words_of(text, scored)
     return keep_mask(scores, costs, ratio)

@@ -22,7 +22,7 @@ from damoc.filtering.embeddings import BUNDLED_EMBEDDER
 from damoc.flops import forward_flops
 from damoc.tasks.base import Example, continuation
 from damoc.timing import Stopwatch
-from damoc.tokens.prune import compress_text
+from damoc.tokens.dropping import compress_text
 
 DEFAULT_LM = "bundled:smollm2-135m-instruct"
 
