@@ -4,7 +4,7 @@ that the cost model (bench/cost_model.py, `damoc estimate --throughput`) can pri
 The GPU machine reaches no hub, so each candidate is built from its packaged config
 (damoc/selection/architectures.yaml) with random bf16 weights: a step costs the same FLOPs and
 memory traffic as with the real weights. Examples are synthetic, tokenized by a small byte-level
-tokenizer trained here, at `--max-seq-len` tokens. Three runs per model: a warm-up (discarded),
+tokenizer trained here on their own text, at `--max-seq-len` tokens. Three runs per model: a warm-up (discarded),
 a short and a long run, whose difference is the steady-state FLOP/s (start-up cancels out); the
 long run's own ratio is what a run of that length reaches, start included.
 
@@ -15,14 +15,11 @@ long run's own ratio is what a run of that length reaches, start included.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT.parent / "tests"))  # the tests' byte-level tokenizer
+from _common import envelope, write_json_atomic
 
 MODELS = ["meta-llama/Llama-3.1-8B", "Qwen/Qwen2.5-7B"]
 
@@ -37,13 +34,29 @@ def examples(n: int, words: int) -> list:
                    answer="a fever and a cough, treated at home") for i in range(n)]
 
 
+def byte_tokenizer(texts: list[str]):
+    """A byte-level BPE tokenizer of 300 entries trained on `texts` (the machine reaches no hub)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
 def build(spec: str, tiny: bool):
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
 
-    from damoc.selection.estimate import _config
+    from damoc.selection.estimate import catalog
 
+    fields = {k: v for k, v in catalog()[spec.lower()].items() if k != "name"} if not tiny else {}
     config = (LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                          num_attention_heads=4, num_key_value_heads=2) if tiny else _config(spec, True)[0])
+                          num_attention_heads=4, num_key_value_heads=2) if tiny
+              else AutoConfig.for_model(fields.pop("model_type"), **fields))  # the packaged catalog's config
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     torch.manual_seed(0)
@@ -52,11 +65,7 @@ def build(spec: str, tiny: bool):
 
 
 def main() -> None:
-    from conftest import build_tokenizer
-
     from damoc.finetune import FinetuneConfig, finetune
-    from damoc.io import write_json_atomic
-    from damoc.runinfo import machine, versions
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
@@ -68,7 +77,7 @@ def main() -> None:
                     help="a warm-up run (discarded: the first CUDA kernels), the short and the long run")
     ap.add_argument("--tiny", action="store_true")
     args = ap.parse_args()
-    tok = build_tokenizer()
+    tok = byte_tokenizer([e.prompt + " " + e.answer for e in examples(64, words=64)])
     rows = []
     for spec in args.models:
         runs = []
@@ -94,10 +103,10 @@ def main() -> None:
                      "peak_memory_gib": peak, "max_seq_len": args.max_seq_len, "batch_size": args.batch,
                      "micro_batch_size": args.micro_batch})
         print(rows[-1], flush=True)
-        write_json_atomic(args.out, {"rows": rows, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available()
-                                     else "cpu", "machine": machine(), "versions": versions(),
-                                     "weights": "random (built from the packaged config): same FLOPs as the real ones",
-                                     "command": "python bench/gpu_throughput.py --out OUT.json"})
+        write_json_atomic(args.out, {
+            **envelope(rows=rows, device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"),
+            "weights": "random (built from the packaged config): same FLOPs as the real ones",
+            "command": "python bench/gpu_throughput.py --out OUT.json"})
 
 
 if __name__ == "__main__":
