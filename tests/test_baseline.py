@@ -18,7 +18,12 @@ def config(models, data_file, **kw):
 
 def test_baseline_ranks_resumes_and_survives_a_failing_candidate(tmp_path, tiny_llama, tiny_gemma, cls_file):
     cfg = config([tiny_llama, tiny_gemma], cls_file)
-    cfg.candidates.append(Candidate(model=str(tmp_path / "missing-model"), method="lora"))
+    import shutil
+
+    broken = tmp_path / "missing-model"  # its weights file is gone: found before work, fails when it loads
+    shutil.copytree(tiny_llama, broken)
+    (broken / "model.safetensors").unlink()
+    cfg.candidates.append(Candidate(model=str(broken), method="lora"))
     events = []
     summary = run_baseline(cfg, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
     assert events.count("start") == 5

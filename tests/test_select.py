@@ -142,12 +142,17 @@ def test_select_resumes_after_an_interruption_between_candidates(models, cls_fil
 
 
 def test_a_failing_candidate_is_reported_and_the_others_ranked(models, cls_file, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken-model"  # found before any work, fails only when its weights load
+    shutil.copytree(models[0], broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     config = config_for(models, cls_file).model_copy(update={
-        "candidates": [Candidate(model=models[0], method="lora"),
-                       Candidate(model=str(tmp_path / "no-such-model"), method="lora")]})
+        "candidates": [Candidate(model=models[0], method="lora"), Candidate(model=str(broken), method="lora")]})
     summary = run_select(config, tmp_path / "run", progress=False)
     assert [r["status"] for r in summary["candidates"]] == ["ok", "failed"]
-    assert summary["candidates"][0]["rank"] == 1 and "no-such-model" in summary["candidates"][1]["error"]
+    assert summary["candidates"][0]["rank"] == 1 and "Safetensor" in summary["candidates"][1]["error"]
     assert "| failed |" in (tmp_path / "run" / "report.md").read_text()
 
 
