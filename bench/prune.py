@@ -28,14 +28,14 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import random
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
+from _common import BUNDLED, RESULTS, ROOT, command, envelope, pyplot, save_figure, write_json_atomic
+
 SHARED = ROOT.parent.parent / "shared" / "data"
-MODELS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
 THRESHOLDS = [0.80, 0.85, 0.90]
 
 
@@ -64,7 +64,7 @@ def part1(args) -> dict:
     calib = pubmedqa_texts("train", 32, args.seed)
     heldout = pubmedqa_texts("test", 48, args.seed)
     out = {}
-    for spec in MODELS:
+    for spec in BUNDLED:
         tok, model = load_tokenizer(spec), load_model(spec).eval()
         start = time.perf_counter()
         sim = layer_similarity(model, tok, calib)
@@ -154,7 +154,7 @@ def part3(args) -> dict:
     calib = pubmedqa_texts("train", 32, args.seed)
     heldout = pubmedqa_texts("test", 48, args.seed)
     out = {}
-    for spec in MODELS:
+    for spec in BUNDLED:
         tok, model = load_tokenizer(spec), load_model(spec).eval()
         removed = choose_layers(layer_similarity(model, tok, calib), 0.85, 0.25)
         rows = []
@@ -192,7 +192,7 @@ def part4(args) -> dict:
             model.base_model(input_ids=ids, attention_mask=attention)
 
     rows = []
-    for spec in MODELS:
+    for spec in BUNDLED:
         tok, model = load_tokenizer(spec), load_model(spec).eval()
         plain(model, tok, calib[:8])  # warm-up
         times = {"similarity": [], "forward": []}
@@ -205,7 +205,7 @@ def part4(args) -> dict:
         rows.append({"model": spec, "texts": len(calib), "max_len": 256, "batch_size": 8,
                      "similarity_seconds": sim, "forward_seconds": fwd, "similarity_over_forward": sim / fwd,
                      "all_seconds": times, "torch_threads": torch.get_num_threads(),
-                     "load_average": __import__("os").getloadavg()[0]})
+                     "load_average": os.getloadavg()[0]})
         print(json.dumps(rows[-1]), flush=True)
         del model
     return {"calibration": "32 PubMedQA training prompts, 256 tokens", "target": "similarity_over_forward <= 1.2",
@@ -223,34 +223,21 @@ def main() -> None:
 
     import torch
 
-    from damoc.io import write_json_atomic
-    from damoc.runinfo import machine, versions
-
     torch.manual_seed(args.seed)
-    meta = {"seed": args.seed, "machine": machine(), "versions": versions(),
-            "command": "python bench/prune.py " + " ".join(sys.argv[1:])}
-    if args.part in ("1", "all"):
-        res = {"benchmark": "prune-bundled", **part1(args), **meta}
-        write_json_atomic(ROOT / "results" / "prune-bundled.json", res)
-        plot1(res, ROOT / "results" / "prune-bundled.png")
-    if args.part in ("2", "all"):
-        res = {"benchmark": "prune-merge-gemma", **part2(args), **meta}
-        write_json_atomic(ROOT / "results" / "prune-merge-gemma.json", res)
-        plot2(res, ROOT / "results" / "prune-merge-gemma.png")
-    if args.part in ("3", "all"):
-        res = {"benchmark": "prune-difference-scale", **part3(args), **meta}
-        write_json_atomic(ROOT / "results" / "prune-difference-scale.json", res)
-    if args.part == "4":  # a timing: run it alone on an idle machine
-        res = {"benchmark": "prune-similarity-overhead", **part4(args), **meta}
-        write_json_atomic(ROOT / "results" / "prune-similarity-overhead.json", res)
+    meta = envelope(seed=args.seed) | {"command": command()}
+    # part 4 is a timing: run it alone on an idle machine
+    for part, name, run, plot in (("1", "prune-bundled", part1, plot1), ("2", "prune-merge-gemma", part2, plot2),
+                                  ("3", "prune-difference-scale", part3, None),
+                                  ("4", "prune-similarity-overhead", part4, None)):
+        if args.part == part or (args.part == "all" and part != "4"):
+            res = {"benchmark": name, **run(args), **meta}
+            write_json_atomic(RESULTS / f"{name}.json", res)
+            if plot:
+                plot(res, RESULTS / f"{name}.png")
 
 
 def plot1(res: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     models = res["models"]
     fig, axes = plt.subplots(2, len(models), figsize=(12, 7))
     for col, (spec, r) in enumerate(models.items()):
@@ -272,18 +259,13 @@ def plot1(res: dict, path: Path) -> None:
         ax.set_xlabel("threshold (labels: layers removed)")
         ax.set_ylabel("held-out perplexity")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot2(res: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = pyplot()
     rows = res["rows"]
     names = [r["merge"] + (f" d={r['density']}" if "density" in r else "") for r in rows]
     x = np.arange(len(rows))
@@ -296,9 +278,7 @@ def plot2(res: dict, path: Path) -> None:
     ax.set_ylabel("held-out Alpaca perplexity")
     ax.set_title(f"Gemma3-270M fine-tuned, {len(res['removed'])} layers removed: merges compared")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
