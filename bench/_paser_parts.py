@@ -8,12 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import RESULTS, ROOT, child_json, envelope, read_json, write_json_atomic
+from _common import RESULTS, ROOT, child_json, command, envelope, read_json, write_json_atomic
 from _paser_report import RECOVER
 
 
@@ -100,8 +99,7 @@ def part_estimators(args: argparse.Namespace, config) -> None:
             write_json_atomic(RESULTS / "paser-estimators.json", {
                 **envelope(pool=len(pool), pool_left_out_too_long=too_long, budget=budget, max_len=args.max_seq_len,
                            clusters=int(labels.max()) + 1, rows=rows),
-                "load": os.getloadavg(), "command": "DAMOC_HOME=<the recover benchmark's> python bench/paser.py "
-                                                    "--part estimators " + " ".join(sys.argv[1:])})
+                "load": os.getloadavg(), "command": "DAMOC_HOME=<the recover benchmark's> " + command("paser.py")})
 
 
 def part_subsets(args: argparse.Namespace, model: str, folder: Callable[[dict], Path]) -> None:

@@ -21,50 +21,15 @@ import argparse
 import json
 import os
 import random
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import RESULTS, command, envelope, pyplot, save_figure, write_json_atomic
+from _llmlingua_runner import run_llmlingua
 
-ROOT = Path(__file__).resolve().parent
 LADDER = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 THRESHOLDS = [0.6, 0.7, 0.8, 0.9]
-
-
-def compat_folder(src: Path, dst: Path) -> Path:
-    """The model folder rewritten for transformers 4.35 / tokenizers 0.15 (benchmark only)."""
-    dst.mkdir(parents=True, exist_ok=True)
-    config = json.loads((src / "config.json").read_text())
-    rope = config.pop("rope_parameters", None) or {}
-    config["rope_theta"] = rope.get("rope_theta", config.get("rope_theta", 10000.0))
-    config["torch_dtype"] = config.pop("dtype", "float32")
-    (dst / "config.json").write_text(json.dumps(config))
-    tok_config = json.loads((src / "tokenizer_config.json").read_text())
-    tok_config.update(tokenizer_class="PreTrainedTokenizerFast", model_max_length=config["max_position_embeddings"])
-    tok_config.pop("backend", None)
-    (dst / "tokenizer_config.json").write_text(json.dumps(tok_config))
-    tok = json.loads((src / "tokenizer.json").read_text())
-    tok["model"]["merges"] = [" ".join(m) if isinstance(m, list) else m for m in tok["model"]["merges"]]
-    tok["model"].pop("ignore_merges", None)
-    (dst / "tokenizer.json").write_text(json.dumps(tok))
-    if not (dst / "model.safetensors").exists():
-        os.symlink(src / "model.safetensors", dst / "model.safetensors")
-    return dst
-
-
-def run_llmlingua(python: str, model_dir: Path, texts: list[str], rate: float) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        job, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
-        job.write_text(json.dumps({"model": str(compat_folder(model_dir, Path(tmp) / "model")),
-                                   "rate": rate, "texts": texts}))
-        proc = subprocess.run([python, str(ROOT / "_llmlingua_runner.py"), str(job), str(out)],
-                              capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        if proc.returncode != 0:
-            raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed")
-        return json.loads(out.read_text())
 
 
 def stats(x: np.ndarray, thr: float) -> dict:
@@ -82,7 +47,7 @@ def main() -> None:
     ap.add_argument("--max-tries", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lingua-python", help="python of an environment with llmlingua 0.2.2 + transformers 4.35")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "compress-pubmedqa.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "compress-pubmedqa.json")
     ap.add_argument("--plot-only", action="store_true", help="redraw the plot from an existing --out")
     ap.add_argument("--part", choices=["all", "changes"], default="all",
                     help="changes: each speed change of the loop timed on and off (-> compress-changes.json)")
@@ -94,15 +59,11 @@ def main() -> None:
     if args.plot_only:
         result = json.loads(args.out.read_text())
         add_derived(result)
-        from damoc.io import write_json_atomic
-
         write_json_atomic(args.out, result)
         plot(result, args.out.with_suffix(".png"))
         return
 
-    from damoc.io import write_json_atomic
     from damoc.models import prepare_bundled
-    from damoc.runinfo import machine, versions
     from damoc.tasks import load_task
     from damoc.tokens import CompressConfig, compress_examples
     from damoc.tokens.compress import load_components
@@ -165,9 +126,7 @@ def main() -> None:
         "damoc": {k: v for k, v in full.items() if k != "config"},
         "damoc_example": {"original": texts[0][:600],
                           "compressed": compress_text(texts[0], scored[0], args.ratio)[:600]},
-        "ladder": ladder, "llmlingua": lingua,
-        "machine": machine(), "versions": versions(),
-        "command": "python bench/compress_pubmedqa.py " + " ".join(sys.argv[1:]),
+        **envelope(ladder=ladder, llmlingua=lingua), "command": command(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     add_derived(result)
@@ -187,8 +146,6 @@ def _pad_share(lengths: list[int], batch: int, by_length: bool) -> float:
 def part_changes(args: argparse.Namespace) -> None:
     """Each speed change of the loop measured on and off, on the same contexts in the same run
     (variants interleaved, `--repeats` timings each, the median kept): what each one buys."""
-    from damoc.io import write_json_atomic
-    from damoc.runinfo import machine, versions
     from damoc.tasks import load_task
     from damoc.tokens import CompressConfig, compress_examples
     from damoc.tokens.compress import load_components
@@ -254,11 +211,10 @@ def part_changes(args: argparse.Namespace) -> None:
               "scorer_tokens": n_tokens, "whole_loop_seconds": med["whole_loop"],
               "whole_loop_tokens_per_second": n_tokens / med["whole_loop"], "rows": rows,
               "all_seconds": seconds, "bertscore_baseline_raw": baseline_refs, "repeats": args.repeats,
-              "load_average": os.getloadavg(), "machine": machine(), "versions": versions(),
-              "command": "python bench/compress_pubmedqa.py --part changes " + " ".join(sys.argv[1:]),
+              "load_average": os.getloadavg(), **envelope(),
+              "command": command(),  # (it recorded "--part changes" twice before)
               "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-    out = ROOT / "results" / "compress-changes.json"
-    write_json_atomic(out, result)
+    write_json_atomic(RESULTS / "compress-changes.json", result)
     print(json.dumps(rows, indent=1))
 
 
@@ -270,12 +226,7 @@ def add_derived(result: dict) -> None:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4))
     lad = result["ladder"]
     ax = axes[0]
     ax.plot([r["ratio_achieved"] for r in lad], [r["mean"] for r in lad], "o-", label="damoc, mean")
@@ -301,9 +252,7 @@ def plot(result: dict, path: Path) -> None:
     ax.bar(names, speeds)
     ax.set_ylabel("input tokens per second (2 CPU cores)")
     ax.set_title("throughput")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
