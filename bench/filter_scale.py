@@ -18,13 +18,12 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import RESULTS, child_json, command, envelope, pyplot, read_json, save_figure, write_json_atomic
 
-ROOT = Path(__file__).resolve().parent
 LAM = 0.4
 DIM = 384
 
@@ -130,7 +129,7 @@ def main() -> None:
     ap.add_argument("--sparse-max", type=int, default=100_000, help="largest N for submodlib's sparse mode")
     ap.add_argument("--exact-max", type=int, default=100_000, help="largest N for our exact mode")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per case")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "filter-scale.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "filter-scale.json")
     ap.add_argument("--impls", help="only these implementations (comma-separated); with --merge")
     ap.add_argument("--merge", action="store_true",
                     help="replace only the rows run now in --out (by n and impl), keep the others with their dates")
@@ -144,8 +143,6 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.case, args.n)))
         return
-
-    from damoc.runinfo import machine, versions
 
     rows = []
     for n in [int(x) for x in args.sizes.split(",")]:
@@ -161,27 +158,21 @@ def main() -> None:
                 continue
             print(f"{impl} n={n} ...", flush=True)
             try:
-                proc = subprocess.run([sys.executable, __file__, "--case", impl, "--n", str(n)],
-                                      capture_output=True, text=True, timeout=args.timeout)
-                if proc.returncode == 0:
-                    row = json.loads(proc.stdout.strip().splitlines()[-1])
-                else:
-                    tail = (proc.stderr or "").strip().splitlines()[-1:] or [""]
-                    row = {"n": n, "impl": impl, "status": f"failed (exit {proc.returncode}): {tail[0][:200]}"}
+                row = child_json(__file__, "--case", impl, "--n", str(n), timeout=args.timeout)
+            except subprocess.CalledProcessError as e:
+                tail = (e.stderr or "").strip().splitlines()[-1:] or [""]
+                row = {"n": n, "impl": impl, "status": f"failed (exit {e.returncode}): {tail[0][:200]}"}
             except subprocess.TimeoutExpired:
                 row = {"n": n, "impl": impl, "status": f"timeout after {args.timeout} s"}
             row |= {"measured": time.strftime("%Y-%m-%d"), "load_average_before": os.getloadavg()[0]}
             print(json.dumps(row), flush=True)
             rows.append(row)
     if args.merge:
-        from damoc.io import read_json, write_json_atomic
-
         old = read_json(args.out)
         fresh = {(r["n"], r["impl"]) for r in rows}
         merged = [r for r in old["rows"] if (r["n"], r["impl"]) not in fresh] + rows
         old |= {"rows": sorted(merged, key=lambda r: (r["n"], r["impl"])), "real_embeddings_gap": real_gap(),
-                "versions_latest": versions(),
-                "command_latest": "python bench/filter_scale.py " + " ".join(sys.argv[1:])}
+                "versions_latest": envelope()["versions"], "command_latest": command()}
         print(json.dumps(old["real_embeddings_gap"]), flush=True)
         write_json_atomic(args.out, old)
         plot(old["rows"], args.out.with_suffix(".png"))
@@ -189,12 +180,10 @@ def main() -> None:
     real = real_objectives()
     for r in real:
         print(json.dumps(r), flush=True)
-    result = {"benchmark": "filter-scale", "lam": LAM, "dim": DIM, "budget_rate": 0.1, "seed": 0,
-              "rows": rows, "real_embeddings": real, "machine": machine(),
-              "versions": {**versions(), "submodlib-py": _version("submodlib-py")},
-              "command": "python bench/filter_scale.py " + " ".join(sys.argv[1:])}
-    from damoc.io import write_json_atomic
-
+    result = envelope(benchmark="filter-scale", lam=LAM, dim=DIM, budget_rate=0.1, seed=0, rows=rows,
+                      real_embeddings=real)
+    result["versions"]["submodlib-py"] = _version("submodlib-py")
+    result["command"] = command()
     write_json_atomic(args.out, result)
     plot(rows, args.out.with_suffix(".png"))
     print(f"wrote {args.out}")
@@ -210,12 +199,7 @@ def _version(pkg: str) -> str | None:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4))
     for impl in sorted({r["impl"] for r in rows}):
         ok = sorted((r for r in rows if r["impl"] == impl and r["status"] == "ok"), key=lambda r: r["n"])
         if not ok:
@@ -230,9 +214,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xlabel("N (random 384-d unit vectors)")
         ax.set_title(title)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
