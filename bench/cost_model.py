@@ -25,17 +25,14 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from damoc.io import read_json, write_json_atomic
-from damoc.runinfo import machine, versions
+from _common import RESULTS, ROOT, RUNS, envelope, pyplot, read_json, save_figure, write_json_atomic
+
 from damoc.selection import Candidate
 from damoc.selection.baseline import select_examples
 from damoc.selection.estimate import estimate, shape
 from damoc.selection.pipeline import SelectConfig
 from damoc.tasks import load_task
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
-RUNS = ROOT.parent / "runs" / "zoo"
 PAPER_MODELS = ["meta-llama/Llama-3.1-8B", "mistralai/Mistral-7B-v0.3", "Qwen/Qwen2.5-7B", "Qwen/Qwen3-8B",
                 "google/gemma-2-9b", "01-ai/Yi-1.5-9B", "internlm/internlm2_5-7b", "deepseek-ai/deepseek-llm-7b-base"]
 TOKENS_TARGET, SECONDS_TARGET = 0.10, 0.30
@@ -70,7 +67,7 @@ def damoc_runs() -> tuple[list[dict], list[dict]]:
             continue
         zoo = read_json(path)
         for setting in zoo.get("rows", []):
-            folder = RUNS / setting["task"] / "rows" / setting["name"]
+            folder = RUNS / "zoo" / setting["task"] / "rows" / setting["name"]
             if not (folder / "results.json").exists():
                 continue
             run = read_json(folder / "results.json")
@@ -169,12 +166,7 @@ def paper_scale(throughput: dict | None) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4.5))
     for ax, key, target in ((axes[0], "tokens", TOKENS_TARGET), (axes[1], "seconds", SECONDS_TARGET)):
         for route, marker in (("full", "o"), ("damoc", "^")):
             pts = [(r[f"measured_{key}"], r[f"predicted_{key}"]) for r in rows
@@ -189,8 +181,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set(xscale="log", yscale="log", xlabel=f"measured {key}", ylabel=f"predicted {key}",
                title=f"training {key} (dotted: +-{target:.0%})")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def main() -> None:
@@ -217,7 +208,7 @@ def main() -> None:
         "data_stage_tokens": describe(errors(data_rows, "tokens"), TOKENS_TARGET),
         "paper_scale": paper_scale(throughput), "throughput_source": str(gpu.relative_to(ROOT.parent)) if throughput
         else None,
-        "machine": machine(), "versions": versions(), "command": "python bench/cost_model.py"}
+        **envelope(), "command": "python bench/cost_model.py"}
     write_json_atomic(RESULTS / "cost-model.json", result)
     plot(rows, RESULTS / "cost-model.png")
     for key in ("tokens", "seconds", "seconds_affine", "data_stage_tokens"):

@@ -12,21 +12,16 @@ connected components.
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
 import torch
+from _common import RESULTS, envelope, write_json_atomic
 
 from damoc.filtering.base import example_text
 from damoc.filtering.embeddings import embed_with_cost
-from damoc.io import write_json_atomic
 from damoc.recovery.cluster import cluster
 from damoc.recovery.paser import adjusted_rand_vs_sources, instruction_text
 from damoc.recovery.pool import load_pool, source_of
-from damoc.runinfo import machine, versions
-
-OUT = Path(__file__).resolve().parent / "results" / "paser-clusters.json"
 
 
 def main() -> None:
@@ -46,10 +41,10 @@ def main() -> None:
                          "adjusted_rand_vs_sources": adjusted_rand_vs_sources(c.labels, pool),
                          "seconds": time.perf_counter() - start})
             print(rows[-1], flush=True)
-    write_json_atomic(OUT, {"pool": len(pool), "sources": sources, "per_source": args.per_source, "rows": rows,
-                            "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
-                            "machine": machine(), "versions": versions(), "seed": args.seed,
-                            "command": f"python bench/paser_clusters.py --per-source {args.per_source}"})
+    write_json_atomic(RESULTS / "paser-clusters.json", {
+        **envelope(pool=len(pool), sources=sources, per_source=args.per_source, rows=rows,
+                   torch_threads=torch.get_num_threads(), load=True),
+        "seed": args.seed, "command": f"python bench/paser_clusters.py --per-source {args.per_source}"})
 
 
 if __name__ == "__main__":

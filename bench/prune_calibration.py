@@ -7,20 +7,16 @@ zoo's training examples of each task: if the choice does not move, fewer texts c
 
 from __future__ import annotations
 
-import os
-
 import torch
+from _common import BUNDLED, RESULTS, envelope, write_json_atomic
 
-from damoc.io import write_json_atomic
 from damoc.layers import PruneConfig
 from damoc.layers.calibration import example_texts
 from damoc.layers.similarity import choose_layers, layer_similarity
 from damoc.models import load_model, load_tokenizer
-from damoc.runinfo import machine, versions
 from damoc.tasks import load_task
 from damoc.tasks.sampling import sample_train
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "prune-calibration.json")
 SIZES = (8, 16, 32, 64)
 
 
@@ -29,7 +25,7 @@ def main() -> None:
     rows = []
     for task in ("nq-open", "asdiv"):
         train = sample_train(load_task(task).train, 1000, 0)[:100]  # the zoo's sample, its first 100
-        for spec in ("bundled:smollm2-135m-instruct", "bundled:gemma3-270m"):
+        for spec in BUNDLED:
             tok, model = load_tokenizer(spec), load_model(spec).eval()
             chosen = {}
             for n in SIZES:
@@ -38,10 +34,10 @@ def main() -> None:
             rows.append({"task": task, "model": spec, "removed": {str(n): v for n, v in chosen.items()},
                          "same_for_every_size": all(v == chosen[SIZES[-1]] for v in chosen.values())})
             print(rows[-1], flush=True)
-    write_json_atomic(OUT, {"rows": rows, "threshold": config.threshold, "max_fraction": config.max_fraction,
-                            "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
-                            "machine": machine(), "versions": versions(),
-                            "command": "python bench/prune_calibration.py"})
+    write_json_atomic(RESULTS / "prune-calibration.json", {
+        **envelope(rows=rows, threshold=config.threshold, max_fraction=config.max_fraction,
+                   torch_threads=torch.get_num_threads(), load=True),
+        "command": "python bench/prune_calibration.py"})
 
 
 if __name__ == "__main__":

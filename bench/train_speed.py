@@ -16,16 +16,13 @@ import time
 from pathlib import Path
 
 import torch
+from _common import BUNDLED, RESULTS, envelope, write_json_atomic
 
 import damoc.finetune.train as train
 from damoc.finetune import FinetuneConfig, finetune
-from damoc.io import write_json_atomic
 from damoc.models import load_model, load_tokenizer
-from damoc.runinfo import machine, versions
 from damoc.tasks import load_task
 
-ROOT = Path(__file__).resolve().parent
-MODELS = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
 ANSWER_ONLY = train.answer_loss
 
 
@@ -51,12 +48,12 @@ def main() -> None:
     ap.add_argument("--task", default="boolq")
     ap.add_argument("--examples", type=int, default=24)
     ap.add_argument("--max-seq-len", type=int, default=128)
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "train-speed.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "train-speed.json")
     args = ap.parse_args()
     task = load_task(args.task)
     examples = task.train[: args.examples]
     rows = []
-    for spec in MODELS:
+    for spec in BUNDLED:
         tokenizer = load_tokenizer(spec)
         for method in ("lora", "full"):
             config = FinetuneConfig(method=method, max_seq_len=args.max_seq_len, batch_size=4, micro_batch_size=4)
@@ -73,10 +70,9 @@ def main() -> None:
             print(f"{spec} {method}: {row['tokens_per_second_before']:.0f} -> "
                   f"{row['tokens_per_second_after']:.0f} tokens/s ({row['speedup']:.2f}x)", flush=True)
             write_json_atomic(args.out, {
-                "what": "training tokens/s with the head on every position (before) vs on loss positions only "
-                        "(after); same examples, batch 4, one epoch, seed 0, back to back in one process",
-                "task": args.task, "examples": args.examples, "max_seq_len": args.max_seq_len,
-                "rows": rows, "machine": machine(), "versions": versions(),
+                **envelope(what="training tokens/s with the head on every position (before) vs on loss positions "
+                                "only (after); same examples, batch 4, one epoch, seed 0, back to back in one process",
+                           task=args.task, examples=args.examples, max_seq_len=args.max_seq_len, rows=rows),
                 "command": f"python bench/train_speed.py --task {args.task} --examples {args.examples} "
                            f"--max-seq-len {args.max_seq_len}",
                 "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
