@@ -5,8 +5,10 @@ import pytest
 
 from damoc.selection.curves import (
     Rung,
+    choose_extrapolator,
     confident_pick,
     fit_curve,
+    predict_curves,
     prob_best_at,
     rectified_law,
     to_drop,
@@ -30,6 +32,50 @@ def test_too_few_rungs_fall_back_to_a_power_law_and_say_so():
     fit = fit_curve([10, 20, 40], [2.0, 1.6, 1.35])
     assert fit.law == "power" and fit.predict(80) < 1.35 and fit.loo_error is None
     assert fit_curve([10, 20], [2.0, 1.6]).law == "flat"
+
+
+def test_the_loglinear_law_is_a_line_through_the_last_points_only():
+    """The power phase: an early point off the line (the pre-power phase) does not move it."""
+    sizes = [10, 20, 40, 80, 160]
+    values = [9.0] + [5.0 * d ** -0.2 for d in sizes[1:]]
+    fit = fit_curve(sizes, values, law="loglinear", window=3)
+    assert fit.law == "loglinear" and fit.params["beta"] == pytest.approx(0.2)
+    assert fit.predict(10_000) == pytest.approx(5.0 * 10_000 ** -0.2)
+    assert fit_curve([0, 10, 20], [30.0, 2.0, 1.8], law="loglinear").predict(20) == pytest.approx(1.8)  # 0 left out
+
+
+def curves_of(fn, n=12, sizes=tuple(100 * 2 ** k for k in range(10)), seed=0):
+    rng = np.random.default_rng(seed)
+    return {f"m{i}": (list(sizes), [fn(d, rng_i) for d in sizes])
+            for i, rng_i in enumerate(rng.uniform(0, 1, (n, 3)))}
+
+
+def test_backtests_choose_the_rectified_law_for_curves_that_follow_it_and_the_line_for_noisy_ones():
+    bent = curves_of(lambda d, u: rectified_law(d, b=5 + 50 * u[0], d_l=2 + 40 * u[1], beta=0.4 + 0.4 * u[2], e=0.8))
+    assert choose_extrapolator({k: (np.array(x, float), np.array(y)) for k, (x, y) in bent.items()}).law == "rectified"
+    rng = np.random.default_rng(1)
+    noisy = curves_of(lambda d, u: (3 + 3 * u[0]) * d ** -(0.03 + 0.1 * u[1]) * np.exp(rng.normal(0, 0.01)))
+    ex = choose_extrapolator({k: (np.array(x, float), np.array(y)) for k, (x, y) in noisy.items()})
+    assert ex.law == "loglinear" and ex.backtest["compared_on"] > 0
+
+
+def test_calibration_learns_a_bend_every_curve_shares():
+    """log L = a - s ln D - c (ln D)^2: every curve steepens alike, which a line through the last
+    points misses; the backtests' drift puts it back, for every candidate."""
+    def steepening(d, u):
+        x = np.log(d)
+        return float(np.exp(1.5 + u[0] - (0.02 + 0.05 * u[1]) * x - 0.004 * x ** 2))
+
+    curves = curves_of(steepening)
+    target = 100 * 2 ** 12
+    truth = {n: steepening(target, u) for n, u in zip(curves, np.random.default_rng(0).uniform(0, 1, (12, 3)))}
+    fixed = predict_curves(curves, target, laws=("loglinear",))
+    plain = predict_curves(curves, target, laws=("loglinear",), calibrate=False)
+    err = {name: np.median([abs(p.predicted / truth[p.name] - 1) for p in o.predictions])
+           for name, o in (("fixed", fixed), ("plain", plain))}
+    assert fixed.extrapolator.drift < 0 and plain.extrapolator.drift == 0
+    assert err["fixed"] < err["plain"] / 2
+    assert [p.name for p in fixed.predictions] == sorted(truth, key=truth.get)
 
 
 def rung(size, level, n=60, seed=0):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from damoc.io import read_jsonl
 from damoc.selection.candidate import display_name, is_ok, rank
-from damoc.selection.curves import Rung, confident_pick, fit_curve, prob_best_at, to_drop
+from damoc.selection.curves import Rung, confident_pick, predict_curves, prob_best_at, rung_curves, to_drop
 from damoc.selection.launch import launch
 
 
@@ -96,8 +96,10 @@ def run_adaptive(config, task, data: dict, examples: list, train_size: int, jobs
         if len(survivors) <= 1:
             stopped = "one candidate left"
             break
-    fits = {name: fit_curve([x.size for x in rungs], [x.bpb() for x in rungs]) for name, rungs in curves.items()}
-    predicted = {name: fit.predict(train_size) for name, fit in fits.items()}
+    # The candidates with a curve (two rungs or more) through the predictor; one rung is its own prediction.
+    fitted = {k: v for k, v in rung_curves(curves).items() if len(v[0]) >= 2}
+    preds = {p.name: p for p in predict_curves(fitted, train_size).predictions} if fitted else {}
+    predicted = {name: preds[name].predicted if name in preds else rungs[-1].bpb() for name, rungs in curves.items()}
     # Rank by the prediction at full size; the last rung's figures are kept as the metrics.
     final = rank("answer_bpb", [dict(x) for x in last])
     # (a candidate dropped at the last rung is among its results: it belongs with the dropped)
@@ -115,9 +117,9 @@ def run_adaptive(config, task, data: dict, examples: list, train_size: int, jobs
                         {k: v for k, v in folders.items() if k in {display_name(x) for x in ok}})
     summary["adaptive"] = {
         "train_size": train_size, "rungs": history, "dropped": dropped, "stopped": stopped,
-        "fits": {name: {"law": f.law, "params": f.params, "loo_error": f.loo_error,
-                        "predicted_answer_bpb_full": predicted[name],
-                        "curve": [[x.size, x.bpb()] for x in curves[name]]} for name, f in fits.items()},
+        "fits": {name: {"law": p.fit.law, "params": p.fit.params, "loo_error": p.fit.loo_error,
+                        "predicted_answer_bpb_full": p.predicted, "interval_90": [p.low, p.high],
+                        "curve": [[x.size, x.bpb()] for x in curves[name]]} for name, p in preds.items()},
         "note": "ranked by the fitted curve's bits per byte at the whole training split; each rung scored on "
                 f"the first {settings.eval_questions} test questions"}
     return summary
