@@ -21,7 +21,7 @@ COMMANDS = [("models", "catalog", "add_models"), ("tasks", "catalog", "add_tasks
             ("filter", "data", "add_filter"), ("compress", "data", "add_compress"), ("prune", "prune", "add_prune"),
             ("select", "runs", "add_select"), ("estimate", "runs", "add_estimate"),
             ("recover", "recover", "add_recover"), ("demo", "demo", "add_demo"),
-            ("baseline", "runs", "add_baseline")]
+            ("baseline", "runs", "add_baseline"), ("predict", "predict", "add_predict")]
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
