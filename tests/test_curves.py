@@ -129,7 +129,7 @@ def two_tiny_adaptive(tmp_path, gen_file, drop_below: float):
         data=DataSpec(path=gen_file, format="generation", test_fraction=0.5),
         candidates=[Candidate(model=m, method="lora") for m in models],
         finetune=FinetuneConfig(max_seq_len=48, batch_size=2, micro_batch_size=2, min_steps=2),
-        compress=None, prune=None, generation=False, strategy="adaptive",
+        compress=None, prune=None, generation=False, strategy="adaptive", zero_shot=False,
         adaptive=AdaptiveSettings(rungs=[0.2, 0.4, 0.6, 0.8, 1.0], eval_questions=10, max_share=1.0,
                                   confidence=1.0, drop_below=drop_below, bootstrap=20))
 

@@ -222,7 +222,9 @@ def test_tied_leaders_are_named_and_the_cheaper_recommended():
     v = verdict(ok, preds, choice=True, seed=0)
     assert v["tied"] and v["tie_set"] == ["big full", "small lora"] and v["recommended"] == "small lora"
     assert v["best_by_metric"] == "big full"
-    text = "\n".join(verdict_lines(v))
+    from damoc.selection.results import Verdict
+
+    text = "\n".join(verdict_lines(Verdict.model_validate(v)))
     assert "Tied: big full, small lora" in text and "Recommended: small lora, the cheapest" in text
     clear = verdict(ok[:1] + ok[2:], {"big full": preds["big full"], "bad lora": preds["bad lora"]}, True, 0)
     assert not clear["tied"] and clear["recommended"] == "big full"

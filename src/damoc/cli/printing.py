@@ -34,38 +34,34 @@ def progress_printer(total: int):
 
 
 def print_ranking(summary: dict) -> None:
-    from damoc.selection.candidate import is_ok
+    from damoc.selection.results import SelectResults
 
+    res = SelectResults.model_validate(summary)
     rows = []
-    for c in summary["candidates"]:
-        m = c.get("metrics", {})
+    for c in res.candidates:
         rows.append({
-            "rank": c.get("rank", "-"), "model": c["model"], "method": c["method"],
-            "accuracy": _pm(m, "accuracy", pct=True), "answer_bpb": _pm(m, "answer_bpb"),
-            "rougeL": _pm(m, "rougeL") if "rougeL" in m else "",
-            "train_s": f"{c['train_seconds']:.0f}" if "train_seconds" in c else "",
-            "eval_s": f"{c['eval_seconds']:.0f}" if "eval_seconds" in c else "",
-            "status": "ok" if is_ok(c) else f"failed: {c.get('error', '')}"[:60],
+            "rank": c.rank or "-", "model": c.model, "method": c.method,
+            "accuracy": _pm(c.metrics, "accuracy", pct=True), "answer_bpb": _pm(c.metrics, "answer_bpb"),
+            "rougeL": _pm(c.metrics, "rougeL"), "train_s": f"{c.train_seconds:.0f}", "eval_s": f"{c.eval_seconds:.0f}",
+            "status": "ok" if c.ok else f"failed: {c.error or ''}"[:60],
         })
     cols = ["rank", "model", "method", "accuracy", "answer_bpb", "rougeL", "train_s", "eval_s", "status"]
-    if "accuracy" not in summary["primary_metric"]:
+    if "accuracy" not in res.primary_metric:
         cols.remove("accuracy")
     if not any(r["rougeL"] for r in rows):
         cols.remove("rougeL")
-    data = summary.get("data") or {}
-    train = (f"{data['input_examples']} -> {summary['train_examples']} (filtered and compressed)"
-             if "input_examples" in data else str(summary["train_examples"]))
-    ties = " (ties: answer_bpb)" if summary["primary_metric"] != "answer_bpb" else " (lower is better)"
-    print(f"\n{summary['task']}: {train} training / {summary['test_examples']} "
-          f"test examples, ranked by {summary['primary_metric']}{ties}")
-    if "majority_accuracy" in summary:
-        print(f"always answering the most common test answer would score "
-              f"{100 * summary['majority_accuracy']:.1f}%")
+    data = res.data
+    train = (f"{data.input_examples} -> {res.train_examples} (filtered and compressed)"
+             if data.input_examples is not None else str(res.train_examples))
+    ties = " (ties: answer_bpb)" if res.primary_metric != "answer_bpb" else " (lower is better)"
+    print(f"\n{res.task}: {train} training / {res.test_examples} test examples, ranked by {res.primary_metric}{ties}")
+    if res.majority_accuracy is not None:
+        print(f"always answering the most common test answer would score {100 * res.majority_accuracy:.1f}%")
     table(cols, rows)
 
 
 def _pm(m: dict, key: str, pct: bool = False) -> str:
-    if key not in m:
+    if m.get(key) is None:
         return ""
     v, se = m[key], m.get(f"{key}_se")
     if se is None:
@@ -86,37 +82,25 @@ def table(columns: list[str], rows: list[dict]) -> None:
 
 def print_select(summary: dict, out: Path) -> None:
     """A select run's ranking, verdict, confidence and validation, then where its files are."""
-    print_ranking(summary)
-    for r in (summary.get("halving") or {}).get("rounds", []):
-        print(f"halving round {r['round']}: {len(r['ranking'])} candidates on {r['examples']} examples, "
-              f"kept {', '.join(r['kept'])}")
-    from damoc.report.text import num, verdict_sentence, warnings, zero_shot_lines
+    from damoc.report.text import validation_lines, verdict_sentence, zero_shot_lines
+    from damoc.selection.results import SelectResults
 
-    for line in warnings(summary):
+    print_ranking(summary)
+    res = SelectResults.model_validate(summary)
+    for r in res.halving.rounds if res.halving else []:
+        print(f"halving round {r.round}: {len(r.ranking)} candidates on {r.examples} examples, "
+              f"kept {', '.join(r.kept)}")
+    for line in res.warnings:
         print(f"warning: degenerate predictions: {line}")
-    sentence = verdict_sentence(summary.get("verdict"))
-    if sentence:
-        print(sentence)
-    for line in zero_shot_lines(summary):
-        print(line)
-    conf = summary.get("confidence")
-    if conf:
-        print("probability of ranking first (paired bootstrap): "
-              + ", ".join(f"{n} {p:.2f}" for n, p in sorted(conf["prob_best"].items(), key=lambda x: -x[1])))
-    if summary.get("validation_skipped"):
-        print(f"\nvalidation skipped: {summary['validation_skipped']}")
-    if summary.get("validation"):
-        v = summary["validation"]
-        r = v["by_rank"]
-        print(f"\nvalidation against full fine-tuning: chosen {r['chosen']}, truly best {r['best']}, "
-              f"top-1 match {r['top1_match']}, Kendall tau {num(r['kendall_tau'])}, "
-              f"Spearman rho {num(r['spearman_rho'])}, regret {v['regret']:.4f}; speed-up "
-              f"{num(v['speedup_wall'], '.1f')}x wall time, {num(v['speedup_flops'], '.1f')}x FLOPs "
-              "(overheads counted)")
-        j = v.get("judged")
-        if j:
-            print(f"full fine-tuning's tie set: {', '.join(j['truth_tie_set'])}; the pick is in it: {j['in_tie_set']}; "
-                  f"regret {j['regret']:.4f} ± {j['regret_se']:.4f}")
+    for line in [verdict_sentence(res.verdict), *zero_shot_lines(res)]:
+        if line:
+            print(line)
+    if res.confidence is not None:
+        ranked = sorted(res.confidence.prob_best.items(), key=lambda x: -x[1])
+        print("probability of ranking first (paired bootstrap): " + ", ".join(f"{n} {p:.2f}" for n, p in ranked))
+    lines = validation_lines(res)
+    if lines:
+        print("\nvalidation against full fine-tuning: " + "; ".join(lines))
     print(f"\nresults: {Path(out) / 'results.json'}\nreport:  {Path(out) / 'report.html'}")
 
 
