@@ -214,7 +214,7 @@ def _backtest_pairs(curves: dict[str, tuple[np.ndarray, np.ndarray]], law: str, 
     cut of every curve at least one doubling before its last point."""
     ex = Extrapolator(law, window)
     pairs = []
-    need = max(MIN_POINTS[law], window if law == "loglinear" else 0)
+    need = max(MIN_POINTS[law], min(window, 5) if law == "loglinear" else 0)  # "every point": cut from 5
     for name, (x, y) in curves.items():
         for o in range(need - 1, len(x) - 1):
             dist = math.log(x[-1] / x[o])
