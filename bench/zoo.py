@@ -33,8 +33,9 @@ from damoc.finetune import FinetuneConfig
 from damoc.io import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
 from damoc.runinfo import machine, versions
 from damoc.selection import Candidate
-from damoc.selection.baseline import BaselineConfig, run_baseline
+from damoc.selection.baseline import run_baseline
 from damoc.selection.candidate import is_ok
+from damoc.selection.config import BaselineConfig
 from damoc.tasks import load_task
 
 ROOT = Path(__file__).resolve().parent
@@ -121,7 +122,7 @@ def part_pilot(args) -> None:
     as it lands to bench/results/zoo-pilot-TASK.json."""
     from damoc.evaluation import evaluate
     from damoc.models.loading import load_model, load_tokenizer
-    from damoc.selection.baseline import load_options, select_examples
+    from damoc.selection.runner import load_options, select_examples
 
     base = truth_config(args.task, args.seed)
     config = base.model_copy(update={"train_limit": PILOT_TRAIN, "test_limit": PILOT_TEST,
@@ -294,7 +295,7 @@ def main() -> None:
 
 def settings() -> list[tuple[str, dict]]:
     """(row name, SelectConfig overrides): the defaults first, then one lever at a time."""
-    from damoc.selection.pipeline import FilterSettings
+    from damoc.selection.config import FilterSettings
 
     rows = [("headline", {}), ("zero-shot", {"strategy": "zero-shot"}), ("size", {}),
             ("subset", {"prune": None, "compress": None}),
@@ -377,7 +378,8 @@ def fit_accuracy(truth: dict, summary: dict) -> dict | None:
 
 
 def part_rows(args) -> None:
-    from damoc.selection.pipeline import SelectConfig, run_select
+    from damoc.selection.config import SelectConfig
+    from damoc.selection.pipeline import run_select
 
     path = RESULTS / f"zoo-{args.task}.json"
     truth = truth_summary(args.task, args.seed)

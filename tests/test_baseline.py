@@ -104,7 +104,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
 
 
 def test_interrupt_keeps_finished_candidates(tmp_path, tiny_llama, cls_file, monkeypatch):
-    import damoc.selection.baseline as B
+    import damoc.selection.runner as B
 
     cfg = config([tiny_llama], cls_file)  # two candidates: lora, full
     real = B.run_candidate

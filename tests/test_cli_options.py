@@ -108,7 +108,7 @@ def test_bad_values_are_one_line_naming_the_setting(tmp_path, capsys):
 def test_shipped_run_files_open_with_their_command_and_validate():
     from damoc.recovery.run import RecoverConfig
     from damoc.runfile import read_run_file
-    from damoc.selection.pipeline import SelectConfig
+    from damoc.selection.config import SelectConfig
 
     configs = shipped()
     assert {"demo", "zoo-nq-open-headline", "zoo-asdiv-headline", "recover-paser"} <= set(configs)

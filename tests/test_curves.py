@@ -121,7 +121,7 @@ def two_tiny_adaptive(tmp_path, gen_file, drop_below: float):
     from damoc.finetune import FinetuneConfig
     from damoc.selection.adaptive import AdaptiveSettings
     from damoc.selection.candidate import Candidate
-    from damoc.selection.pipeline import SelectConfig
+    from damoc.selection.config import SelectConfig
     from damoc.tasks import DataSpec
 
     models = [str(save_tiny(tmp_path, "llama", seed=1)), str(save_tiny(tmp_path, "gemma3", seed=2))]

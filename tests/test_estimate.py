@@ -19,7 +19,7 @@ def varied_examples(n: int = 12) -> list:
 
 def config_for(model, method="lora", **levers):
     from damoc.finetune import FinetuneConfig
-    from damoc.selection.pipeline import SelectConfig
+    from damoc.selection.config import SelectConfig
 
     ft = FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=2, min_steps=5, lora_r=4, lora_alpha=8)
     off = {"filter": None, "compress": None, "prune": None}
@@ -50,8 +50,8 @@ def test_levers_move_the_prediction_as_they_move_a_run(tmp_path):
     from conftest import save_tiny
 
     from damoc.layers import PruneConfig
+    from damoc.selection.config import FilterSettings
     from damoc.selection.estimate import Lengths, estimate, lengths
-    from damoc.selection.pipeline import FilterSettings
     from damoc.tokens import CompressConfig
 
     model = save_tiny(tmp_path, layers=4)
@@ -87,8 +87,8 @@ def tiny_encoder(tmp_path):
 def test_graphcut_cost_matches_the_embedding_pass(tmp_path, tiny_llama):
     from damoc.filtering.base import example_text
     from damoc.filtering.embeddings import embed_with_cost
+    from damoc.selection.config import FilterSettings
     from damoc.selection.estimate import estimate
-    from damoc.selection.pipeline import FilterSettings
 
     bert = tiny_encoder(tmp_path)
     examples = varied_examples(16)

@@ -13,8 +13,8 @@ from damoc.errors import DamocError
 from damoc.finetune import FinetuneConfig, finetune
 from damoc.finetune.train import check_hardware, schedule, training_arguments
 from damoc.runinfo import key_settings
-from damoc.selection.baseline import BaselineConfig
 from damoc.selection.candidate import Candidate, candidate_key
+from damoc.selection.config import BaselineConfig
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device on this machine")
@@ -74,7 +74,7 @@ def test_gpu_only_settings_refuse_on_cpu_in_one_line(settings, message):
 def test_qlora_refuses_without_cuda_and_refuses_what_it_cannot_train(tiny_llama):
     from damoc.layers import PruneConfig
     from damoc.models import LoadOptions, load_model
-    from damoc.selection.pipeline import SelectConfig
+    from damoc.selection.config import SelectConfig
 
     with pytest.raises(DamocError, match="4bit .*needs a CUDA GPU"):
         load_model(str(tiny_llama), LoadOptions(quantization="4bit"))

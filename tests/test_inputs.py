@@ -270,7 +270,7 @@ def test_a_run_file_over_its_limit_is_one_line(tmp_path, capsys):
 
 def _estimate_config(model):
     from damoc.finetune import FinetuneConfig
-    from damoc.selection.pipeline import SelectConfig
+    from damoc.selection.config import SelectConfig
 
     return SelectConfig(task="asdiv", candidates=[{"model": str(model), "method": "lora"}],
                         finetune=FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=2),
@@ -338,8 +338,7 @@ def config_classes():
     from damoc.finetune import FinetuneConfig
     from damoc.layers import PruneConfig
     from damoc.recovery.run import RecoverConfig
-    from damoc.selection.baseline import BaselineConfig
-    from damoc.selection.pipeline import FilterSettings, SelectConfig
+    from damoc.selection.config import BaselineConfig, FilterSettings, SelectConfig
     from damoc.tokens import CompressConfig
 
     base = {"task": "boolq", "candidates": [{"model": "m", "method": "lora"}]}
@@ -411,7 +410,7 @@ def test_booleans_and_numbers_that_belong_still_pass(tmp_path):
     import argparse
 
     from damoc.cli.options import config_from
-    from damoc.selection.pipeline import SelectConfig
+    from damoc.selection.config import SelectConfig
 
     raw = {"task": "boolq", "candidates": [{"model": "m", "method": "lora"}], "train_limit": 5,
            "generation": False, "finetune": {"epochs": 2, "learning_rate": 1e-4}, "prune": {"iterative": True},

@@ -132,7 +132,7 @@ def test_lora_options_override_the_runs_rank():
 
 
 def test_adapters_that_change_weights_are_refused_on_4bit():
-    from damoc.selection.baseline import BaselineConfig
+    from damoc.selection.config import BaselineConfig
 
     with pytest.raises(ValueError, match="lora or dora"):
         BaselineConfig(task="pubmedqa", quantization="4bit", candidates=[Candidate(model="m", method="ia3")])

@@ -21,7 +21,8 @@ from damoc.errors import DamocError
 from damoc.finetune import FinetuneConfig
 from damoc.io import MARKER, atomic_dir, claim_run_dir
 from damoc.selection.candidate import Candidate
-from damoc.selection.pipeline import FilterSettings, SelectConfig, run_select
+from damoc.selection.config import FilterSettings, SelectConfig
+from damoc.selection.pipeline import run_select
 from damoc.tasks import DataSpec
 
 FIELDS = {"context": "passage", "label": "y"}
@@ -211,7 +212,7 @@ def test_specs_that_read_alike_get_their_own_folders(tmp_path):
 
 
 def test_the_same_model_named_two_ways_is_one_candidate(tmp_path, monkeypatch, cls_file):
-    from damoc.selection.baseline import BaselineConfig
+    from damoc.selection.config import BaselineConfig
 
     monkeypatch.setenv("DAMOC_HOME", str(tmp_path / "home"))
     cache = tmp_path / "home" / "models" / "smollm2-135m-instruct"

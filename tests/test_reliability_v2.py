@@ -21,7 +21,8 @@ from damoc.errors import DamocError
 from damoc.finetune import FinetuneConfig
 from damoc.io import LOCK, MARKER, claim_run_dir, run_folder, run_lock, write_json_atomic
 from damoc.selection.candidate import Candidate
-from damoc.selection.pipeline import FilterSettings, SelectConfig, run_select
+from damoc.selection.config import FilterSettings, SelectConfig
+from damoc.selection.pipeline import run_select
 from damoc.tasks import DataSpec
 
 FIELDS = {"context": "passage", "label": "y"}

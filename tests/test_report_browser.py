@@ -15,7 +15,8 @@ from conftest import save_tiny
 from damoc.finetune import FinetuneConfig
 from damoc.layers import PruneConfig
 from damoc.selection.candidate import Candidate
-from damoc.selection.pipeline import FilterSettings, SelectConfig, run_select
+from damoc.selection.config import FilterSettings, SelectConfig
+from damoc.selection.pipeline import run_select
 from damoc.tasks import DataSpec
 
 

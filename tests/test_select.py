@@ -11,7 +11,8 @@ from damoc.cli import main
 from damoc.finetune import FinetuneConfig
 from damoc.layers import PruneConfig
 from damoc.selection.candidate import Candidate
-from damoc.selection.pipeline import FilterSettings, SelectConfig, run_select
+from damoc.selection.config import FilterSettings, SelectConfig
+from damoc.selection.pipeline import run_select
 from damoc.tasks import DataSpec
 from damoc.tokens import CompressConfig
 
@@ -157,7 +158,7 @@ def test_a_failing_candidate_is_reported_and_the_others_ranked(models, cls_file,
 
 
 def test_halving_keeps_the_better_half_on_twice_the_data(models, cls_file, tmp_path):
-    from damoc.selection.pipeline import halving_shares
+    from damoc.selection.strategies.halving import halving_shares
 
     assert halving_shares(4) == [0.25, 0.5] and halving_shares(3) == [1 / 3, 2 / 3]
     assert halving_shares(2) == [0.5] and halving_shares(1) == [1.0]
@@ -208,7 +209,7 @@ def test_ray_launcher_gives_the_local_launchers_results(models, cls_file, tmp_pa
 
 def test_tied_leaders_are_named_and_the_cheaper_recommended():
     from damoc.report.markdown import verdict_lines
-    from damoc.selection.pipeline import verdict
+    from damoc.selection.summary import verdict
 
     def recs(correct):
         return [{"id": str(i), "label": 1, "pred": 1 if c else 0, "answer_nll": 1.0, "answer_bytes": 4}

@@ -9,7 +9,8 @@ from conftest import save_tiny
 
 from damoc.finetune import FinetuneConfig
 from damoc.selection.candidate import Candidate
-from damoc.selection.pipeline import FilterSettings, SelectConfig, run_select
+from damoc.selection.config import FilterSettings, SelectConfig
+from damoc.selection.pipeline import run_select
 from damoc.selection.zero_shot import disagreements
 from damoc.tasks import DataSpec
 

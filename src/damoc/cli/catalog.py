@@ -42,7 +42,7 @@ def cmd_models_prepare(args: argparse.Namespace) -> None:
 
 
 def add_tasks(sub) -> None:
-    from damoc.selection.baseline import BaselineConfig
+    from damoc.selection.config import BaselineConfig
 
     tasks = sub.add_parser("tasks", help=HELP["tasks"]).add_subparsers(dest="sub", required=True)
     p = tasks.add_parser("list", help="bundled tasks with their sizes and metric")
@@ -68,7 +68,7 @@ def cmd_tasks_list(args: argparse.Namespace) -> None:
 
 
 def cmd_tasks_show(args: argparse.Namespace) -> None:
-    from damoc.selection.baseline import BaselineConfig
+    from damoc.selection.config import BaselineConfig
     from damoc.tasks import continuation
     from damoc.tasks.base import label_counts, label_warnings
     from damoc.tasks.sampling import sample_train

@@ -76,7 +76,7 @@ LOAD_FIELDS = ("allow_pickle", "trust_remote_code", "dtype", "quantization")
 
 
 def load_sections() -> list[Section]:
-    from damoc.selection.baseline import BaselineConfig
+    from damoc.selection.config import BaselineConfig
 
     return [Section(BaselineConfig, only=set(LOAD_FIELDS), title="loading models")]
 
@@ -84,7 +84,7 @@ def load_sections() -> list[Section]:
 def load_options_from_flags(args: argparse.Namespace):
     """LoadOptions from the loading flags alone (commands whose config holds none)."""
     from damoc.models import LoadOptions
-    from damoc.selection.baseline import BaselineConfig
+    from damoc.selection.config import BaselineConfig
 
     return LoadOptions(**{k: value(args, BaselineConfig, k) for k in LOAD_FIELDS})
 

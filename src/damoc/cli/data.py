@@ -23,7 +23,7 @@ OVERWRITE_HELP = "replace --out if damoc made it earlier (never a file or folder
 
 def add_filter(sub) -> None:
     from damoc.filtering import SELECTORS
-    from damoc.selection.pipeline import FilterSettings
+    from damoc.selection.config import FilterSettings
 
     p = sub.add_parser("filter", help=HELP["filter"],
                        description="Selectors: " + "; ".join(f"{n}: {SELECTORS.info(n)['description']}"
@@ -46,7 +46,7 @@ def cmd_filter(args: argparse.Namespace) -> None:
     from damoc.filtering.run import write_selection
     from damoc.inputs import check_output_names
     from damoc.io import check_output_file
-    from damoc.selection.pipeline import FilterSettings
+    from damoc.selection.config import FilterSettings
 
     check_output_names(args.out)
     check_output_file(args.out, args.overwrite, (".summary.json",))

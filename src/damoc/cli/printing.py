@@ -29,6 +29,10 @@ def progress_printer(total: int):
             count["n"] += 1
             if not is_ok(info):
                 print(f"    failed: {info['error']}", file=sys.stderr)
+        elif kind == "zero-shot start":
+            print(f"    {info['model']}: evaluating untrained (the zero-shot free guess)", file=sys.stderr)
+        elif kind == "zero-shot done" and not is_ok(info):
+            print(f"    failed: {info['error']}", file=sys.stderr)
 
     return on_event
 

@@ -57,8 +57,8 @@ def select_sections(launch: bool = True) -> list[Section]:
     """The settings of a `select` run (shared with `damoc estimate`, which prices one)."""
     from damoc.layers import PruneConfig
     from damoc.selection.adaptive import AdaptiveSettings
+    from damoc.selection.config import FilterSettings, SelectConfig
     from damoc.selection.launch import LaunchSettings
-    from damoc.selection.pipeline import FilterSettings, SelectConfig
     from damoc.tokens import CompressConfig
 
     return [
@@ -84,7 +84,7 @@ def add_select(sub) -> None:
                     "split. When the leaders cannot be told apart it says so and recommends the cheapest of them. "
                     "Every stage is cached in --out: re-running resumes. --validate also runs full fine-tuning and "
                     "reports how well the rankings agree and the time saved. Settings: flags > --config RUN.yaml "
-                    "(the fields of damoc.selection.pipeline.SelectConfig) > defaults.")
+                    "(the fields of damoc.selection.config.SelectConfig) > defaults.")
     add_config_flag(p, "SelectConfig's fields")
     add_candidate_flags(p, base=True)
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
@@ -97,8 +97,8 @@ def add_select(sub) -> None:
 
 def select_config(args: argparse.Namespace):
     """SelectConfig and LaunchSettings: flags > run file > defaults."""
+    from damoc.selection.config import SelectConfig
     from damoc.selection.launch import LaunchSettings
-    from damoc.selection.pipeline import SelectConfig
 
     raw = run_file(args)
     launch = raw.pop("launch", None) or {}
@@ -119,11 +119,11 @@ def cmd_select(args: argparse.Namespace) -> None:
 
 
 def add_baseline(sub) -> None:
-    from damoc.selection.baseline import BaselineConfig
+    from damoc.selection.config import BaselineConfig
 
     p = sub.add_parser("baseline", help=HELP["baseline"],
                        description="Settings: flags > --config RUN.yaml (the fields of "
-                                   "damoc.selection.baseline.BaselineConfig) > defaults.")
+                                   "damoc.selection.config.BaselineConfig) > defaults.")
     add_config_flag(p, "BaselineConfig's fields")
     add_candidate_flags(p)
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
@@ -133,7 +133,8 @@ def add_baseline(sub) -> None:
 
 
 def cmd_baseline(args: argparse.Namespace) -> None:
-    from damoc.selection.baseline import BaselineConfig, run_baseline
+    from damoc.selection.baseline import run_baseline
+    from damoc.selection.config import BaselineConfig
 
     config = config_from(args, BaselineConfig, run_file(args), candidates(args))
     try:
@@ -172,9 +173,9 @@ def add_estimate(sub) -> None:
 def cmd_estimate(args: argparse.Namespace) -> None:
 
     from damoc.errors import DamocError
-    from damoc.selection.baseline import select_examples
+    from damoc.selection.config import SelectConfig
     from damoc.selection.estimate import estimate
-    from damoc.selection.pipeline import SelectConfig
+    from damoc.selection.runner import select_examples
     from damoc.tasks import load_task
 
     config = config_from(args, SelectConfig, run_file(args), candidates(args))

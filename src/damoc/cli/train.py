@@ -14,7 +14,7 @@ from damoc.registry import LazyChoices
 
 def _config(args: argparse.Namespace, method: str):
     """A one-candidate BaselineConfig: the task, limits, training and loading settings of the run."""
-    from damoc.selection.baseline import BaselineConfig
+    from damoc.selection.config import BaselineConfig
 
     return config_from(args, BaselineConfig, run_file(args),
                        {"candidates": [{"model": args.model, "method": method}]})
@@ -22,7 +22,7 @@ def _config(args: argparse.Namespace, method: str):
 
 def _sections(training: bool) -> list[Section]:
     from damoc.finetune import FinetuneConfig
-    from damoc.selection.baseline import BaselineConfig
+    from damoc.selection.config import BaselineConfig
 
     top = {"test_limit", "eval_batch_size", "max_new_tokens", "generation"} | (
         {"train_limit", "seed"} if training else set())
@@ -49,7 +49,7 @@ def add_evaluate(sub) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from damoc.evaluation import evaluate
     from damoc.models import load_model, load_tokenizer
-    from damoc.selection.baseline import load_options
+    from damoc.selection.runner import load_options
 
     config = _config(args, "lora")
     task = config.load()
@@ -84,7 +84,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from damoc.inputs import check_output_names
     from damoc.io import check_output_folder
     from damoc.models import load_model, load_tokenizer
-    from damoc.selection.baseline import load_options
+    from damoc.selection.runner import load_options
     from damoc.tasks.sampling import sample_train
 
     if args.out:

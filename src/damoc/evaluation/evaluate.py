@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import damoc.evaluation.metrics as M
 from damoc.encoding import encode
-from damoc.evaluation import metrics as M
 from damoc.evaluation.scoring import continuation_logprobs, generate
 from damoc.tasks.base import Example, Task, continuation
 

@@ -12,16 +12,13 @@ import math
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from damoc.evaluation.metrics import higher_is_better
 from damoc.runinfo import key_settings, stable_hash, weight_files
 from damoc.tasks.base import SPLIT_VERSION
-
-if TYPE_CHECKING:
-    from damoc.selection.baseline import BaselineConfig
 
 
 class Candidate(BaseModel):
@@ -111,7 +108,7 @@ def _file_digest(path: str, mtime_ns: int, size: int) -> str:
     return h.hexdigest()[:16]
 
 
-def data_fingerprint(config: BaselineConfig) -> dict | None:
+def data_fingerprint(config: BaseModel) -> dict | None:
     """Digests of the user's data files, so that a file edited in place (same path) is not
     mistaken for the one a cached result was made from. Bundled tasks are pinned by version."""
     if config.data is None:
@@ -124,7 +121,8 @@ def data_fingerprint(config: BaselineConfig) -> dict | None:
     return out
 
 
-def candidate_key(config: BaselineConfig, candidate: Candidate) -> str:
+def candidate_key(config: BaseModel, candidate: Candidate) -> str:
+    """`config`: a BaselineConfig or SelectConfig (typed loosely: config.py imports this module)."""
     # The strategy decides which data a round or rung gets, which the caller adds to the key; not the
     # run itself.
     settings = key_settings(config)

@@ -61,7 +61,7 @@ def check_lengths(specs: list[str], train: list[Example], test: list[Example], m
 
 def preflight(config) -> None:
     """Both checks for a `select` or `baseline` config (a BaselineConfig), on the examples it will use."""
-    from damoc.selection.baseline import select_examples
+    from damoc.selection.runner import select_examples
     from damoc.tasks import load_task
 
     check_specs([s for c in config.candidates for s in (c.model, c.base)])

@@ -34,7 +34,7 @@ def _per_model(candidates: list[Candidate]) -> dict[str, Candidate]:
 def _evaluate(config, candidate: Candidate, task, test: list, progress: bool) -> tuple[dict, list[dict]]:
     from damoc.evaluation import evaluate
     from damoc.models import load_model, load_tokenizer
-    from damoc.selection.baseline import load_options
+    from damoc.selection.runner import load_options
 
     options = load_options(config)
     t0 = time.perf_counter()
@@ -60,7 +60,10 @@ def zero_shot(config, task, test: list, out: Path, progress: bool = False, notif
     jobs = [Job(c, out / "zero-shot" / c.slug,
                 stable_hash({"zero_shot": candidate_key(config, c), "questions": [e.id for e in test]}),
                 partial(_evaluate, config, c, task, test, progress)) for c in models.values()]
-    results = launch(jobs, launch_settings, notify)
+    # its events are its own ("zero-shot start", ...): nothing is trained, and a caller counting
+    # candidate runs must not count these
+    tell = notify or (lambda kind, info: None)
+    results = launch(jobs, launch_settings, lambda kind, info: tell(f"zero-shot {kind}", info))
     by_model = {model_identity(r["model"]): r for r in results}
     ranked_models = [r for r in rank(task.primary_metric, [dict(r) for r in results]) if is_ok(r)]
     candidates = []

@@ -1,0 +1,138 @@
+"""The settings of a run, each defined once: `BaselineConfig` (full fine-tuning of every candidate)
+and `SelectConfig` (the same plus DaMoC's three compression levers and a strategy). Everything
+in them that decides a candidate's figures is hashed into its cache key (candidate.candidate_key)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from damoc.finetune import FinetuneConfig
+from damoc.layers import PruneConfig
+from damoc.runinfo import ADDED_LATER
+from damoc.selection.adaptive import AdaptiveSettings
+from damoc.selection.candidate import Candidate
+from damoc.tasks import TaskSource
+from damoc.tokens import CompressConfig
+
+
+class BaselineConfig(TaskSource):
+    """Everything that decides a baseline run's figures; hashed for caching."""
+
+    candidates: list[Candidate] = Field(min_length=1)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    train_limit: int | None = Field(None, ge=1, description="train on a seeded sample of N training examples")
+    test_limit: int | None = Field(None, ge=1, description="evaluate on the first N of the (fixed, stratified) "
+                                   "test split")
+    eval_batch_size: int = Field(8, ge=1, description="examples per evaluation forward pass")
+    max_new_tokens: int = Field(64, ge=1, description="generation length for generative tasks")
+    generation: bool = Field(True, description="generative tasks: also generate answers for ROUGE-L "
+                             "(--no-generation: answer bits per byte only)")
+    seed: int = Field(0, description="the run's seed: the training sample, training, compression and pruning")
+    allow_pickle: bool = Field(False, description="also load .bin/.pt weights (pickle can run code: only "
+                               "for files you trust)")
+    trust_remote_code: bool = Field(False, description="run a model repository's own Python code")
+    dtype: str = Field("auto", description="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16 or float16")
+    quantization: Literal["none", "4bit"] = Field("none", json_schema_extra=ADDED_LATER, description=(
+        "4bit: load each candidate in NF4 and train LoRA adapters on it (QLoRA; CUDA, pip install "
+        "'damoc[gpu]'). Keeps a 7-8B candidate within one GPU"))
+
+    @model_validator(mode="after")
+    def _seeds_follow_the_run(self) -> BaselineConfig:
+        """One `seed` decides a run: training, compression and pruning take it unless their own
+        seed was given. (A data file's split keeps its own: the test set must not move with it.)"""
+        for name in ("finetune", "compress", "prune"):
+            section = getattr(self, name, None)
+            if section is not None and "seed" not in section.model_fields_set and section.seed != self.seed:
+                setattr(self, name, section.model_copy(update={"seed": self.seed}))
+        return self
+
+    @model_validator(mode="after")
+    def _check(self) -> BaselineConfig:
+        from damoc.finetune.methods import get_method
+
+        if self.quantization != "none" and any(not get_method(c.method).quantized for c in self.candidates):
+            raise ValueError("quantization 4bit trains adapters on frozen 4-bit weights (QLoRA): give every candidate "
+                             "method lora or dora")
+        seen: dict[tuple, Candidate] = {}
+        for c in self.candidates:
+            if c.identity in seen:
+                first = seen[c.identity]
+                same = "" if first.model == c.model else f" ({first.model!r} and {c.model!r} are the same model)"
+                raise ValueError(f"duplicate candidates: {c.model} {c.method}{same}")
+            seen[c.identity] = c
+        return self
+
+
+class FilterSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    method: str = Field("graphcut", json_schema_extra={"registry": "damoc.filtering.selectors:SELECTORS"},
+                        description="data selector (see `damoc filter --help`)")
+    rate: float | None = Field(0.1, gt=0, le=1, description="share of the training data kept")
+    budget: int | None = Field(None, ge=1, description="or a count of training examples kept (instead of rate)")
+    options: dict = Field(default_factory=dict, description="selector parameters, e.g. lam=0.3 (GraphCut)")
+
+    @model_validator(mode="after")
+    def _rate_or_budget(self) -> FilterSettings:
+        if self.budget is not None and "rate" not in self.model_fields_set:
+            self.rate = None  # a budget alone replaces the default rate
+        if (self.rate is None) == (self.budget is None):
+            raise ValueError("give exactly one of rate (a share) or budget (a count)")
+        return self
+
+    @field_validator("method")
+    @classmethod
+    def _known_selector(cls, name: str) -> str:
+        from damoc.filtering.selectors import SELECTORS
+
+        return SELECTORS.check(name)
+
+
+class SelectConfig(BaselineConfig):
+    """A baseline config plus the three compression levers; `None` turns a lever off."""
+
+    filter: FilterSettings | None = Field(default_factory=FilterSettings)
+    compress: CompressConfig | None = Field(default_factory=CompressConfig)
+    prune: PruneConfig | None = Field(default_factory=PruneConfig)
+    # 8, 16, 32 and 64 texts chose the same layers on NQ-open and ASDiv for both bundled models
+    # (bench/results/prune-calibration.json); 16 keeps a margin at half the cost of the former 32.
+    calibration_samples: int = Field(16, ge=1, description="compressed training texts for layer similarity")
+    adaptive: AdaptiveSettings = Field(default_factory=AdaptiveSettings, json_schema_extra=ADDED_LATER)
+    strategy: str = Field("fixed", json_schema_extra={**ADDED_LATER,
+                                                      "registry": "damoc.selection.strategies:STRATEGIES"},
+                          description=(
+        "fixed: every candidate once on the filtered data; halving: successive halving; adaptive: learning "
+        "curves on growing prefixes of the selector's order over the whole training split, extrapolated to its "
+        "full size, candidates raced out, stopped when one is confidently best; zero-shot: no training, each "
+        "model evaluated as it is (the free guess; methods of one model tie)"))
+    zero_shot: bool = Field(True, json_schema_extra=ADDED_LATER, description=(
+        "also evaluate each model untrained on the same questions, show that ranking beside this run's and say "
+        "where they disagree (its cost is counted); --no-zero-shot skips it"))
+    halving: bool = Field(False, description="successive halving: all candidates on 1/n of the compressed data, "
+                          "the better half on twice as much, until one is left")
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        from damoc.selection.strategies import STRATEGIES
+
+        return STRATEGIES.check(name)
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> SelectConfig:
+        if self.halving and self.strategy == "fixed":
+            self.strategy = "halving"  # the older switch
+        self.halving = self.strategy == "halving"
+        return self
+
+    @model_validator(mode="after")
+    def _quantized_layers_stay_as_loaded(self) -> SelectConfig:
+        if self.quantization != "none" and self.prune is not None and self.prune.merge != "none":
+            raise ValueError(f"the {self.prune.merge} layer merge rewrites weights, which 4-bit weights cannot take: "
+                             "use prune merge none (or no pruning) with quantization 4bit")
+        return self
+
+    def baseline(self) -> BaselineConfig:
+        return BaselineConfig(**self.model_dump(include=set(BaselineConfig.model_fields)))

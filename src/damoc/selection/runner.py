@@ -1,0 +1,150 @@
+"""One candidate's run: load -> (prune) -> fine-tune -> evaluate, used by `select` and `baseline`
+alike, and the jobs that hand such runs to a launcher (launch.py)."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from damoc.errors import DamocError
+from damoc.evaluation import evaluate
+from damoc.finetune import finetune
+from damoc.flops import forward_flops
+from damoc.io import run_folder, warn, write_json_atomic
+from damoc.models import LoadOptions, load_model, load_tokenizer
+from damoc.runinfo import machine, stable_hash, versions
+from damoc.selection.candidate import OK, Candidate, candidate_key, rank
+from damoc.selection.config import BaselineConfig
+from damoc.selection.launch import Job, LaunchSettings, launch
+from damoc.tasks import Task, load_task
+from damoc.tasks.base import label_counts, label_warnings
+from damoc.tasks.sampling import sample_train
+
+
+def select_examples(task: Task, config: BaselineConfig, quiet: bool = False) -> tuple[list, list]:
+    """The seeded training sample and the first `test_limit` of the test split (whose order is
+    seeded and stratified, so a prefix keeps the answer shares); label problems said in one line."""
+    train = sample_train(task.train, config.train_limit, config.seed)
+    test = task.test[: config.test_limit] if config.test_limit else list(task.test)
+    if not quiet:
+        for line in label_warnings(train, test, task.format):
+            warn(line)
+    return train, test
+
+
+def load_options(config: BaselineConfig) -> LoadOptions:
+    return LoadOptions(allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code,
+                       dtype=config.dtype, quantization=config.quantization)
+
+
+def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, train: list,
+                  test: list, progress: bool,
+                  before_training: Callable[[object, object], dict] | None = None) -> tuple[dict, list[dict]]:
+    """Load, (optionally transform, e.g. prune), fine-tune, evaluate one candidate."""
+    options = load_options(config)
+    t0 = time.perf_counter()
+    tokenizer = load_tokenizer(candidate.model, options)
+    model = load_model(candidate.model, options)
+    load_seconds = time.perf_counter() - t0
+    extra = before_training(model, tokenizer) if before_training else {}
+    ft = config.finetune.model_copy(update={"method": candidate.method, "method_options": candidate.options})
+    model, stats = finetune(model, tokenizer, train, ft, progress=progress)
+    result = evaluate(model, tokenizer, task, examples=test, max_len=ft.max_seq_len,
+                      batch_size=config.eval_batch_size, max_new_tokens=config.max_new_tokens,
+                      generation=config.generation, progress=progress, seed=config.seed)
+    eval_flops = forward_flops(model, result.scored_tokens)  # scoring only: generation for ROUGE-L not counted
+    del model
+    gc.collect()
+    return {
+        **candidate.label(), "status": OK,
+        "metrics": result.metrics, "train_seconds": stats.train_seconds,
+        "train_tokens": stats.train_tokens, "tokens_per_second": stats.tokens_per_second,
+        "train_flops": stats.train_flops, "train": stats.to_dict(),
+        "eval_seconds": result.seconds, "eval_examples": result.n, "eval_flops": eval_flops,
+        "eval_truncated": result.truncated, "load_seconds": load_seconds, **extra,
+    }, result.records
+
+
+def pruner(config, candidate: Candidate, texts: list[str]) -> Callable[[object, object], dict]:
+    """The before-training step that prunes a freshly loaded candidate in place."""
+    def prune(model, tokenizer) -> dict:
+        from damoc.layers import prune_model
+        from damoc.models import load_model
+
+        start = time.perf_counter()
+        base = None
+        if config.prune.merge == "sparse":
+            if candidate.base is None:
+                raise DamocError(f"{candidate.model}: the sparse merge needs the candidate's `base` model")
+            base = load_model(candidate.base, load_options(config)).eval()
+        result = prune_model(model.eval(), tokenizer, texts, config.prune, base_model=base)
+        del base
+        return {"prune": {"removed": result.removed, "layers_before": result.layers_before,
+                          "layers_after": result.layers_after, "similarity": result.similarity,
+                          "merged_into": {str(k): v for k, v in result.merged_into.items()},
+                          "seconds": time.perf_counter() - start, "forward_flops": result.forward_flops}}
+    return prune
+
+
+def jobs(config: BaselineConfig, task: Task, candidates: list[Candidate], train: list, test: list, folder: Path,
+         progress: bool, texts: list[str] | None = None, extra: dict | None = None) -> list[Job]:
+    """One job per candidate, in `folder/SLUG`: trained on `train`, scored on `test`, pruned on `texts`
+    when the config prunes. `extra` (a strategy's rung or round) joins the cache key."""
+    prunes = getattr(config, "prune", None) is not None
+    return [Job(c, folder / c.slug,
+                stable_hash({"key": candidate_key(config, c), **extra}) if extra else candidate_key(config, c),
+                partial(run_candidate, config, c, task, train, test, progress,
+                        pruner(config, c, texts or []) if prunes else None),
+                legacy=[folder / c.legacy_slug])
+            for c in candidates]
+
+
+def label_stats(task: Task, train: list, test: list) -> dict:
+    """Answer shares, and the accuracy of always giving the test split's most common answer:
+    the floor a fine-tuned candidate has to clear to have learned anything."""
+    if not task.is_choice:
+        return {}
+    test_counts = label_counts(test, task.format)
+    return {"train_answers": label_counts(train, task.format), "test_answers": test_counts,
+            "majority_accuracy": max(test_counts.values()) / len(test),
+            "label_warnings": label_warnings(train, test, task.format)}
+
+
+def fine_tune_all(config: BaselineConfig, out: str | Path, progress: bool = True,
+                  on_event: Callable[[str, dict], None] | None = None,
+                  launch_settings: LaunchSettings | None = None, warn_labels: bool = True) -> dict:
+    """Full fine-tuning of every candidate on the task (resuming finished ones) in the run folder `out`,
+    results.json rewritten as each finishes: `damoc baseline`, and `select --validate`'s truth."""
+    with run_folder(out, "baseline") as folder:
+        task = load_task(config.task, config.data)
+        train, test = select_examples(task, config, quiet=not warn_labels)
+        finished: list[dict] = []
+
+        def notify(kind: str, info: dict) -> None:
+            if kind in ("cached", "done"):  # results.json always holds what has finished so far
+                finished.append(info)
+                _baseline_summary(folder, config, task, train, test, finished)
+            if on_event is not None:
+                on_event(kind, info)
+
+        results = launch(jobs(config, task, config.candidates, train, test, folder / "candidates", progress),
+                         launch_settings, notify)
+        return _baseline_summary(folder, config, task, train, test, results)
+
+
+def _baseline_summary(out: Path, config: BaselineConfig, task: Task, train: list, test: list,
+                      results: list[dict]) -> dict:
+    ranked = rank(task.primary_metric, [dict(r) for r in results])
+    summary = {
+        "task": task.name, "primary_metric": task.primary_metric,
+        "train_examples": len(train), "test_examples": len(test),
+        **label_stats(task, train, test),
+        "candidates": [{k: v for k, v in r.items() if k != "traceback"} for r in ranked],
+        "config": config.model_dump(mode="json"), "seed": config.seed,
+        "machine": machine(), "versions": versions(),
+    }
+    write_json_atomic(out / "results.json", summary)
+    return summary

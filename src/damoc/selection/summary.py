@@ -1,0 +1,165 @@
+"""What a `select` run concludes from its candidates' results: the ranking with its confidence, the
+verdict (honest about ties), the cost, warnings, and the comparison with full fine-tuning
+(`--validate`). Strategies hand their results here; nothing here trains or evaluates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from damoc.evaluation.metrics import higher_is_better
+from damoc.io import read_jsonl
+from damoc.runinfo import machine, versions
+from damoc.selection.candidate import display_name as _name
+from damoc.selection.candidate import is_ok
+from damoc.selection.config import SelectConfig
+from damoc.tasks import Task
+
+
+def predictions(folders: dict[str, Path]) -> dict[str, list[dict]]:
+    return {name: read_jsonl(folder / "predictions.jsonl") for name, folder in folders.items()
+            if (folder / "predictions.jsonl").exists()}
+
+
+def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], runs: list[dict],
+              folders: dict[str, Path]) -> dict:
+    """`ranked`: the final order (ranks set); `runs`: every training run paid for (several per
+    candidate under successive halving), for the cost; `folders`: where ranked candidates'
+    predictions are, for the bootstrap."""
+    from damoc.selection.confidence import degenerate, paired_bootstrap
+
+    ok = [r for r in ranked if is_ok(r)]
+    by_bpb = sorted(ok, key=lambda r: r["metrics"]["answer_bpb"])
+    preds = predictions({k: v for k, v in folders.items() if k in {_name(r) for r in ok}})
+    confidence = paired_bootstrap(preds, seed=config.seed) if len(preds) >= 2 and task.is_choice else None
+    verdict_ = verdict(ok, preds, task.is_choice, config.seed, boot=confidence)
+    warnings = [f"{name} {why}: it has not learned the task at this budget, so its rank says little"
+                for name, why in degenerate(preds).items()]
+    paid = [r for r in runs if is_ok(r)]
+    cost = {"train_seconds": sum(r["train_seconds"] for r in paid),
+            "train_flops": sum(r["train_flops"] for r in paid),
+            "prune_seconds": sum(r.get("prune", {}).get("seconds", 0.0) for r in paid),
+            "prune_flops": sum(r.get("prune", {}).get("forward_flops", 0.0) for r in paid),
+            "eval_seconds": sum(r.get("eval_seconds", 0.0) for r in paid),
+            "load_seconds": sum(r.get("load_seconds", 0.0) for r in paid), "training_runs": len(paid)}
+    return {
+        "task": task.name, "primary_metric": task.primary_metric,
+        "data": {k: v for k, v in data.items() if k != "key"},
+        "candidates": [{k: v for k, v in r.items() if k != "traceback"} for r in ranked],
+        "ranking_bpb": [_name(r) for r in by_bpb],
+        "confidence": confidence,
+        "verdict": verdict_,
+        "warnings": warnings,
+        "cost": cost,
+        # Every run paid for (several per candidate under halving or adaptive), for costing them.
+        "paid_runs": [{"model": r["model"], "method": r["method"],
+                       **({"options": r["options"]} if r.get("options") else {}),
+                       "examples": r.get("train", {}).get("examples"),
+                       "eval_examples": r.get("eval_examples"), "train_flops": r["train_flops"],
+                       "layers_after": r.get("prune", {}).get("layers_after")} for r in paid],
+        "seconds": {"data_stage": sum(data.get("seconds", {}).values()),
+                    "candidates": cost["load_seconds"] + cost["prune_seconds"] + cost["train_seconds"]
+                    + cost["eval_seconds"]},
+        "config": config.model_dump(mode="json"), "machine": machine(), "versions": versions(),
+    }
+
+
+TIE_RULE = ("when the compressed ranking cannot tell its leaders apart (within 2 paired standard errors of the "
+            "best on the primary metric), recommend the cheapest of them to fine-tune: the fewest training FLOPs in "
+            "this run (smaller model; LoRA before full), then the better bits per byte")
+
+
+def verdict(ok: list[dict], preds: dict[str, list[dict]], choice: bool, seed: int,
+            boot: dict | None = None) -> dict | None:
+    """The pick, honest about ties: the compressed ranking's own tie set, and a documented rule
+    for choosing within it instead of a silent coin toss."""
+    from damoc.selection.confidence import tie_set
+
+    if not ok:
+        return None
+    if len(preds) < 2:
+        return {"tie_set": [_name(ok[0])], "tied": False, "recommended": _name(ok[0]), "rule": TIE_RULE}
+    ties = tie_set(preds, choice=choice, seed=seed, boot=boot)
+    by_name = {_name(r): r for r in ok}
+    members = [n for n in ties["tie_set"] if n in by_name]
+    recommended = min(members, key=lambda n: (by_name[n]["train_flops"], by_name[n]["metrics"]["answer_bpb"]))
+    return {"tie_set": members, "tied": len(members) > 1, "recommended": recommended,
+            "best_by_metric": ties["best"], "differences_to_best": ties["differences"], "rule": TIE_RULE}
+
+
+def validation(task: Task, damoc: dict, full: dict) -> dict:
+    """Agreement with the full fine-tuning ranking, and what the compressed route saved."""
+    from damoc.selection.validation import compare_rankings
+
+    def scores(summary: dict, key: str) -> dict[str, float]:
+        return {_name(r): r["metrics"][key] for r in summary["candidates"]
+                if is_ok(r)}
+
+    primary = task.primary_metric
+    higher = higher_is_better(primary)
+
+    def ranked_scores(summary: dict) -> dict[str, float]:
+        ok = [r for r in summary["candidates"] if is_ok(r)]
+        return {_name(r): -r["rank"] for r in ok}  # ties broken by bits per byte
+
+    out = {"by_rank": compare_rankings(ranked_scores(damoc), ranked_scores(full), higher_is_better=True),
+           "by_primary_metric": compare_rankings(scores(damoc, primary), scores(full, primary), higher),
+           "by_bpb": compare_rankings(scores(damoc, "answer_bpb"), scores(full, "answer_bpb"), False)}
+    chosen = out["by_rank"]["chosen"]
+    true = scores(full, primary)
+    best = max(true.values()) if higher else min(true.values())
+    out["regret"] = abs(best - true[chosen])
+    full_ok = [r for r in full["candidates"] if is_ok(r)]
+    cost = damoc["cost"]
+    full_train = sum(r["train_seconds"] for r in full_ok)
+    damoc_train = damoc["seconds"]["data_stage"] + cost["train_seconds"] + cost["prune_seconds"]
+    out["speedup_wall"] = full_train / damoc_train if damoc_train else None
+    out["speedup_wall_note"] = ("full fine-tuning seconds / (data filtering + compression + pruning + "
+                                "compressed training seconds); evaluation, the same on both sides, left out")
+    full_flops = sum(r["train_flops"] for r in full_ok)
+    damoc_flops = cost["train_flops"]
+    overhead_flops = damoc["data"].get("forward_flops", 0.0) + cost["prune_flops"]
+    out["speedup_flops_training_only"] = full_flops / damoc_flops if damoc_flops else None
+    out["speedup_flops"] = full_flops / (damoc_flops + overhead_flops) if damoc_flops else None
+    out["speedup_flops_note"] = ("full fine-tuning FLOPs / (compressed training + the filter's embedding or "
+                                 "scoring passes + token scoring, BERTScore and rewriting + layer-similarity "
+                                 "passes, each forward pass 2 x matmul parameters x tokens)")
+    return out
+
+
+def add_zero_shot(summary: dict, zero: dict, ranked: list[dict] | None) -> None:
+    """The zero-shot pass (selection/zero_shot.py) into a run's summary: its ranking, where the run's
+    ranking disagrees with it (`ranked`: the run's candidates; None for the zero-shot strategy itself),
+    and its cost, counted in the run's."""
+    from damoc.selection.zero_shot import disagreements
+
+    section = {k: zero[k] for k in ("note", "ranking_models", "metrics", "failed", "cost")}
+    if ranked is not None:
+        section["comparison"] = disagreements(zero, ranked)
+    summary["zero_shot"] = section
+    summary["cost"].update({"zero_shot_eval_seconds": zero["cost"]["eval_seconds"],
+                            "zero_shot_eval_flops": zero["cost"]["eval_flops"]})
+
+
+def add_validation(summary: dict, config: SelectConfig, task: Task, full: dict, full_folder: Path) -> None:
+    """`--validate`: the run's ranking against full fine-tuning's (`full`, in `full_folder`): agreement,
+    the truth's tie set, the pick judged against it, and what the compressed route saved."""
+    from damoc.selection.confidence import tie_set
+    from damoc.selection.validation import judge
+
+    both = {_name(r) for r in summary["candidates"] if is_ok(r)} & {_name(r) for r in full["candidates"] if is_ok(r)}
+    if len(both) < 2:  # nothing to compare: say so rather than fail the run after all that work
+        summary["validation_skipped"] = (f"{len(both)} candidate(s) finished on both routes; comparing rankings "
+                                         "needs two (see each candidate's error)")
+        return
+    summary["validation"] = validation(task, summary, full)
+    slugs = {c.name: c.slug for c in config.candidates}
+    preds = predictions({_name(r): full_folder / "candidates" / slugs[_name(r)]
+                         for r in full["candidates"] if is_ok(r)})
+    if len(preds) >= 2:
+        truth = tie_set(preds, choice=task.is_choice, seed=config.seed)
+        summary["validation"]["full_confidence"] = {k: truth[k] for k in ("prob_best", "pairs", "samples")
+                                                    if k in truth}
+        summary["validation"]["truth_tie_set"] = truth["tie_set"]
+        cheap = {_name(r): r["rank"] for r in summary["candidates"] if is_ok(r) and _name(r) in preds}
+        if cheap:
+            summary["validation"]["judged"] = judge(cheap, truth, task.is_choice)

@@ -1,0 +1,31 @@
+"""Every cached result keeps its key across refactors: the candidate keys of a set of run configs,
+recorded with the code of 2026-12-05 (2d0920f; tests/assets/keys-2026-12-05.json), are made again.
+(Local-folder candidates now also key on their weights' files, on purpose: those are not in the set.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from damoc.finetune import FinetuneConfig
+from damoc.selection.candidate import Candidate, candidate_key
+from damoc.selection.config import BaselineConfig, FilterSettings, SelectConfig
+
+RECORDED = json.loads((Path(__file__).parent / "assets" / "keys-2026-12-05.json").read_text())
+
+
+def test_cached_results_keep_their_keys():
+    cands = [Candidate(model=m, method=meth) for m in ("bundled:smollm2-135m-instruct", "bundled:gemma3-270m",
+                                                       "Qwen/Qwen2.5-0.5B") for meth in ("lora", "full")]
+    configs = {
+        "select-default": SelectConfig(task="nq-open", candidates=cands),
+        "select-variant": SelectConfig(task="asdiv", candidates=cands, train_limit=1000, test_limit=300, prune=None,
+                                       filter=FilterSettings(method="random", rate=0.2), seed=3,
+                                       finetune=FinetuneConfig(max_seq_len=112, batch_size=8, micro_batch_size=4)),
+        "select-halving": SelectConfig(task="siqa", candidates=cands, strategy="halving"),
+        "baseline": BaselineConfig(task="nq-open", candidates=cands, train_limit=1000, test_limit=1000,
+                                   generation=False,
+                                   finetune=FinetuneConfig(max_seq_len=96, batch_size=8, micro_batch_size=4)),
+    }
+    now = {name: {f"{c.model} {c.method}": candidate_key(cfg, c) for c in cands} for name, cfg in configs.items()}
+    assert now == RECORDED
