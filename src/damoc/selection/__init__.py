@@ -1,21 +1,20 @@
 """Candidate ranking: `select` (pipeline.py) and `baseline` (baseline.py) over shared layers:
 config.py (settings), runner.py (one candidate), strategies/ (fixed, halving, adaptive, zero-shot),
-summary.py (verdict, confidence, cost, validation) and results.py (the typed results.json)."""
+summary.py (verdict, confidence, cost, validation) and results.py (the typed results.json).
 
-from damoc.selection.candidate import Candidate, CandidateResult, rank
-from damoc.selection.config import BaselineConfig, SelectConfig
+Names are loaded on first use, so that a module that needs no torch (`damoc predict`, curves.py)
+does not pay for importing it, and importing one entry point never loads the other."""
 
-__all__ = ["BaselineConfig", "Candidate", "CandidateResult", "SelectConfig", "rank", "run_baseline", "run_select"]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {"Candidate": "candidate", "CandidateResult": "candidate", "rank": "candidate",
+          "BaselineConfig": "config", "SelectConfig": "config", "run_select": "pipeline", "run_baseline": "baseline"}
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str):
-    """`run_select` and `run_baseline` on first use, so that importing one entry point never loads the other."""
-    if name == "run_select":
-        from damoc.selection.pipeline import run_select
-
-        return run_select
-    if name == "run_baseline":
-        from damoc.selection.baseline import run_baseline
-
-        return run_baseline
-    raise AttributeError(name)
+    if name not in _WHERE:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(f"damoc.selection.{_WHERE[name]}"), name)
