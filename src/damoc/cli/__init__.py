@@ -1,7 +1,7 @@
-"""The `damoc` command: parses arguments, calls the library, prints. No logic of its own.
-
-One module per group of commands; each adds its parsers (`add_*`) and runs them (`cmd_*`). The
-settings' flags are generated from the pydantic configs (options.py)."""
+"""The `damoc` command: parses arguments, calls the library, prints; and turns errors into exit codes
+(main). One module per group of commands (COMMANDS); each adds its parsers (`add_*`) and runs them
+(`cmd_*`). The settings' flags are generated from the pydantic configs (options.py); printing.py
+says what commands print."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ER
 COMMANDS = [("models", "catalog", "add_models"), ("tasks", "catalog", "add_tasks"), ("configs", "demo", "add_configs"),
             ("evaluate", "train", "add_evaluate"), ("finetune", "train", "add_finetune"),
             ("filter", "data", "add_filter"), ("compress", "data", "add_compress"), ("prune", "prune", "add_prune"),
-            ("select", "runs", "add_select"), ("estimate", "runs", "add_estimate"),
+            ("select", "runs", "add_select"), ("estimate", "estimate", "add_estimate"),
             ("recover", "recover", "add_recover"), ("demo", "demo", "add_demo"),
             ("baseline", "runs", "add_baseline"), ("predict", "predict", "add_predict")]
 
@@ -49,15 +49,20 @@ def _command(argv: list[str]) -> str:
     return next((a for a in argv if not a.startswith("-")), "") if argv and argv[0] in names else ""
 
 
-# Settings whose command-line flag is not their name.
-_FLAGS = {"candidates": "--models"}
+def _flag_of(name: str) -> str:
+    """The flag that gives a top-level setting: its name, unless its field says otherwise (`flag`)."""
+    from damoc.selection.config import SelectConfig
+
+    field = SelectConfig.model_fields.get(name)
+    extra = field.json_schema_extra if field is not None and isinstance(field.json_schema_extra, dict) else {}
+    return extra.get("flag") or "--" + name.replace("_", "-")
 
 
 def _validation_message(err: dict) -> str:
     """One pydantic error as a line; a missing setting names the flag that gives it."""
     where = ".".join(map(str, err["loc"])) or "input"
     if err["type"] == "missing" and all(isinstance(x, str) for x in err["loc"]):
-        flag = _FLAGS.get(where, "--" + where.replace("_", "-"))
+        flag = _flag_of(where)
         return f"{where}: required: give {flag} (or set it in a --config file)"
     return f"{where}: {err['msg']}"
 

@@ -5,23 +5,19 @@ A generated flag has no default of its own (argparse.SUPPRESS): `config_from` st
 file (or nothing), writes the flags actually given over it and validates: flags > run file >
 defaults. Flag names follow field names (`max_seq_len` -> `--max-seq-len`); a section's fields
 carry its prefix where two sections share a name (`--prune.threshold`). jsonargparse,
-pydantic-settings and tyro were tried first (see the README's architecture notes).
+pydantic-settings and tyro were tried first (see docs/architecture.md). A field's type becomes
+argparse keywords in flagtypes.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
-from damoc.errors import DamocError
-from damoc.registry import LazyChoices
+from damoc.cli.flagtypes import flag_kind, is_union
 from damoc.runfile import check_numbers
 
 DEST = "config:"  # every generated flag's dest starts so, followed by the field's dotted path
@@ -56,7 +52,7 @@ def add_sections(parser: argparse.ArgumentParser, sections: list[Section]) -> No
                     or _is_section(info.annotation):
                 continue
             dest = DEST + ".".join(p for p in (section.path, name) if p)
-            kind = _kind(info, flag_name(section, name))
+            kind = flag_kind(info, flag_name(section, name))
             if kind.get("action") is None:
                 kind.setdefault("metavar", name.upper())
             group.add_argument(flag_name(section, name), dest=dest, default=argparse.SUPPRESS,
@@ -99,14 +95,10 @@ def _put(raw: dict, keys: list[str], value: Any) -> None:
 
 
 def _is_section(annotation: Any) -> bool:
-    options = [a for a in (get_args(annotation) if _is_union(annotation) else [annotation]) if a is not type(None)]
+    options = [a for a in (get_args(annotation) if is_union(annotation) else [annotation]) if a is not type(None)]
     return any(isinstance(a, type) and issubclass(a, BaseModel) for a in options) or any(
         get_origin(a) is list and get_args(a) and isinstance(get_args(a)[0], type)
         and issubclass(get_args(a)[0], BaseModel) for a in options)
-
-
-def _is_union(annotation: Any) -> bool:
-    return get_origin(annotation) in (typing.Union, types.UnionType)
 
 
 def _help(info) -> str:
@@ -119,78 +111,3 @@ def _help(info) -> str:
     elif default is None:
         text += " (default: none)"
     return text.strip().replace("%", "%%")
-
-
-def _kind(info, flag: str = "") -> dict:
-    """argparse keywords for a field's type: choices, a converter, a switch, a list or a mapping.
-    A number must be finite: `inf` and `nan` parse as floats, and `gt=0` lets inf through."""
-    annotation = info.annotation
-    optional = _is_union(annotation) and type(None) in get_args(annotation)
-    options = [a for a in (get_args(annotation) if _is_union(annotation) else [annotation]) if a is not type(None)]
-    registry = (info.json_schema_extra or {}).get("registry")
-    if registry:
-        return {"choices": LazyChoices(registry), "metavar": "NAME"}
-    if options == [bool]:
-        return {"action": argparse.BooleanOptionalAction}
-    if len(options) == 1 and get_origin(options[0]) is Literal:
-        choices = list(get_args(options[0]))
-        return {"choices": choices + (["none"] if optional else []),
-                "type": _none_or(str) if optional else str, "metavar": "{" + ",".join(map(str, choices)) + "}"}
-    if options == [dict]:
-        return {"action": _KeyValue, "metavar": "KEY=VALUE"}
-    if len(options) == 1 and get_origin(options[0]) is list:
-        item = get_args(options[0])[0] if get_args(options[0]) else str
-        return {"nargs": "+", "type": _finite(flag) if item is float else item}
-    if len(options) == 1 and get_origin(options[0]) is dict:
-        return {"action": _KeyValue, "metavar": "KEY=VALUE"}
-    if len(options) == 1 and options[0] in (int, float, str, Path):
-        convert = _finite(flag) if options[0] is float else options[0]
-        return {"type": _none_or(convert) if optional else convert}
-    if set(options) == {int, str}:
-        return {"type": _number_or_text}
-    raise TypeError(f"no flag for a field of type {annotation!r}")  # caught by the test of every command
-
-
-def _none_or(convert):
-    def parse(text: str):
-        return None if text.lower() in ("none", "null") else convert(text)
-    parse.__name__ = getattr(convert, "__name__", "value")
-    return parse
-
-
-def _finite(flag: str):
-    """A float flag's converter: a one-line refusal (naming the flag) of inf, nan and non-numbers."""
-    def parse(text: str) -> float:
-        try:
-            number = float(text)
-        except ValueError:
-            raise DamocError(f"{flag} {text!r}: not a number") from None
-        if not math.isfinite(number):
-            raise DamocError(f"{flag} {text}: give a finite number")
-        return number
-    parse.__name__ = "float"
-    return parse
-
-
-def _number_or_text(value: str):
-    """An int, a finite float, or the text as given (`inf`, `nan` stay text: no setting takes them)."""
-    for cast in (int, float):
-        try:
-            number = cast(value)
-        except ValueError:
-            continue
-        if isinstance(number, int) or math.isfinite(number):
-            return number
-    return value
-
-
-class _KeyValue(argparse.Action):
-    """KEY=VALUE, repeatable, into a mapping (numbers parsed as numbers)."""
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        key, sep, text = value.partition("=")
-        if not sep or not key.strip():
-            raise DamocError(f"{option_string} {value!r}: write it as KEY=VALUE")
-        mapping = dict(getattr(namespace, self.dest, None) or {})
-        mapping[key.strip()] = _number_or_text(text.strip())
-        setattr(namespace, self.dest, mapping)

@@ -24,6 +24,7 @@ HELP = {"prune": "remove the decoder layers that change their input least; save 
 
 def add_prune(sub) -> None:
     from damoc.layers import PruneConfig
+    from damoc.selection.config import SelectConfig
 
     p = sub.add_parser(
         "prune", help=HELP["prune"],
@@ -40,11 +41,12 @@ def add_prune(sub) -> None:
     p.add_argument("--base", help="pre-trained weights of the same architecture (for --merge sparse)")
     p.add_argument("--calibration", help="bundled task name or a file (.txt: one text per line; "
                                          ".jsonl/.json/.csv/.parquet: text-like fields); default: --task/--data")
-    p.add_argument("--calibration-samples", type=int, default=64, help="texts to use (default 64)")
     p.add_argument("--out", type=Path, required=True, help="output model folder (must not exist, see --overwrite)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     add_task_flags(p)
-    add_sections(p, [Section(PruneConfig, title="pruning"), *load_sections()])
+    # --calibration-samples is `select`'s field: one setting, one default, for both commands
+    add_sections(p, [Section(PruneConfig, title="pruning"),
+                     Section(SelectConfig, only={"calibration_samples"}, title="calibration"), *load_sections()])
     p.set_defaults(func=cmd_prune)
 
 
@@ -65,7 +67,10 @@ def cmd_prune(args: argparse.Namespace) -> None:
     examples = None
     if args.calibration is None:
         examples = task_source(args).load().train
-    texts = calibration_texts(args.calibration, examples, args.calibration_samples, config.seed)
+    from damoc.selection.config import SelectConfig
+
+    texts = calibration_texts(args.calibration, examples, value(args, SelectConfig, "calibration_samples"),
+                              config.seed)
     options = load_options_from_flags(args)
     tokenizer = load_tokenizer(args.model, options)
     model = load_model(args.model, options).eval()

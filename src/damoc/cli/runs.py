@@ -7,12 +7,11 @@ from pathlib import Path
 
 from damoc.cli.common import add_config_flag, add_task_flags, fail_if_none_ranked, interrupted, load_sections, run_file
 from damoc.cli.options import Section, add_sections, config_from
-from damoc.cli.printing import print_estimate, print_ranking, print_select, progress_printer
+from damoc.cli.printing import print_ranking, print_select, progress_printer
+from damoc.finetune.methods import DEFAULT as DEFAULT_METHOD
 from damoc.registry import LazyChoices
 
 HELP = {"select": "DaMoC: rank candidates by training compressed versions on compressed data",
-        "estimate": "predict what `select` and full fine-tuning of every candidate would cost (FLOPs, hours), "
-                    "without running either",
         "baseline": "fine-tune every candidate on the full data, evaluate, rank "
                     "(the ground truth; resumes when re-run)"}
 
@@ -34,7 +33,7 @@ def add_candidate_flags(p: argparse.ArgumentParser, base: bool = False) -> None:
     g = p.add_argument_group("candidates (each model with each method)")
     g.add_argument("--models", nargs="+", metavar="SPEC", help="bundled:NAME, a local folder or a hub id")
     g.add_argument("--methods", nargs="+", choices=LazyChoices("damoc.finetune.methods:METHODS"), default=None,
-                   metavar="METHOD", help="%(choices)s (default lora)")
+                   metavar="METHOD", help=f"%(choices)s (default {DEFAULT_METHOD})")
     if base:
         g.add_argument("--base", help="pre-trained weights of the models, for the sparse layer merge "
                                       "(one model family)")
@@ -48,7 +47,7 @@ def candidates(args: argparse.Namespace) -> dict:
 
             raise DamocError("--methods needs --models")
         return {}
-    methods = args.methods or ["lora"]
+    methods = args.methods or [DEFAULT_METHOD]
     base = getattr(args, "base", None)
     return {"candidates": [{"model": m, "method": meth, "base": base} for m in args.models for meth in methods]}
 
@@ -144,49 +143,3 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     print_ranking(summary)
     print(f"\nresults: {Path(args.out) / 'results.json'}")
     fail_if_none_ranked(summary, args.out)
-
-
-def add_estimate(sub) -> None:
-    p = sub.add_parser(
-        "estimate", help=HELP["estimate"],
-        description="Prices a `select` run and the full fine-tuning it replaces, from the candidates' configs (a "
-                    "local folder, a bundled model, or damoc's catalog of hub models: 7-9B Llama, Mistral, Qwen, "
-                    "Gemma, Yi, InternLM, DeepSeek) and the training data's token lengths; loads no weights. "
-                    "Takes the same settings as `select` (flags > --config RUN.yaml > defaults). What is only "
-                    "known after running is predicted from the settings: the filter keeps --filter.rate of "
-                    "examples of average length, compression keeps --compress.ratio of each context, pruning "
-                    "removes its cap of --prune.max-fraction of the layers.")
-    add_config_flag(p, "SelectConfig's fields")
-    add_candidate_flags(p, base=True)
-    add_task_flags(p)
-    p.add_argument("--examples", type=int, metavar="N",
-                   help="price N training examples of the same lengths as the data's (default: the data's own "
-                        "count, or --train-limit)")
-    p.add_argument("--throughput", type=float, metavar="FLOP/S",
-                   help="training FLOP/s your device achieves (e.g. `train_flops / train_seconds` of an earlier "
-                        "run's results.json), to print hours beside FLOPs")
-    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
-    add_sections(p, select_sections(launch=False))
-    p.set_defaults(func=cmd_estimate)
-
-
-def cmd_estimate(args: argparse.Namespace) -> None:
-
-    from damoc.errors import DamocError
-    from damoc.selection.config import SelectConfig
-    from damoc.selection.estimate import estimate
-    from damoc.selection.runner import select_examples
-    from damoc.tasks import load_task
-
-    config = config_from(args, SelectConfig, run_file(args), candidates(args))
-    if args.examples is not None and args.examples < 1:
-        raise DamocError(f"--examples {args.examples}: give a count of at least 1")
-    task = load_task(config.task, config.data)
-    train, _ = select_examples(task, config, quiet=True)
-    result = estimate(config, train, args.examples, args.throughput)
-    if args.json:
-        from damoc.io import json_text
-
-        print(json_text(result))
-    else:
-        print_estimate(result)

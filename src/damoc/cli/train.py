@@ -9,6 +9,7 @@ from pathlib import Path
 
 from damoc.cli.common import add_config_flag, add_task_flags, load_sections, run_file
 from damoc.cli.options import Section, add_sections, config_from
+from damoc.finetune.methods import DEFAULT as DEFAULT_METHOD
 from damoc.registry import LazyChoices
 
 
@@ -66,8 +67,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def add_finetune(sub) -> None:
     p = sub.add_parser("finetune", help=HELP["finetune"])
     p.add_argument("--model", required=True, help="bundled:NAME, a local folder or a hub id")
-    p.add_argument("--method", choices=LazyChoices("damoc.finetune.methods:METHODS"), default="lora",
-                   metavar="METHOD", help="%(choices)s (default lora)")
+    p.add_argument("--method", choices=LazyChoices("damoc.finetune.methods:METHODS"), default=DEFAULT_METHOD,
+                   metavar="METHOD", help="%(choices)s (default %(default)s)")
     p.add_argument("--out", type=Path, help="save the fine-tuned model (safetensors) and stats in this new folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out if damoc made it earlier (never a file or folder damoc did not write)")

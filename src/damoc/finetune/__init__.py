@@ -1,6 +1,18 @@
-"""Fine-tuning on a task with any registered method (methods.py), timed and costed."""
+"""Fine-tuning on a task with any registered method (methods.py), timed and costed.
 
-from damoc.finetune.methods import METHODS, get_method, method
-from damoc.finetune.train import FinetuneConfig, TrainStats, finetune, lora_target_modules
+Names load on first use: methods.py needs no torch, and the command line reads its registry
+without paying for torch (train.py imports it)."""
 
-__all__ = ["METHODS", "FinetuneConfig", "TrainStats", "finetune", "get_method", "lora_target_modules", "method"]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {"METHODS": "methods", "get_method": "methods", "method": "methods",
+          "FinetuneConfig": "train", "TrainStats": "train", "finetune": "train", "lora_target_modules": "train"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(f"damoc.finetune.{_WHERE[name]}"), name)

@@ -34,10 +34,11 @@ class NoOptions(BaseModel):
 
 
 class LoraOptions(NoOptions):
-    r: int | None = Field(None, ge=1, description="adapter rank (default: the run's lora_r, 16)")
-    alpha: int | None = Field(None, ge=1, description="scale numerator (default: the run's lora_alpha, twice r)")
+    r: int | None = Field(None, ge=1, description="adapter rank (default: the run's lora_r)")
+    alpha: int | None = Field(None, ge=1, description="scale numerator (default: the run's lora_alpha, or twice r "
+                              "when r is given)")
     dropout: float | None = Field(None, ge=0, lt=1, description="dropout on the adapter path (default: the run's "
-                                  "lora_dropout, 0.05)")
+                                  "lora_dropout)")
 
 
 class LohaOptions(NoOptions):
@@ -70,6 +71,7 @@ METHODS: Registry[Method] = Registry("fine-tuning method")
 # The order `--methods` defaults list them in, and the "size" free guess's order of methods of one
 # model: cheapest first.
 ORDER = ["lora", "dora", "ia3", "loha", "full"]
+DEFAULT = ORDER[0]  # the method a candidate gets when none is named
 
 
 def method(name: str, *, description: str, learning_rate: float, options: type[BaseModel] = NoOptions,

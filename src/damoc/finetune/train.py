@@ -1,9 +1,9 @@
 """Fine-tune a causal LM on a task's examples with any registered method (methods.py: full, LoRA,
 DoRA, (IA)^3, LoHa, ...), loss on answer tokens only.
 
-Built on transformers' Trainer so that GPU users keep accelerate, DeepSpeed and FSDP; on
-this CPU machine it runs in fp32. Wall time, tokens trained and a FLOP estimate are
-recorded because DaMoC's whole claim is about training cost.
+Built on transformers' Trainer so that GPU users keep accelerate, DeepSpeed and FSDP; it trains
+in bf16 where the weights are bf16 (CUDA) and in fp32 on a CPU. Wall time, tokens trained and a
+FLOP estimate are recorded because DaMoC's whole claim is about training cost.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from transformers import TrainerCallback
 
 from damoc.encoding import encode
 from damoc.errors import DamocError
+from damoc.finetune.methods import DEFAULT, METHODS, get_method
 from damoc.flops import estimate_flops
 from damoc.runinfo import ADDED_LATER
 from damoc.tasks.base import Example, continuation
@@ -38,7 +39,7 @@ class FinetuneConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    method: str = Field("lora", json_schema_extra={"registry": "damoc.finetune.methods:METHODS"},
+    method: str = Field(DEFAULT, json_schema_extra={"registry": "damoc.finetune.methods:METHODS"},
                         description="how the model is trained: full, lora, dora, ia3, loha (damoc.finetune.methods)")
     method_options: dict = Field(default_factory=dict, json_schema_extra=ADDED_LATER,
                                  description="the method's own options, e.g. {r: 8} for lora (a candidate's `options`)")
@@ -46,8 +47,9 @@ class FinetuneConfig(BaseModel):
     max_seq_len: int = Field(512, ge=16, description="tokens per example; longer contexts are cut from their end")
     batch_size: int = Field(8, ge=1, description="examples per optimizer step")
     micro_batch_size: int = Field(4, ge=1, description="examples per forward pass")
-    learning_rate: float | None = Field(None, gt=0, description="peak learning rate; none: the method's own "
-                                        "(lora and dora 2e-4, full 2e-5, ia3 3e-3, loha 2e-4)")
+    learning_rate: float | None = Field(None, gt=0, description="peak learning rate; none: the method's own ("
+                                        + ", ".join(f"{m.name} {m.learning_rate:g}"
+                                                    for m in map(get_method, METHODS.names())) + ")")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of the steps spent warming up "
                                 "(at least one step)")
     min_steps: int = Field(25, ge=0, description="floor on optimizer steps: with few examples the batch "

@@ -1,4 +1,6 @@
-"""Reports of a `damoc select` run: Markdown, and a self-contained HTML page with plots."""
+"""Reports a person reads: for a `damoc select` run (markdown.py, html.py, from the typed results)
+and a `damoc recover` run (recovery.py); sentences both the terminal and the reports say (text.py);
+page.py makes one self-contained HTML page with its plots."""
 
 from damoc.report.html import select_html
 from damoc.report.markdown import select_report

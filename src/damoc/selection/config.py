@@ -20,7 +20,8 @@ from damoc.tokens import CompressConfig
 class BaselineConfig(TaskSource):
     """Everything that decides a baseline run's figures; hashed for caching."""
 
-    candidates: list[Candidate] = Field(min_length=1)
+    # given on the command line as --models x --methods (cli/runs.py), not as a flag of its own name
+    candidates: list[Candidate] = Field(min_length=1, json_schema_extra={"flag": "--models"})
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     train_limit: int | None = Field(None, ge=1, description="train on a seeded sample of N training examples")
     test_limit: int | None = Field(None, ge=1, description="evaluate on the first N of the (fixed, stratified) "
@@ -98,7 +99,8 @@ class SelectConfig(BaselineConfig):
     prune: PruneConfig | None = Field(default_factory=PruneConfig)
     # 8, 16, 32 and 64 texts chose the same layers on NQ-open and ASDiv for both bundled models
     # (bench/results/prune-calibration.json); 16 keeps a margin at half the cost of the former 32.
-    calibration_samples: int = Field(16, ge=1, description="compressed training texts for layer similarity")
+    calibration_samples: int = Field(16, ge=1, description="texts the layer similarity is measured on (select: the "
+                                     "compressed training texts; prune: --calibration's)")
     adaptive: AdaptiveSettings = Field(default_factory=AdaptiveSettings, json_schema_extra=ADDED_LATER)
     strategy: str = Field("fixed", json_schema_extra={**ADDED_LATER,
                                                       "registry": "damoc.selection.strategies:STRATEGIES"},
