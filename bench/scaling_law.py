@@ -11,7 +11,7 @@ ModelSize (bigger is better), SubTuning (the loss at the budget); AtS, our readi
 Accept-then-Stop (a line on log-log axes through the in-budget points, accepted from the budget
 down while each lies within 5 standard deviations of the line through those above it, at least
 3); and rectified-fit, the paper's rectified law L(D) = B / (D_l + D^beta) + E fitted to every
-in-budget point by `damoc.selection.curves.fit_curve`. Metrics per set, budget and selector:
+in-budget point by `damoc.selection.laws.fit_curve`. Metrics per set, budget and selector:
 PearCorr (Pearson between the selector's score and the full-size loss; ModelSize's score is log
 size, as in the paper), RelAcc ((worst - chosen) / (worst - best) of the full-size loss), top-1,
 top-3 (the true best among the selector's first three), Kendall's tau (the selector's ranking
@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 
 from damoc.io import read_json, write_json_atomic
-from damoc.selection.curves import fit_curve, predict_curves
+from damoc.selection.curves import predict_curves
+from damoc.selection.laws import fit_curve
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "scaling-law"

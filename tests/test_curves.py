@@ -3,16 +3,9 @@
 import numpy as np
 import pytest
 
-from damoc.selection.curves import (
-    Rung,
-    choose_extrapolator,
-    confident_pick,
-    fit_curve,
-    predict_curves,
-    prob_best_at,
-    rectified_law,
-    to_drop,
-)
+from damoc.selection.curves import choose_extrapolator, predict_curves
+from damoc.selection.laws import fit_curve, rectified_law
+from damoc.selection.racing import Rung, confident_pick, prob_best_at, to_drop
 
 SIZES = [10, 20, 40, 80, 160, 320]
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from damoc.cli import main
-from damoc.selection.curves import predict_curves, rectified_law
+from damoc.selection.curves import predict_curves
+from damoc.selection.laws import rectified_law
 
 SIZES = [100 * 2 ** k for k in range(8)]  # 100 .. 12,800
 LAWS = {"steep": dict(b=40.0, d_l=20.0, beta=0.6, e=0.9), "flat": dict(b=3.0, d_l=2.0, beta=0.3, e=1.0),

@@ -81,7 +81,7 @@ def plots(summary: dict | SelectResults) -> list[tuple[str, str]]:
     if adaptive is not None and adaptive.fits:
         import numpy as np
 
-        from damoc.selection.curves import CurveFit
+        from damoc.selection.laws import CurveFit
 
         fig, ax = plt.subplots(figsize=(8, 4.2))
         full = adaptive.train_size

@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from damoc.io import read_jsonl
 from damoc.selection.candidate import display_name, is_ok, rank
-from damoc.selection.curves import Rung, confident_pick, predict_curves, prob_best_at, rung_curves, to_drop
+from damoc.selection.curves import predict_curves
 from damoc.selection.launch import launch
+from damoc.selection.racing import Rung, confident_pick, prob_best_at, rung_curves, to_drop
 
 
 class AdaptiveSettings(BaseModel):

@@ -1,19 +1,9 @@
-"""Learning curves: a candidate's metric against its training-set size, fitted, extrapolated to a
-larger size with an interval, and turned into each candidate's probability of being best there.
+"""Learning curves extrapolated: each candidate's metric at a larger training-set size, with an
+interval, and its probability of being best there.
 
 One predictor, `predict_curves`, serves both `damoc predict` (a CSV of small-run results) and
-`select --strategy adaptive` (rungs trained on growing prefixes; `prob_best_at` resamples its
-questions through the same predictor).
-
-The laws, in loss terms (lower is better; a higher-is-better metric in [0, 1] is turned into its
-complement first):
-
-- rectified (Lin et al. 2024, "Selecting Large Language Model to Fine-tune via Rectified Scaling
-  Law"): L(D) = B / (D_l + D^beta) + E. D_l, the "pre-learned data size", bends the small-data
-  end of the curve (the "pre-power phase") so that rankings can cross as D grows.
-- power: B * D^-beta + E, the rectified law without D_l (for three or four points).
-- loglinear: log L = log B - beta * log D through the last few points: the "power phase" alone,
-  a straight line on log-log axes, which is what the paper's AtS selector extrapolates.
+`select --strategy adaptive` (racing.py resamples its rungs' questions through the same
+extrapolation). The laws and their fits are in laws.py.
 
 Which law extrapolates is decided by backtesting on the points themselves: every candidate's
 curve is cut at an earlier point and extrapolated to its own last point, and the law with the
@@ -21,143 +11,20 @@ smaller median error per unit of log-distance on the cuts both laws can make win
 there is none). The same backtests calibrate the extrapolation (a drift shared by all candidates
 and a gain on each one's predicted change, fitted across candidates) and give the interval: the
 quantiles of their residuals per unit of log-distance, scaled to the distance to the target.
-Sizes of 0 (zero-shot scores) are left out of every fit: a fine-tuned curve does not pass
-through them (FLAN's t5-v1_1-base scores 28.8 before fine-tuning and 4.0 after 200 examples).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from damoc.selection.laws import MIN_POINTS, CurveFit, curve_points, fit_curve, fit_law
+
 LN2 = math.log(2)
-MIN_POINTS = {"rectified": 5, "power": 3, "loglinear": 2}
 
-
-def rectified_law(d, b: float, d_l: float, beta: float, e: float):
-    return b / (d_l + np.power(d, beta)) + e
-
-
-def power_law(d, b: float, beta: float, e: float):
-    return b * np.power(d, -beta) + e
-
-
-def loglinear_law(d, b: float, beta: float):
-    return b * np.power(d, -beta)
-
-
-@dataclass
-class CurveFit:
-    law: str                      # "rectified", "power", "loglinear" or "flat" (too few usable points)
-    params: dict[str, float]
-    loo_error: float | None = None  # |prediction - value| / value at the last point, fitted without it
-
-    def predict(self, d: float) -> float:
-        p = self.params
-        if self.law == "rectified":
-            return float(rectified_law(d, p["b"], p["d_l"], p["beta"], p["e"]))
-        if self.law == "power":
-            return float(power_law(d, p["b"], p["beta"], p["e"]))
-        if self.law == "loglinear":
-            return float(loglinear_law(d, p["b"], p["beta"]))
-        return p["e"]
-
-
-def _grid_fit(x: np.ndarray, y: np.ndarray, rectified: bool) -> dict[str, float] | None:
-    """The law by a grid over its exponent (and D_l), B and E solved in closed form at each grid
-    point (weighted least squares, weights 1/y^2: relative errors), then refined from the best grid
-    point by a Huber loss on the log of the loss, as the paper fits it. No local minima to start
-    from: the grid sees the whole range."""
-    from scipy.optimize import least_squares
-
-    lx, w = np.log(x), 1.0 / y ** 2
-    sw, sy = w.sum(), (w * y).sum()
-    best, best_sse = None, np.inf
-    for beta in np.geomspace(0.05, 2.0, 40):
-        log_dl = np.linspace(-3.0, beta * lx.max() + 3.0, 48) if rectified else np.array([-np.inf])
-        g = 1.0 / (np.exp(log_dl)[:, None] + np.exp(beta * lx)[None, :])
-        sg, sgg, sgy = (w * g).sum(1), (w * g * g).sum(1), (w * g * y).sum(1)
-        det = sgg * sw - sg ** 2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            b = (sgy * sw - sg * sy) / det
-            e = (sy - b * sg) / sw
-            through_zero = ~(e >= 0) | ~(det > 0)        # E < 0 is not a loss floor: fit B alone
-            b = np.where(through_zero, sgy / sgg, b)
-            e = np.clip(np.where(through_zero, 0.0, e), 0.0, y.min())
-            sse = np.where(b > 0, (w * (y[None, :] - b[:, None] * g - e[:, None]) ** 2).sum(1), np.inf)
-        j = int(np.argmin(sse))
-        if sse[j] < best_sse:
-            best_sse, best = sse[j], (b[j], log_dl[j], beta, e[j])
-    if best is None:
-        return None
-    b, log_dl, beta, e = best
-    floor = math.log(1e-6 * y.min())
-    start = np.array([math.log(b), log_dl, beta, max(math.log(e) if e > 0 else floor, floor)])
-    ly = np.log(y)
-
-    def residuals(q):
-        dl = q[1] if rectified else -np.inf
-        return np.logaddexp(q[0] - np.logaddexp(dl, q[2] * lx), q[3]) - ly
-
-    lo = [-np.inf, -10.0, 0.01, floor - 1]
-    hi = [np.inf, 4.0 * lx.max() + 10.0, 3.0, math.log(y.min())]
-    start = np.clip(start, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
-    q = start
-    try:
-        r = least_squares(residuals, start, bounds=(lo, hi), loss="huber", f_scale=0.01, max_nfev=200)
-        if np.sum(r.fun ** 2) <= np.sum(residuals(start) ** 2):
-            q = r.x
-    except ValueError:
-        pass
-    params = {"b": float(math.exp(q[0])), "beta": float(q[2]), "e": float(math.exp(q[3]))}
-    return {**params, "d_l": float(math.exp(q[1]))} if rectified else params
-
-
-def _fit(x: np.ndarray, y: np.ndarray, law: str, window: int) -> CurveFit:
-    if law == "auto":
-        law = "rectified" if len(x) >= 5 else "power"
-    if law in ("rectified", "power") and len(x) < MIN_POINTS[law]:
-        law = "power" if len(x) >= 3 else "flat"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if law in ("rectified", "power"):
-            params = _grid_fit(x, y, law == "rectified")
-            if params is not None:
-                return CurveFit(law, params)
-            law = "loglinear"
-        if law == "loglinear" and len(x) >= 2:
-            lx, ly = np.log(x[-window:]), np.log(y[-window:])
-            slope, intercept = np.polyfit(lx, ly, 1)
-            return CurveFit("loglinear", {"b": float(math.exp(intercept)), "beta": float(-slope)})
-    return CurveFit("flat", {"e": float(y[-1])})
-
-
-def _points(sizes: Sequence[float], values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    x, y = np.asarray(sizes, dtype=float), np.asarray(values, dtype=float)
-    keep = x > 0
-    x, y = x[keep], y[keep]
-    order = np.argsort(x, kind="stable")
-    return x[order], y[order]
-
-
-def fit_curve(sizes: Sequence[float], values: Sequence[float], law: str = "auto", window: int = 3) -> CurveFit:
-    """The curve through (size, loss) points (sizes of 0 left out), with its leave-last-point-out
-    error. `law`: "auto" (rectified from five points, power from three, else flat), "rectified",
-    "power" (each falling back as "auto" does when the points are too few) or "loglinear" (a line
-    on log-log axes through the last `window` points)."""
-    x, y = _points(sizes, values)
-    fit = _fit(x, y, law, window)
-    if len(x) >= 4 and fit.law != "flat":
-        held = _fit(x[:-1], y[:-1], law, window)
-        fit.loo_error = abs(held.predict(x[-1]) - y[-1]) / abs(y[-1]) if y[-1] else None
-    return fit
-
-
-# ---- the predictor ---------------------------------------------------------------------------
 
 @dataclass
 class Extrapolator:
@@ -198,7 +65,7 @@ class Extrapolator:
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> CurveFit:
         law = self.law if len(x) >= MIN_POINTS.get(self.law, 2) else "loglinear"
-        return _fit(x, y, law, self.window)
+        return fit_law(x, y, law, self.window)
 
     def log_prediction(self, x: np.ndarray, y: np.ndarray, target: float) -> tuple[float, float]:
         """(log of the calibrated prediction at `target`, ln-distance from the last point)."""
@@ -333,7 +200,7 @@ def predict_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]]
         raise ValueError(f"target {target}: give a positive number of examples")
     data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, (sizes, values) in curves.items():
-        x, y = _points(sizes, values)
+        x, y = curve_points(sizes, values)
         if len(x) < 2:
             raise ValueError(f"{name}: {len(x)} point(s) above 0 examples; a curve needs 2")
         data[name] = (x, _to_loss(y, higher_is_better))
@@ -375,67 +242,3 @@ def predict_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]]
         preds.append(Prediction(name, vals[0], vals[1], vals[2], float(p), n, fit))
     preds.sort(key=lambda p: -p.predicted if higher_is_better else p.predicted)
     return CurvePredictions(float(target), level, higher_is_better, ex, preds)
-
-
-# ---- adaptive selection's rungs ----------------------------------------------------------------
-
-@dataclass
-class Rung:
-    """One candidate trained on `size` examples, scored per evaluation question."""
-
-    size: int
-    nll: np.ndarray    # answer NLL per question, nats
-    nbytes: np.ndarray  # answer bytes per question
-
-    def bpb(self, idx: np.ndarray | None = None) -> float:
-        idx = np.arange(len(self.nll)) if idx is None else idx
-        return float(self.nll[idx].sum() / (self.nbytes[idx].sum() * math.log(2)))
-
-
-def rung_curves(curves: dict[str, list[Rung]]) -> dict[str, tuple[list[int], list[float]]]:
-    return {name: ([r.size for r in rungs], [r.bpb() for r in rungs]) for name, rungs in curves.items()}
-
-
-def prob_best_at(curves: dict[str, list[Rung]], full_size: int, samples: int = 200, seed: int = 0,
-                 rung_dropout: bool = True) -> dict[str, float]:
-    """Each candidate's probability of the lowest bits per byte at `full_size`, through the
-    predictor's extrapolation (its law and calibration chosen once, on the whole curves).
-
-    Two sources of doubt are sampled together. The questions are resampled (paired across
-    candidates and rungs): the noise of the evaluation. And, with `rung_dropout`, every curve of
-    four or more rungs is refitted without one of its rungs, drawn at random: the doubt of the
-    extrapolation itself, which question noise cannot show. A curve whose prediction hangs on
-    one rung (e.g. 1.04, 1.12, 1.01 bits per byte at 10, 20, 40 examples) then spreads its
-    predictions instead of claiming certainty from a handful of noisy points.
-    """
-    ex = choose_extrapolator({k: _points(*v) for k, v in rung_curves(curves).items()})
-    rng = np.random.default_rng(seed)
-    n = len(next(iter(curves.values()))[0].nll)
-    wins = dict.fromkeys(curves, 0.0)
-    for _ in range(samples):
-        idx = rng.integers(0, n, n)
-        pred = {}
-        for name, rungs in curves.items():
-            kept = rungs
-            if rung_dropout and len(rungs) >= 4:
-                left_out = int(rng.integers(len(rungs)))
-                kept = [r for i, r in enumerate(rungs) if i != left_out]
-            x, y = _points([r.size for r in kept], [r.bpb(idx) for r in kept])
-            pred[name] = ex.log_prediction(x, y, full_size)[0] if len(x) >= 2 else math.log(y[-1])
-        best = min(pred.values())
-        leaders = [k for k, v in pred.items() if v == best]
-        for k in leaders:
-            wins[k] += 1 / len(leaders)
-    return {k: v / samples for k, v in wins.items()}
-
-
-def to_drop(prob_best: dict[str, float], below: float) -> list[str]:
-    """Racing: the candidates whose chance of being best has fallen under `below` (never all)."""
-    dropped = [k for k, p in prob_best.items() if p < below]
-    return dropped if len(dropped) < len(prob_best) else []
-
-
-def confident_pick(prob_best: dict[str, float], level: float) -> str | None:
-    """The candidate whose probability of being best reached `level`, if one has."""
-    name, p = max(prob_best.items(), key=lambda kv: kv[1])
-    return name if p >= level else None
