@@ -29,8 +29,9 @@ from _common import RESULTS, ROOT, RUNS, envelope, pyplot, read_json, save_figur
 
 from damoc.selection import Candidate
 from damoc.selection.config import SelectConfig
-from damoc.selection.estimate import estimate, shape
+from damoc.selection.estimate import estimate
 from damoc.selection.runner import select_examples
+from damoc.selection.shapes import shape
 from damoc.tasks import load_task
 
 PAPER_MODELS = ["meta-llama/Llama-3.1-8B", "mistralai/Mistral-7B-v0.3", "Qwen/Qwen2.5-7B", "Qwen/Qwen3-8B",

@@ -51,7 +51,7 @@ def byte_tokenizer(texts: list[str]):
 def build(spec: str, tiny: bool):
     from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
 
-    from damoc.selection.estimate import catalog
+    from damoc.selection.shapes import catalog
 
     fields = {k: v for k, v in catalog()[spec.lower()].items() if k != "name"} if not tiny else {}
     config = (LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,

@@ -51,7 +51,8 @@ def test_levers_move_the_prediction_as_they_move_a_run(tmp_path):
 
     from damoc.layers import PruneConfig
     from damoc.selection.config import FilterSettings
-    from damoc.selection.estimate import Lengths, estimate, lengths
+    from damoc.selection.estimate import estimate
+    from damoc.selection.shapes import Lengths, lengths
     from damoc.tokens import CompressConfig
 
     model = save_tiny(tmp_path, layers=4)
@@ -100,7 +101,7 @@ def test_graphcut_cost_matches_the_embedding_pass(tmp_path, tiny_llama):
 
 
 def test_hub_models_are_priced_from_the_catalog_offline(monkeypatch):
-    from damoc.selection.estimate import shape
+    from damoc.selection.shapes import shape
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     llama = shape("meta-llama/Llama-3.1-8B")

@@ -6,156 +6,20 @@ this machine can make are 135M-270M models on 1,000. So nothing here loads weigh
 is built on the meta device from its config (a local folder, a bundled model, or the packaged
 `architectures.yaml` for hub models this machine cannot download) and its parameters counted
 by the same `damoc.flops` rules the runs report, and each example is tokenized as training
-encodes it. What is not known before running is predicted from the settings: the filter keeps
+encodes it (shapes.py). What is not known before running is predicted from the settings: the filter keeps
 `rate` of the examples (their mean length is the whole set's), compression keeps `ratio` of
 each context, pruning removes its cap of `max_fraction` of the layers."""
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import dataclass
-from importlib import resources
 
 from damoc.errors import DamocError
 from damoc.filtering.base import example_text, resolve_budget
 from damoc.finetune import FinetuneConfig
 from damoc.finetune.train import schedule
+from damoc.selection.shapes import FALLBACK_TOKENIZER, Lengths, Shape, encoder_tokenizer, lengths, shape, tokenizer_for
 from damoc.tasks import Example
-
-FALLBACK_TOKENIZER = "bundled:smollm2-135m-instruct"
-
-
-@functools.lru_cache(maxsize=1)
-def catalog() -> dict[str, dict]:
-    """Hub id (lower case) -> the config fields that decide its matmul shapes."""
-    import yaml
-
-    text = resources.files("damoc.selection").joinpath("architectures.yaml").read_text(encoding="utf-8")
-    return {name.lower(): {"name": name, **fields} for name, fields in yaml.safe_load(text).items()}
-
-
-@dataclass(frozen=True)
-class Shape:
-    """A model's parameters as the FLOP rules count them (damoc.flops), without its weights."""
-
-    name: str
-    matmul: int  # every Linear and the output head
-    head: int
-    layers: int
-    lora_per_rank: int  # LoRA parameters per unit of rank on the decoder blocks' Linear layers
-    source: str  # "config" (a folder or bundled model) or "catalog"
-
-    @property
-    def per_layer(self) -> int:
-        return (self.matmul - self.head) // max(self.layers, 1)
-
-    def body(self, removed: int = 0) -> int:
-        return self.matmul - self.head - removed * self.per_layer
-
-
-def _config(spec: str, causal: bool):
-    """A model's config: packaged catalog for hub ids it knows, else the model's own config.json."""
-    from transformers import AutoConfig
-
-    from damoc.filtering.embeddings import embedder_path
-    from damoc.models import resolve_spec
-
-    known = catalog().get(spec.lower())
-    if known is not None:
-        fields = {k: v for k, v in known.items() if k != "name"}
-        return AutoConfig.for_model(fields.pop("model_type"), **fields), "catalog"
-    try:
-        return AutoConfig.from_pretrained(resolve_spec(spec) if causal else embedder_path(spec)), "config"
-    except OSError as e:
-        known = ", ".join(sorted(c["name"] for c in catalog().values()))
-        raise DamocError(f"{spec}: no config here (offline?) and not in damoc's catalog of hub models "
-                         f"({known}); give a local model folder") from e
-
-
-@functools.lru_cache(maxsize=32)
-def shape(spec: str, causal: bool = True) -> Shape:
-    """Counted on a model built on the meta device: no memory, no weights, the same counting as a run."""
-    import torch
-    from torch import nn
-    from transformers import AutoModel, AutoModelForCausalLM
-
-    from damoc.flops import head_params, matmul_params
-
-    config, source = _config(spec, causal)
-    if causal:
-        config = getattr(config, "text_config", None) or config
-    with torch.device("meta"):
-        model = (AutoModelForCausalLM if causal else AutoModel).from_config(config)
-    lora = sum(m.in_features + m.out_features for name, m in model.named_modules()
-               if isinstance(m, nn.Linear) and ".layers." in name)
-    layers = getattr(config, "num_hidden_layers", 0) or 0
-    return Shape(spec, matmul_params(model), head_params(model), layers, lora, source)
-
-
-@dataclass(frozen=True)
-class Lengths:
-    """One example's token counts as training encodes it (damoc.encoding.encode), context apart."""
-
-    fixed: int  # special tokens, instruction and question: everything of the prompt but the context
-    context: int
-    answer: int  # with the end-of-sequence token
-
-    def trained(self, max_len: int, ratio: float = 1.0) -> int:
-        """Tokens of the encoded example when its context keeps `ratio` (truncation cuts the context)."""
-        context = round(self.context * ratio) if ratio < 1 else self.context
-        return self.fixed + self.answer + min(context, max(max_len - self.fixed - self.answer, 0))
-
-
-def lengths(tokenizer, examples: list[Example]) -> list[Lengths]:
-    from damoc.encoding import _ids, leading_special_ids
-    from damoc.finetune.train import continuation
-
-    head = len(leading_special_ids(tokenizer))
-    eos = 1 if tokenizer.eos_token_id is not None else 0
-    return [Lengths(head + len(_ids(tokenizer, e.prefix)) + len(_ids(tokenizer, e.suffix)),
-                    len(_ids(tokenizer, e.context)), len(_ids(tokenizer, continuation(e))) + eos)
-            for e in examples]
-
-
-@functools.lru_cache(maxsize=16)
-def _tokenizer(spec: str):
-    from damoc.models import load_tokenizer
-
-    return load_tokenizer(spec)
-
-
-@functools.lru_cache(maxsize=4)
-def _encoder_tokenizer(spec: str) -> tuple[object, int]:
-    """An encoder's tokenizer and the length sentence-transformers truncates at."""
-    import json
-    from pathlib import Path
-
-    from transformers import AutoTokenizer
-
-    from damoc.filtering.embeddings import embedder_path
-
-    folder = Path(embedder_path(spec))
-    tok = AutoTokenizer.from_pretrained(folder)
-    settings = folder / "sentence_bert_config.json"
-    if settings.exists():
-        return tok, int(json.loads(settings.read_text())["max_seq_length"])
-    # sentence-transformers' rule for a plain folder: the tokenizer's limit, capped by the positions
-    positions = json.loads((folder / "config.json").read_text()).get("max_position_embeddings", 10**9)
-    return tok, int(min(tok.model_max_length, positions))
-
-
-def tokenizer_for(spec: str) -> tuple[object, str]:
-    """The candidate's own tokenizer; for a catalog model, from the local hub cache only (a user
-    who has it), else the fallback's: pricing must not wait on a network this machine may lack."""
-    if spec.lower() in catalog():
-        from transformers import AutoTokenizer
-
-        try:
-            return AutoTokenizer.from_pretrained(spec, local_files_only=True), spec
-        except (OSError, ValueError):
-            return _tokenizer(FALLBACK_TOKENIZER), FALLBACK_TOKENIZER
-    return _tokenizer(spec), spec
 
 
 def _mean(values: list[float]) -> float:
@@ -195,7 +59,7 @@ def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple
                 "hybrid": min(1.0, f.options.get("pool_factor", 3.0) * n_kept / (scale * len(examples)))}
     if f.method in embedded:
         embedder = f.options.get("embedder", BUNDLED_EMBEDDER)
-        tok, limit = _encoder_tokenizer(embedder)
+        tok, limit = encoder_tokenizer(embedder)
         per = _mean([min(len(x), limit) for x in tok([example_text(e) for e in examples])["input_ids"]])
         tokens["embedder"] = embedded[f.method] * scale * len(examples) * per
         flops += 2.0 * shape(embedder, causal=False).matmul * tokens["embedder"]
@@ -232,7 +96,7 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         tok, _ = tokenizer_for(c.scorer)
         context = _mean([x.context for x in lengths(tok, examples)]) * n_kept
         flops["compress_surprisal"] = 2.0 * shape(c.scorer).matmul * context
-        bert_tok, _ = _encoder_tokenizer(c.bert_model)
+        bert_tok, _ = encoder_tokenizer(c.bert_model)
         bert_context = _mean([min(len(x), 512) for x in bert_tok([e.context for e in examples])["input_ids"]]) \
             * n_kept
         flops["compress_bertscore"] = 2.0 * shape(c.bert_model, causal=False).matmul * bert_context * (1 + ratio)
