@@ -54,7 +54,7 @@ def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple
         tok, _ = tokenizer_for(scorer)
         per = _mean([x.trained(512) + x.answer for x in lengths(tok, examples)])
         tokens["scorer"] = scale * len(examples) * per
-        flops += 2.0 * shape(scorer).matmul * tokens["scorer"]
+        flops += shape(scorer).forward_flops(tokens["scorer"])
     embedded = {"graphcut": 1.0, "facility-location": 1.0,
                 "hybrid": min(1.0, f.options.get("pool_factor", 3.0) * n_kept / (scale * len(examples)))}
     if f.method in embedded:
@@ -62,7 +62,7 @@ def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple
         tok, limit = encoder_tokenizer(embedder)
         per = _mean([min(len(x), limit) for x in tok([example_text(e) for e in examples])["input_ids"]])
         tokens["embedder"] = embedded[f.method] * scale * len(examples) * per
-        flops += 2.0 * shape(embedder, causal=False).matmul * tokens["embedder"]
+        flops += shape(embedder, causal=False).forward_flops(tokens["embedder"])
     return flops, tokens
 
 
@@ -95,11 +95,11 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
     if c is not None:
         tok, _ = tokenizer_for(c.scorer)
         context = _mean([x.context for x in lengths(tok, examples)]) * n_kept
-        flops["compress_surprisal"] = 2.0 * shape(c.scorer).matmul * context
+        flops["compress_surprisal"] = shape(c.scorer).forward_flops(context)
         bert_tok, _ = encoder_tokenizer(c.bert_model)
         bert_context = _mean([min(len(x), 512) for x in bert_tok([e.context for e in examples])["input_ids"]]) \
             * n_kept
-        flops["compress_bertscore"] = 2.0 * shape(c.bert_model, causal=False).matmul * bert_context * (1 + ratio)
+        flops["compress_bertscore"] = shape(c.bert_model, causal=False).forward_flops(bert_context) * (1 + ratio)
         data["scorer_context_tokens"] = context
         if c.rewriter is not None:
             notes.append("LLM rewriting is on: its generation is not priced")

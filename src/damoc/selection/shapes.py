@@ -42,6 +42,10 @@ class Shape:
     def body(self, removed: int = 0) -> int:
         return self.matmul - self.head - removed * self.per_layer
 
+    def forward_flops(self, tokens: float, removed: int = 0) -> float:
+        """A forward pass over `tokens` (2 FLOPs per matmul parameter per token), `removed` layers pruned."""
+        return 2.0 * (self.matmul - removed * self.per_layer) * tokens
+
 
 def _config(spec: str, causal: bool):
     """A model's config: packaged catalog for hub ids it knows, else the model's own config.json."""

@@ -1,0 +1,183 @@
+"""The validation zoo's rows (bench/zoo.py --part rows): each `select` setting run and judged against
+the truth (tie set, top-1, regret, rank agreement, FLOP and wall speed-ups)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+from _common import RESULTS, read_json, write_json_atomic
+from _zoo_truth import plot, truth_config, truth_summary
+
+from damoc.runinfo import machine, versions
+from damoc.selection.candidate import is_ok
+from damoc.tasks import load_task
+
+
+def settings() -> list[tuple[str, dict]]:
+    """(row name, SelectConfig overrides): the defaults first, then one lever at a time."""
+    from damoc.selection.config import FilterSettings
+
+    rows = [("headline", {}), ("zero-shot", {"strategy": "zero-shot"}), ("size", {}),
+            ("subset", {"prune": None, "compress": None}),
+            ("no-prune", {"prune": None}), ("halving", {"strategy": "halving"}),
+            ("adaptive", {"strategy": "adaptive"}), ("no-compress", {"compress": None})]
+    rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})
+             for rate in (0.1, 0.05, 0.2) for sel in ("random", "graphcut", "perplexity")
+             if (sel, rate) != ("graphcut", 0.1)]
+    return rows
+
+
+def cheap_ranks(summary: dict) -> dict[str, int]:
+    """name -> rank (1 best). Adaptive selection drops candidates before the end: they rank below
+    the survivors, a candidate dropped later above one dropped earlier."""
+    ok = [c for c in summary["candidates"] if is_ok(c)]
+    ranks = {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["rank"] for c in ok if "rank" in c}
+    if (summary.get("config") or {}).get("strategy") == "zero-shot":  # methods of one model tie
+        order = summary["zero_shot"]["ranking_models"]
+        return {n: 1 + order.index(c["model"]) for n, c in zip(ranks, ok)}
+    dropped = (summary.get("adaptive") or {}).get("dropped", {})
+    later_first = sorted(dropped, key=lambda n: -dropped[n]["rung"])
+    for i, n in enumerate(later_first, start=len(ranks) + 1):
+        ranks[n.removeprefix("bundled:")] = i
+    return ranks
+
+
+def judged(truth: dict, summary: dict, choice: bool) -> dict:
+    """The library's judgement (tie set, top-1, regret and its SE, separated pairs) plus rank correlations."""
+    from damoc.selection.validation import compare_rankings, judge
+
+    cheap_rank = cheap_ranks(summary)
+    ties = {"best": truth["best"], "tie_set": truth["tie_set"], "differences": truth["differences_to_best"],
+            "pairs": truth["pairs"]}
+    metric = "accuracy" if choice else "answer_bpb"
+    true = {n: m[metric] for n, m in truth["metrics"].items()}
+    truth_rank = {n: -i for i, n in enumerate(sorted(true, key=lambda n: -true[n] if choice else true[n]))}
+    agreement = compare_rankings({n: -r for n, r in cheap_rank.items()}, truth_rank, higher_is_better=True)
+    return {**judge(cheap_rank, ties, choice), "kendall_tau": agreement["kendall_tau"],
+            "spearman_rho": agreement["spearman_rho"], "ranking": sorted(cheap_rank, key=cheap_rank.get),
+            "compressed_verdict": summary.get("verdict")}
+
+
+def eval_flops(config, summary: dict, truth_metrics: dict) -> tuple[float, float]:
+    """Forward FLOPs of the evaluations: damoc's (every candidate run, each on its questions, pruned
+    as it was) and the truth's (every candidate on the whole test split). Estimated from the
+    test questions' token lengths (damoc.selection.shapes), since runs record no eval tokens."""
+    from damoc.selection.shapes import lengths, shape, tokenizer_for
+
+    test = load_task(config.task).test[: config.test_limit]
+    per: dict[str, list[int]] = {}
+
+    def tokens(model: str, n: int) -> float:
+        if model not in per:
+            tok, _ = tokenizer_for(model)
+            per[model] = [x.trained(config.finetune.max_seq_len) for x in lengths(tok, test)]
+        return float(sum(per[model][:n]))
+
+    damoc = 0.0
+    for c in summary.get("paid_runs") or [c for c in summary["candidates"] if is_ok(c)]:
+        s = shape(c["model"])
+        removed = s.layers - (c.get("layers_after") or c.get("prune", {}).get("layers_after") or s.layers)
+        damoc += s.forward_flops(tokens(c["model"], c.get("eval_examples", len(test))), removed)
+    full = sum(shape(f"bundled:{n.split()[0]}").forward_flops(tokens(f"bundled:{n.split()[0]}", len(test)))
+               for n in truth_metrics)
+    return damoc, full
+
+
+def fit_accuracy(truth: dict, summary: dict) -> dict | None:
+    """Adaptive only: each candidate's predicted full-size bits per byte against the truth's."""
+    fits = (summary.get("adaptive") or {}).get("fits")
+    if not fits:
+        return None
+    out = {}
+    for n, f in fits.items():
+        name_ = n.removeprefix("bundled:")
+        true = truth["metrics"][name_]["answer_bpb"]
+        out[name_] = {"predicted": f["predicted_answer_bpb_full"], "truth": true, "law": f["law"],
+                      "relative_error": f["predicted_answer_bpb_full"] / true - 1, "loo_error": f["loo_error"]}
+    return out
+
+
+def part_rows(args) -> None:
+    from damoc.selection.config import SelectConfig
+    from damoc.selection.pipeline import run_select
+
+    path = RESULTS / f"zoo-{args.task}.json"
+    truth = truth_summary(args.task, args.seed)
+    if not truth.get("complete"):
+        raise SystemExit(f"{args.task}: the truth is not complete ({truth.get('candidates_done')}); run --part truth")
+    base = truth_config(args.task, args.seed)
+    choice = load_task(args.task).is_choice
+    full_flops, full_seconds = sum(truth["train_flops"].values()), sum(truth["train_seconds"].values())
+    for row_name, overrides in settings():
+        if args.only and row_name not in args.only:
+            continue
+        if row_name == "size":
+            save_row(args, path, truth, size_row(args.task, truth, choice))
+            continue
+        config = SelectConfig(**{**base.model_dump(), **overrides})
+        start = time.perf_counter()
+        summary = run_select(config, args.run_dir / args.task / "rows" / row_name, progress=False)
+        cost = summary["cost"]
+        overhead = summary["data"].get("forward_flops", 0.0) + cost["prune_flops"]
+        paid = cost["train_flops"] + overhead + cost.get("zero_shot_eval_flops", 0.0) * (config.strategy != "zero-shot")
+        cheap_seconds = summary["seconds"]["data_stage"] + cost["train_seconds"] + cost["prune_seconds"]
+        damoc_eval, full_eval = eval_flops(config, summary, truth["metrics"])
+        row = {"name": row_name, "task": args.task, **judged(truth, summary, choice),
+               "speedup_flops": ratio(full_flops, paid),
+               "speedup_flops_with_evaluation":
+                   (full_flops + full_eval) / (cost["train_flops"] + overhead + damoc_eval),
+               "eval_flops": damoc_eval, "truth_eval_flops": full_eval,
+               "speedup_flops_training_only": ratio(full_flops, cost["train_flops"]),
+               "data_stage_flops_share": ratio(overhead, cost["train_flops"]),
+               "speedup_wall": ratio(full_seconds, cheap_seconds),
+               "speedup_wall_note": "truth seconds were measured at another time, under another load",
+               "train_examples": summary["train_examples"], "input_examples": summary["data"].get("input_examples"),
+               "steps": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["train"]["steps"]
+                         for c in summary["candidates"] if is_ok(c)},
+               "batch_size": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["train"]["batch_size"]
+                              for c in summary["candidates"] if is_ok(c)},
+               "metrics": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["metrics"]
+                           for c in summary["candidates"] if is_ok(c)},
+               "data": summary["data"], "invocation_seconds": time.perf_counter() - start,
+               "adaptive": summary.get("adaptive"), "fit_accuracy": fit_accuracy(truth, summary),
+               "strategy": config.strategy,
+               "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
+               "overrides": {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in overrides.items()},
+               "config": config.model_dump(mode="json")}
+        save_row(args, path, truth, row)
+
+
+def ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def save_row(args, path: Path, truth: dict, row: dict) -> None:
+    current = read_json(path) if path.exists() else {}
+    rows = [r for r in current.get("rows", []) if r["name"] != row["name"]] + [row]
+    write_json_atomic(path, {**current, "truth": truth, "rows": rows, "machine": machine(),
+                             "versions": versions(), "seed": args.seed,
+                             "command": f"python bench/zoo.py --task {args.task} --part rows"})
+    plot(path)
+    print(f"{row['name']}: chosen {row['chosen']} (in tie set {row['in_tie_set']}, top-1 {row['top1']}), "
+          f"regret {row['regret']:.4f} +- {row['regret_se']:.4f}", flush=True)
+
+
+def size_row(task: str, truth: dict, choice: bool) -> dict:
+    """The free guess "the bigger model", its methods in the registry's default order: no run at all."""
+    from damoc.finetune.methods import ORDER
+    from damoc.selection.shapes import shape
+    from damoc.selection.validation import judge
+
+    def key(n: str) -> tuple:
+        model, method = n.rsplit(" ", 1)
+        return (-shape(f"bundled:{model}").matmul, ORDER.index(method))
+
+    order = sorted(truth["metrics"], key=key)
+    ranks = {n: i for i, n in enumerate(order, start=1)}
+    ties = {"best": truth["best"], "tie_set": truth["tie_set"], "differences": truth["differences_to_best"],
+            "pairs": truth["pairs"]}
+    return {"name": "size", "task": task, **judge(ranks, ties, choice), "ranking": order, "strategy": "size",
+            "speedup_flops": None, "note": "no training and no evaluation: ranked by matmul parameters"}
