@@ -28,12 +28,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from damoc.compat import model_folder_before_marker, run_before_marker
 from damoc.errors import DamocError
 
 MARKER = ".damoc-run.json"
 LOCK = ".lock"
-# Records that damoc wrote into its output folders before the marker existed.
-_LEGACY_RECORDS = ("damoc-prune.json", "damoc-finetune.json", "damoc-model.json")
 
 
 def _umask() -> int:
@@ -173,7 +172,7 @@ def _inside_cwd_chain(path: Path) -> bool:
 
 
 def _made_by_damoc(folder: Path) -> bool:
-    return (folder / MARKER).is_file() or any((folder / r).is_file() for r in _LEGACY_RECORDS)
+    return (folder / MARKER).is_file() or model_folder_before_marker(folder)
 
 
 def check_writable(path: Path) -> None:
@@ -306,7 +305,7 @@ def _claim(out: Path, command: str) -> tuple[Path, bool]:
         except OSError as e:
             raise DamocError(f"cannot write to --out {out}: {e.strerror or e}") from None
     marker = out / MARKER
-    if not marker.exists() and any(p.name != LOCK for p in out.iterdir()) and not _legacy_run(out):
+    if not marker.exists() and any(p.name != LOCK for p in out.iterdir()) and not run_before_marker(out):
         raise DamocError(f"--out {out} holds files damoc did not write; give a new or empty folder")
     if marker.exists():
         made = read_json_checked(marker, lambda d: isinstance(d, dict))
@@ -331,11 +330,6 @@ def refuse_links(folder: Path) -> None:
             if path.is_symlink():
                 raise DamocError(f"{path} is a symbolic link (to {os.readlink(path)}); damoc writes only into "
                                  "real files and folders inside a run folder: remove the link or give a new --out")
-
-def _legacy_run(out: Path) -> bool:
-    """A run folder written before markers existed: resume it rather than refuse it."""
-    return ((out / "results.json").is_file() or (out / "candidates").is_dir()
-            or (out / "data" / "summary.json").is_file() or (out / "summary.json").is_file())
 
 
 def pid_alive(pid: int) -> bool:

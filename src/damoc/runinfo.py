@@ -8,6 +8,8 @@ import os
 import platform
 from importlib import metadata
 
+from damoc.compat import drop_added_later
+
 
 def machine() -> dict:
     import torch
@@ -52,26 +54,9 @@ def stable_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-# Marks a setting added after results were first cached (`Field(..., json_schema_extra=ADDED_LATER)`):
-# `key_settings` leaves it out while it is at its default, so a result cached before the setting
-# existed (made, in effect, with that default) is still found.
-ADDED_LATER = {"added_later": True}
-
-
 def key_settings(config) -> dict:
-    """A pydantic config as the JSON a cache key hashes."""
-    from pydantic import BaseModel
-
+    """A pydantic config as the JSON a cache key hashes (settings added later left out at their
+    default: damoc.compat)."""
     out = config.model_dump(mode="json")
-
-    def drop(model: BaseModel, dumped: dict) -> None:
-        for name, info in type(model).model_fields.items():
-            value = getattr(model, name)
-            if isinstance(value, BaseModel) and isinstance(dumped.get(name), dict):
-                drop(value, dumped[name])
-            elif (info.json_schema_extra or {}).get("added_later") and value == info.get_default(
-                    call_default_factory=True):
-                dumped.pop(name, None)
-
-    drop(config, out)
+    drop_added_later(config, out)
     return out

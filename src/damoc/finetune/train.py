@@ -22,11 +22,11 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
+from damoc.compat import ADDED_LATER
 from damoc.encoding import encode
 from damoc.errors import DamocError
 from damoc.finetune.methods import DEFAULT, METHODS, get_method
 from damoc.flops import estimate_flops
-from damoc.runinfo import ADDED_LATER
 from damoc.tasks.base import Example, continuation
 
 # Raised inside transformers' own Trainer on every run; nothing a damoc user can act on.

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from damoc.compat import drop_empty_options, slug_before_hash
 from damoc.evaluation.metrics import higher_is_better
 from damoc.runinfo import key_settings, stable_hash, weight_files
 from damoc.tasks.base import SPLIT_VERSION
@@ -55,11 +56,8 @@ class Candidate(BaseModel):
 
     def stored(self) -> dict:
         """How results name it: model and method, and its options where it has any (older results, made
-        before options existed, keep their names and cache keys)."""
-        out = self.model_dump()
-        if not out["options"]:
-            out.pop("options")
-        return out
+        before options existed, keep their names and cache keys: damoc.compat)."""
+        return drop_empty_options(self.model_dump())
 
     @property
     def name(self) -> str:
@@ -75,9 +73,8 @@ class Candidate(BaseModel):
 
     @property
     def legacy_slug(self) -> str:
-        """The folder name before the hash was added: old results there are still read (their key
-        names the spec as written, so a result is never taken for another candidate's)."""
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.model}--{self.method}").strip("_")
+        """The folder name before the hash was added, where old results are still read (damoc.compat)."""
+        return slug_before_hash(self.model, self.method)
 
 
 def model_identity(spec: str) -> str:

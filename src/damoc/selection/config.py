@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from damoc.compat import ADDED_LATER, strategy_named
 from damoc.finetune import FinetuneConfig
 from damoc.layers import PruneConfig
-from damoc.runinfo import ADDED_LATER
 from damoc.selection.adaptive import AdaptiveSettings
 from damoc.selection.candidate import Candidate
 from damoc.tasks import TaskSource
@@ -124,8 +124,7 @@ class SelectConfig(BaselineConfig):
 
     @model_validator(mode="after")
     def _one_strategy(self) -> SelectConfig:
-        if self.halving and self.strategy == "fixed":
-            self.strategy = "halving"  # the older switch
+        self.strategy = strategy_named(self.halving, self.strategy)  # `halving: true`, the older switch
         self.halving = self.strategy == "halving"
         return self
 

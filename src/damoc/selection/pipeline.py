@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from damoc.compat import strategy_named
 from damoc.io import run_folder, write_json_atomic, write_text_atomic
 from damoc.selection.config import SelectConfig
 from damoc.selection.data import data_stage
@@ -42,7 +43,7 @@ def _run_select(config: SelectConfig, out: Path, progress: bool, validate: bool,
     task = load_task(config.task, config.data)
     _, test = select_examples(task, config)
     # `halving: true` is the older switch (also set by model_copy, which skips the config's validators)
-    strategy = STRATEGIES.get("halving" if config.halving and config.strategy == "fixed" else config.strategy)
+    strategy = STRATEGIES.get(strategy_named(config.halving, config.strategy))
     ctx = Context(config, task, test[: config.adaptive.eval_questions] if strategy.data == "ordered" else test,
                   out, progress, notify, launch_settings)
     if strategy.data != "none":
