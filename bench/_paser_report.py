@@ -58,6 +58,10 @@ def aggregate(doc: dict, items_dir: Path) -> dict:
     for (method, budget), runs in sorted(groups.items(), key=lambda kv: (bool(split_rate(kv[0][0])[1]),
                                                                          kv[0][1], kv[0][0])):
         row = {"method": method, "budget": budget, "seeds": len(runs), "samples": runs[0]["selected"]}
+        if "answer_tokens" in runs[0]:  # issue 30's runs: a token budget's samples vary with the seed
+            row.update({"budget_by": runs[0]["budget_by"], "samples_by_seed": [r["selected"] for r in runs],
+                        "answer_tokens_by_seed": [r["answer_tokens"] for r in runs],
+                        "trained_answer_tokens_by_seed": [r["trained_answer_tokens"] for r in runs]})
         for metric in METRICS:
             row[metric], row[f"{metric}_se"] = pooled_figure(loaded[(method, budget)], metric, sources)
         cold = doc.get("cold_selection", {}).get(split_rate(method)[0])
@@ -97,6 +101,38 @@ def aggregate(doc: dict, items_dir: Path) -> dict:
                                  for m in METRICS if len(v := [d[m] for d in by_seed.values()]) > 1}})
     differences.sort(key=lambda d: (bool(split_rate(d["paser"])[1]), d["budget"]))  # DEFAULT_LR first
     return {"rows": rows, "differences": differences}
+
+
+def versus_random(doc: dict, items_dir: Path) -> list[dict]:
+    """Every row minus random at the same budget and rate (random on the pool's answers), on the
+    seeds both have: pooled over them (the paired item bootstrap) and the SE across seeds."""
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in doc["runs"]:
+        groups.setdefault((r["method"], r["budget"]), []).append(r)
+    sources = doc["heldout_sources"]
+    out = []
+    for (method, budget), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        base, rate = split_rate(method)
+        reference = groups.get(("random" + rate, budget))
+        if base == "random" or not reference:
+            continue
+        mine = {r["seed"]: r for r in runs}
+        theirs = {r["seed"]: r for r in reference}
+        common = sorted(set(mine) & set(theirs))
+        if not common:
+            continue
+
+        def items(r: dict) -> dict:
+            return read_json(items_dir.parent / r["items"])["recovered"]
+
+        a, b = [items(mine[sd]) for sd in common], [items(theirs[sd]) for sd in common]
+        by_seed = {str(sd): {m: paired_difference([x], [y], m, sources)["difference"] for m in METRICS}
+                   for sd, x, y in zip(common, a, b)}
+        out.append({"method": method, "versus": "random" + rate, "budget": budget, "seeds": common,
+                    **{m: paired_difference(a, b, m, sources) for m in METRICS}, "by_seed": by_seed,
+                    "across_seeds": {m: {"mean": float(np.mean(v)), "se": float(np.std(v, ddof=1) / np.sqrt(len(v)))}
+                                     for m in METRICS if len(v := [d[m] for d in by_seed.values()]) > 1}})
+    return out
 
 
 def rebuild(run_dir: Path) -> None:
@@ -147,34 +183,45 @@ def pm(value: float, se: float, digits: int = 3) -> str:
     return f"{value:.{digits}f} ± {se:.{digits}f}"
 
 
-def table() -> None:
-    """The README's tables, from the result files."""
-    doc = read_json(RECOVER)
-    print("| method | budget | seeds | samples | answer NLL, mean of sources | answer NLL (nats/token) | "
-          f"WikiText ppl | mean acc. ({', '.join(doc['eval_tasks'])}) | select s (cold) | train s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+def table(path: Path = RECOVER) -> None:
+    """The README's tables, from the result files (`path`: paser-recover.json or another --results file)."""
+    doc = read_json(path)
+    heads = {"answer_nll_macro": "answer NLL, mean of sources", "answer_nll": "answer NLL (nats/token)",
+             "external_ppl": "WikiText ppl", "avg_accuracy": f"mean acc. ({', '.join(doc['eval_tasks'])})",
+             "answer_nll_sample": "answer NLL, mean of samples"}
+    print("| method | budget | seeds | samples | " + " | ".join(heads[m] for m in METRICS)
+          + " | select s (cold) | train s |")
+    print("|---|---|---|---|" + "---|" * len(METRICS) + "---|---|")
     for ref in ("original", "pruned"):
         r = doc[ref]
         macro = sum(v["nll"] for k, v in r["answer_nll"].items() if k != "all") / (len(r["answer_nll"]) - 1)
+        sample = r.get("answer_nll_means", {}).get("per_sample")
         print(f"| {ref} | | | | {macro:.3f} | {pm(r['answer_nll']['all']['nll'], r['answer_nll']['all']['nll_se'])} | "
-              f"{pm(r['external_ppl'], r['external_ppl_se'], 1)} | {pm(r['avg_accuracy'], r['avg_accuracy_se'])} | | |")
+              f"{pm(r['external_ppl'], r['external_ppl_se'], 1)} | {pm(r['avg_accuracy'], r['avg_accuracy_se'])} | "
+              + (pm(sample["nll"], sample["nll_se"]) if sample else "") + " | | |")
     for r in doc["rows"]:
         cold = f" ({r['select_seconds_cold']:.0f})" if r.get("select_seconds_cold") else ""
         print(f"| {r['method']} | {r['budget']:g} | {r['seeds']} | {r['samples']} | "
-              + " | ".join(pm(r[m], r[f"{m}_se"], 1 if m == "external_ppl" else 3) for m in METRICS)
+              + " | ".join(pm(r[m], r[f"{m}_se"], 1 if m == "external_ppl" else 3) if m in r else "" for m in METRICS)
               + f" | {r['select_seconds']:.0f}{cold} | {r['train_seconds']:.0f} |")
-    print("\n| budget | PASER row | minus | seeds | answer NLL, mean of sources | answer NLL | WikiText ppl | "
-          "mean acc. | by seed: mean-of-sources NLL; NLL; ppl |\n|---|---|---|---|---|---|---|---|---|")
-    for d in doc["differences"]:
-        spread = d.get("across_seeds", {})  # "(seeds ± x)": the SE of the seeds' mean difference
-        cells = [f"{d[m]['difference']:+.3f} ± {d[m]['se']:.3f}"
-                 + (f" (seeds ± {spread[m]['se']:.3f})" if m in spread else "") for m in METRICS]
-        by_seed = "; ".join(", ".join(f"{v[m]:+.{2 if m == 'external_ppl' else 3}f}" for v in d["by_seed"].values())
-                            for m in ("answer_nll_macro", "answer_nll", "external_ppl"))
-        versus = d["versus"] + (f" at {d['versus_budget']:g}" if d.get("versus_budget", d["budget"]) != d["budget"]
-                                else "")
-        print(f"| {d['budget']:g} | {d['paser']} | {versus} | {len(d['seeds'])} | " + " | ".join(cells)
-              + f" | {by_seed} |")
+    short = {**heads, "answer_nll": "answer NLL", "avg_accuracy": "mean acc."}
+    for title, key, differences in (("PASER row", "paser", doc["differences"]),
+                                    ("row", "method", doc.get("versus_random", []))):
+        if not differences:
+            continue
+        print(f"\n| budget | {title} | minus | seeds | " + " | ".join(short[m] for m in METRICS)
+              + " | by seed: mean-of-sources NLL; NLL; ppl |\n|---|---|---|---|" + "---|" * len(METRICS) + "---|")
+        for d in differences:
+            spread = d.get("across_seeds", {})  # "(seeds ± x)": the SE of the seeds' mean difference
+            cells = [f"{d[m]['difference']:+.3f} ± {d[m]['se']:.3f}"
+                     + (f" (seeds ± {spread[m]['se']:.3f})" if m in spread else "") if m in d else "" for m in METRICS]
+            by_seed = "; ".join(", ".join(f"{v[m]:+.{2 if m == 'external_ppl' else 3}f}"
+                                          for v in d["by_seed"].values()) for m in ("answer_nll_macro", "answer_nll",
+                                                                                  "external_ppl"))
+            versus = d["versus"] + (f" at {d['versus_budget']:g}"
+                                    if d.get("versus_budget", d["budget"]) != d["budget"] else "")
+            print(f"| {d['budget']:g} | {d[key]} | {versus} | {len(d['seeds'])} | " + " | ".join(cells)
+                  + f" | {by_seed} |")
     path = RESULTS / "paser-estimators.json"
     if path.exists():
         est = read_json(path)

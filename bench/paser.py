@@ -17,11 +17,20 @@ each cluster measured) against the full JSD on the same pool (-> paser-estimator
 Part `scale`: S2RIC clustering time and peak memory (RSS, in its own process) on 50,000
 synthetic 384-d unit embeddings drawn around 16 centres.
 
+Issue 30's options (the `recover` part): `--budget-tokens N` makes the default plan PASER's parts
+one at a time against random and PASER at N answer tokens (3 seeds), `--targets self` trains every
+row on the original model's own answers, and a row spec may say the same per row:
+METHOD[+self]:BUDGET[:SEED], BUDGET a share, 1.0 (the whole pool) or `Nt` (N answer tokens), METHOD
+a recovery method or one of PASER's parts (VARIANTS). Such rows go to
+bench/results/recover-methods.json (each row minus random at its budget: `versus_random`), so
+paser-recover.json keeps the design its page describes; `--results` names another file.
+
 Writes bench/results/paser-recover.json, paser-scale.json and a plot; rows are added as they
 finish, and a re-run skips finished rows. Parts `rebuild` and `table` run nothing: they aggregate,
 plot and print from the result files (bench/_paser_report.py).
 
     DAMOC_HOME=<scratch, models linked> .venv/bin/python bench/paser.py --part recover [--rows paser:0.1:0 ...]
+    DAMOC_HOME=<the same> .venv/bin/python bench/paser.py --part recover --budget-tokens 2300 [--targets self]
     DAMOC_HOME=<the same> .venv/bin/python bench/paser.py --part estimators [--cuts 16 64] [--samples 0.3]
     .venv/bin/python bench/paser.py --part rebuild    # or --part table: from the result files only
 """
@@ -30,11 +39,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from _common import RESULTS, RUNS, envelope, read_json, write_json_atomic
 from _paser_parts import part_estimators, part_scale, part_subsets, scale_child
-from _paser_report import DEFAULT_LR, RECOVER, aggregate, locked, plot, rebuild, split_rate, table
+from _paser_report import DEFAULT_LR, RECOVER, aggregate, locked, plot, rebuild, split_rate, table, versus_random
 
 MODEL = "bundled:smollm2-135m-instruct"
 
@@ -54,37 +64,91 @@ def pruned_model(run_dir: Path, seed: int) -> Path:
 
 
 METHODS = ("paser", "random", "ifd", "length")
+# PASER's parts one at a time (issue 30): the paser method with RecoverConfig's part settings.
+VARIANTS = {
+    "paser-clusters-only": {"cluster_budget": "size", "within_cluster": "random", "concept_graph": False},
+    "paser-degradation-budget-only": {"within_cluster": "random", "concept_graph": False},
+    "paser-no-concept-graph": {"concept_graph": False},
+}
+PARTS_PLAN = ("random", "paser", *VARIANTS)
 
 
-def default_plan() -> list[tuple[str, float, int]]:
-    """(method, budget, seed): 10% with three seeds first (the paired comparison), then 20% and the
-    whole pool with one; ordered so that a stopped run has whole seeds."""
-    plan = [(m, 0.1, seed) for seed in (0, 1, 2) for m in METHODS]
-    return plan + [(m, 0.2, 0) for m in METHODS] + [("random", 1.0, 0)]
+@dataclass(frozen=True)
+class Row:
+    """One recovery run: `budget` a share (1.0: the whole pool) or, with `tokens`, answer tokens."""
+
+    method: str
+    budget: float
+    seed: int = 0
+    tokens: bool = False
+    self_targets: bool = False
+
+    @property
+    def extended(self) -> bool:
+        """A row of issue 30's design (recover-methods.json), not of paser-recover.json's."""
+        return self.tokens or self.self_targets or self.method in VARIANTS
 
 
-def recover_config(args: argparse.Namespace, pruned: Path, method: str, budget: float, seed: int):
+def parse_row(spec: str, targets: str) -> Row:
+    """METHOD[+self]:BUDGET[:SEED]; BUDGET a share, 1.0 or Nt (N answer tokens)."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3):
+        raise SystemExit(f"--rows {spec}: write METHOD[+self]:BUDGET[:SEED]")
+    method, budget = parts[0], parts[1]
+    own = method.endswith("+self")
+    method = method.removesuffix("+self")
+    if method not in (*METHODS, *VARIANTS):
+        raise SystemExit(f"--rows {spec}: unknown method {method!r}; known: {', '.join((*METHODS, *VARIANTS))}")
+    tokens = budget.endswith("t")
+    value = float(budget.removesuffix("t"))
+    if value <= 0 or (tokens and value != int(value)) or (not tokens and value > 1):
+        raise SystemExit(f"--rows {spec}: the budget is a share in (0, 1], 1.0 or N answer tokens (e.g. 2300t)")
+    return Row(method, value, int(parts[2]) if len(parts) == 3 else 0, tokens, own or targets == "self")
+
+
+def default_plan(args: argparse.Namespace) -> list[Row]:
+    """10% with three seeds first (the paired comparison), then 20% and the whole pool with one;
+    ordered so that a stopped run has whole seeds. With --budget-tokens: random, PASER and PASER's
+    parts at that many answer tokens, three seeds."""
+    own = args.targets == "self"
+    if args.budget_tokens:
+        return [Row(m, float(args.budget_tokens), seed, True, own) for seed in (0, 1, 2) for m in PARTS_PLAN]
+    plan = [Row(m, 0.1, seed, self_targets=own) for seed in (0, 1, 2) for m in METHODS]
+    return plan + [Row(m, 0.2, 0, self_targets=own) for m in METHODS] + [Row("random", 1.0, 0, self_targets=own)]
+
+
+def recover_config(args: argparse.Namespace, pruned: Path, method: str, budget: float, seed: int,
+                   row: Row | None = None):
     from damoc.finetune import FinetuneConfig
     from damoc.recovery.run import RecoverConfig
 
+    row = row or Row(method, budget, seed)
+    if row.tokens:
+        size = {"budget_tokens": int(row.budget)}
+    else:
+        size = {"budget": row.budget if row.budget < 1 else 0.999999}  # "the whole pool" as a share
     return RecoverConfig(
-        original=MODEL, pruned=str(pruned), method=method, per_source=args.per_source, seed=seed,
+        original=MODEL, pruned=str(pruned), method="paser" if row.method in VARIANTS else row.method,
+        **VARIANTS.get(row.method, {}), **size, per_source=args.per_source, seed=row.seed,
         split_seed=args.seed, heldout=args.heldout, max_len=args.max_seq_len, eval_limit=args.eval_limit,
         eval_tasks=args.eval_tasks, train=True, jsd_prompt_tokens=args.jsd_prompt_tokens,
-        jsd_sample=args.jsd_sample,
-        budget=budget if budget < 1 else 0.999999,  # "the whole pool" as a share
+        jsd_sample=args.jsd_sample, targets="self" if row.self_targets else "data",
+        self_max_new_tokens=args.self_max_new_tokens,
         finetune=FinetuneConfig(method="lora", max_seq_len=args.max_seq_len, batch_size=8, micro_batch_size=4,
-                                learning_rate=args.lr, seed=seed))
+                                learning_rate=args.lr, seed=row.seed))
 
 
-def label_of(method: str, budget: float, args: argparse.Namespace) -> str:
-    """A row's name: PASER with a cheaper degradation estimate says which; so does another rate."""
+def label_of(method: str, budget: float, args: argparse.Namespace, row: Row | None = None) -> str:
+    """A row's name: PASER with a cheaper degradation estimate says which; so do self targets and
+    another rate (last). A budget in answer tokens is in the row's `budget` and `budget_by`."""
     rate = f" (lr {args.lr:g})" if args.lr != DEFAULT_LR else ""
-    if budget == 1.0:
-        return "whole pool" + rate
+    own = " (self targets)" if row is not None and row.self_targets else ""
+    if budget == 1.0 and not (row is not None and row.tokens):
+        return "whole pool" + own + rate
     cheaper = ([f"last {args.jsd_prompt_tokens} prompt tokens"] if args.jsd_prompt_tokens else []) + (
         [f"{args.jsd_sample:g} of each cluster"] if args.jsd_sample else [])
-    return (f"{method} ({', '.join(cheaper)})" if method == "paser" and cheaper else method) + rate
+    paser = method == "paser" or method in VARIANTS
+    return (f"{method} ({', '.join(cheaper)})" if paser and cheaper else method) + own + rate
 
 
 def slug(label: str, budget: float, seed: int) -> str:
@@ -110,11 +174,19 @@ def held_out_sources(args: argparse.Namespace, pruned: Path) -> list[str]:
     return [source_of(e) for e in recovery_pool(recover_config(args, pruned, "random", 0.1, args.seed))[1]]
 
 
-def run_record(label: str, budget: float, seed: int, s: dict, name: str, cold: bool) -> dict:
-    """One recovery run's line in paser-recover.json, from `run_recover`'s summary."""
+def run_record(label: str, budget: float, seed: int, s: dict, name: str, cold: bool,
+               items_dir: str = "paser-recover") -> dict:
+    """One recovery run's line in paser-recover.json (or the --results file), from `run_recover`'s summary."""
     rec = s["recovery"]["recovered"]
-    return {"method": label, "budget": budget, "seed": seed, "items": f"paser-recover/{name}",
-            "selected": s["selected"], "answer_nll": rec["answer_nll"]["all"]["nll"],
+    extra = {}
+    if "budget_by" in s:  # the fields of issue 30's recovery (answer tokens, self targets, per-sample NLL)
+        means = rec["answer_nll_means"]
+        extra = {"budget_by": s["budget_by"], "answer_tokens": s["answer_tokens"], "targets": s["targets"],
+                 "trained": s["trained"], "trained_answer_tokens": s["trained_answer_tokens"],
+                 "self_targets": s.get("self_targets"), "parts": s.get("parts"),
+                 "answer_nll_sample": means["per_sample"]["nll"], "answer_nll_sample_se": means["per_sample"]["nll_se"]}
+    return {"method": label, "budget": budget, "seed": seed, "items": f"{items_dir}/{name}",
+            "selected": s["selected"], **extra, "answer_nll": rec["answer_nll"]["all"]["nll"],
             "answer_nll_se": rec["answer_nll"]["all"]["nll_se"],
             "answer_nll_by_source": {k: v["nll"] for k, v in rec["answer_nll"].items() if k != "all"},
             **{k: rec[k] for k in ("external_ppl", "external_ppl_se", "avg_accuracy", "avg_accuracy_se", "accuracy")},
@@ -125,40 +197,55 @@ def run_record(label: str, budget: float, seed: int, s: dict, name: str, cold: b
             "selected_by_source": s["selected_by_source"], "load": os.getloadavg()}
 
 
+def results_file(args: argparse.Namespace, plan: list[Row]) -> Path:
+    """paser-recover.json for its own design; recover-methods.json once a row is issue 30's."""
+    if args.results:
+        return RESULTS / f"{args.results.removesuffix('.json')}.json"
+    extended = [r for r in plan if r.extended]
+    if extended and len(extended) < len(plan):
+        raise SystemExit("--rows mixes paser-recover.json's rows with rows at answer tokens, self targets or PASER's "
+                         "parts (recover-methods.json): run them apart, or name one --results file")
+    return RESULTS / ("recover-methods.json" if extended else "paser-recover.json")
+
+
 def part_recover(args: argparse.Namespace) -> None:
     """One recovery run per (method, budget, seed), each written as it finishes (its per-item
-    figures to results/paser-recover/), then the rows and paired differences rebuilt from them all."""
+    figures to results/<results file's name>/), then the rows and paired differences rebuilt from them all."""
     from damoc.recovery.run import run_recover
 
+    plan = default_plan(args)
+    if args.rows:
+        plan = [parse_row(r, args.targets) for r in args.rows]
+    results = results_file(args, plan)
     pruned = pruned_model(args.run_dir, args.seed)
     lost = lost_to_length(args)
     heldout_sources = held_out_sources(args, pruned)
-    plan = default_plan()
-    if args.rows:
-        plan = [(r.split(":")[0], float(r.split(":")[1]), int(r.split(":")[2]) if r.count(":") == 2 else 0)
-                for r in args.rows]
 
     def written() -> dict:
-        doc = read_json(RECOVER) if RECOVER.exists() else {}
+        doc = read_json(results) if results.exists() else {}
         return doc if "runs" in doc else {"runs": []}  # an older file (other metrics) is replaced
 
-    for method, budget, seed in plan:
-        label = label_of(method, budget, args)
+    for row in plan:
+        method, budget, seed = row.method, row.budget, row.seed
+        label = label_of(method, budget, args, row)
         if (label, budget, seed) in {(r["method"], r["budget"], r["seed"]) for r in written()["runs"]}:
             continue
         print(f"== {label} {budget} seed {seed}", flush=True)
         home = os.environ.get("DAMOC_HOME", "")
-        # a selection does not depend on the rate: one cold entry per method, under its rate-free name
-        selection = split_rate(label)[0]
+        # a selection does not depend on the rate or the targets: one cold entry per method, under its
+        # rate-free name
+        selection = split_rate(label)[0].removesuffix(" (self targets)")
         cold = bool(home) and selection not in written().get("cold_selection", {})
-        s = run_recover(recover_config(args, pruned, method, budget, seed),
+        s = run_recover(recover_config(args, pruned, method, budget, seed, row),
                         args.run_dir / slug(label, budget, seed), progress=True)
+        cold = cold and s.get("jsd_cached") is not True  # a home kept from an earlier benchmark has the JSD
         rec = s["recovery"]
         name = slug(label, budget, seed) + ".json"
         items = {k: rec[k].pop("items") for k in ("recovered", "pruned", "original")}
-        write_json_atomic(RESULTS / "paser-recover" / name, {"method": label, "budget": budget, "seed": seed, **items})
-        run = run_record(label, budget, seed, s, name, cold)
-        with locked(args.run_dir / "paser-recover.lock"):  # two lanes may finish at once
+        write_json_atomic(results.parent / results.stem / name,
+                          {"method": label, "budget": budget, "seed": seed, **items})
+        run = run_record(label, budget, seed, s, name, cold, results.stem)
+        with locked(args.run_dir / f"{results.stem}.lock"):  # two lanes may finish at once
             doc = written()
             doc["runs"] = [r for r in doc["runs"] if (r["method"], r["budget"], r["seed"]) != (label, budget, seed)]
             doc["runs"].append(run)
@@ -167,7 +254,8 @@ def part_recover(args: argparse.Namespace) -> None:
                     "select_seconds": s["select_seconds"], "seconds_by_stage": s.get("seconds"), "run": name,
                     "load": run["load"], "train_seconds_same_run": rec["train_seconds"]}
             refs = {k: {m: rec[k][m] for m in ("answer_nll", "external_ppl", "external_ppl_se", "avg_accuracy",
-                                                 "avg_accuracy_se", "accuracy", "ppl")} for k in ("pruned", "original")}
+                                                 "avg_accuracy_se", "accuracy", "ppl", "answer_nll_means")
+                        if m in rec[k]} for k in ("pruned", "original")}
             doc.update({**refs, "pool_size": s["pool_size"], "heldout": s["heldout"],
                         "dropped_too_long": s["dropped_too_long"], "lost_to_length_by_source": lost,
                         "heldout_sources": heldout_sources, "pool_by_source": s["pool_by_source"],
@@ -177,10 +265,15 @@ def part_recover(args: argparse.Namespace) -> None:
                         "config": {k: str(v) for k, v in vars(args).items()},
                         "command": "DAMOC_HOME=<scratch with the converted models> python bench/paser.py "
                                    f"--part recover --per-source {args.per_source} --max-seq-len {args.max_seq_len} "
-                                   f"--eval-limit {args.eval_limit} --lr {args.lr:g}"})
-            doc.update(aggregate(doc, RECOVER.parent / "paser-recover"))
-            write_json_atomic(RECOVER, doc)
-    plot(written(), RECOVER.with_suffix(".png"))
+                                   f"--eval-limit {args.eval_limit} --lr {args.lr:g}"
+                                   + (f" --budget-tokens {args.budget_tokens}" if args.budget_tokens else "")
+                                   + (f" --targets {args.targets} --self-max-new-tokens {args.self_max_new_tokens}"
+                                      if args.targets == "self" else "")})
+            doc.update(aggregate(doc, results.parent / results.stem))
+            if results != RECOVER:  # every row against random at its budget, targets and rate
+                doc["versus_random"] = versus_random(doc, results.parent / results.stem)
+            write_json_atomic(results, doc)
+    plot(written(), results.with_suffix(".png"))
 
 
 def main() -> None:
@@ -206,8 +299,17 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=DEFAULT_LR, help="another rate is its own row (the rate check)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=RUNS / "bench-paser")
-    ap.add_argument("--rows", nargs="*", metavar="METHOD:BUDGET",
-                    help="only these rows, e.g. paser:0.1 random:1.0 (default: all)")
+    ap.add_argument("--rows", nargs="*", metavar="METHOD[+self]:BUDGET[:SEED]",
+                    help="only these rows, e.g. paser:0.1 random:1.0 paser-no-concept-graph:2300t:1 random+self:2300t "
+                         "(BUDGET: a share, 1.0 for the whole pool, or Nt for N answer tokens; default: all)")
+    ap.add_argument("--budget-tokens", type=int,
+                    help="recover: the plan is random, PASER and PASER's parts at N answer tokens, seeds 0-2")
+    ap.add_argument("--targets", choices=["data", "self"], default="data",
+                    help="recover: train every row on the pool's answers or on the original model's own")
+    ap.add_argument("--self-max-new-tokens", type=int, default=128,
+                    help="recover: the longest answer the original model generates (--targets self)")
+    ap.add_argument("--results", help="recover: the result file's name in bench/results (default: paser-recover, "
+                                      "or recover-methods for rows at answer tokens, self targets or PASER's parts)")
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.scale_child:
@@ -224,7 +326,7 @@ def main() -> None:
     if args.part == "subsets":
         part_subsets(args, MODEL, lambda r: args.run_dir / slug(r["method"], r["budget"], r["seed"]))
     if args.part == "table":
-        table()
+        table(RESULTS / f"{args.results.removesuffix('.json')}.json" if args.results else RECOVER)
 
 
 if __name__ == "__main__":

@@ -275,6 +275,11 @@ def test_recover_train_recovers_and_compares_with_both_references(recovery_setup
         assert r["external_ppl"] > 1 and r["external_ppl_se"] > 0
         assert r["answer_nll"]["all"]["n"] == 6 and r["answer_nll"]["all"]["nll_se"] > 0
         assert sum(v["n"] for k, v in r["answer_nll"].items() if k != "all") == 6
+        # ... and as means over samples and over sources, every sample (or source) alike
+        means = r["answer_nll_means"]
+        assert means["per_sample"]["n"] == 6 and means["per_sample"]["nll_se"] > 0
+        assert means["sources_mean"]["nll"] == pytest.approx(
+            np.mean([v["nll"] for k, v in r["answer_nll"].items() if k != "all"]))
         assert r["avg_accuracy_se"] > 0 and set(r["accuracy_se"]) == {"boolq", "medqa"}
         # Per item, for paired comparisons between methods: one figure per sample, sentence, question.
         items = r["items"]

@@ -21,7 +21,9 @@ def add_recover(sub) -> None:
                     "nearest-neighbour graph, NMF), measures each sample's degradation as the JSD between the "
                     "original and pruned models' next-token distributions, shares the budget among clusters "
                     "by degradation, and picks samples by JSD / log(tokens) while keeping the concept graph "
-                    "consistent. Writes OUT/subset.jsonl, OUT/summary.json, OUT/report.md and OUT/report.html. "
+                    "consistent. --budget counts samples, --budget-tokens answer tokens (every method's order cut "
+                    "there); --targets self trains on the original model's own answers to the chosen prompts. "
+                    "Writes OUT/subset.jsonl, OUT/summary.json, OUT/report.md and OUT/report.html. "
                     "Settings: flags > --config RUN.yaml (RecoverConfig's fields) > defaults.")
     add_config_flag(p, "RecoverConfig's fields")
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
@@ -39,7 +41,12 @@ def cmd_recover(args: argparse.Namespace) -> None:
     check_output_names(args.out)
     summary = run_recover(config, args.out, progress=True)
     print(f"{summary['method']}: {summary['selected']} of {summary['pool_size']} samples selected "
-          f"in {summary['select_seconds']:.1f} s")
+          f"({summary['answer_tokens']} answer tokens) in {summary['select_seconds']:.1f} s")
+    if "self_targets" in summary:
+        t = summary["self_targets"]
+        print(f"answers by the original model: {t['kept']} kept ({t['answer_tokens']} tokens), {t['empty_dropped']} "
+              f"empty and {t['too_long_dropped']} too long dropped; {t['cached']} of {t['generated']} from the cache; "
+              f"{t['generation_flops']:.3g} FLOPs")
     if "clusters" in summary:
         print(f"{summary['clusters']} clusters; budget per cluster {summary['cluster_budget']}; "
               f"{summary['rejected_by_concept_graph']} samples rejected by the concept graph")

@@ -7,7 +7,10 @@ degradation.py  Jensen-Shannon divergence between the original and pruned models
 budget.py       the budget shared among clusters in proportion to their degradation
 concepts.py     RAKE-style concept phrases and the concept-consistency graph
 pool.py         the instruction pool (`bundled:mix` or an Alpaca file) and each sample's source
-run.py          `damoc recover`: the pool, the selection, then (with `train`) LoRA recovery scored
+targets.py      `--targets self`: the original model's own (cached) answers to the chosen prompts
+compare.py      recovery runs compared item by item (paired bootstrap over held-out items)
+run.py          `damoc recover`: the pool, the budget (samples or answer tokens), the selection, the
+                targets, then (with `train`) LoRA recovery scored
 """
 
 from damoc.recovery.budget import allocate_budget

@@ -11,9 +11,11 @@ import numpy as np
 
 from damoc.evaluation.stats import Index, item_bootstrap
 
-# Lower, lower, lower, higher is better. answer_nll weighs the sources by their answer tokens (long
-# answers dominate); answer_nll_macro is the mean over sources, each capability alike.
-METRICS = ("answer_nll_macro", "answer_nll", "external_ppl", "avg_accuracy")
+# Lower, lower, lower, higher, lower is better. answer_nll weighs the sources by their answer tokens
+# (long answers dominate); answer_nll_macro is the mean over sources, each capability alike (a
+# 3-sample source weighs as much as a 25-sample one); answer_nll_sample is the mean over held-out
+# samples of each one's NLL per answer token, each sample alike.
+METRICS = ("answer_nll_macro", "answer_nll", "external_ppl", "avg_accuracy", "answer_nll_sample")
 
 
 def item_statistic(runs: list[dict], metric: str,
@@ -21,11 +23,14 @@ def item_statistic(runs: list[dict], metric: str,
     """One metric as a function of item indices over the pooled `runs` (their `items`), and the
     items it resamples: a count, or per stratum (held-out samples by source for the macro NLL,
     questions by task for the accuracy). `sources`: each held-out sample's source, in order."""
-    if metric in ("answer_nll", "answer_nll_macro"):
+    if metric in ("answer_nll", "answer_nll_macro", "answer_nll_sample"):
         nll = np.array([r["answer"]["nll"] for r in runs])
         tokens = np.array([r["answer"]["tokens"] for r in runs])
         if metric == "answer_nll":
             return len(nll[0]), lambda i: float(nll[:, i].sum() / tokens[:, i].sum())
+        if metric == "answer_nll_sample":
+            per_sample = nll / tokens
+            return len(nll[0]), lambda i: float(per_sample[:, i].mean())
         src = np.array(sources)
         by_source = {k: np.flatnonzero(src == k) for k in sorted(set(src))}
 

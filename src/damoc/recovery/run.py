@@ -20,7 +20,15 @@ class RecoverConfig(BaseModel):
     pruned: str = Field(description="the pruned model (e.g. from `damoc prune`)")
     pool: str = Field("bundled:mix", description="instruction pool: bundled:mix (7 sources from the bundled "
                       "data) or an Alpaca JSONL/JSON file")
-    budget: float = Field(0.2, gt=0, description="a share in (0, 1) of the pool, or a count")
+    # One budget decides: --budget in samples, or --budget-tokens in answer tokens (then --budget
+    # must not be given; it reads none). "Whichever binds first" would let the default 20% silently
+    # cap a token budget, so the two do not combine.
+    budget: float | None = Field(0.2, gt=0, description="a share in (0, 1) of the pool, or a count (none: "
+                                 "--budget-tokens decides)")
+    budget_tokens: int | None = Field(None, ge=1, description=(
+        "a budget in answer tokens instead of --budget: each method's order is kept and cut where the next "
+        "sample's answer would pass N tokens (counted with the pruned model's tokenizer, on the pool's "
+        "answers); PASER searches the largest sample budget whose choice fits"))
     method: str = Field("paser", json_schema_extra={"registry": "damoc.recovery.paser:METHODS"},
                         description="how the recovery data is chosen")
     clusters: int | str = Field("auto", description="auto (from the NMF reconstruction error) or a count")
@@ -42,7 +50,19 @@ class RecoverConfig(BaseModel):
     jsd_sample: float | None = Field(None, gt=0, le=1, description=(
         "measure the degradation on this share of each cluster (seeded), the rest never chosen: the JSD's cost "
         "falls with it; none: every sample"))
-    batch_size: int = Field(4, ge=1, description="samples per JSD forward pass")
+    batch_size: int = Field(4, ge=1, description="samples per forward pass (the JSD, --targets self's generation)")
+    # PASER's parts, one at a time (paser.py's docstring names the three variants measured).
+    cluster_budget: Literal["degradation", "size"] = Field("degradation", description=(
+        "paser: clusters share the budget by their mean degradation (PASER) or by their size"))
+    within_cluster: Literal["efficiency", "random"] = Field("efficiency", description=(
+        "paser: order within a cluster by JSD / log(tokens) (PASER) or seeded random; with --cluster-budget size "
+        "and random, no JSD is measured"))
+    concept_graph: bool = Field(True, description="paser: refuse samples whose concepts conflict with those chosen")
+    # Self-data distillation (arXiv 2410.09982): the original model answers the chosen prompts itself.
+    targets: Literal["data", "self"] = Field("data", description=(
+        "what the pruned model trains on: the pool's answers, or the original model's greedy answers to the chosen "
+        "prompts (cached in $DAMOC_HOME/self-targets; empty ones are dropped and counted)"))
+    self_max_new_tokens: int = Field(128, ge=1, description="--targets self: the longest answer generated, in tokens")
     seed: int = Field(0, description="seed of the selection (clustering, sampling) and of training")
     # Apart from `seed` so that runs of several seeds are scored on the same held-out samples
     # (paired comparisons) and share the pool's cached degradation scores.
@@ -59,6 +79,16 @@ class RecoverConfig(BaseModel):
     # Separate from max_len: training may cut samples short, but a test question that does not fit
     # would be an error (MedQA questions alone pass 256 tokens).
     eval_max_len: int = Field(1024, ge=8, description="token limit of a test question with its answer")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> RecoverConfig:
+        if self.budget_tokens is not None:
+            if self.budget is not None and "budget" in self.model_fields_set:
+                raise ValueError("give --budget (samples) or --budget-tokens (answer tokens), not both")
+            self.budget = None
+        elif self.budget is None:
+            raise ValueError("give --budget (a share or a count of samples) or --budget-tokens")
+        return self
 
     @model_validator(mode="after")
     def _training_follows_the_seed(self) -> RecoverConfig:
@@ -166,6 +196,33 @@ def answer_nll(model, tokenizer, examples: list, max_len: int, seed: int = 0) ->
             "items": {"nll": nll.tolist(), "tokens": n.tolist()}}
 
 
+def answer_nll_means(items: dict, heldout: list, seed: int = 0) -> dict:
+    """The held-out answer NLL as a mean over samples (each sample's NLL per answer token, every sample
+    alike) and as a mean over sources (every source alike, however few samples it has), each with its
+    bootstrap SE over samples (stratified by source for the latter): from `items["answer"]`."""
+    from damoc.recovery.compare import pooled_figure
+    from damoc.recovery.pool import source_of
+
+    sources = [source_of(e) for e in heldout]
+    out = {}
+    for name, metric in (("per_sample", "answer_nll_sample"), ("sources_mean", "answer_nll_macro")):
+        value, se = pooled_figure([items], metric, sources, seed)
+        out[name] = {"nll": value, "nll_se": se, "n": len(sources)}
+    return out
+
+
+def answer_token_counts(pool: list, model: str) -> list[int]:
+    """Each sample's answer tokens as training encodes them (without special tokens), with `model`'s
+    tokenizer: what `--budget-tokens` counts (as `bench/paser.py --part subsets` does)."""
+    from damoc.models import load_tokenizer
+    from damoc.tasks.base import continuation
+
+    if not pool:
+        return []
+    tok = load_tokenizer(model)
+    return [len(ids) for ids in tok([continuation(e) for e in pool], add_special_tokens=False)["input_ids"]]
+
+
 def evaluate_model(model, tokenizer, heldout: list, config: RecoverConfig, progress: bool) -> dict:
     """The neutral recovery metrics, each with its SE: perplexity on external text, the held-out pool
     samples' answer NLL given their prompt (overall and per source), and zero-shot accuracy on
@@ -182,6 +239,7 @@ def evaluate_model(model, tokenizer, heldout: list, config: RecoverConfig, progr
     items = {"external": {"nll": external.pop("nll"), "tokens": external.pop("tokens")},
              "answer": answers.pop("items"), "correct": {}}
     out = {"external_ppl": external["ppl"], "external_ppl_se": external["ppl_se"], "answer_nll": answers,
+           "answer_nll_means": answer_nll_means(items, heldout, config.split_seed),
            "ppl": perplexity(model, tokenizer, [example_text(e) for e in heldout], max_len=256),
            "accuracy": {}, "accuracy_se": {}, "items": items}
     for name in config.eval_tasks:
@@ -214,6 +272,8 @@ def reference_eval(spec: str, heldout: list, config: RecoverConfig, progress: bo
     path = damoc_home() / "recover-eval" / f"{key}.json"
     cached = read_json_checked(path, lambda d: isinstance(d, dict) and "items" in d)
     if cached is not None:
+        if "answer_nll_means" not in cached:  # cached before the per-sample mean: from its items
+            cached["answer_nll_means"] = answer_nll_means(cached["items"], heldout, config.split_seed)
         return cached
     result = evaluate_model(load_model(spec).eval(), load_tokenizer(spec), heldout, config, progress)
     write_cache(path, lambda: write_json_atomic(path, result))
@@ -256,37 +316,66 @@ def _run_recover(config: RecoverConfig, out: Path, progress: bool, pool_split: t
     from damoc.recovery.pool import source_of
 
     pool, heldout, too_long = pool_split
-    share = config.budget < 1  # one --budget: a share below 1, a count from 1 up
-    budget = resolve_budget(len(pool), rate=config.budget if share else None,
-                            budget=None if share else config.budget, round_down=True)
+    answer_tokens = answer_token_counts(pool, config.pruned)
+    if config.budget_tokens is not None:
+        if config.budget_tokens > sum(answer_tokens):
+            raise DamocError(f"--budget-tokens {config.budget_tokens} is more than the pool's answers hold "
+                             f"({sum(answer_tokens)} tokens in {len(pool)} samples)")
+        budget = len(pool)  # the sample budget is what the token budget leaves: set once chosen
+    else:
+        share = config.budget < 1  # one --budget: a share below 1, a count from 1 up
+        budget = resolve_budget(len(pool), rate=config.budget if share else None,
+                                budget=None if share else config.budget, round_down=True)
     ctx = Context(pool=pool, budget=budget, seed=config.seed, original=config.original, pruned=config.pruned,
                   clusters=config.clusters, embedder=config.embedder, max_len=config.max_len,
                   batch_size=config.batch_size, progress=progress, jsd_span=config.jsd_span,
                   cluster_text=config.cluster_text, jsd_prompt_tokens=config.jsd_prompt_tokens,
-                  jsd_sample=config.jsd_sample)
+                  jsd_sample=config.jsd_sample, budget_tokens=config.budget_tokens, answer_tokens=answer_tokens,
+                  cluster_budget=config.cluster_budget, within_cluster=config.within_cluster,
+                  concept_graph=config.concept_graph)
     selection = select_recovery(config.method, ctx)
+    if config.budget_tokens is not None:
+        budget = len(selection.indices)
+    chosen = [pool[i] for i in selection.indices]
+    trained, targets, kept = chosen, None, list(range(len(chosen)))
+    if config.targets == "self":  # the original model answers the chosen prompts; the pruned one trains on that
+        from damoc.recovery.targets import self_targets
+
+        kept, trained, targets = self_targets(chosen, config.original, config.pruned, config.max_len,
+                                              config.finetune.max_seq_len, config.self_max_new_tokens,
+                                              config.batch_size, progress)
+    # subset.jsonl holds what is trained on (with self targets, the pool's answer as `data_answer`)
     rows = []
-    for i in selection.indices:
+    for pos, new in zip(kept, trained):
+        i = selection.indices[pos]
         e = pool[i]
+        answer = {"answer": e.answer} if targets is None else {"answer": new.answer, "data_answer": e.answer}
         rows.append({"id": e.id, "source": source_of(e), **selection.per_sample.get(i, {}),
-                     "prefix": e.prefix, "context": e.context, "suffix": e.suffix, "answer": e.answer,
+                     "prefix": e.prefix, "context": e.context, "suffix": e.suffix, **answer,
                      "options": list(e.options), "label": e.label})
     sources: dict[str, int] = {}
-    for r in rows:
-        sources[r["source"]] = sources.get(r["source"], 0) + 1
+    for e in chosen:
+        sources[source_of(e)] = sources.get(source_of(e), 0) + 1
     pool_sources: dict[str, int] = {}
     for e in pool:
         pool_sources[source_of(e)] = pool_sources.get(source_of(e), 0) + 1
+    # "budget" is in samples: with --budget-tokens, the samples the token budget left.
     summary = {"method": config.method, "pool_size": len(pool), "heldout": len(heldout),
                "dropped_too_long": too_long, "budget": budget,
-               "selected": len(rows),
+               "budget_by": "samples" if config.budget_tokens is None else "answer tokens",
+               "budget_tokens": config.budget_tokens,
+               "answer_tokens": sum(answer_tokens[i] for i in selection.indices),
+               "targets": config.targets, "trained": len(trained),
+               "trained_answer_tokens": (sum(answer_tokens[i] for i in selection.indices) if targets is None
+                                         else targets["answer_tokens"]),
+               **({"self_targets": targets, "generation_flops": targets["generation_flops"]} if targets else {}),
                "selected_by_source": sources, "pool_by_source": pool_sources,
                "heldout_by_source": {s: sum(source_of(e) == s for e in heldout) for s in sorted({source_of(e)
                                                                                               for e in heldout})},
-               **selection.summary,
+               **selection.summary, "selected": len(selection.indices),
                "config": config.model_dump(mode="json"), "machine": machine(), "versions": versions()}
     if config.train:
-        summary["recovery"] = train_and_evaluate(config, [pool[i] for i in selection.indices], heldout, progress)
+        summary["recovery"] = train_and_evaluate(config, trained, heldout, progress)
     write_jsonl_atomic(out / "subset.jsonl", rows)
     from damoc.report.recovery import recover_html, recover_report
 
