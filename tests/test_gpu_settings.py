@@ -78,7 +78,7 @@ def test_qlora_refuses_without_cuda_and_refuses_what_it_cannot_train(tiny_llama)
 
     with pytest.raises(DamocError, match="4bit .*needs a CUDA GPU"):
         load_model(str(tiny_llama), LoadOptions(quantization="4bit"))
-    with pytest.raises(ValueError, match="LoRA adapters only"):
+    with pytest.raises(ValueError, match="lora or dora"):
         BaselineConfig(task="boolq", candidates=[Candidate(model="m", method="full")], quantization="4bit")
     with pytest.raises(ValueError, match="merge rewrites weights"):
         SelectConfig(task="boolq", candidates=[Candidate(model="m", method="lora")], quantization="4bit",

@@ -35,10 +35,16 @@ def test_every_metric_says_its_direction():
     assert all(isinstance(METRICS.info(n)["higher_is_better"], bool) for n in METRICS)
 
 
-def test_lazy_choices_read_a_registry_or_a_literal_only_when_asked():
+def test_lazy_choices_read_a_registry_or_a_literal_only_when_asked(monkeypatch):
+    from typing import Literal
+
+    import damoc.selection.config as config_module
+
     merges = LazyChoices("damoc.layers.merge:MERGES")
     assert "sparse" in merges and "glue" not in merges and list(merges) == ["difference", "none", "sparse"]
-    assert list(LazyChoices("damoc.finetune.train:Method")) == ["lora", "full"]
+    assert list(LazyChoices("damoc.finetune.methods:METHODS")) == ["dora", "full", "ia3", "loha", "lora"]
+    monkeypatch.setattr(config_module, "KINDS", Literal["a", "b"], raising=False)  # a Literal alias
+    assert list(LazyChoices("damoc.selection.config:KINDS")) == ["a", "b"]
 
 
 def test_a_stored_result_is_read_typed_and_keeps_what_it_does_not_type():
