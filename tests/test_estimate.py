@@ -127,3 +127,32 @@ def test_cli_estimate_prints_json_and_refuses_unknown_models(tiny_llama, gen_fil
     assert out["full_hours"] == pytest.approx(out["full_flops"] / 1e12 / 3600)
     assert main(["estimate", *data, "--models", str(tiny_llama), "nobody/no-such-model-7b"]) != 0
     assert "catalog" in capsys.readouterr().err
+
+
+def test_evaluation_is_priced_as_a_real_evaluation_counts_it(tmp_path):
+    """The whole cost (issue 28): each candidate's scoring of the test questions, as evaluate() counts
+    its tokens, on both routes (pruned on damoc's) plus damoc's zero-shot pass of each model."""
+    from conftest import save_tiny
+
+    from damoc.evaluation import evaluate
+    from damoc.flops import forward_flops
+    from damoc.layers import PruneConfig
+    from damoc.models import load_model, load_tokenizer
+    from damoc.selection.estimate import estimate
+    from damoc.tasks.base import Task
+
+    model = save_tiny(tmp_path, layers=4)
+    train, test = varied_examples(12), varied_examples(6)
+    plain = estimate(config_for(model, zero_shot=False), train, test=test)
+    m, tok = load_model(str(model)), load_tokenizer(str(model))
+    measured = evaluate(m, tok, Task(name="t", format="generation", train=train, test=test), max_len=96,
+                        generation=False)
+    assert plain["candidates"][0]["eval_tokens"] == measured.scored_tokens
+    assert plain["full_eval_flops"] == pytest.approx(forward_flops(m, measured.scored_tokens))
+    assert plain["zero_shot_eval_flops"] == 0
+    pruned = estimate(config_for(model, prune=PruneConfig(max_fraction=0.5)), train, test=test)
+    row = pruned["candidates"][0]
+    assert row["damoc_eval_flops"] < row["full_eval_flops"]  # a pruned candidate is cheaper to score
+    assert pruned["zero_shot_eval_flops"] == pytest.approx(row["full_eval_flops"])  # one model, unpruned
+    assert pruned["speedup_flops_with_evaluation"] < pruned["speedup_flops"]
+    assert "speedup_flops_with_evaluation" not in estimate(config_for(model), train)

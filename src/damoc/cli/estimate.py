@@ -49,8 +49,8 @@ def cmd_estimate(args: argparse.Namespace) -> None:
     if args.examples is not None and args.examples < 1:
         raise DamocError(f"--examples {args.examples}: give a count of at least 1")
     task = load_task(config.task, config.data)
-    train, _ = select_examples(task, config, quiet=True)
-    result = estimate(config, train, args.examples, args.throughput)
+    train, test = select_examples(task, config, quiet=True)
+    result = estimate(config, train, args.examples, args.throughput, test=test)
     if args.json:
         from damoc.io import json_text
 

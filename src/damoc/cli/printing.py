@@ -132,6 +132,10 @@ def print_estimate(e: dict) -> None:
     print(f"predicted saving: {_fmt(e['speedup_flops'], '.1f', 'x')} FLOPs with every overhead "
           f"({_fmt(e['speedup_flops_training_only'], '.1f', 'x')} training only; overhead "
           f"{_fmt(e['data_stage_flops_share'], '.0%')} of damoc's training)")
+    if "speedup_flops_with_evaluation" in e:
+        print(f"evaluation on {e['test_examples']} test questions: full {_flops(e['full_eval_flops'])}, damoc "
+              f"{_flops(e['damoc_eval_flops'])} FLOPs (its zero-shot pass included); saving with evaluation: "
+              f"{_fmt(e['speedup_flops_with_evaluation'], '.1f', 'x')}")
     if "full_hours" in e:
         print(f"at {e['throughput_flops_per_second']:.3g} FLOP/s: full {e['full_hours']:.3g} h, "
               f"damoc {e['damoc_hours']:.3g} h")

@@ -28,11 +28,22 @@ def _mean(values: list[float]) -> float:
 
 def training_flops(s: Shape, method: str, tokens: float, loss_tokens: float, removed: int = 0,
                    lora_r: int = 0) -> float:
-    """damoc.flops' training rule on a Shape, LoRA's adapters on the layers that remain."""
+    """damoc.flops' training rule on a Shape, low-rank adapters (lora, dora; loha's two rank-r pairs
+    count as rank 2r at its default) on the layers that remain; full and ia3 add no matmul."""
     from damoc.flops import training_flops as rule
 
-    lora = 0.0 if method == "full" else lora_r * s.lora_per_rank * (s.layers - removed) / max(s.layers, 1)
-    return rule(s.body(removed) + lora, s.head, tokens, loss_tokens, method)
+    rank = {"lora": lora_r, "dora": lora_r, "loha": 16}.get(method, 0)
+    adapters = rank * s.lora_per_rank * (s.layers - removed) / max(s.layers, 1)
+    return rule(s.body(removed) + adapters, s.head, tokens, loss_tokens, method)
+
+
+def _eval_tokens(tok, examples: list[Example], max_len: int) -> float:
+    """Tokens through the model to score the test questions, as evaluation encodes them (no
+    end-of-sequence token after the answer): each option's continuation for a choice question (priced
+    at the gold answer's length), the answer for a generative one."""
+    eos = 1 if tok.eos_token_id is not None else 0
+    return float(sum(Lengths(x.fixed, x.context, x.answer - eos).trained(max_len) * max(len(e.options), 1)
+                     for x, e in zip(lengths(tok, examples), examples)))
 
 
 def _run_tokens(ls: list[Lengths], n: int, config: FinetuneConfig, ratio: float) -> dict:
@@ -67,11 +78,13 @@ def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple
 
 
 def estimate(config, examples: list[Example], n_examples: int | None = None,
-             throughput: float | None = None) -> dict:
+             throughput: float | None = None, test: list[Example] | None = None) -> dict:
     """Predicted tokens and FLOPs of `select` (config: a SelectConfig) and of full fine-tuning on
     `examples` (the training sample), scaled to `n_examples` when given; hours when `throughput`
-    (training FLOP/s achieved on the user's device) is given. Evaluation is left out: both routes
-    evaluate every candidate on the same test split. Every number is finite or None (strict JSON)."""
+    (training FLOP/s achieved on the user's device) is given. With `test` (the questions every
+    candidate is scored on) evaluation is priced too: every candidate on both routes (damoc's pruned),
+    and damoc's zero-shot pass of each model; generation for ROUGE-L is not priced. Every number is
+    finite or None (strict JSON)."""
     if throughput is not None and not (math.isfinite(throughput) and throughput > 0):
         raise DamocError(f"--throughput {throughput}: give the FLOP/s your device achieves, a positive finite number "
                          "(e.g. 1e14)")
@@ -103,12 +116,13 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         data["scorer_context_tokens"] = context
         if c.rewriter is not None:
             notes.append("LLM rewriting is on: its generation is not priced")
-    rows, measured = [], {}
+    rows, measured, measured_test, tok_of = [], {}, {}, {}
     for cand in config.candidates:
         s = shapes[cand.model]
         if cand.model not in measured:  # a model's methods share its token counts
             tok, counted_with = tokenizer_for(cand.model)
             measured[cand.model] = (lengths(tok, examples), counted_with)
+            tok_of[cand.model] = tok
         ls, counted_with = measured[cand.model]
         if counted_with != cand.model:
             notes.append(f"{cand.model}: tokens counted with {counted_with}'s tokenizer")
@@ -119,13 +133,21 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         prune_tokens = min(config.calibration_samples, n_kept) * _mean(
             [min(x.trained(config.finetune.max_seq_len, ratio), p.max_len) for x in ls]) if p is not None else 0.0
         r = ft.lora_r
+        if test:
+            if cand.model not in measured_test:
+                measured_test[cand.model] = _eval_tokens(tok_of[cand.model], test, config.finetune.max_seq_len)
+            eval_tokens = measured_test[cand.model]
+            evaluation = {"eval_tokens": eval_tokens, "full_eval_flops": s.forward_flops(eval_tokens),
+                          "damoc_eval_flops": s.forward_flops(eval_tokens, removed)}
+        else:
+            evaluation = {}
         rows.append({
             "candidate": cand.name, "model": cand.model, "method": cand.method, "shape_from": s.source,
             "tokens_counted_with": counted_with, "layers": s.layers, "layers_removed": removed,
             "full": {**full, "flops": training_flops(s, cand.method, full["tokens"], full["loss_tokens"], 0, r)},
             "damoc": {**cheap, "flops": training_flops(s, cand.method, cheap["tokens"], cheap["loss_tokens"],
                                                        removed, r),
-                      "prune_tokens": prune_tokens, "prune_flops": 2.0 * s.body() * prune_tokens}})
+                      "prune_tokens": prune_tokens, "prune_flops": 2.0 * s.body() * prune_tokens}, **evaluation})
     full_flops = sum(r["full"]["flops"] for r in rows)
     train_flops = sum(r["damoc"]["flops"] for r in rows)
     overhead = sum(flops.values()) + sum(r["damoc"]["prune_flops"] for r in rows)
@@ -135,6 +157,14 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
            "speedup_flops_training_only": _ratio(full_flops, train_flops),
            "data_stage_flops_share": _ratio(overhead, train_flops),
            "notes": sorted(set(notes))}
+    if test:
+        full_eval = sum(r["full_eval_flops"] for r in rows)
+        # the zero-shot pass evaluates each model once, unpruned, on the same questions
+        zero = sum(shapes[m].forward_flops(measured_test[m]) for m in measured_test) if config.zero_shot else 0.0
+        damoc_eval = sum(r["damoc_eval_flops"] for r in rows) + zero
+        out |= {"test_examples": len(test), "full_eval_flops": full_eval, "damoc_eval_flops": damoc_eval,
+                "zero_shot_eval_flops": zero,
+                "speedup_flops_with_evaluation": _ratio(full_flops + full_eval, train_flops + overhead + damoc_eval)}
     if throughput is not None:
         out["throughput_flops_per_second"] = throughput
         out["full_hours"] = full_flops / throughput / 3600
