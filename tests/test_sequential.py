@@ -1,0 +1,72 @@
+"""Sequential evaluation's rule (issue 28), measured by simulation: its stated error rate (a candidate
+as good as the leader is dropped in at most alpha of runs) holds, clearly worse candidates stop early,
+and the per-question bits-per-byte scores average exactly to the bpb difference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from damoc.selection.sequential import decide, looks, per_question, z_for
+
+
+def test_the_looks_double_up_to_the_total():
+    assert looks(100, 1000) == [100, 200, 400, 800, 1000]
+    assert looks(100, 100) == [100] and looks(100, 150) == [100, 150]
+    assert z_for(0.05, 4, 5) > z_for(0.05, 1, 2) > 1.6
+
+
+def simulate(p: dict[str, float], total: int, seed: int, shared: float = 0.0) -> dict[str, np.ndarray]:
+    """Per-question correctness; `shared` mixes in a per-question difficulty every candidate feels."""
+    rng = np.random.default_rng(seed)
+    hard = rng.random(total)
+    out = {}
+    for name, acc in p.items():
+        own = rng.random(total)
+        u = shared * hard + (1 - shared) * own
+        out[name] = (u < acc).astype(float)
+    return out
+
+
+@pytest.mark.parametrize("shared", [0.0, 0.6])
+def test_a_candidate_as_good_as_the_leader_is_dropped_in_at_most_alpha_of_runs(shared):
+    wrong, runs = 0, 400
+    for seed in range(runs):
+        scores = simulate({"a": 0.6, "b": 0.6, "c": 0.6, "d": 0.6}, 1000, seed, shared)
+        result = decide(lambda name, n, s=scores: s[name][:n], list(scores), 1000, alpha=0.05)
+        wrong += bool(result.dropped)
+    rate = wrong / runs
+    assert rate <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / runs)  # the stated rate, within two binomial SE
+
+
+def test_clearly_worse_candidates_stop_early_and_the_best_survives():
+    seen, kept_best = [], 0
+    for seed in range(100):
+        scores = simulate({"best": 0.8, "w1": 0.5, "w2": 0.5, "w3": 0.5}, 1000, seed)
+        result = decide(lambda name, n, s=scores: s[name][:n], list(scores), 1000)
+        kept_best += "best" in result.survivors
+        seen.append(sum(result.questions.values()))
+    assert kept_best == 100
+    assert np.mean(seen) < 0.4 * 4 * 1000  # most of the evaluation is saved
+
+
+def test_a_tie_within_the_margin_stops_before_the_questions_run_out():
+    scores = simulate({"a": 0.7, "b": 0.7}, 2000, 3, shared=0.9)
+    result = decide(lambda name, n: scores[name][:n], ["a", "b"], 2000, margin=0.1)
+    assert result.survivors == ["a", "b"] and "within the tie margin" in result.stopped
+    assert result.questions["a"] < 2000
+
+
+def test_per_question_bits_average_to_the_bits_per_byte_difference():
+    rng = np.random.default_rng(0)
+    nbytes = rng.integers(3, 40, 50)
+    a = [{"answer_nll": x, "answer_bytes": b} for x, b in zip(rng.random(50) * 10, nbytes)]
+    b = [{"answer_nll": x, "answer_bytes": n} for x, n in zip(rng.random(50) * 10, nbytes)]
+
+    def bpb(recs):
+        return sum(r["answer_nll"] for r in recs) / math.log(2) / sum(r["answer_bytes"] for r in recs)
+
+    diff = (per_question(a, "answer_bpb") - per_question(b, "answer_bpb")).mean()
+    assert diff == pytest.approx(bpb(b) - bpb(a))  # higher score = fewer bits
