@@ -16,8 +16,9 @@ several by chance as well, and with four equal candidates that rule dropped one 
 runs at alpha 0.05. With every pair counted, the chance that the rule ever drops a candidate as good
 as the best is about alpha or less (the SE is a normal approximation, rough at 100 questions):
 measured over 1,000 simulated runs of four equal candidates, 5.1% with independent questions and 3.8%
-with a shared difficulty (`tests/test_sequential.py` checks it stays within two binomial SE of alpha). Nothing here trains or evaluates: it
-decides on the scores it is given (a library piece; wiring it into `select` is issue 28's next step).
+with a shared difficulty (`tests/test_sequential.py` checks it stays within two binomial SE of alpha).
+Nothing here trains or evaluates: it decides on the scores it is given (a library piece; wiring it
+into `select` is issue 28's next step).
 """
 
 from __future__ import annotations
