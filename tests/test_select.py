@@ -80,6 +80,16 @@ def test_select_runs_caches_and_validates(models, cls_file, tmp_path):
     assert -1.0 <= val["by_rank"]["kendall_tau"] <= 1.0 and val["regret"] >= 0
     assert val["speedup_wall"] > 0 and val["speedup_flops_training_only"] > 1  # half the data
     assert 0 < val["speedup_flops"] < val["speedup_flops_training_only"]  # overheads counted
+    # the whole bill: both routes' evaluations (damoc's zero-shot pass included), from what each run recorded
+    summary_now = json.loads((tmp_path / "run" / "results.json").read_text())
+    full_now = json.loads((tmp_path / "run" / "full" / "results.json").read_text())
+    cost = summary_now["cost"]
+    full_train = sum(c["train_flops"] for c in full_now["candidates"])
+    full_eval = sum(c["eval_flops"] for c in full_now["candidates"])
+    paid = cost["train_flops"] + summary_now["data"].get("forward_flops", 0.0) + cost["prune_flops"]
+    assert cost["eval_flops"] > 0 and full_eval > 0 and cost["zero_shot_eval_flops"] > 0
+    assert val["speedup_flops_with_evaluation"] == pytest.approx(
+        (full_train + full_eval) / (paid + cost["eval_flops"] + cost["zero_shot_eval_flops"]))
     assert (tmp_path / "run" / "full" / "results.json").exists()
     judged = val["judged"]
     assert judged["chosen"] == val["by_rank"]["chosen"] and judged["regret_se"] >= 0

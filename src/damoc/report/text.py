@@ -69,7 +69,7 @@ def validation_lines(results: SelectResults) -> list[str]:
              f"{num(v.regret, '.4f')} in {results.primary_metric}",
              f"speed-up: {num(v.speedup_wall, '.1f')}x wall time ({v.speedup_wall_note}); "
              f"{num(v.speedup_flops, '.1f')}x FLOPs with overheads ({num(v.speedup_flops_training_only, '.1f')}x "
-             "training only)"]
+             f"training only; {num(v.speedup_flops_with_evaluation, '.1f')}x with both routes' evaluation)"]
     if v.full_confidence is not None:
         ranked = sorted(v.full_confidence.prob_best.items(), key=lambda x: -x[1])
         lines.append("full fine-tuning's probability of ranking first (paired bootstrap): "

@@ -94,6 +94,7 @@ class Cost(Record):
     eval_seconds: float = 0.0
     load_seconds: float = 0.0
     training_runs: int = 0
+    eval_flops: float | None = None
     zero_shot_eval_seconds: float | None = None
     zero_shot_eval_flops: float | None = None
 
@@ -130,6 +131,7 @@ class Validation(Record):
     speedup_wall_note: str = ""
     speedup_flops: float | None = None
     speedup_flops_training_only: float | None = None
+    speedup_flops_with_evaluation: float | None = None
     full_confidence: Confidence | None = None
     judged: Judged | None = None
 

@@ -40,7 +40,9 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
             "prune_seconds": sum(r.get("prune", {}).get("seconds", 0.0) for r in paid),
             "prune_flops": sum(r.get("prune", {}).get("forward_flops", 0.0) for r in paid),
             "eval_seconds": sum(r.get("eval_seconds", 0.0) for r in paid),
-            "load_seconds": sum(r.get("load_seconds", 0.0) for r in paid), "training_runs": len(paid)}
+            "load_seconds": sum(r.get("load_seconds", 0.0) for r in paid), "training_runs": len(paid),
+            # scoring FLOPs as evaluate() counts its tokens (None where a run predates the count)
+            "eval_flops": _sum_known(r.get("eval_flops") for r in paid)}
     return {
         "task": task.name, "primary_metric": task.primary_metric,
         "data": {k: v for k, v in data.items() if k != "key"},
@@ -120,6 +122,13 @@ def validation(task: Task, damoc: dict, full: dict) -> dict:
     overhead_flops = damoc["data"].get("forward_flops", 0.0) + cost["prune_flops"]
     out["speedup_flops_training_only"] = full_flops / damoc_flops if damoc_flops else None
     out["speedup_flops"] = full_flops / (damoc_flops + overhead_flops) if damoc_flops else None
+    # The whole bill: both routes' evaluations (damoc's pruned candidates and its zero-shot pass)
+    full_eval = _sum_known(r.get("eval_flops") for r in full_ok)
+    damoc_eval = cost.get("eval_flops")
+    if full_eval is not None and damoc_eval is not None and damoc_flops:
+        damoc_eval += cost.get("zero_shot_eval_flops") or 0.0
+        out["speedup_flops_with_evaluation"] = ((full_flops + full_eval)
+                                                / (damoc_flops + overhead_flops + damoc_eval))
     out["speedup_flops_note"] = ("full fine-tuning FLOPs / (compressed training + the filter's embedding or "
                                  "scoring passes + token scoring, BERTScore and rewriting + layer-similarity "
                                  "passes, each forward pass 2 x matmul parameters x tokens)")
@@ -163,3 +172,9 @@ def add_validation(summary: dict, config: SelectConfig, task: Task, full: dict, 
         cheap = {_name(r): r["rank"] for r in summary["candidates"] if is_ok(r) and _name(r) in preds}
         if cheap:
             summary["validation"]["judged"] = judge(cheap, truth, task.is_choice)
+
+
+def _sum_known(values) -> float | None:
+    """The sum, or None when any value is missing (a figure older runs did not record)."""
+    values = list(values)
+    return None if any(v is None for v in values) else float(sum(values))
