@@ -70,3 +70,42 @@ def test_per_question_bits_average_to_the_bits_per_byte_difference():
 
     diff = (per_question(a, "answer_bpb") - per_question(b, "answer_bpb")).mean()
     assert diff == pytest.approx(bpb(b) - bpb(a))  # higher score = fewer bits
+
+
+def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path, cls_file):
+    """Two tiny models on a classification file, batches of 4, 8 and 12 test questions; the rule decides on
+    the same questions for both; the trained models are kept for the later batches; a re-run trains nothing."""
+    import json
+
+    from conftest import save_tiny
+
+    from damoc.finetune import FinetuneConfig
+    from damoc.selection.candidate import Candidate
+    from damoc.selection.config import EvalSettings, FilterSettings, SelectConfig
+    from damoc.selection.pipeline import run_select
+    from damoc.tasks import DataSpec
+
+    models = [str(save_tiny(tmp_path, "llama", seed=1)), str(save_tiny(tmp_path, "llama", seed=3))]
+    config = SelectConfig(
+        data=DataSpec(path=cls_file, format="classification", fields={"context": "passage", "label": "y"},
+                      test_fraction=0.5),
+        candidates=[Candidate(model=m, method="lora") for m in models],
+        finetune=FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=4, min_steps=2),
+        eval_batch_size=4, filter=FilterSettings(method="random", rate=0.5), compress=None, prune=None,
+        zero_shot=False, eval=EvalSettings(strategy="sequential", first=4, growth=2.0))
+    events: list[str] = []
+    summary = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    seq = summary["sequential"]
+    assert seq["looks"] == [4, 8, 15] and events.count("start") >= 2
+    assert all(n in seq["looks"] for n in seq["questions"].values())
+    ranked = [c for c in summary["candidates"] if c["status"] == "ok"]
+    assert sorted(c["rank"] for c in ranked) == [1, 2]
+    for c in ranked:
+        assert c["eval_examples"] == seq["questions"][f"{c['model']} {c['method']}"] and c["eval_flops"] > 0
+        assert (tmp_path / "run" / "candidates" / Candidate(model=c["model"], method="lora").slug / "model").is_dir()
+    assert summary["cost"]["training_runs"] == 2  # evaluation rounds are not training runs
+    assert "## Sequential evaluation" in (tmp_path / "run" / "report.md").read_text()
+    json.loads((tmp_path / "run" / "results.json").read_text())
+    events.clear()
+    again = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    assert events.count("start") == 0 and again["sequential"]["questions"] == seq["questions"]

@@ -56,7 +56,7 @@ def select_sections(launch: bool = True) -> list[Section]:
     """The settings of a `select` run (shared with `damoc estimate`, which prices one)."""
     from damoc.layers import PruneConfig
     from damoc.selection.adaptive import AdaptiveSettings
-    from damoc.selection.config import FilterSettings, SelectConfig
+    from damoc.selection.config import EvalSettings, FilterSettings, SelectConfig
     from damoc.selection.launch import LaunchSettings
     from damoc.tokens import CompressConfig
 
@@ -66,6 +66,7 @@ def select_sections(launch: bool = True) -> list[Section]:
         Section(FilterSettings, path="filter", prefix="filter.", optional=True, title="data filtering"),
         Section(CompressConfig, path="compress", prefix="compress.", optional=True, title="token compression"),
         Section(PruneConfig, path="prune", prefix="prune.", optional=True, title="layer pruning"),
+        Section(EvalSettings, path="eval", prefix="eval.", title="evaluation of the compressed candidates"),
         Section(AdaptiveSettings, path="adaptive", prefix="adaptive.",
                 title="adaptive selection (--strategy adaptive)"),
         *([Section(LaunchSettings, title="where candidates run (not part of the results: run file key `launch`)")]

@@ -48,6 +48,27 @@ def evaluate(model, tokenizer, task: Task, *, examples: list[Example] | None = N
     return result
 
 
+def metrics_of(records: list[dict], choice: bool, seed: int = 0) -> dict[str, float]:
+    """A task's metrics (with bootstrap SE) from per-question records: what evaluate() reports, and what
+    sequential evaluation reports for questions scored in several batches (records concatenated).
+    ROUGE-L, which needs generation, is added by the generative path only."""
+    n = len(records)
+    nll = np.array([r["answer_nll"] for r in records])
+    nb = np.array([r["answer_bytes"] for r in records])
+    if not choice:
+        return M.with_se("answer_bpb", M.bits_per_byte(nll, nb), n, seed)
+    gold = np.array([r["label"] for r in records])
+    pred = np.array([r["pred"] for r in records])
+    pred_norm = np.array([r["pred_norm"] for r in records])
+    n_labels = max(len(r["loglik"]) for r in records)  # one log-likelihood per option
+    out: dict[str, float] = {}
+    out |= M.with_se("accuracy", M.accuracy(pred, gold), n, seed)
+    out |= M.with_se("accuracy_norm", M.accuracy(pred_norm, gold), n, seed)
+    out |= M.with_se("macro_f1", M.macro_f1(pred, gold, n_labels), n, seed)
+    out |= M.with_se("answer_bpb", M.bits_per_byte(nll, nb), n, seed)
+    return out
+
+
 def _evaluate_choice(model, tokenizer, examples, max_len, batch_size, progress, seed) -> EvalResult:
     requests, owners = [], []
     for i, ex in enumerate(examples):
@@ -68,19 +89,8 @@ def _evaluate_choice(model, tokenizer, examples, max_len, batch_size, progress, 
             "loglik": lls, "answer_nll": -lls[ex.label], "answer_bytes": nbytes[ex.label],
             "truncated": truncated,
         })
-    n = len(records)
-    gold = np.array([r["label"] for r in records])
-    pred = np.array([r["pred"] for r in records])
-    pred_norm = np.array([r["pred_norm"] for r in records])
-    nll = np.array([r["answer_nll"] for r in records])
-    nb = np.array([r["answer_bytes"] for r in records])
-    n_labels = max(len(ex.options) for ex in examples)
-    out: dict[str, float] = {}
-    out |= M.with_se("accuracy", M.accuracy(pred, gold), n, seed)
-    out |= M.with_se("accuracy_norm", M.accuracy(pred_norm, gold), n, seed)
-    out |= M.with_se("macro_f1", M.macro_f1(pred, gold, n_labels), n, seed)
-    out |= M.with_se("answer_bpb", M.bits_per_byte(nll, nb), n, seed)
-    return EvalResult(out, records, truncated=sum(r["truncated"] for r in records),
+    return EvalResult(metrics_of(records, choice=True, seed=seed), records,
+                      truncated=sum(r["truncated"] for r in records),
                       scored_tokens=sum(len(r.input_ids) for r in requests))
 
 
@@ -92,10 +102,8 @@ def _evaluate_generation(model, tokenizer, examples, max_len, batch_size, max_ne
     records = [{"id": ex.id, "answer_nll": -s[0],
                 "answer_bytes": len(continuation(ex).encode("utf-8")), "truncated": r.truncated}
                for ex, s, r in zip(examples, scores, requests)]
+    out = metrics_of(records, choice=False, seed=seed)
     n = len(records)
-    nll = np.array([r["answer_nll"] for r in records])
-    nb = np.array([r["answer_bytes"] for r in records])
-    out = M.with_se("answer_bpb", M.bits_per_byte(nll, nb), n, seed)
     if generation:
         prompts = [r.input_ids[:r.n_prompt] for r in requests]
         texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size,

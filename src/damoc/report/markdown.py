@@ -41,7 +41,7 @@ def select_report(summary: dict | SelectResults) -> str:
     lines += verdict_lines(res.verdict)
     if res.zero_shot is not None:
         lines += ["## Against the free guess: zero-shot", ""] + zero_shot_lines(res) + [""]
-    lines += _halving(res) + _adaptive(res) + _confidence(res) + _data(res)
+    lines += _halving(res) + _sequential(res) + _adaptive(res) + _confidence(res) + _data(res)
     if res.validation is not None or res.validation_skipped:
         lines += ["", "## Validation against full fine-tuning", ""] + [f"- {x}" for x in validation_lines(res)]
     return "\n".join(lines) + "\n"
@@ -54,6 +54,18 @@ def _halving(res: SelectResults) -> list[str]:
     return (["## Successive halving", "", "| round | training examples | ranking | kept |", "|---|---|---|---|"]
             + [f"| {r.round} | {r.examples} | {' > '.join(r.ranking)} | {', '.join(r.kept)} |" for r in h.rounds]
             + ["", h.note + ".", ""])
+
+
+def _sequential(res: SelectResults) -> list[str]:
+    s = res.sequential
+    if s is None:
+        return []
+    lines = ["## Sequential evaluation", "",
+             f"Batches at {', '.join(map(str, s.looks))} questions; a candidate clearly worse than another "
+             f"(beyond z = {s.z:.2f} paired SE: alpha {s.alpha:g} over every batch and pair) was dropped. "
+             f"Stopped: {s.stopped}.", "", "| candidate | questions scored | dropped |", "|---|---|---|"]
+    lines += [f"| {n} | {q} | {'yes' if n in s.dropped else ''} |" for n, q in s.questions.items()]
+    return lines + ["", s.note + ".", ""]
 
 
 def _adaptive(res: SelectResults) -> list[str]:

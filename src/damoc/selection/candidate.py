@@ -123,7 +123,7 @@ def candidate_key(config: BaseModel, candidate: Candidate) -> str:
     # The strategy decides which data a round or rung gets, which the caller adds to the key; not the
     # run itself.
     settings = key_settings(config)
-    for name in ("candidates", "halving", "strategy", "adaptive", "zero_shot"):
+    for name in ("candidates", "halving", "strategy", "adaptive", "zero_shot", "eval"):
         settings.pop(name, None)
     parts = {"candidate": candidate.stored(), "settings": settings, "split": SPLIT_VERSION}
     if config.data is not None:

@@ -66,6 +66,23 @@ class BaselineConfig(TaskSource):
         return self
 
 
+class EvalSettings(BaseModel):
+    """How the compressed candidates are evaluated (the truth side and `baseline` always score every
+    question). sequential: growing batches of the same questions, the clearly worse dropped, stopped
+    when the decision is made (damoc.selection.sequential; the fixed strategy only)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    strategy: Literal["full", "sequential"] = Field("full", description="full: every candidate on every test "
+                                                    "question; sequential: only as many as the decision needs")
+    first: int = Field(100, ge=2, description="questions in the first batch (sequential)")
+    growth: float = Field(2.0, gt=1, description="each batch this many times the questions before it")
+    alpha: float = Field(0.05, gt=0, lt=1, description="the chance of ever dropping a candidate as good as the "
+                         "best (Bonferroni over batches and pairs)")
+    margin: float = Field(0.0, ge=0, description="a difference this small counts as a tie, in the primary "
+                          "metric's units (0: stop only by dropping)")
+
+
 class FilterSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -109,6 +126,7 @@ class SelectConfig(BaselineConfig):
         "curves on growing prefixes of the selector's order over the whole training split, extrapolated to its "
         "full size, candidates raced out, stopped when one is confidently best; zero-shot: no training, each "
         "model evaluated as it is (the free guess; methods of one model tie)"))
+    eval: EvalSettings = Field(default_factory=EvalSettings, json_schema_extra=ADDED_LATER)
     zero_shot: bool = Field(True, json_schema_extra=ADDED_LATER, description=(
         "also evaluate each model untrained on the same questions, show that ranking beside this run's and say "
         "where they disagree (its cost is counted); --no-zero-shot skips it"))

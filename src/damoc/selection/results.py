@@ -193,6 +193,19 @@ class Adaptive(Record):
     dropped: dict[str, Dropped] = Field(default_factory=dict)
 
 
+class Sequential(Record):
+    """Sequential evaluation (eval.strategy sequential): the looks, and the questions each candidate saw."""
+
+    looks: list[int] = Field(default_factory=list)
+    z: float = 0.0
+    alpha: float = 0.05
+    margin: float = 0.0
+    questions: dict[str, int] = Field(default_factory=dict)
+    dropped: dict[str, int] = Field(default_factory=dict)
+    stopped: str = ""
+    note: str = ""
+
+
 class CompressStats(Record):
     context_token_ratio: float = 1.0
     share_passed_without_rewrite: float = 0.0
@@ -240,6 +253,7 @@ class SelectResults(RunResults):
     validation_skipped: str | None = None
     halving: Halving | None = None
     adaptive: Adaptive | None = None
+    sequential: Sequential | None = None
 
 
 def load_results(path: str | Path) -> SelectResults:

@@ -42,8 +42,10 @@ def load_options(config: BaselineConfig) -> LoadOptions:
 
 def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, train: list,
                   test: list, progress: bool,
-                  before_training: Callable[[object, object], dict] | None = None) -> tuple[dict, list[dict]]:
-    """Load, (optionally transform, e.g. prune), fine-tune, evaluate one candidate."""
+                  before_training: Callable[[object, object], dict] | None = None,
+                  keep: Path | None = None) -> tuple[dict, list[dict]]:
+    """Load, (optionally transform, e.g. prune), fine-tune, evaluate one candidate. `keep`: a folder to
+    save the trained model in (adapters merged), for sequential evaluation's later batches."""
     options = load_options(config)
     t0 = time.perf_counter()
     tokenizer = load_tokenizer(candidate.model, options)
@@ -52,6 +54,11 @@ def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, trai
     extra = before_training(model, tokenizer) if before_training else {}
     ft = config.finetune.model_copy(update={"method": candidate.method, "method_options": candidate.options})
     model, stats = finetune(model, tokenizer, train, ft, progress=progress)
+    if keep is not None:
+        from damoc.finetune.save import save_finetuned
+
+        model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        save_finetuned(model, tokenizer, keep, {"candidate": candidate.label()}, overwrite=True)
     result = evaluate(model, tokenizer, task, examples=test, max_len=ft.max_seq_len,
                       batch_size=config.eval_batch_size, max_new_tokens=config.max_new_tokens,
                       generation=config.generation, progress=progress, seed=config.seed)
@@ -66,6 +73,25 @@ def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, trai
         "eval_seconds": result.seconds, "eval_examples": result.n, "eval_flops": eval_flops,
         "eval_truncated": result.truncated, "load_seconds": load_seconds, **extra,
     }, result.records
+
+
+def evaluate_kept(config: BaselineConfig, candidate: Candidate, task: Task, test: list, kept: Path,
+                  progress: bool) -> tuple[dict, list[dict]]:
+    """Score a candidate's trained model, saved by `run_candidate(keep=...)`, on more questions."""
+    options = load_options(config)
+    t0 = time.perf_counter()
+    tokenizer = load_tokenizer(candidate.model, options)
+    model = load_model(str(kept), options)
+    load_seconds = time.perf_counter() - t0
+    result = evaluate(model, tokenizer, task, examples=test, max_len=config.finetune.max_seq_len,
+                      batch_size=config.eval_batch_size, max_new_tokens=config.max_new_tokens,
+                      generation=config.generation, progress=progress, seed=config.seed)
+    eval_flops = forward_flops(model, result.scored_tokens)
+    del model
+    gc.collect()
+    return {**candidate.label(), "status": OK, "metrics": result.metrics, "evaluation_only": True,
+            "train_seconds": 0.0, "train_flops": 0.0, "eval_seconds": result.seconds, "eval_examples": result.n,
+            "eval_flops": eval_flops, "load_seconds": load_seconds}, result.records
 
 
 def pruner(config, candidate: Candidate, texts: list[str]) -> Callable[[object, object], dict]:
@@ -90,14 +116,16 @@ def pruner(config, candidate: Candidate, texts: list[str]) -> Callable[[object, 
 
 
 def jobs(config: BaselineConfig, task: Task, candidates: list[Candidate], train: list, test: list, folder: Path,
-         progress: bool, texts: list[str] | None = None, extra: dict | None = None) -> list[Job]:
+         progress: bool, texts: list[str] | None = None, extra: dict | None = None, keep: bool = False) -> list[Job]:
     """One job per candidate, in `folder/SLUG`: trained on `train`, scored on `test`, pruned on `texts`
-    when the config prunes. `extra` (a strategy's rung or round) joins the cache key."""
+    when the config prunes. `extra` (a strategy's rung or round) joins the cache key; `keep` saves the
+    trained model in `folder/SLUG/model`."""
     prunes = getattr(config, "prune", None) is not None
     return [Job(c, folder / c.slug,
                 stable_hash({"key": candidate_key(config, c), **extra}) if extra else candidate_key(config, c),
                 partial(run_candidate, config, c, task, train, test, progress,
-                        pruner(config, c, texts or []) if prunes else None),
+                        pruner(config, c, texts or []) if prunes else None,
+                        folder / c.slug / "model" if keep else None),
                 legacy=[folder / c.legacy_slug])
             for c in candidates]
 

@@ -81,21 +81,32 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
         scores = {name: np.asarray(score(name, n), dtype=float)[:n] for name in alive}
         for name in alive:
             out.questions[name] = n
-        worse = {a for a in alive for b in alive if a != b and _clearly(scores[b] - scores[a], z)}
+        worse, within = step(scores, z, margin)
         for name in worse:
             out.dropped[name] = n
         alive = [a for a in alive if a not in worse]
-        within = all(_within(scores[a] - scores[b], z, margin) for i, a in enumerate(alive) for b in alive[i + 1:])
         if len(alive) == 1:
             out.stopped = f"one candidate left after {n} questions"
             break
-        if within and margin > 0:
+        if within:
             out.stopped = f"the {len(alive)} left are within the tie margin {margin:g} after {n} questions"
             break
     else:
         out.stopped = f"all {total} questions used"
     out.survivors = alive
     return out
+
+
+def step(scores: dict[str, np.ndarray], z: float, margin: float) -> tuple[set[str], bool]:
+    """One look: the candidates some other one is clearly better than (to drop), and whether every pair
+    of the rest is provably within the tie margin. `scores`: per-question, higher is better, the same
+    questions for all."""
+    names = list(scores)
+    worse = {a for a in names for b in names if a != b and _clearly(scores[b] - scores[a], z)}
+    alive = [a for a in names if a not in worse]
+    within = margin > 0 and all(_within(scores[a] - scores[b], z, margin)
+                                for i, a in enumerate(alive) for b in alive[i + 1:])
+    return worse, within
 
 
 def _se(d: np.ndarray) -> float:

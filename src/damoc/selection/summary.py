@@ -40,7 +40,8 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
             "prune_seconds": sum(r.get("prune", {}).get("seconds", 0.0) for r in paid),
             "prune_flops": sum(r.get("prune", {}).get("forward_flops", 0.0) for r in paid),
             "eval_seconds": sum(r.get("eval_seconds", 0.0) for r in paid),
-            "load_seconds": sum(r.get("load_seconds", 0.0) for r in paid), "training_runs": len(paid),
+            "load_seconds": sum(r.get("load_seconds", 0.0) for r in paid),
+            "training_runs": sum(not r.get("evaluation_only") for r in paid),
             # scoring FLOPs as evaluate() counts its tokens (None where a run predates the count)
             "eval_flops": _sum_known(r.get("eval_flops") for r in paid)}
     return {

@@ -35,12 +35,15 @@ class Context:
     examples: list = field(default_factory=list)  # the data stage's training examples
     data: dict = field(default_factory=dict)  # the data stage's summary
 
-    def jobs(self, candidates: list, train: list, folder: Path, extra: dict | None = None) -> list[Job]:
+    def jobs(self, candidates: list, train: list, folder: Path, extra: dict | None = None,
+             test: list | None = None, keep: bool = False) -> list[Job]:
+        """Candidate runs trained on `train`, scored on `test` (default: every question of the run)."""
         from damoc.layers.calibration import example_texts
         from damoc.selection.runner import jobs
 
         texts = example_texts(self.examples[: self.config.calibration_samples])
-        return jobs(self.config, self.task, candidates, train, self.scored, folder, self.progress, texts, extra)
+        return jobs(self.config, self.task, candidates, train, self.scored if test is None else test, folder,
+                    self.progress, texts, extra, keep)
 
 
 @dataclass(frozen=True)

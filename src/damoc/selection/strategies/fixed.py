@@ -1,9 +1,20 @@
-"""The default strategy: every candidate trained once on the filtered, compressed data."""
+"""The default strategy: every candidate trained once on the filtered, compressed data, and evaluated
+on every test question, or (`eval.strategy sequential`) on growing batches of them until the
+decision is made (damoc.selection.sequential)."""
 
 from __future__ import annotations
 
-from damoc.selection.candidate import rank
-from damoc.selection.launch import launch
+from functools import partial
+
+import numpy as np
+
+from damoc.evaluation.evaluate import metrics_of
+from damoc.io import write_jsonl_atomic
+from damoc.runinfo import stable_hash
+from damoc.selection.candidate import candidate_key, is_ok, rank
+from damoc.selection.launch import Job, launch
+from damoc.selection.runner import evaluate_kept
+from damoc.selection.sequential import looks, per_question, step, z_for
 from damoc.selection.strategies import Context, strategy
 from damoc.selection.summary import summarise
 
@@ -13,7 +24,80 @@ def fixed(ctx: Context) -> dict:
     candidates = ctx.config.candidates
     ctx.notify("stage", {"name": "candidates", "candidates": len(candidates)})
     folder = ctx.out / "candidates"
+    if ctx.config.eval.strategy == "sequential":
+        return _sequential(ctx)
     results = launch(ctx.jobs(candidates, ctx.examples, folder), ctx.launch_settings, ctx.notify)
     folders = {c.name: folder / c.slug for c in candidates}
     return summarise(ctx.config, ctx.task, ctx.data, rank(ctx.task.primary_metric, [dict(r) for r in results]),
                      results, folders)
+
+
+def _sequential(ctx: Context) -> dict:
+    """Train every candidate and score it on the first batch (its trained model kept in its folder);
+    then score the survivors on the next batch, drop the clearly worse, and so on."""
+    config, task, scored = ctx.config, ctx.task, ctx.scored
+    settings = config.eval
+    plan = looks(min(settings.first, len(scored)), len(scored), settings.growth)
+    z = z_for(settings.alpha, len(plan), len(config.candidates))
+    folder = ctx.out / "candidates"
+    metric = "accuracy" if task.is_choice else "answer_bpb"
+    first = launch(ctx.jobs(config.candidates, ctx.examples, folder, {"eval_questions": plan[0]},
+                            test=scored[: plan[0]], keep=True), ctx.launch_settings, ctx.notify)
+    trained = {c.name: r for c, r in zip(config.candidates, first)}
+    records = {c.name: _predictions(folder / c.slug) for c, r in zip(config.candidates, first) if is_ok(r)}
+    runs, alive = list(first), [c for c in config.candidates if c.name in records]
+    seen, dropped, stopped, previous = {}, {}, f"all {len(scored)} questions used", 0
+    for i, n in enumerate(plan):
+        if i:  # the survivors on the next batch, from their kept models
+            batch = scored[previous:n]
+            results = launch([Job(c, folder / c.slug / f"questions-{n}",
+                                  stable_hash({"key": candidate_key(config, c), "eval_questions": [previous, n]}),
+                                  partial(evaluate_kept, config, c, task, batch, folder / c.slug / "model",
+                                          ctx.progress)) for c in alive], ctx.launch_settings, ctx.notify)
+            runs += results
+            for c, r in zip(alive, results):
+                if is_ok(r):
+                    records[c.name] += _predictions(folder / c.slug / f"questions-{n}")
+            alive = [c for c, r in zip(alive, results) if is_ok(r)]
+        previous = n
+        seen.update({c.name: n for c in alive})
+        worse, within = step({c.name: per_question(records[c.name], metric) for c in alive}, z, settings.margin)
+        dropped.update({name: n for name in worse})
+        alive = [c for c in alive if c.name not in worse]
+        if len(alive) <= 1 or within:
+            stopped = (f"one candidate left after {n} questions" if len(alive) <= 1 else
+                       f"the {len(alive)} left are within the tie margin {settings.margin:g} after {n} questions")
+            break
+    final = {}
+    for c in config.candidates:
+        r = dict(trained[c.name])
+        if is_ok(r):
+            r.update({"metrics": metrics_of(records[c.name], task.is_choice, config.seed),
+                      "eval_examples": seen[c.name],
+                      "eval_flops": sum(x.get("eval_flops") or 0.0 for x in runs if x.get("model") == c.model
+                                        and x.get("method") == c.method and x.get("options", {}) == c.options),
+                      "eval_seconds": sum(x.get("eval_seconds", 0.0) for x in runs if x.get("model") == c.model
+                                          and x.get("method") == c.method and x.get("options", {}) == c.options)})
+            write_jsonl_atomic(ctx.out / "sequential" / c.slug / "predictions.jsonl", records[c.name])
+        final[c.name] = r
+    # survivors by the metric, then the dropped (the later, the higher), then failures
+    order = rank(task.primary_metric, [final[c.name] for c in alive])
+    late_first = sorted(dropped, key=lambda name: (-dropped[name], -np.mean(per_question(records[name], metric))))
+    order += [final[name] for name in late_first] + [r for r in final.values() if not is_ok(r)]
+    for k, r in enumerate((r for r in order if is_ok(r)), start=1):
+        r["rank"] = k
+    for name in dropped:
+        final[name]["dropped_at_questions"] = dropped[name]
+    summary = summarise(config, task, ctx.data, order, runs,
+                        {c.name: ctx.out / "sequential" / c.slug for c in alive})
+    summary["sequential"] = {"looks": plan, "z": z, "alpha": settings.alpha, "margin": settings.margin,
+                             "questions": seen, "dropped": dropped, "stopped": stopped,
+                             "note": "candidates dropped early were scored on fewer questions; only the survivors "
+                                     "enter the bootstrap"}
+    return summary
+
+
+def _predictions(folder) -> list[dict]:
+    from damoc.io import read_jsonl
+
+    return read_jsonl(folder / "predictions.jsonl")
