@@ -156,3 +156,18 @@ def test_evaluation_is_priced_as_a_real_evaluation_counts_it(tmp_path):
     assert pruned["zero_shot_eval_flops"] == pytest.approx(row["full_eval_flops"])  # one model, unpruned
     assert pruned["speedup_flops_with_evaluation"] < pruned["speedup_flops"]
     assert "speedup_flops_with_evaluation" not in estimate(config_for(model), train)
+
+
+def test_sequential_evaluation_is_priced_between_its_best_and_worst_case(tmp_path):
+    from conftest import save_tiny
+
+    from damoc.selection.config import EvalSettings
+    from damoc.selection.estimate import estimate
+
+    model = save_tiny(tmp_path, layers=2)
+    train, test = varied_examples(12), varied_examples(8)
+    config = config_for(model, zero_shot=False, eval=EvalSettings(strategy="sequential", first=2))
+    e = estimate(config, train, test=test)
+    assert e["damoc_eval_flops_best_case"] == pytest.approx(e["damoc_eval_flops"] * 2 / 8, rel=0.3)
+    assert e["speedup_flops_with_evaluation_best_case"] > e["speedup_flops_with_evaluation"]
+    assert "damoc_eval_flops_best_case" not in estimate(config_for(model), train, test=test)

@@ -136,6 +136,9 @@ def print_estimate(e: dict) -> None:
         print(f"evaluation on {e['test_examples']} test questions: full {_flops(e['full_eval_flops'])}, damoc "
               f"{_flops(e['damoc_eval_flops'])} FLOPs (its zero-shot pass included); saving with evaluation: "
               f"{_fmt(e['speedup_flops_with_evaluation'], '.1f', 'x')}")
+    if "speedup_flops_with_evaluation_best_case" in e:
+        print(f"sequential evaluation: {_fmt(e['speedup_flops_with_evaluation_best_case'], '.1f', 'x')} if the first "
+              "batch decides, the figure above if every question is needed")
     if "full_hours" in e:
         print(f"at {e['throughput_flops_per_second']:.3g} FLOP/s: full {e['full_hours']:.3g} h, "
               f"damoc {e['damoc_hours']:.3g} h")

@@ -165,6 +165,13 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         out |= {"test_examples": len(test), "full_eval_flops": full_eval, "damoc_eval_flops": damoc_eval,
                 "zero_shot_eval_flops": zero,
                 "speedup_flops_with_evaluation": _ratio(full_flops + full_eval, train_flops + overhead + damoc_eval)}
+        if config.eval.strategy == "sequential":
+            # at best every candidate but one is dropped after the first batch; at worst none is (the above)
+            share = min(config.eval.first, len(test)) / len(test)
+            best = sum(r["damoc_eval_flops"] for r in rows) * share + zero
+            out |= {"damoc_eval_flops_best_case": best,
+                    "speedup_flops_with_evaluation_best_case": _ratio(full_flops + full_eval,
+                                                                      train_flops + overhead + best)}
     if throughput is not None:
         out["throughput_flops_per_second"] = throughput
         out["full_hours"] = full_flops / throughput / 3600
