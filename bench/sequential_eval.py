@@ -41,11 +41,17 @@ def main() -> None:
     summary = run_select(config, f"{args.run_dir}/{args.task}", progress=False)
     choice = load_task(args.task).is_choice
     damoc_eval, full_eval = eval_flops(config, summary, truth["metrics"])
+    cost = summary["cost"]
+    full_flops = sum(truth["train_flops"].values())
+    paid = cost["train_flops"] + summary["data"].get("forward_flops", 0.0) + cost["prune_flops"]
     row = {"task": args.task, **judged(truth, summary, choice), "sequential": summary["sequential"],
            "eval_flops": damoc_eval, "truth_eval_flops": full_eval,
            "full_evaluation_row": {k: headline.get(k) for k in ("chosen", "in_tie_set", "eval_flops",
                                                                    "separated_pairs_agreement")},
            "eval_flops_saving": headline["eval_flops"] / damoc_eval if damoc_eval else None,
+           "speedup_flops_with_evaluation": (full_flops + full_eval) / (paid + damoc_eval),
+           "full_evaluation_speedup_flops_with_evaluation": headline.get("speedup_flops_with_evaluation"),
+           "speedup_flops": full_flops / paid,
            "invocation_seconds": time.perf_counter() - start, "torch_threads": torch.get_num_threads(),
            "load_average": os.getloadavg()[0], "config": config.model_dump(mode="json")}
     path = RESULTS / "sequential-eval.json"
@@ -55,7 +61,8 @@ def main() -> None:
                              "rows": rows})
     print(f"{args.task}: chosen {row['chosen']} (in tie set {row['in_tie_set']}; full evaluation chose "
           f"{headline['chosen']}); questions {summary['sequential']['questions']}; evaluation FLOPs "
-          f"{damoc_eval:.3g} vs {headline['eval_flops']:.3g}")
+          f"{damoc_eval:.3g} vs {headline['eval_flops']:.3g}; whole cost {row['speedup_flops_with_evaluation']:.1f}x "
+          f"vs {headline.get('speedup_flops_with_evaluation', 0):.1f}x")
 
 
 if __name__ == "__main__":
