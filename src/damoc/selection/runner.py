@@ -75,9 +75,11 @@ def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, trai
     }, result.records
 
 
-def evaluate_kept(config: BaselineConfig, candidate: Candidate, task: Task, test: list, kept: Path,
+def evaluate_kept(config: BaselineConfig, candidate: Candidate, task: Task, test: list, kept: Path | str,
                   progress: bool) -> tuple[dict, list[dict]]:
-    """Score a candidate's trained model, saved by `run_candidate(keep=...)`, on more questions."""
+    """Score the weights at `kept` with the candidate's tokenizer, training nothing: a trained model saved
+    by `run_candidate(keep=...)` on more questions (sequential evaluation), or the candidate's own model
+    untrained (the zero-shot pass)."""
     options = load_options(config)
     t0 = time.perf_counter()
     tokenizer = load_tokenizer(candidate.model, options)

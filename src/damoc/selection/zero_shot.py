@@ -9,15 +9,13 @@ Each model is evaluated once (cached in OUT/zero-shot/, keyed like a candidate).
 
 from __future__ import annotations
 
-import gc
-import time
 from functools import partial
 from pathlib import Path
 
-from damoc.flops import forward_flops
 from damoc.runinfo import stable_hash
-from damoc.selection.candidate import OK, Candidate, candidate_key, is_ok, model_identity, rank
+from damoc.selection.candidate import Candidate, candidate_key, is_ok, model_identity, rank
 from damoc.selection.launch import Job, LaunchSettings, launch
+from damoc.selection.runner import evaluate_kept
 
 NOTE = ("zero-shot: each model evaluated untrained on the same test questions; the methods of one model cannot be "
         "told apart without training, so they share its figures and tie")
@@ -31,27 +29,6 @@ def _per_model(candidates: list[Candidate]) -> dict[str, Candidate]:
     return out
 
 
-def _evaluate(config, candidate: Candidate, task, test: list, progress: bool) -> tuple[dict, list[dict]]:
-    from damoc.evaluation import evaluate
-    from damoc.models import load_model, load_tokenizer
-    from damoc.selection.runner import load_options
-
-    options = load_options(config)
-    t0 = time.perf_counter()
-    tokenizer = load_tokenizer(candidate.model, options)
-    model = load_model(candidate.model, options).eval()
-    load_seconds = time.perf_counter() - t0
-    result = evaluate(model, tokenizer, task, examples=test, max_len=config.finetune.max_seq_len,
-                      batch_size=config.eval_batch_size, max_new_tokens=config.max_new_tokens,
-                      generation=config.generation, progress=progress, seed=config.seed)
-    flops = forward_flops(model, result.scored_tokens)
-    del model
-    gc.collect()
-    return {**candidate.label(), "status": OK, "metrics": result.metrics, "eval_seconds": result.seconds,
-            "eval_examples": result.n, "eval_flops": flops, "load_seconds": load_seconds,
-            "train_seconds": 0.0, "train_flops": 0.0}, result.records
-
-
 def zero_shot(config, task, test: list, out: Path, progress: bool = False, notify=None,
               launch_settings: LaunchSettings | None = None) -> dict:
     """Every model's untrained figures, its ranking and its cost; `candidates` ranks every candidate
@@ -59,7 +36,7 @@ def zero_shot(config, task, test: list, out: Path, progress: bool = False, notif
     models = _per_model(config.candidates)
     jobs = [Job(c, out / "zero-shot" / c.slug,
                 stable_hash({"zero_shot": candidate_key(config, c), "questions": [e.id for e in test]}),
-                partial(_evaluate, config, c, task, test, progress)) for c in models.values()]
+                partial(evaluate_kept, config, c, task, test, c.model, progress)) for c in models.values()]
     # its events are its own ("zero-shot start", ...): nothing is trained, and a caller counting
     # candidate runs must not count these
     tell = notify or (lambda kind, info: None)

@@ -11,7 +11,7 @@ import numpy as np
 from damoc.evaluation.evaluate import metrics_of
 from damoc.io import write_jsonl_atomic
 from damoc.runinfo import stable_hash
-from damoc.selection.candidate import candidate_key, is_ok, rank
+from damoc.selection.candidate import candidate_key, display_name, is_ok, rank
 from damoc.selection.launch import Job, launch
 from damoc.selection.runner import evaluate_kept
 from damoc.selection.sequential import looks, per_question, step, z_for
@@ -72,12 +72,11 @@ def _sequential(ctx: Context) -> dict:
     for c in config.candidates:
         r = dict(trained[c.name])
         if is_ok(r):
+            mine = [x for x in runs if display_name(x) == c.name]  # its training run and its later batches
             r.update({"metrics": metrics_of(records[c.name], task.is_choice, config.seed),
                       "eval_examples": seen[c.name],
-                      "eval_flops": sum(x.get("eval_flops") or 0.0 for x in runs if x.get("model") == c.model
-                                        and x.get("method") == c.method and x.get("options", {}) == c.options),
-                      "eval_seconds": sum(x.get("eval_seconds", 0.0) for x in runs if x.get("model") == c.model
-                                          and x.get("method") == c.method and x.get("options", {}) == c.options)})
+                      "eval_flops": sum(x.get("eval_flops") or 0.0 for x in mine),
+                      "eval_seconds": sum(x.get("eval_seconds", 0.0) for x in mine)})
             write_jsonl_atomic(ctx.out / "sequential" / c.slug / "predictions.jsonl", records[c.name])
         final[c.name] = r
     # survivors by the metric, then the dropped (the later, the higher), then failures
