@@ -45,11 +45,11 @@ def cheap_ranks(summary: dict) -> dict[str, int]:
     return ranks
 
 
-def judged(truth: dict, summary: dict, choice: bool) -> dict:
-    """The library's judgement (tie set, top-1, regret and its SE, separated pairs) plus rank correlations."""
+def judged(truth: dict, cheap_rank: dict[str, int], choice: bool) -> dict:
+    """The library's judgement (tie set, top-1, regret and its SE, separated pairs) plus rank
+    correlations. It needs only the row's ranks, so a row is judged again when more truth seeds land."""
     from damoc.selection.validation import compare_rankings, judge
 
-    cheap_rank = cheap_ranks(summary)
     ties = {"best": truth["best"], "tie_set": truth["tie_set"], "differences": truth["differences_to_best"],
             "pairs": truth["pairs"]}
     metric = "accuracy" if choice else "answer_bpb"
@@ -58,7 +58,7 @@ def judged(truth: dict, summary: dict, choice: bool) -> dict:
     agreement = compare_rankings({n: -r for n, r in cheap_rank.items()}, truth_rank, higher_is_better=True)
     return {**judge(cheap_rank, ties, choice), "kendall_tau": agreement["kendall_tau"],
             "spearman_rho": agreement["spearman_rho"], "ranking": sorted(cheap_rank, key=cheap_rank.get),
-            "compressed_verdict": summary.get("verdict")}
+            "ranks": cheap_rank, "truth_seeds_done": truth["seeds_done"]}
 
 
 def eval_flops(config, summary: dict, truth_metrics: dict) -> tuple[float, float]:
@@ -106,8 +106,9 @@ def part_rows(args) -> None:
 
     path = RESULTS / f"zoo-{args.task}.json"
     truth = truth_summary(args.task, args.seed)
-    if not truth.get("complete"):
-        raise SystemExit(f"{args.task}: the truth is not complete ({truth.get('candidates_done')}); run --part truth")
+    if not ready(truth):
+        raise SystemExit(f"{args.task}: a candidate has no truth row yet ({truth.get('candidates_done')}); "
+                         "run --part truth")
     base = truth_config(args.task, args.seed)
     choice = load_task(args.task).is_choice
     full_flops, full_seconds = sum(truth["train_flops"].values()), sum(truth["train_seconds"].values())
@@ -125,7 +126,8 @@ def part_rows(args) -> None:
         paid = cost["train_flops"] + overhead + cost.get("zero_shot_eval_flops", 0.0) * (config.strategy != "zero-shot")
         cheap_seconds = summary["seconds"]["data_stage"] + cost["train_seconds"] + cost["prune_seconds"]
         damoc_eval, full_eval = eval_flops(config, summary, truth["metrics"])
-        row = {"name": row_name, "task": args.task, **judged(truth, summary, choice),
+        row = {"name": row_name, "task": args.task, **judged(truth, cheap_ranks(summary), choice),
+               "compressed_verdict": summary.get("verdict"),
                "speedup_flops": ratio(full_flops, paid),
                "speedup_flops_with_evaluation":
                    (full_flops + full_eval) / (cost["train_flops"] + overhead + damoc_eval),
@@ -150,6 +152,30 @@ def part_rows(args) -> None:
         save_row(args, path, truth, row)
 
 
+def ready(truth: dict) -> bool:
+    """Rows may run once every candidate has one truth seed: they keep their ranks, and --part
+    rejudge judges them again as more seeds land (the truth's tie set widens with seed noise)."""
+    from _zoo_truth import CANDIDATES, name
+
+    return "tie_set" in truth and all(name(c) in truth["candidates_done"] for c in CANDIDATES)
+
+
+def part_rejudge(args) -> None:
+    """Every row of zoo-TASK.json judged again against the truth as it stands (no run)."""
+    path = RESULTS / f"zoo-{args.task}.json"
+    truth = truth_summary(args.task, args.seed)
+    if not ready(truth):
+        raise SystemExit(f"{args.task}: a candidate has no truth row yet ({truth.get('candidates_done')})")
+    choice = load_task(args.task).is_choice
+    current = read_json(path)
+    rows = [{**r, **judged(truth, r["ranks"], choice)} if "ranks" in r else r for r in current.get("rows", [])]
+    stale = [r["name"] for r in rows if "ranks" not in r]
+    write_json_atomic(path, {**current, "truth": truth, "rows": rows})
+    plot(path)
+    print(f"{args.task}: {len(rows) - len(stale)} rows judged again against seeds {truth['seeds_done']}"
+          + (f"; without ranks (run them again): {stale}" if stale else ""))
+
+
 def ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
@@ -169,7 +195,6 @@ def size_row(task: str, truth: dict, choice: bool) -> dict:
     """The free guess "the bigger model", its methods in the registry's default order: no run at all."""
     from damoc.finetune.methods import ORDER
     from damoc.selection.shapes import shape
-    from damoc.selection.validation import judge
 
     def key(n: str) -> tuple:
         model, method = n.rsplit(" ", 1)
@@ -177,7 +202,5 @@ def size_row(task: str, truth: dict, choice: bool) -> dict:
 
     order = sorted(truth["metrics"], key=key)
     ranks = {n: i for i, n in enumerate(order, start=1)}
-    ties = {"best": truth["best"], "tie_set": truth["tie_set"], "differences": truth["differences_to_best"],
-            "pairs": truth["pairs"]}
-    return {"name": "size", "task": task, **judge(ranks, ties, choice), "ranking": order, "strategy": "size",
+    return {"name": "size", "task": task, **judged(truth, ranks, choice), "strategy": "size",
             "speedup_flops": None, "note": "no training and no evaluation: ranked by matmul parameters"}

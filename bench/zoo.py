@@ -1,20 +1,22 @@
 """Benchmark: a validation zoo with statistical power. Does `damoc select` pick what full
-fine-tuning would, on tasks where the truth can decide?
+fine-tuning would, on tasks where the truth can decide, and does it beat the free guesses?
 
-Per task: the four bundled candidates {smollm2-135m-instruct, gemma3-270m} x {lora, full} are
-fully fine-tuned for one epoch on 1,000 seeded training examples and evaluated on
+Per task (zoo v2): eight candidates, both bundled models x {lora, dora, ia3, full}, each fine-tuned
+for one epoch on 1,000 seeded training examples with two training seeds and evaluated on
 min(test split, 1,000) test questions (the truth). Each truth row, with its per-question
 predictions, is written to bench/results/zoo/TASK/ as it lands, so a stopped run keeps what it
-finished and a later session (or another machine) goes on from there. The truth's summary
-(metrics with SE, paired bootstrap P(best), the tie set: candidates within 2 paired SE of the
-best) goes to bench/results/zoo-TASK.json; then each `select` setting is a row judged against it
-(in the tie set, strict top-1, regret with its paired SE, agreement on the pairs the truth
-separates, Kendall tau, Spearman rho, FLOP and wall speed-ups with every overhead counted).
+finished and a later session goes on from there. The truth's summary (seed-averaged metrics, the tie
+set with question noise and seed noise reported apart) goes to bench/results/zoo-TASK.json; then each
+`select` setting is a row judged against it (in the tie set, top-1, regret with its paired SE,
+agreement on the separated pairs and on the method pairs, Kendall tau, FLOP speed-ups with every
+overhead counted, and with evaluation). Rows keep their ranks: `--part rejudge` judges them again
+when more truth seeds land. The v1 zoo (four candidates, one seed) is kept under "v1" in each file.
 
     .venv/bin/python bench/zoo.py --task boolq --part pilot     # does fine-tuning move the models?
     .venv/bin/python bench/zoo.py --task boolq --part truth     # hours of CPU: run in the background
     .venv/bin/python bench/zoo.py --task boolq --part summary   # the truth's confidence, from the files
     .venv/bin/python bench/zoo.py --task boolq --part rows [--only headline ...]
+    .venv/bin/python bench/zoo.py --task boolq --part rejudge   # rows against the truth as it stands
     .venv/bin/python bench/zoo.py --task any --part table     # the README's table, from every zoo file
 """
 
@@ -24,13 +26,13 @@ import argparse
 from pathlib import Path
 
 from _common import RESULTS, RUNS, read_json
-from _zoo_rows import part_rows
+from _zoo_rows import part_rejudge, part_rows
 from _zoo_truth import METHODS, part_pilot, part_summary, part_truth
 
 
 def part_table(args) -> None:
     """The README's cross-task table, printed from the committed zoo files (every task, every row)."""
-    head = ("| task | row | strategy | chosen | in tie set | top-1 | regret ± SE | separated pairs same order | "
+    head = ("| task | row | strategy | chosen | in tie set | top-1 | regret ± SE | separated pairs | method pairs | "
             "Kendall tau | FLOPs | FLOPs, training only | FLOPs with evaluation | data stage / training |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
@@ -41,12 +43,14 @@ def part_table(args) -> None:
         for r in data.get("rows", []):
             sep = f"{round(r['separated_pairs_agreement'] * r['separated_pairs'])}/{r['separated_pairs']}" \
                 if r.get("separated_pairs") else "-"
+            meth = f"{round(r['method_pairs_agreement'] * r['method_pairs'])}/{r['method_pairs']}" \
+                if r.get("method_pairs") else "-"
             with_eval = r.get("speedup_flops_with_evaluation")
             def x(v, spec=".1f", unit="x"):
                 return "-" if v is None else f"{v:{spec}}{unit}"
             print(f"| {r['task']} | {r['name']} | {r.get('strategy', 'fixed')} | {r['chosen']} | "
                   f"{'**yes**' if r['in_tie_set'] else 'no'} | {'yes' if r['top1'] else 'no'} | "
-                  f"{r['regret']:.3f} ± {r['regret_se']:.3f} | {sep} | {x(r.get('kendall_tau'), '.2f', '')} | "
+                  f"{r['regret']:.3f} ± {r['regret_se']:.3f} | {sep} | {meth} | {x(r.get('kendall_tau'), '.2f', '')} | "
                   f"{x(r.get('speedup_flops'))} | {x(r.get('speedup_flops_training_only'))} | "
                   f"{x(with_eval)} | {x(r.get('data_stage_flops_share'), '.2f', '')} |")
 
@@ -54,13 +58,13 @@ def part_table(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", required=True)
-    ap.add_argument("--part", choices=["pilot", "truth", "summary", "rows", "table"], required=True)
+    ap.add_argument("--part", choices=["pilot", "truth", "summary", "rows", "rejudge", "table"], required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=RUNS / "zoo")
     ap.add_argument("--only", nargs="*", help="rows: only these settings")
     ap.add_argument("--methods", nargs="*", choices=METHODS, help="truth: only the candidates with these methods")
     args = ap.parse_args()
-    {"pilot": part_pilot, "truth": part_truth, "summary": part_summary, "rows": part_rows,
+    {"pilot": part_pilot, "truth": part_truth, "summary": part_summary, "rows": part_rows, "rejudge": part_rejudge,
      "table": part_table}[args.part](args)
 
 
