@@ -36,9 +36,9 @@ test-fast: $(STAMP)
 # The docs site: regenerate the pages that come from the code and bench/results/, then build
 # build/site with --strict (make test builds it too, in tests/test_docs.py).
 docs: $(STAMP)
-	$(BIN)/python bench/make_docs.py
+	$(BIN)/python tools/make_docs.py
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-REGENERATE = ".venv/bin/python bench/make_docs.py (or make docs)"
+REGENERATE = ".venv/bin/python tools/make_docs.py (or make docs)"
 
 
 @pytest.fixture(scope="module")
 def make_docs():
-    spec = importlib.util.spec_from_file_location("make_docs", ROOT / "bench" / "make_docs.py")
+    spec = importlib.util.spec_from_file_location("make_docs", ROOT / "tools" / "make_docs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
