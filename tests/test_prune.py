@@ -231,3 +231,20 @@ def test_an_unsupported_family_is_named_in_the_error():
     model = AutoModelForCausalLM.from_config(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4))
     with pytest.raises(DamocError, match="gpt2.*supported families: llama"):
         prune_model(model, tok, TEXTS, PruneConfig())
+
+
+@pytest.mark.parametrize("iterative,merge", [(False, "none"), (True, "difference")])
+def test_a_replayed_plan_prunes_exactly_as_measuring_does(iterative, merge):
+    """The candidates of one model share one similarity pass: replaying its plan on fresh weights
+    gives the same layers, the same merges, the same logits, and reports the first pass's FLOPs."""
+    config = PruneConfig(threshold=-1.0, max_fraction=0.4, iterative=iterative, merge=merge)
+    measured, tok = tiny("llama", layers=6)
+    first = prune_model(measured, tok, TEXTS, config)
+    replayed, _ = tiny("llama", layers=6)
+    again = prune_model(replayed, tok, ["texts a replay never reads"], config, plan=first)
+    assert again.removed == first.removed and again.merged_into == first.merged_into and len(first.removed) == 2
+    assert again.steps == first.steps and again.layers_after == first.layers_after == 4
+    assert again.forward_flops == first.forward_flops > 0 and again.seconds["similarity"] == 0.0
+    assert torch.equal(logits(measured, tok), logits(replayed, tok))
+    with pytest.raises(DamocError, match="6 layers"):
+        prune_model(tiny("llama", layers=5)[0], tok, TEXTS, config, plan=first)

@@ -254,3 +254,24 @@ def test_label_problems_are_said_once_even_with_validation(models, cls_file, tmp
     run_select(config, tmp_path / "run", progress=False, validate=True)
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("damoc: warning:")]
     assert warnings and len(warnings) == len(set(warnings))  # each said once, not again by the validation
+
+
+def test_methods_of_one_model_share_one_prune_plan(models, cls_file, tmp_path, monkeypatch):
+    """The layers a prune removes do not depend on the fine-tuning method: the second candidate of a
+    model replays the first one's plan, and the run's cost counts that similarity pass once."""
+    monkeypatch.setenv("DAMOC_HOME", str(tmp_path / "home"))
+    config = config_for(models, cls_file).model_copy(update={
+        "candidates": [Candidate(model=models[0], method="lora"), Candidate(model=models[0], method="full")],
+        "filter": None, "compress": None, "zero_shot": False})
+    summary = run_select(config, tmp_path / "run", progress=False)
+    lora, full = sorted(summary["candidates"], key=lambda r: r["method"] != "lora")
+    assert lora["prune"]["plan"] == full["prune"]["plan"] and lora["prune"]["removed"] == full["prune"]["removed"]
+    assert sorted([lora["prune"]["plan_reused"], full["prune"]["plan_reused"]]) == [False, True]
+    one_pass = lora["prune"]["forward_flops"]
+    assert one_pass > 0 and full["prune"]["forward_flops"] == one_pass
+    assert summary["cost"]["prune_flops"] == pytest.approx(one_pass)
+    # other texts are another plan: a change of data measures again
+    other = config.model_copy(update={"train_limit": 8})
+    again = run_select(other, tmp_path / "run2", progress=False)
+    assert len({r["prune"]["plan"] for r in again["candidates"]} | {lora["prune"]["plan"]}) == 2
+    assert sorted(r["prune"]["plan_reused"] for r in again["candidates"]) == [False, True]

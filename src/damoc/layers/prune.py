@@ -58,9 +58,12 @@ class PruneResult:
 
 
 def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_model=None,
-                progress: bool = False) -> PruneResult:
+                progress: bool = False, plan: PruneResult | None = None) -> PruneResult:
     """Prune `model` in place. `base_model` (pre-trained weights of the same model) is needed
-    only by the sparse merge, and is pruned alongside so their layers stay aligned."""
+    only by the sparse merge, and is pruned alongside so their layers stay aligned. `plan`: the
+    result of an earlier prune of the same weights on the same texts with the same settings; its
+    steps are replayed without measuring again (the candidates of one model with several
+    fine-tuning methods share one similarity pass), and its FLOPs are the earlier pass's."""
     check_supported(model)
     if config.merge == "sparse":
         if base_model is None:
@@ -79,7 +82,7 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
         flops += forward_flops(model, stats["tokens"], head=False)  # the similarity pass skips the head
         return sim
 
-    similarity = measure()
+    similarity = np.array(plan.similarity) if plan is not None else measure()
     chosen = choose_layers(similarity, config.threshold, config.max_fraction)  # also validates the settings
     result = PruneResult(similarity.tolist(), [], {}, n)
     original = list(range(n))  # original index of each current layer
@@ -93,7 +96,14 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
         gone = set(step)
         original[:] = [o for i, o in enumerate(original) if i not in gone]
 
-    if not config.iterative:
+    if plan is not None:
+        if plan.layers_before != n:
+            raise DamocError(f"a prune plan for {plan.layers_before} layers cannot prune a model with {n}")
+        for step in plan.steps:
+            remove([original.index(o) for o in step["removed"]], np.array(plan.similarity))
+            result.steps[-1]["similarity"] = step["similarity"]
+        flops = plan.forward_flops
+    elif not config.iterative:
         if chosen:
             remove(chosen, similarity)
     else:  # one layer at a time, most similar first, re-measuring after each removal

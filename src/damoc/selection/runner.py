@@ -13,7 +13,7 @@ from damoc.errors import DamocError
 from damoc.evaluation import evaluate
 from damoc.finetune import finetune
 from damoc.flops import forward_flops
-from damoc.io import run_folder, warn, write_json_atomic
+from damoc.io import read_json_checked, run_folder, warn, write_cache, write_json_atomic
 from damoc.models import LoadOptions, load_model, load_tokenizer
 from damoc.runinfo import machine, stable_hash, versions
 from damoc.selection.candidate import OK, Candidate, candidate_key, rank
@@ -97,10 +97,15 @@ def evaluate_kept(config: BaselineConfig, candidate: Candidate, task: Task, test
 
 
 def pruner(config, candidate: Candidate, texts: list[str]) -> Callable[[object, object], dict]:
-    """The before-training step that prunes a freshly loaded candidate in place."""
+    """The before-training step that prunes a freshly loaded candidate in place. The layers to remove
+    depend on the weights, the texts and the prune settings, not on the fine-tuning method, so the
+    candidates of one model share one similarity pass: its plan is cached under $DAMOC_HOME/prune-plans
+    and replayed. Every run records the plan's key and the pass's FLOPs; the summary counts each plan
+    once (a later run that reuses it still reports what it cost, like every other cache)."""
     def prune(model, tokenizer) -> dict:
-        from damoc.layers import prune_model
+        from damoc.layers import PruneResult, prune_model
         from damoc.models import load_model
+        from damoc.models.bundled import home_cache_path
 
         start = time.perf_counter()
         base = None
@@ -108,13 +113,38 @@ def pruner(config, candidate: Candidate, texts: list[str]) -> Callable[[object, 
             if candidate.base is None:
                 raise DamocError(f"{candidate.model}: the sparse merge needs the candidate's `base` model")
             base = load_model(candidate.base, load_options(config)).eval()
-        result = prune_model(model.eval(), tokenizer, texts, config.prune, base_model=base)
+        key = plan_key(config, candidate, texts)
+        path = home_cache_path("prune-plans", key)
+        stored = read_json_checked(path, lambda d: isinstance(d, dict) and {"steps", "similarity"} <= set(d))
+        plan = PruneResult(**{k: v for k, v in stored.items() if k != "merged_into"}) if stored else None
+        result = prune_model(model.eval(), tokenizer, texts, config.prune, base_model=base, plan=plan)
         del base
+        if plan is None:
+            record = {"similarity": result.similarity, "removed": result.removed, "steps": result.steps,
+                      "layers_before": result.layers_before, "layers_after": result.layers_after,
+                      "forward_flops": result.forward_flops}
+            write_cache(path, lambda: write_json_atomic(path, record))
         return {"prune": {"removed": result.removed, "layers_before": result.layers_before,
                           "layers_after": result.layers_after, "similarity": result.similarity,
                           "merged_into": {str(k): v for k, v in result.merged_into.items()},
-                          "seconds": time.perf_counter() - start, "forward_flops": result.forward_flops}}
+                          "seconds": time.perf_counter() - start, "forward_flops": result.forward_flops,
+                          "plan": stable_hash(key), "plan_reused": plan is not None}}
     return prune
+
+
+def plan_key(config, candidate: Candidate, texts: list[str]) -> dict:
+    """What decides which layers a prune removes: the weights (a local folder's files by name, size and
+    time), the texts, the prune settings and the precision the similarity is measured in."""
+    import torch
+
+    from damoc.runinfo import weight_files
+
+    weights = {spec: weight_files(spec) for spec in (candidate.model, candidate.base)
+               if spec and not spec.startswith("bundled:")}
+    return {"model": candidate.model, "base": candidate.base, "weights": weights, "texts": stable_hash(texts),
+            "prune": config.prune.model_dump(mode="json"),
+            "dtype": str(config.dtype) + ("/cuda" if config.dtype == "auto" and torch.cuda.is_available() else ""),
+            "quantization": str(config.quantization), "version": 1}
 
 
 def jobs(config: BaselineConfig, task: Task, candidates: list[Candidate], train: list, test: list, folder: Path,

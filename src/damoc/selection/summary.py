@@ -38,7 +38,7 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
     cost = {"train_seconds": sum(r["train_seconds"] for r in paid),
             "train_flops": sum(r["train_flops"] for r in paid),
             "prune_seconds": sum(r.get("prune", {}).get("seconds", 0.0) for r in paid),
-            "prune_flops": sum(r.get("prune", {}).get("forward_flops", 0.0) for r in paid),
+            "prune_flops": prune_flops(paid),
             "eval_seconds": sum(r.get("eval_seconds", 0.0) for r in paid),
             "load_seconds": sum(r.get("load_seconds", 0.0) for r in paid),
             "training_runs": sum(not r.get("evaluation_only") for r in paid),
@@ -179,3 +179,18 @@ def _sum_known(values) -> float | None:
     """The sum, or None when any value is missing (a figure older runs did not record)."""
     values = list(values)
     return None if any(v is None for v in values) else float(sum(values))
+
+
+def prune_flops(runs: list[dict]) -> float:
+    """The similarity passes' FLOPs, each prune plan once: the candidates of one model share a plan
+    (runner.pruner), and runs from before plans were shared count each."""
+    seen: dict[str, float] = {}
+    total = 0.0
+    for r in runs:
+        p = r.get("prune") or {}
+        if "plan" in p:
+            seen.setdefault(p["plan"], p.get("forward_flops", 0.0))
+        else:
+            total += p.get("forward_flops", 0.0)
+    return total + sum(seen.values())
+
