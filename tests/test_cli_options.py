@@ -66,6 +66,15 @@ def test_flags_beside_a_run_file_win_and_the_rest_comes_from_it(tmp_path):
     assert config.finetune.max_seq_len == 512 and config.prune.threshold == 0.85
 
 
+def test_a_field_flag_adds_to_the_run_files_fields(tmp_path):
+    """--field names one column; the run file's other mappings stay (they were dropped before)."""
+    run = write(tmp_path, {"data": {"path": str(tmp_path / "d.jsonl"), "format": "classification",
+                                    "fields": {"label": "y", "context": "passage"}},
+                           "candidates": [{"model": "m", "method": "full"}]})
+    config, _ = select_config(parse(["--config", run, "--field", "question=q", "--field", "label=verdict"]))
+    assert config.data.fields == {"label": "verdict", "context": "passage", "question": "q"}
+
+
 @pytest.mark.parametrize("source", ["flag", "run file"])
 def test_lora_alpha_is_twice_the_rank_whichever_way_the_rank_is_given(tmp_path, source):
     argv = ["--task", "boolq", "--models", "m"]

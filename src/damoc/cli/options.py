@@ -91,7 +91,9 @@ def _put(raw: dict, keys: list[str], value: Any) -> None:
         if not isinstance(raw.get(key), dict):  # a section turned off in the run file comes back on
             raw[key] = {}
         raw = raw[key]
-    raw[keys[-1]] = value
+    old = raw.get(keys[-1])
+    # a mapping flag (--field, --filter.option) adds to the run file's mapping: the user named one entry
+    raw[keys[-1]] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
 
 
 def _is_section(annotation: Any) -> bool:
