@@ -22,6 +22,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -47,6 +48,18 @@ def table(head: list[str], rows: list[list]) -> str:
     return "\n".join(out) + "\n"
 
 
+def grid(rows: list, columns: dict) -> str:
+    """A table of one line per row, each column's cell beside its header: a key of the row (its value
+    as it is), a format string over the row's keys (`"{seconds:.1f}"`, `"{share:.0%}"`), `(function,
+    key)` for function(row[key]), or a function of the row."""
+    def cell(c, r):
+        if isinstance(c, str):
+            return c.format_map(r) if "{" in c else r.get(c)
+        return c[0](r[c[1]]) if isinstance(c, tuple) else c(r)
+
+    return table(list(columns), [[cell(c, r) for c in columns.values()] for r in rows])
+
+
 def pm(v: float, se: float, nd: int = 3) -> str:
     return f"{v:.{nd}f} ± {se:.{nd}f}"
 
@@ -63,8 +76,8 @@ def short(name: str) -> str:
     return name.removeprefix("bundled:")
 
 
-def yes(v: bool) -> str:
-    return "**yes**" if v else "no"
+def yes(v: bool, bold: bool = True) -> str:
+    return ("**yes**" if bold else "yes") if v else "no"
 
 
 def span(values: list[float], fmt: Callable[[float], str]) -> str:
@@ -112,16 +125,8 @@ def all_parsers() -> list[tuple[str, argparse.ArgumentParser]]:
 
 
 def cli_page() -> str:
-    old = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = COLUMNS
-    try:
-        parsers = all_parsers()
-        helps = [(name, p.format_help()) for name, p in parsers]
-    finally:
-        if old is None:
-            os.environ.pop("COLUMNS", None)
-        else:
-            os.environ["COLUMNS"] = old
+    with mock.patch.dict(os.environ, {"COLUMNS": COLUMNS}):
+        helps = [(name, p.format_help()) for name, p in all_parsers()]
     body = ("Every command's `--help`, as the installed `damoc` prints it. Settings flags are generated from "
             "the pydantic configs (see the [configuration reference](config.md)); flags given beside "
             "`--config RUN.yaml` win over its values, which win over the defaults.\n\n")
@@ -456,7 +461,7 @@ def zoo_headline_table() -> str:
             if r["name"] != "headline":
                 continue
             rows.append([task, f"{t['train_examples']:,} / {t['test_examples']:,}", ", ".join(t["tie_set"]),
-                         r["chosen"], yes(r["in_tie_set"]), "yes" if r["top1"] else "no", _sep(r),
+                         r["chosen"], yes(r["in_tie_set"]), yes(r["top1"], False), _sep(r),
                          x(r["speedup_flops"]), x(r["speedup_flops_training_only"]),
                          x(r.get("speedup_flops_with_evaluation"))])
     return table(["task", "truth: train / test", "truth's tie set (full fine-tuning)", "damoc's pick",
@@ -516,20 +521,17 @@ def zoo_page() -> str:
              "is the lever.\n")
 
     # all rows
-    rows = []
-    for task in tasks:
-        for r in zoo(task)["rows"]:
-            rows.append([task, r["name"], r.get("strategy", "fixed"), r["chosen"], yes(r["in_tie_set"]),
-                         "yes" if r["top1"] else "no", pm(r["regret"], r["regret_se"]), _sep(r),
-                         f"{r['kendall_tau']:.2f}", x(r["speedup_flops"]), x(r["speedup_flops_training_only"]),
-                         x(r.get("speedup_flops_with_evaluation")), f"{r['data_stage_flops_share']:.2f}",
-                         x(r.get("speedup_wall"))])
     body += ("\n## Every row\n\n`regret` is in the truth's metric (answer bits per byte). \"With evaluation\" also "
              "counts every candidate's evaluation on both sides and is missing on rows measured before it was "
              "recorded. Rows ran with the load in each row's `load_average`.\n\n")
-    body += table(["task", "row", "strategy", "chosen", "in tie set", "top-1", "regret ± SE",
-                   "separated pairs same order", "Kendall tau", "FLOPs", "training only", "with evaluation",
-                   "data stage / training", "wall"], rows)
+    body += grid([{**r, "task": t} for t in tasks for r in zoo(t)["rows"]], {
+        "task": "task", "row": "name", "strategy": lambda r: r.get("strategy", "fixed"), "chosen": "chosen",
+        "in tie set": (yes, "in_tie_set"), "top-1": lambda r: yes(r["top1"], False),
+        "regret ± SE": lambda r: pm(r["regret"], r["regret_se"]), "separated pairs same order": _sep,
+        "Kendall tau": "{kendall_tau:.2f}", "FLOPs": (x, "speedup_flops"),
+        "training only": (x, "speedup_flops_training_only"),
+        "with evaluation": lambda r: x(r.get("speedup_flops_with_evaluation")),
+        "data stage / training": "{data_stage_flops_share:.2f}", "wall": lambda r: x(r.get("speedup_wall"))})
     body += "\n" + "".join("- " + source(f, command=f"python bench/zoo.py --task {f[4:-5]} --part rows").strip()
                            + "\n" for f in zoo_files()) + "\n"
 
@@ -692,15 +694,15 @@ def costs_page() -> str:
             f"{d['tokens_by_route']['damoc']['runs']} compressed candidates of `select` rows; halving and adaptive "
             "rows are left out, as the estimate prices the fixed strategy), predicted from the data and settings "
             "alone:\n\n")
-    def row(what, s):
-        return [what, f"{s['within_target']}/{s['runs']}", pct(s["median_abs_error"], 1),
-                f"{100 * s['worst_error']:+.1f}%", pct(s["target"]), "met" if s["met"] else "**not met**"]
-    body += table(["prediction", "runs within target", "median error", "worst", "target", ""],
-                  [row("training tokens, full fine-tuning", d["tokens_by_route"]["full"]),
-                   row("training tokens, damoc's compressed runs", d["tokens_by_route"]["damoc"]),
-                   row("data-stage tokens (embedder, compression scorer)", d["data_stage_tokens"]),
-                   row("training seconds (FLOPs / median FLOP/s of the model's other runs)", d["seconds"]),
-                   row("training seconds, start-up cost + FLOPs (least squares)", d["seconds_affine"])])
+    checks = [("training tokens, full fine-tuning", d["tokens_by_route"]["full"]),
+              ("training tokens, damoc's compressed runs", d["tokens_by_route"]["damoc"]),
+              ("data-stage tokens (embedder, compression scorer)", d["data_stage_tokens"]),
+              ("training seconds (FLOPs / median FLOP/s of the model's other runs)", d["seconds"]),
+              ("training seconds, start-up cost + FLOPs (least squares)", d["seconds_affine"])]
+    body += grid([{"what": what, **c} for what, c in checks], {
+        "prediction": "what", "runs within target": "{within_target}/{runs}",
+        "median error": "{median_abs_error:.1%}", "worst": "{worst_error:+.1%}", "target": "{target:.0%}",
+        "": lambda r: "met" if r["met"] else "**not met**"})
     fl = d["measured_flops_per_second"]
     body += ("\nTokens miss mostly where a selector keeps examples longer than the mean (the perplexity selector); "
              "the seconds cannot do better from these runs, because the same model and method trained at very "
@@ -714,11 +716,11 @@ def costs_page() -> str:
              "or evaluating the candidates.\n\n")
     ps = d["paper_scale"]
     body += "Candidates: " + ", ".join(f"`{c}`" for c in ps[0]["candidates"]) + ".\n\n"
-    body += table(["examples", "full fine-tuning FLOPs", "damoc FLOPs", "saving (all overheads)", "training only",
-                   "data stage share", "hours on one GPU: full / damoc"],
-                  [[f"{p['examples']:,}", sci(p["full_flops"]), sci(p["damoc_flops"]), x(p["speedup_flops"]),
-                    x(p["speedup_flops_training_only"]), pct(p["data_stage_flops_share"], 1),
-                    f"{p['full_hours']:.2f} / {p['damoc_hours']:.3f}"] for p in ps])
+    body += grid(ps, {"examples": "{examples:,}", "full fine-tuning FLOPs": (sci, "full_flops"),
+                      "damoc FLOPs": (sci, "damoc_flops"), "saving (all overheads)": "{speedup_flops:.1f}x",
+                      "training only": "{speedup_flops_training_only:.1f}x",
+                      "data stage share": "{data_stage_flops_share:.1%}",
+                      "hours on one GPU: full / damoc": "{full_hours:.2f} / {damoc_hours:.3f}"})
     body += ("\nAt this scale the data stage (a small embedder and a 135M scorer) is a percent or two of damoc's "
              "training, where at the zoo's scale the scorer is as large as the candidates. The saving stays under "
              "the product of the three levers (10% of the data x 50% of the tokens x 75% of the layers) because only "
@@ -729,11 +731,10 @@ def costs_page() -> str:
     body += (f"\n## Training throughput on a GPU\n\nDamoc's LoRA training of 7-9B models built from the packaged "
              f"configs with random bf16 weights (the GPU machine reaches no hub; a step costs the same FLOPs) on "
              f"{g['device']}:\n\n")
-    body += table(["model", "method", "FLOP/s (steady)", "FLOP/s (long run, start included)", "tokens/s",
-                   "peak GiB", "sequence x batch (micro)"],
-                  [[r["model"], r["method"], sci(r["flops_per_second"]), sci(r["flops_per_second_long_run"]),
-                    f"{r['tokens_per_second']:,.0f}", f"{r['peak_memory_gib']:.0f}",
-                    f"{r['max_seq_len']} x {r['batch_size']} ({r['micro_batch_size']})"] for r in g["rows"]])
+    body += grid(g["rows"], {"model": "model", "method": "method", "FLOP/s (steady)": (sci, "flops_per_second"),
+                             "FLOP/s (long run, start included)": (sci, "flops_per_second_long_run"),
+                             "tokens/s": "{tokens_per_second:,.0f}", "peak GiB": "{peak_memory_gib:.0f}",
+                             "sequence x batch (micro)": "{max_seq_len} x {batch_size} ({micro_batch_size})"})
     body += source("gpu-throughput.json")
     return page("What a run costs", "bench/results/cost-model.json, gpu-throughput.json", body)
 
@@ -861,8 +862,8 @@ def paser_page() -> str:
     toks = {}
     for r in sub:
         toks.setdefault((r["method"], r["budget"]), []).append(r["answer_tokens"])
-    ifd_src = _runs(doc, "ifd", 0.1)[0]["selected_by_source"] if _runs(doc, "ifd", 0.1) else {}
-    paser_src = _runs(doc, "paser", 0.1)[0]["selected_by_source"] if _runs(doc, "paser", 0.1) else {}
+    ifd_src, paser_src = ((_runs(doc, m, 0.1) or [{"selected_by_source": {}}])[0]["selected_by_source"]
+                          for m in ("ifd", "paser"))
     if toks.get(("paser", 0.1)) and toks.get(("random", 0.1)):
         body += ("- **Why IFD and length lose on the mean over sources, and win on WikiText**: they spend the budget "
                  f"on long answers (IFD at 10%: {ifd_src.get('fiqa', 0)} of {sum(ifd_src.values())} samples from "
@@ -989,21 +990,20 @@ def paser_page() -> str:
         rows.append(cells)
     body += (f"\n### Per source at 10% (answer NLL per token, mean over seeds; at {lr:g})\n\n"
              + table(["source", "original", "pruned", *methods], rows))
-    rows = []
-    for (m, b), v in sorted(toks.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        rows.append([m, f"{b:g}", len(v), ", ".join(f"{t:,}" for t in v)])
-    body += "\n### Answer tokens each subset trains on\n\n"
-    body += table(["method", "budget", "seeds", "answer tokens by seed"], rows)
+    body += "\n### Answer tokens each subset trains on\n\n" + table(
+        ["method", "budget", "seeds", "answer tokens by seed"],
+        [[m, f"{b:g}", len(v), ", ".join(f"{t:,}" for t in v)] for (m, b), v in sorted(toks.items(),
+                                                                                     key=lambda kv: kv[0][::-1])])
     body += source("paser-subsets.json")
 
     est = load("paser-estimators.json")
     body += ("\n## Cheaper degradation estimates\n\nHow far each cheaper estimate agrees with the full JSD "
              f"(same pool, "
              f"budget {est['budget']}; overlap: the share of the full estimate's PASER subset it picks):\n\n")
-    body += table([f"estimate (pool {est['pool']:,}, budget {est['budget']})", "measured", "tokens", "seconds",
-                   "Spearman vs full", "PASER subset overlap"],
-                  [[r["estimate"], f"{r['measured']:,}", f"{r['tokens']:,}", f"{r['seconds']:.0f}",
-                    f"{r['spearman_vs_full']:.2f}", f"{r['subset_overlap_with_full']:.2f}"] for r in est["rows"]])
+    body += grid(est["rows"], {f"estimate (pool {est['pool']:,}, budget {est['budget']})": "estimate",
+                               "measured": "{measured:,}", "tokens": "{tokens:,}", "seconds": "{seconds:.0f}",
+                               "Spearman vs full": "{spearman_vs_full:.2f}",
+                               "PASER subset overlap": "{subset_overlap_with_full:.2f}"})
     body += ("\nPASER's subset is fragile: even the exact JSD of a share of each cluster reproduces only about half of "
              "it. Agreement with the full JSD was not the test; the recovery was, and the cheaper estimate lost it "
              "(above).\n")
@@ -1013,9 +1013,9 @@ def paser_page() -> str:
     body += (f"\n## Do the clusters follow capabilities?\n\nOn `bundled:mix` ({cl['pool']} samples, "
              f"{len(cl['sources'])} sources), the adjusted Rand index between PASER's clusters and the data sources, "
              "by what the clustering embeds:\n\n")
-    body += table(["clustering text", "K asked", "K", "graph components", "adjusted Rand vs sources", "seconds"],
-                  [[r["cluster_text"], r["k_asked"], r["k"], r["graph_components"],
-                    f"{r['adjusted_rand_vs_sources']:.2f}", f"{r['seconds']:.0f}"] for r in cl["rows"]])
+    body += grid(cl["rows"], {"clustering text": "cluster_text", "K asked": "k_asked", "K": "k",
+                              "graph components": "graph_components",
+                              "adjusted Rand vs sources": "{adjusted_rand_vs_sources:.2f}", "seconds": "{seconds:.0f}"})
     body += ("\nThe whole sample follows the sources at least as well, so it stays the default "
              "(`--cluster-text sample`).\n")
     body += source("paser-clusters.json")
@@ -1023,9 +1023,8 @@ def paser_page() -> str:
     body += ("\n## Clustering at scale\n\nSynthetic 384-d unit embeddings around known centres, "
              "`--clusters auto`, each "
              "size in its own process:\n\n")
-    body += table(["samples", "seconds", "peak RSS MB", "clusters found / true"],
-                  [[f"{r['n']:,}", f"{r['seconds']:.0f}", f"{r['peak_rss_mb']:,.0f}",
-                    f"{r['clusters_found']} / {r['true_clusters']}"] for r in sc["rows"]])
+    body += grid(sc["rows"], {"samples": "{n:,}", "seconds": "{seconds:.0f}", "peak RSS MB": "{peak_rss_mb:,.0f}",
+                              "clusters found / true": "{clusters_found} / {true_clusters}"})
     body += source("paser-scale.json")
     if exists("paser-select-cold.json"):
         c = load("paser-select-cold.json")
@@ -1107,13 +1106,13 @@ def filtering_page() -> str:
             "each case in its own process, beside submodlib-py's lazy greedy. Peak memory includes the embeddings. "
             "Up to 50,000 examples damoc returns exactly the plain greedy choice; above that a relaxed bound is the "
             "default (`damoc-exact` forces the exact one).\n\n")
-    rows = []
-    for r in d["rows"]:
-        ok = r.get("status") == "ok"
-        rows.append([f"{r['n']:,}", r["impl"], f"{r['seconds']:.2f}" if ok else r.get("status"),
-                     f"{r['peak_mb']:,.0f}" if ok else "", f"{r['objective']:,.1f}" if ok else "",
-                     r.get("measured", "")])
-    body += table(["N", "implementation", "seconds", "peak MB", "objective (cosine)", "re-timed"], rows)
+    def ok(fmt: str):
+        return lambda r: fmt.format_map(r) if r.get("status") == "ok" else ""
+
+    body += grid(d["rows"], {"N": "{n:,}", "implementation": "impl",
+                             "seconds": lambda r: ok("{seconds:.2f}")(r) or r.get("status"),
+                             "peak MB": ok("{peak_mb:,.0f}"), "objective (cosine)": ok("{objective:,.1f}"),
+                             "re-timed": lambda r: r.get("measured", "")})
     rd = {r["impl"]: r for r in d["rows"] if r.get("status") == "ok"}
     big = [r for r in d["rows"] if r.get("status") == "ok" and r["impl"] == "damoc"]
     top = max(big, key=lambda r: r["n"])
@@ -1173,18 +1172,18 @@ def pruning_page() -> str:
     o = load("prune-similarity-overhead.json")
     body += ("\n## What the similarity pass costs\n\nThe hooked pass against a plain forward pass of the "
              "same model body on the same texts (median of alternated passes):\n\n")
-    body += table(["model", "similarity s", "forward s", "ratio (target <= 1.2)"],
-                  [[short(r["model"]), f"{r['similarity_seconds']:.1f}", f"{r['forward_seconds']:.1f}",
-                    f"{r['similarity_over_forward']:.2f}x"] for r in o["rows"]])
+    body += grid(o["rows"], {"model": (short, "model"), "similarity s": "{similarity_seconds:.1f}",
+                             "forward s": "{forward_seconds:.1f}",
+                             "ratio (target <= 1.2)": "{similarity_over_forward:.2f}x"})
     body += source("prune-similarity-overhead.json")
     c = load("prune-calibration.json")
     sizes = sorted({int(k) for r in c["rows"] for k in r["removed"]})
     body += (f"\n## How many calibration texts\n\nThe layers `select` would remove (similarity >= {c['threshold']}, at "
              f"most {pct(c['max_fraction'])}), measured on {', '.join(map(str, sizes))} of the zoo's training "
              "examples:\n\n")
-    body += table(["task", "model", "removed", "same for every size"],
-                  [[r["task"], short(r["model"]), ", ".join(map(str, next(iter(r["removed"].values())))),
-                    "yes" if r["same_for_every_size"] else "**no**"] for r in c["rows"]])
+    body += grid(c["rows"], {"task": "task", "model": (short, "model"),
+                             "removed": lambda r: ", ".join(map(str, next(iter(r["removed"].values())))),
+                             "same for every size": lambda r: "yes" if r["same_for_every_size"] else "**no**"})
     body += ("\nThe choice does not move with the number of texts, so `--calibration-samples` "
              "defaults to a small count.\n")
     body += source("prune-calibration.json")
@@ -1193,9 +1192,10 @@ def pruning_page() -> str:
              f"Alpaca examples (the pre-trained weights are the bundled model), then pruned at {g['threshold']} "
              f"(layers {', '.join(map(str, g['removed']))} removed), perplexity on {g['heldout']} right after pruning "
              f"and after {g['recovery']}:\n\n")
-    body += table(["merge", "after pruning", "after recovery"],
-                  [[r["merge"] + (f", density {r['density']:g}" if r.get("density") is not None else ""),
-                    f"{r['perplexity_pruned']:,.1f}", f"{r['perplexity_recovered']:,.1f}"] for r in g["rows"]])
+    body += grid(g["rows"], {"merge": lambda r: r["merge"] + ("" if r.get("density") is None
+                                                               else f", density {r['density']:g}"),
+                             "after pruning": "{perplexity_pruned:,.1f}",
+                             "after recovery": "{perplexity_recovered:,.1f}"})
     body += (f"\n(Pre-trained {g['perplexity_pretrained']:.1f}, fine-tuned unpruned {g['perplexity_finetuned']:.1f}: "
              "this short fine-tune on a few examples raised held-out perplexity.) **The sparse merge did not "
              "measurably help here**, and **LaCo's difference merge is destructive** at scale 1: folding several "
@@ -1219,10 +1219,10 @@ def training_page() -> str:
             f"answer tokens), {d['task']}, {d['examples']} examples, {d['max_seq_len']} tokens, both variants in one "
             "process back to back. For a small model the head is most of the cost (Gemma-3-270M's embedding is most "
             "of its parameters), and the loss never looks at prompt positions.\n\n")
-    body += table(["model", "method", "tokens/s before", "after", "speed-up", "threads", "load"],
-                  [[short(r["model"]), r["method"], f"{r['tokens_per_second_before']:.0f}",
-                    f"{r['tokens_per_second_after']:.0f}", x(r["speedup"], 2), r["torch_threads"],
-                    f"{r['load_average_at_end']:.1f}"] for r in d["rows"]])
+    body += grid(d["rows"], {"model": (short, "model"), "method": "method",
+                             "tokens/s before": "{tokens_per_second_before:.0f}",
+                             "after": "{tokens_per_second_after:.0f}", "speed-up": "{speedup:.2f}x",
+                             "threads": "torch_threads", "load": "{load_average_at_end:.1f}"})
     body += ("\nSame loss and gradients as the full head (tested). A speed-up below 1 is a short run within its "
              "noise.\n")
     body += source("train-speed.json")
@@ -1268,24 +1268,21 @@ def history_page() -> str:
              "Accuracy does not separate the candidates; bits per byte does, partly. Other work shared the two cores "
              "during the run, so the seconds are not a clean speed comparison.\n")
     body += source("baseline-pubmedqa.json")
-    rows = []
-    for task in ("pubmedqa", "boolq"):
-        if not exists(f"select-{task}.json"):
-            continue
-        for r in load(f"select-{task}.json")["rows"]:
-            rows.append([task, r["name"], f"{r['selector']} {r['rate']:g}", r["train_examples"],
-                         f"{r['achieved_token_ratio']:.2f}" if r.get("achieved_token_ratio") else "off",
-                         "yes" if r["prune"] else "no", yes(r["top1_match"]), f"{r['kendall_tau']:.2f}",
-                         f"{r['regret']:.2f}", x(r["speedup_wall"]), x(r["speedup_flops"]),
-                         x(r["speedup_flops_training_only"]), short(r["chosen"])])
+    rows = [{**r, "task": t} for t in ("pubmedqa", "boolq") if exists(f"select-{t}.json")
+            for r in load(f"select-{t}.json")["rows"]]
     if rows:
         s = load("select-pubmedqa.json")
         body += (f"\n## `select` against a small truth\n\nThe four candidates fully fine-tuned on "
                  f"{s['config']['train_limit']} training questions and evaluated on {s['config']['test_limit']} "
                  "(the truth); `select` at the defaults of the time (GraphCut 10%, ratio 0.5 with BERTScore 0.9 and "
                  "LLM rewriting, layer threshold 0.85 up to 25%) and with one lever changed at a time:\n\n")
-        body += table(["task", "row", "selector, rate", "training examples", "tokens kept", "prune", "top-1",
-                       "Kendall tau", "regret (acc.)", "wall", "FLOPs", "FLOPs, training only", "chosen"], rows)
+        body += grid(rows, {
+            "task": "task", "row": "name", "selector, rate": "{selector} {rate:g}",
+            "training examples": "train_examples",
+            "tokens kept": lambda r: f"{r['achieved_token_ratio']:.2f}" if r.get("achieved_token_ratio") else "off",
+            "prune": lambda r: yes(r["prune"], False), "top-1": (yes, "top1_match"), "Kendall tau": "{kendall_tau:.2f}",
+            "regret (acc.)": "{regret:.2f}", "wall": (x, "speedup_wall"), "FLOPs": (x, "speedup_flops"),
+            "FLOPs, training only": (x, "speedup_flops_training_only"), "chosen": (short, "chosen")})
         pm_rows = load("select-pubmedqa.json")["rows"]
         pr = [r for r in pm_rows if r["prune"]]
         un = [r for r in pm_rows if not r["prune"]]
