@@ -102,10 +102,22 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
     assert sorted(c["rank"] for c in ranked) == [1, 2]
     for c in ranked:
         assert c["eval_examples"] == seq["questions"][f"{c['model']} {c['method']}"] and c["eval_flops"] > 0
-        assert (tmp_path / "run" / "candidates" / Candidate(model=c["model"], method="lora").slug / "model").is_dir()
+        # the copies kept for the later batches are removed once the run has decided
+        slug = Candidate(model=c["model"], method="lora").slug
+        assert not (tmp_path / "run" / "candidates" / slug / "model").exists()
     assert summary["cost"]["training_runs"] == 2  # evaluation rounds are not training runs
     assert "## Sequential evaluation" in (tmp_path / "run" / "report.md").read_text()
     json.loads((tmp_path / "run" / "results.json").read_text())
     events.clear()
     again = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
     assert events.count("start") == 0 and again["sequential"]["questions"] == seq["questions"]
+    # Other batch sizes need the removed models back: the survivors of the first batch are trained again
+    # (counted as paid) and their copies removed afterwards.
+    events.clear()
+    wider = config.model_copy(update={"eval": EvalSettings(strategy="sequential", first=4, growth=3.0)})
+    third = run_select(wider, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    needed = sum(n >= 12 for n in third["sequential"]["questions"].values())
+    assert third["sequential"]["looks"] == [4, 12, 15] and needed >= 1
+    assert third["cost"]["training_runs"] == 2 + needed  # each batch's evaluation is a start event too
+    assert not list((tmp_path / "run" / "candidates").glob("*/model"))
+

@@ -69,7 +69,8 @@ class BaselineConfig(TaskSource):
 class EvalSettings(BaseModel):
     """How the compressed candidates are evaluated (the truth side and `baseline` always score every
     question). sequential: growing batches of the same questions, the clearly worse dropped, stopped
-    when the decision is made (damoc.selection.sequential; the fixed strategy only)."""
+    when the decision is made (damoc.selection.sequential; the fixed strategy only). It keeps each
+    trained candidate on disk (as large as the model) until the decision, then removes the copies."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 

@@ -41,8 +41,9 @@ def _sequential(ctx: Context) -> dict:
     z = z_for(settings.alpha, len(plan), len(config.candidates))
     folder = ctx.out / "candidates"
     metric = "accuracy" if task.is_choice else "answer_bpb"
-    first = launch(ctx.jobs(config.candidates, ctx.examples, folder, {"eval_questions": plan[0]},
-                            test=scored[: plan[0]], keep=True), ctx.launch_settings, ctx.notify)
+    trainers = ctx.jobs(config.candidates, ctx.examples, folder, {"eval_questions": plan[0]},
+                        test=scored[: plan[0]], keep=True)
+    first = launch(trainers, ctx.launch_settings, ctx.notify)
     trained = {c.name: r for c, r in zip(config.candidates, first)}
     records = {c.name: _predictions(folder / c.slug) for c, r in zip(config.candidates, first) if is_ok(r)}
     runs, alive = list(first), [c for c in config.candidates if c.name in records]
@@ -50,10 +51,12 @@ def _sequential(ctx: Context) -> dict:
     for i, n in enumerate(plan):
         if i:  # the survivors on the next batch, from their kept models
             batch = scored[previous:n]
-            results = launch([Job(c, folder / c.slug / f"questions-{n}",
-                                  stable_hash({"key": candidate_key(config, c), "eval_questions": [previous, n]}),
-                                  partial(evaluate_kept, config, c, task, batch, folder / c.slug / "model",
-                                          ctx.progress)) for c in alive], ctx.launch_settings, ctx.notify)
+            batch_jobs = [Job(c, folder / c.slug / f"questions-{n}",
+                              stable_hash({"key": candidate_key(config, c), "eval_questions": [previous, n]}),
+                              partial(evaluate_kept, config, c, task, batch, folder / c.slug / "model",
+                                      ctx.progress)) for c in alive]
+            runs += _retrain_missing(ctx, batch_jobs, {c.name: j for c, j in zip(config.candidates, trainers)})
+            results = launch(batch_jobs, ctx.launch_settings, ctx.notify)
             runs += results
             for c, r in zip(alive, results):
                 if is_ok(r):
@@ -68,6 +71,7 @@ def _sequential(ctx: Context) -> dict:
             stopped = (f"one candidate left after {n} questions" if len(alive) <= 1 else
                        f"the {len(alive)} left are within the tie margin {settings.margin:g} after {n} questions")
             break
+    _remove_kept(folder, config.candidates)
     final = {}
     for c in config.candidates:
         r = dict(trained[c.name])
@@ -94,6 +98,33 @@ def _sequential(ctx: Context) -> dict:
                              "note": "candidates dropped early were scored on fewer questions; only the survivors "
                                      "enter the bootstrap"}
     return summary
+
+
+def _retrain_missing(ctx: Context, batch_jobs: list[Job], trainers: dict[str, Job]) -> list[dict]:
+    """Kept models are removed once a run has decided; a later run with other settings (more batches)
+    may need one back. Its candidate is trained again (seeded: the same weights on the same device
+    and settings) and the training is counted as paid again."""
+    from damoc.selection.launch import cached
+
+    paid = []
+    for job in batch_jobs:
+        if cached(job) is None and not (job.folder.parent / "model").is_dir():
+            ctx.notify("start", job.candidate.model_dump())
+            record, _ = trainers[job.candidate.name].run()
+            paid.append({**record, "retrained_for_questions": True})
+    return paid
+
+
+def _remove_kept(folder, candidates) -> None:
+    """The trained copies kept for later batches (pruned, merged; one per candidate, as large as the
+    model) are removed once the decision is made: a run of 8B candidates would otherwise leave
+    16 GB per candidate behind. Only folders damoc wrote (`damoc-finetune.json` inside) go."""
+    import shutil
+
+    for c in candidates:
+        kept = folder / c.slug / "model"
+        if (kept / "damoc-finetune.json").is_file():
+            shutil.rmtree(kept, ignore_errors=True)
 
 
 def _predictions(folder) -> list[dict]:
