@@ -44,12 +44,29 @@ def locked(lock: Path):
         yield
 
 
+def grouped(runs: list[dict]) -> dict[tuple[str, float], list[dict]]:
+    """The recorded runs by row: (method, budget) -> its runs (one per seed)."""
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["method"], r["budget"]), []).append(r)
+    return groups
+
+
+def across_seeds(by_seed: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per metric, the mean of the seeds' differences and its SE (std / sqrt(seeds)): how much the seed
+    moves a difference, which the item bootstrap cannot see; only with two or more seeds."""
+    out = {}
+    for m in METRICS:
+        v = [d[m] for d in by_seed.values()]
+        if len(v) > 1:
+            out[m] = {"mean": float(np.mean(v)), "se": float(np.std(v, ddof=1) / np.sqrt(len(v)))}
+    return out
+
+
 def aggregate(doc: dict, items_dir: Path) -> dict:
     """Rows (one per method and budget, seeds pooled) and PASER's paired differences against the
     others at each budget, from the per-item files."""
-    groups: dict[tuple[str, float], list[dict]] = {}
-    for r in doc["runs"]:
-        groups.setdefault((r["method"], r["budget"]), []).append(r)
+    groups = grouped(doc["runs"])
     loaded = {key: [read_json(items_dir.parent / r["items"])["recovered"] for r in runs]
               for key, runs in groups.items()}
     sources = doc["heldout_sources"]  # each held-out sample's source, in the order the items are
@@ -95,10 +112,7 @@ def aggregate(doc: dict, items_dir: Path) -> dict:
             differences.append({
                 "budget": budget, "paser": method, "versus": other, "versus_budget": b2, "seeds": common,
                 **{m: paired_difference(a, b, m, sources) for m in METRICS}, "by_seed": by_seed,
-                # the item bootstrap cannot see how much the seed moves a difference; this SE can
-                # (the spread of the seeds' differences, so only with two or more seeds)
-                "across_seeds": {m: {"mean": float(np.mean(v)), "se": float(np.std(v, ddof=1) / np.sqrt(len(v)))}
-                                 for m in METRICS if len(v := [d[m] for d in by_seed.values()]) > 1}})
+                "across_seeds": across_seeds(by_seed)})
     differences.sort(key=lambda d: (bool(split_rate(d["paser"])[1]), d["budget"]))  # DEFAULT_LR first
     return {"rows": rows, "differences": differences}
 
@@ -106,9 +120,7 @@ def aggregate(doc: dict, items_dir: Path) -> dict:
 def versus_random(doc: dict, items_dir: Path) -> list[dict]:
     """Every row minus random at the same budget and rate (random on the pool's answers), on the
     seeds both have: pooled over them (the paired item bootstrap) and the SE across seeds."""
-    groups: dict[tuple[str, float], list[dict]] = {}
-    for r in doc["runs"]:
-        groups.setdefault((r["method"], r["budget"]), []).append(r)
+    groups = grouped(doc["runs"])
     sources = doc["heldout_sources"]
     out = []
     for (method, budget), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -130,8 +142,7 @@ def versus_random(doc: dict, items_dir: Path) -> list[dict]:
                    for sd, x, y in zip(common, a, b)}
         out.append({"method": method, "versus": "random" + rate, "budget": budget, "seeds": common,
                     **{m: paired_difference(a, b, m, sources) for m in METRICS}, "by_seed": by_seed,
-                    "across_seeds": {m: {"mean": float(np.mean(v)), "se": float(np.std(v, ddof=1) / np.sqrt(len(v)))}
-                                     for m in METRICS if len(v := [d[m] for d in by_seed.values()]) > 1}})
+                    "across_seeds": across_seeds(by_seed)})
     return out
 
 
