@@ -1,6 +1,6 @@
 """Benchmark: sequential evaluation (issue 28). The zoo's headline row (damoc's defaults, the four
 v1 candidates {SmolLM2, Gemma-3} x {LoRA, full}) run again with `eval.strategy sequential`, judged
-against the same committed truth (bench/results/zoo-TASK.json's 4-candidate truth) and compared with
+against the same committed truth (bench/results/zoo-TASK.json's 4-candidate truth, under "v1") and compared with
 the committed full-evaluation row: the pick, and the evaluation FLOPs, both estimated by the zoo's
 rule from the questions each run scored (`_zoo_rows.eval_flops`). The zero-shot pass is off on both
 sides (the committed row predates it).
@@ -16,7 +16,7 @@ import time
 
 import torch
 from _common import RESULTS, RUNS, envelope, read_json, write_json_atomic
-from _zoo_rows import eval_flops, judged
+from _zoo_rows import cheap_ranks, eval_flops, judged
 from _zoo_truth import MODELS, truth_config
 
 from damoc.selection import Candidate
@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--run-dir", default=str(RUNS / "sequential"))
     args = ap.parse_args()
     zoo = read_json(RESULTS / f"zoo-{args.task}.json")
+    zoo = zoo.get("v1", zoo)  # the 4-candidate truth and rows, kept under "v1" since zoo v2
     truth, headline = zoo["truth"], next(r for r in zoo["rows"] if r["name"] == "headline")
     base = truth_config(args.task, 0).model_dump()
     config = SelectConfig(**{**base, "candidates": V1, "zero_shot": False,
@@ -44,7 +45,7 @@ def main() -> None:
     cost = summary["cost"]
     full_flops = sum(truth["train_flops"].values())
     paid = cost["train_flops"] + summary["data"].get("forward_flops", 0.0) + cost["prune_flops"]
-    row = {"task": args.task, **judged(truth, summary, choice), "sequential": summary["sequential"],
+    row = {"task": args.task, **judged(truth, cheap_ranks(summary), choice), "sequential": summary["sequential"],
            "eval_flops": damoc_eval, "truth_eval_flops": full_eval,
            "full_evaluation_row": {k: headline.get(k) for k in ("chosen", "in_tie_set", "eval_flops",
                                                                    "separated_pairs_agreement")},
