@@ -63,7 +63,8 @@ def row_slug(c: Candidate, seed: int = 0) -> str:
 def part_truth(args) -> None:
     """Full fine-tuning of every candidate; each finished one copied into bench/results at once."""
     config = truth_config(args.task, args.seed)
-    wanted = [c for c in CANDIDATES if not args.methods or c.method in args.methods]
+    wanted = [c for c in CANDIDATES if (not args.methods or c.method in args.methods)
+              and (not args.models or c.model.removeprefix("bundled:") in args.models)]
     done = [c for c in wanted if (truth_dir(args.task) / f"{row_slug(c, args.seed)}.json").exists()]
     todo = [c for c in wanted if c not in done]
     if not todo:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from _common import RESULTS, RUNS, read_json
 from _zoo_rows import part_rejudge, part_rows
-from _zoo_truth import METHODS, part_pilot, part_summary, part_truth
+from _zoo_truth import METHODS, MODELS, part_pilot, part_summary, part_truth
 
 
 def part_table(args) -> None:
@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--run-dir", type=Path, default=RUNS / "zoo")
     ap.add_argument("--only", nargs="*", help="rows: only these settings")
     ap.add_argument("--methods", nargs="*", choices=METHODS, help="truth: only the candidates with these methods")
+    ap.add_argument("--models", nargs="*", choices=[m.removeprefix("bundled:") for m in MODELS],
+                    help="truth: only the candidates of these models")
     args = ap.parse_args()
     {"pilot": part_pilot, "truth": part_truth, "summary": part_summary, "rows": part_rows, "rejudge": part_rejudge,
      "table": part_table}[args.part](args)
