@@ -59,7 +59,7 @@ def judged(truth: dict, cheap_rank: dict[str, int], choice: bool) -> dict:
     agreement = compare_rankings({n: -r for n, r in cheap_rank.items()}, truth_rank, higher_is_better=True)
     return {**judge(cheap_rank, ties, choice), "kendall_tau": agreement["kendall_tau"],
             "spearman_rho": agreement["spearman_rho"], "ranking": sorted(cheap_rank, key=cheap_rank.get),
-            "ranks": cheap_rank, "truth_seeds_done": truth["seeds_done"]}
+            "ranks": cheap_rank, "truth_seeds_done": truth.get("seeds_done")}
 
 
 def eval_flops(config, summary: dict, truth_metrics: dict) -> tuple[float, float]:

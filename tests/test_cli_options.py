@@ -73,6 +73,11 @@ def test_a_field_flag_adds_to_the_run_files_fields(tmp_path):
                            "candidates": [{"model": "m", "method": "full"}]})
     config, _ = select_config(parse(["--config", run, "--field", "question=q", "--field", "label=verdict"]))
     assert config.data.fields == {"label": "verdict", "context": "passage", "question": "q"}
+    # a selector's options replace the run file's: another method's options would not fit it
+    run = write(tmp_path, {"task": "boolq", "candidates": [{"model": "m", "method": "full"}],
+                           "filter": {"method": "graphcut", "options": {"lam": 0.3}}})
+    config, _ = select_config(parse(["--config", run, "--filter.method", "random", "--filter.options", "seed=1"]))
+    assert config.filter.method == "random" and config.filter.options == {"seed": 1}
 
 
 @pytest.mark.parametrize("source", ["flag", "run file"])

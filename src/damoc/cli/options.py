@@ -92,8 +92,10 @@ def _put(raw: dict, keys: list[str], value: Any) -> None:
             raw[key] = {}
         raw = raw[key]
     old = raw.get(keys[-1])
-    # a mapping flag (--field, --filter.option) adds to the run file's mapping: the user named one entry
-    raw[keys[-1]] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
+    # --field names one column: it adds to the run file's data.fields; other mappings (a selector's
+    # options) replace, since another method's options would not fit
+    merge = keys[-2:] == ["data", "fields"] and isinstance(old, dict) and isinstance(value, dict)
+    raw[keys[-1]] = {**old, **value} if merge else value
 
 
 def _is_section(annotation: Any) -> bool:
