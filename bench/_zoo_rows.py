@@ -49,8 +49,12 @@ def cheap_ranks(summary: dict) -> dict[str, int]:
 def judged(truth: dict, cheap_rank: dict[str, int], choice: bool) -> dict:
     """The library's judgement (tie set, top-1, regret and its SE, separated pairs) plus rank
     correlations. It needs only the row's ranks, so a row is judged again when more truth seeds land."""
+    from damoc.finetune.methods import ORDER
     from damoc.selection.validation import compare_rankings, judge
 
+    # a guess that ties methods (zero-shot) picks its best model with the registry's default method,
+    # as a user following it would
+    cheap_rank = dict(sorted(cheap_rank.items(), key=lambda kv: (kv[1], ORDER.index(kv[0].rsplit(" ", 1)[1]))))
     ties = {"best": truth["best"], "tie_set": truth["tie_set"], "differences": truth["differences_to_best"],
             "pairs": truth["pairs"]}
     metric = "accuracy" if choice else "answer_bpb"
@@ -78,7 +82,8 @@ def eval_flops(config, summary: dict, truth_metrics: dict) -> tuple[float, float
         return float(sum(per[model][:n]))
 
     damoc = 0.0
-    for c in summary.get("paid_runs") or [c for c in summary["candidates"] if is_ok(c)]:
+    paid = summary.get("paid_runs")  # [] for the zero-shot strategy: its evaluation is the zero-shot pass
+    for c in paid if paid is not None else [c for c in summary["candidates"] if is_ok(c)]:
         s = shape(c["model"])
         removed = s.layers - (c.get("layers_after") or c.get("prune", {}).get("layers_after") or s.layers)
         damoc += s.forward_flops(tokens(c["model"], c.get("eval_examples", len(test))), removed)
@@ -127,8 +132,8 @@ def part_rows(args) -> None:
         cheap_seconds = summary["seconds"]["data_stage"] + cost["train_seconds"] + cost["prune_seconds"]
         damoc_eval, full_eval = eval_flops(config, summary, truth["metrics"])
         # as `select --validate` counts them: training and data stage; then the whole bill, both routes'
-        # evaluations with damoc's zero-shot pass (a zero-shot row's own evaluation is that pass)
-        zero = cost.get("zero_shot_eval_flops") or 0.0 if config.strategy != "zero-shot" else 0.0
+        # evaluations with damoc's zero-shot pass (a zero-shot row's whole evaluation is that pass)
+        zero = cost.get("zero_shot_eval_flops") or 0.0
         row = {"name": row_name, "task": args.task, **judged(truth, cheap_ranks(summary), choice),
                "compressed_verdict": summary.get("verdict"),
                "speedup_flops": ratio(full_flops, cost["train_flops"] + overhead),
