@@ -55,6 +55,14 @@ def part_table(args) -> None:
                   f"{x(with_eval)} | {x(r.get('data_stage_flops_share'), '.2f', '')} |")
 
 
+def summary_and_rejudge(args) -> None:
+    """The truth's summary, then its rows judged against it (a row is never left judged by an older truth)."""
+    part_summary(args)
+    path = RESULTS / f"zoo-{args.task}.json"
+    if path.exists() and read_json(path).get("rows"):
+        part_rejudge(args)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", required=True)
@@ -66,8 +74,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", choices=[m.removeprefix("bundled:") for m in MODELS],
                     help="truth: only the candidates of these models")
     args = ap.parse_args()
-    {"pilot": part_pilot, "truth": part_truth, "summary": part_summary, "rows": part_rows, "rejudge": part_rejudge,
-     "table": part_table}[args.part](args)
+    {"pilot": part_pilot, "truth": part_truth, "summary": summary_and_rejudge, "rows": part_rows,
+     "rejudge": part_rejudge, "table": part_table}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -457,9 +457,12 @@ def _sep(r: dict, kind: str = "separated") -> str:
 
 
 def _seeds(t: dict) -> str:
-    done = sorted({s for seeds in t["seeds_done"].values() for s in seeds})
-    full = all(len(s) == len(t["seeds"]) for s in t["seeds_done"].values())
-    return f"{len(done)} of {len(t['seeds'])}" if full else f"{len(t['seeds'])} planned, some candidates at 1"
+    """How many of the planned training seeds each candidate has: "2 of 2", or "1-2 of 2 (3 at 2)"."""
+    have = [len(s) for s in t["seeds_done"].values()]
+    planned = len(t["seeds"])
+    if min(have) == max(have):
+        return f"{max(have)} of {planned}"
+    return f"{min(have)}-{max(have)} of {planned} ({sum(h == max(have) for h in have)} at {max(have)})"
 
 
 def pooled(rows: list[dict], kind: str = "separated") -> tuple[float, int] | None:
@@ -513,8 +516,9 @@ def zoo_verdict() -> str:
         text += f"; {span(with_eval, x)} counting both routes' evaluations and the zero-shot pass"
     partial = [t for t in tasks if not zoo(t)["truth"].get("complete")]
     if partial:
-        text += (f". The truths of {', '.join(partial)} have one training seed so far, so their tie sets hold "
-                 "question noise only; rows are judged again as seeds land (`--part rejudge`)")
+        text += (f". The truths of {', '.join(partial)} do not have every training seed yet: their tie sets count "
+                 "seed noise only for the candidates with two seeds (close methods of one model can look "
+                 "separated on one seed), and the rows are judged again as seeds land (`--part rejudge`)")
     return text + ".\n"
 
 
@@ -581,8 +585,9 @@ def zoo_v1_section() -> str:
     if not rows:
         return ""
     return ("## Zoo v1: four candidates, one seed\n\nThe first zoo ({SmolLM2, Gemma-3} x {LoRA, full}, one training "
-            "seed) put damoc's pick in the tie set on every task, but so did \"pick the bigger model\": its truths "
-            "never separated LoRA from full fine-tuning, and Gemma-3 won every task. Its headline rows:\n\n"
+            "seed) put damoc's pick in the tie set on every task, but so did \"pick the bigger model\": its "
+            "truths never separated Gemma-3's LoRA from its full fine-tuning, and Gemma-3 won every task. Its "
+            "headline rows:\n\n"
             + table(["task", "truth's tie set", "damoc's pick", "in tie set", "separated pairs right",
                      "FLOP saving", "with evaluation"], rows)
             + "\nEvery v1 row stays in `bench/results/zoo-TASK.json` under `\"v1\"`.\n\n")
@@ -612,8 +617,8 @@ def zoo_pilots() -> str:
     body += table(["task", "metric", "SmolLM2-135M zero-shot -> tuned", "Gemma-3-270M zero-shot -> tuned"], rows)
     body += "\n" + "".join(f"- {source(p.name).strip()}\n" for p in pilots)
     return body + ("\nPIQA sits near chance before and after, and BoolQ's one truth row scored no better than the "
-                   "commonest answer (`bench/results/zoo/boolq/`): no choice task qualified with these two small models, so the zoo's tasks are "
-                   "ranked by answer bits per byte.\n")
+                   "commonest answer (`bench/results/zoo/boolq/`): no choice task qualified with these two small "
+                   "models, so the zoo's tasks are ranked by answer bits per byte.\n")
 
 
 # ------------------------------------------------------------------------------------------- costs
