@@ -72,6 +72,14 @@ def test_levers_move_the_prediction_as_they_move_a_run(tmp_path):
     assert levers["data_stage_flops"]["compress_surprisal"] > 0 and levers["data_stage_flops"]["filter"] == 0
     assert levers["speedup_flops"] < levers["speedup_flops_training_only"]
     assert Lengths(fixed=5, context=100, answer=3).trained(20) == 20  # truncation cuts the context
+    # two methods of one model share one similarity pass, as a run counts it
+    from damoc.selection.candidate import Candidate
+
+    two = estimate(config_for(model, prune=PruneConfig(max_fraction=0.5)).model_copy(update={"candidates": [
+        Candidate(model=str(model), method="lora"), Candidate(model=str(model), method="full")]}), examples)
+    one = estimate(config_for(model, prune=PruneConfig(max_fraction=0.5)), examples)
+    pass_flops = one["candidates"][0]["damoc"]["prune_flops"]
+    assert pass_flops > 0 and two["damoc_overhead_flops"] == pytest.approx(one["damoc_overhead_flops"])
 
 
 def tiny_encoder(tmp_path):

@@ -275,3 +275,15 @@ def test_methods_of_one_model_share_one_prune_plan(models, cls_file, tmp_path, m
     again = run_select(other, tmp_path / "run2", progress=False)
     assert len({r["prune"]["plan"] for r in again["candidates"]} | {lora["prune"]["plan"]}) == 2
     assert sorted(r["prune"]["plan_reused"] for r in again["candidates"]) == [False, True]
+
+
+def test_prune_flops_count_every_measured_pass_and_each_replayed_plan_once():
+    from damoc.selection.summary import prune_flops
+
+    def run(plan, reused, flops=10.0):
+        return {"prune": {"plan": plan, "plan_reused": reused, "forward_flops": flops}}
+
+    assert prune_flops([run("a", False), run("a", True), run("a", True)]) == 10.0  # one pass, replayed twice
+    assert prune_flops([run("a", False), run("a", False)]) == 20.0  # two parallel candidates both measured
+    assert prune_flops([run("a", True), run("a", True), run("b", True, 5.0)]) == 15.0  # plans from an earlier run
+    assert prune_flops([{"prune": {"forward_flops": 3.0}}, {"prune": {"forward_flops": 3.0}}, {}]) == 6.0  # older runs

@@ -150,7 +150,8 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
                       "prune_tokens": prune_tokens, "prune_flops": 2.0 * s.body() * prune_tokens}, **evaluation})
     full_flops = sum(r["full"]["flops"] for r in rows)
     train_flops = sum(r["damoc"]["flops"] for r in rows)
-    overhead = sum(flops.values()) + sum(r["damoc"]["prune_flops"] for r in rows)
+    # the candidates of one model share one similarity pass (runner.pruner): each model's once
+    overhead = sum(flops.values()) + sum({r["model"]: r["damoc"]["prune_flops"] for r in rows}.values())
     out = {"data": data, "data_stage_flops": flops, "candidates": rows, "full_flops": full_flops,
            "damoc_train_flops": train_flops, "damoc_overhead_flops": overhead,
            "speedup_flops": _ratio(full_flops, train_flops + overhead),

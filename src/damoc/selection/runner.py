@@ -103,7 +103,8 @@ def pruner(config, candidate: Candidate, texts: list[str]) -> Callable[[object, 
     and replayed. Every run records the plan's key and the pass's FLOPs; the summary counts each plan
     once (a later run that reuses it still reports what it cost, like every other cache)."""
     def prune(model, tokenizer) -> dict:
-        from damoc.layers import PruneResult, prune_model
+        from damoc.layers import prune_model
+        from damoc.layers.arch import decoder_layers
         from damoc.models import load_model
         from damoc.models.bundled import home_cache_path
 
@@ -113,10 +114,9 @@ def pruner(config, candidate: Candidate, texts: list[str]) -> Callable[[object, 
             if candidate.base is None:
                 raise DamocError(f"{candidate.model}: the sparse merge needs the candidate's `base` model")
             base = load_model(candidate.base, load_options(config)).eval()
-        key = plan_key(config, candidate, texts)
+        key = plan_key(config, candidate, texts, model, tokenizer)
         path = home_cache_path("prune-plans", key)
-        stored = read_json_checked(path, lambda d: isinstance(d, dict) and {"steps", "similarity"} <= set(d))
-        plan = PruneResult(**{k: v for k, v in stored.items() if k != "merged_into"}) if stored else None
+        plan = stored_plan(path, len(decoder_layers(model)))
         result = prune_model(model.eval(), tokenizer, texts, config.prune, base_model=base, plan=plan)
         del base
         if plan is None:
@@ -132,19 +132,33 @@ def pruner(config, candidate: Candidate, texts: list[str]) -> Callable[[object, 
     return prune
 
 
-def plan_key(config, candidate: Candidate, texts: list[str]) -> dict:
+def plan_key(config, candidate: Candidate, texts: list[str], model, tokenizer) -> dict:
     """What decides which layers a prune removes: the weights (a local folder's files by name, size and
-    time), the texts, the prune settings and the precision the similarity is measured in."""
+    time; a hub model's revision), the texts as this tokenizer reads them, the prune settings, and
+    the precision and device the similarity is measured in."""
     import torch
 
     from damoc.runinfo import weight_files
 
     weights = {spec: weight_files(spec) for spec in (candidate.model, candidate.base)
                if spec and not spec.startswith("bundled:")}
-    return {"model": candidate.model, "base": candidate.base, "weights": weights, "texts": stable_hash(texts),
-            "prune": config.prune.model_dump(mode="json"),
-            "dtype": str(config.dtype) + ("/cuda" if config.dtype == "auto" and torch.cuda.is_available() else ""),
-            "quantization": str(config.quantization), "version": 1}
+    ids = tokenizer(texts, truncation=True, max_length=config.prune.max_len)["input_ids"]
+    return {"model": candidate.model, "base": candidate.base, "weights": weights,
+            "revision": getattr(model.config, "_commit_hash", None), "token_ids": stable_hash(ids),
+            "prune": config.prune.model_dump(mode="json"), "dtype": str(config.dtype),
+            "cuda": torch.cuda.is_available(), "quantization": str(config.quantization), "version": 1}
+
+
+def stored_plan(path: Path, layers: int):
+    """A cached prune plan for a model with this many layers, or None (absent, damaged, or another shape)."""
+    from dataclasses import fields
+
+    from damoc.layers import PruneResult
+
+    stored = read_json_checked(path, lambda d: isinstance(d, dict) and {"steps", "similarity"} <= set(d))
+    if not stored or stored.get("layers_before") != layers:
+        return None
+    return PruneResult(**{f.name: stored[f.name] for f in fields(PruneResult) if f.name in stored})
 
 
 def jobs(config: BaselineConfig, task: Task, candidates: list[Candidate], train: list, test: list, folder: Path,

@@ -182,15 +182,17 @@ def _sum_known(values) -> float | None:
 
 
 def prune_flops(runs: list[dict]) -> float:
-    """The similarity passes' FLOPs, each prune plan once: the candidates of one model share a plan
-    (runner.pruner), and runs from before plans were shared count each."""
-    seen: dict[str, float] = {}
+    """The similarity passes' FLOPs: every pass a run measured, and once each plan it only replayed (a
+    plan cached by an earlier run keeps what it cost). The candidates of one model share a plan
+    (runner.pruner); runs from before plans were shared count each."""
+    measured: set[str] = set()
+    replayed: dict[str, float] = {}
     total = 0.0
     for r in runs:
         p = r.get("prune") or {}
-        if "plan" in p:
-            seen.setdefault(p["plan"], p.get("forward_flops", 0.0))
-        else:
+        if "plan" not in p or not p.get("plan_reused"):
             total += p.get("forward_flops", 0.0)
-    return total + sum(seen.values())
-
+            measured.add(p.get("plan", ""))
+        else:
+            replayed.setdefault(p["plan"], p.get("forward_flops", 0.0))
+    return total + sum(f for plan, f in replayed.items() if plan not in measured)
