@@ -120,4 +120,8 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
     assert third["sequential"]["looks"] == [4, 12, 15] and needed >= 1
     assert third["cost"]["training_runs"] == 2 + needed  # each batch's evaluation is a start event too
     assert not list((tmp_path / "run" / "candidates").glob("*/model"))
+    # that training's cost is stored with the batch it served: a re-run from the cache reports it too
+    fourth = run_select(wider, tmp_path / "run", progress=False)
+    assert fourth["cost"]["training_runs"] == third["cost"]["training_runs"]
+    assert fourth["cost"]["train_flops"] == pytest.approx(third["cost"]["train_flops"])
 

@@ -55,7 +55,7 @@ def _sequential(ctx: Context) -> dict:
                               stable_hash({"key": candidate_key(config, c), "eval_questions": [previous, n]}),
                               partial(evaluate_kept, config, c, task, batch, folder / c.slug / "model",
                                       ctx.progress)) for c in alive]
-            runs += _retrain_missing(ctx, batch_jobs, {c.name: j for c, j in zip(config.candidates, trainers)})
+            _retrain_missing(batch_jobs, {c.name: j for c, j in zip(config.candidates, trainers)})
             results = launch(batch_jobs, ctx.launch_settings, ctx.notify)
             runs += results
             for c, r in zip(alive, results):
@@ -100,19 +100,25 @@ def _sequential(ctx: Context) -> dict:
     return summary
 
 
-def _retrain_missing(ctx: Context, batch_jobs: list[Job], trainers: dict[str, Job]) -> list[dict]:
+def _retrain_missing(batch_jobs: list[Job], trainers: dict[str, Job]) -> None:
     """Kept models are removed once a run has decided; a later run with other settings (more batches)
-    may need one back. Its candidate is trained again (seeded: the same weights on the same device
-    and settings) and the training is counted as paid again."""
+    may need one back. That batch's job then trains its candidate again first (seeded: the same
+    weights on the same device and settings; a GPU's kernels need not be bitwise repeatable) and its
+    stored result carries what the training cost, so a re-run from the cache reports it too."""
     from damoc.selection.launch import cached
 
-    paid = []
     for job in batch_jobs:
         if cached(job) is None and not (job.folder.parent / "model").is_dir():
-            ctx.notify("start", job.candidate.model_dump())
-            record, _ = trainers[job.candidate.name].run()
-            paid.append({**record, "retrained_for_questions": True})
-    return paid
+            job.run = partial(_trained_then_scored, trainers[job.candidate.name].run, job.run)
+
+
+def _trained_then_scored(train, score) -> tuple[dict, list[dict]]:
+    trained, _ = train()  # saves the kept model; its first-batch predictions are already on record
+    record, predictions = score()
+    return {**record, "evaluation_only": False, "retrained": True, "train_flops": trained["train_flops"],
+            "train_seconds": trained["train_seconds"], "prune": trained.get("prune", {}),
+            "eval_flops": (record.get("eval_flops") or 0.0) + (trained.get("eval_flops") or 0.0),
+            "eval_seconds": record.get("eval_seconds", 0.0) + trained.get("eval_seconds", 0.0)}, predictions
 
 
 def _remove_kept(folder, candidates) -> None:
