@@ -129,6 +129,7 @@ def part_rows(args) -> None:
         summary = run_select(config, args.run_dir / args.task / "rows" / row_name, progress=False)
         cost = summary["cost"]
         overhead = summary["data"].get("forward_flops", 0.0) + cost["prune_flops"]
+        ok = {f"{c['model'].removeprefix('bundled:')} {c['method']}": c for c in summary["candidates"] if is_ok(c)}
         cheap_seconds = summary["seconds"]["data_stage"] + cost["train_seconds"] + cost["prune_seconds"]
         damoc_eval, full_eval = eval_flops(config, summary, truth["metrics"])
         # as `select --validate` counts them: training and data stage; then the whole bill, both routes'
@@ -148,12 +149,10 @@ def part_rows(args) -> None:
                "speedup_wall": ratio(full_seconds, cheap_seconds),
                "speedup_wall_note": "truth seconds were measured at another time, under another load",
                "train_examples": summary["train_examples"], "input_examples": summary["data"].get("input_examples"),
-               "steps": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["train"]["steps"]
-                         for c in summary["candidates"] if is_ok(c)},
-               "batch_size": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["train"]["batch_size"]
-                              for c in summary["candidates"] if is_ok(c)},
-               "metrics": {f"{c['model'].removeprefix('bundled:')} {c['method']}": c["metrics"]
-                           for c in summary["candidates"] if is_ok(c)},
+               # a zero-shot row trains nothing: no steps
+               "steps": {n: c.get("train", {}).get("steps") for n, c in ok.items()},
+               "batch_size": {n: c.get("train", {}).get("batch_size") for n, c in ok.items()},
+               "metrics": {n: c["metrics"] for n, c in ok.items()},
                "data": summary["data"], "invocation_seconds": time.perf_counter() - start,
                "adaptive": summary.get("adaptive"), "fit_accuracy": fit_accuracy(truth, summary),
                "strategy": config.strategy,

@@ -162,6 +162,8 @@ def test_evaluation_is_priced_as_a_real_evaluation_counts_it(tmp_path):
     row = pruned["candidates"][0]
     assert row["damoc_eval_flops"] < row["full_eval_flops"]  # a pruned candidate is cheaper to score
     assert pruned["zero_shot_eval_flops"] == pytest.approx(row["full_eval_flops"])  # one model, unpruned
+    half = estimate(config_for(model, prune=PruneConfig(max_fraction=0.5), zero_shot_questions=3), train, test=test)
+    assert half["zero_shot_eval_flops"] == pytest.approx(row["full_eval_flops"] / 2)  # 3 of the 6 questions
     assert pruned["speedup_flops_with_evaluation"] < pruned["speedup_flops"]
     assert "speedup_flops_with_evaluation" not in estimate(config_for(model), train)
 

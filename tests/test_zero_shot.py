@@ -55,6 +55,11 @@ def test_every_select_run_shows_the_zero_shot_ranking_and_counts_its_cost(models
     json.loads((tmp_path / "run" / "results.json").read_text())
     off = run_select(config(models, cls_file, zero_shot=False), tmp_path / "off", progress=False)
     assert "zero_shot" not in off and "zero_shot_eval_flops" not in off["cost"]
+    # the pass beside a run scores only the first zero_shot_questions (the strategy itself scores all)
+    few = run_select(config(models, cls_file, zero_shot_questions=2), tmp_path / "few", progress=False)
+    for folder in (tmp_path / "few" / "zero-shot").iterdir():
+        assert len((folder / "predictions.jsonl").read_text().splitlines()) == 2
+    assert 0 < few["cost"]["zero_shot_eval_flops"] < zero["cost"]["eval_flops"]
 
 
 def test_disagreements_name_the_first_model_and_the_reordered_pairs():

@@ -160,8 +160,10 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
            "notes": sorted(set(notes))}
     if test:
         full_eval = sum(r["full_eval_flops"] for r in rows)
-        # the zero-shot pass evaluates each model once, unpruned, on the same questions
-        zero = sum(shapes[m].forward_flops(measured_test[m]) for m in measured_test) if config.zero_shot else 0.0
+        # the zero-shot pass evaluates each model once, unpruned, on the first zero_shot_questions questions
+        share = min(config.zero_shot_questions or len(test), len(test)) / len(test)
+        zero = (share * sum(shapes[m].forward_flops(measured_test[m]) for m in measured_test)
+                if config.zero_shot else 0.0)
         damoc_eval = sum(r["damoc_eval_flops"] for r in rows) + zero
         out |= {"test_examples": len(test), "full_eval_flops": full_eval, "damoc_eval_flops": damoc_eval,
                 "zero_shot_eval_flops": zero,

@@ -55,7 +55,8 @@ def _run_select(config: SelectConfig, out: Path, progress: bool, validate: bool,
     summary = strategy.run(ctx)
     if config.zero_shot and strategy.name != "zero-shot":
         notify("stage", {"name": "zero-shot evaluation (the free guess)", "candidates": len(config.candidates)})
-        add_zero_shot(summary, zero_shot(config, task, ctx.scored, out, progress, notify, launch_settings),
+        questions = ctx.scored[: config.zero_shot_questions]
+        add_zero_shot(summary, zero_shot(config, task, questions, out, progress, notify, launch_settings),
                       summary["candidates"])
     summary.update({"train_examples": len(ctx.examples), "test_examples": len(test),
                     **label_stats(task, ctx.examples, test)})
