@@ -500,13 +500,14 @@ def zoo_verdict() -> str:
     method = pooled(rows["headline"], "method")
     heads = rows["headline"]
     upset = [t for t in tasks if any(zoo_rows(t)[g]["chosen"] not in zoo(t)["truth"]["tie_set"] for g in GUESSES)]
-    fmt = {n: f"{a[0]:.2f} of {a[1]}" if a else "-" for n, a in agree.items()}
+    fmt = {n: f"{a[0]:.2f} ({a[0] * a[1]:g} of {a[1]})" if a else "-" for n, a in agree.items()}
     text = (f"Over {count(len(tasks), 'task')} ({', '.join(tasks)}): damoc's pick is in the truth's tie set on "
             f"{sum(r['in_tie_set'] for r in heads)} of {len(heads)}; the separated pairs it orders right, pooled: "
             f"{fmt['headline']} (zero-shot {fmt['zero-shot']}, size {fmt['size']}; a pair a guess ties counts half; "
             "the target is 0.9 and 0.15 above both guesses)")
     if method:
-        text += f"; the method pairs the truth separates: {method[0]:.2f} of {method[1]} (target 0.8)"
+        text += (f"; the method pairs the truth separates: {method[0]:.2f} ({method[0] * method[1]:g} of "
+                 f"{method[1]}; target 0.8)")
     text += (f". A free guess's pick falls outside the truth's tie set on {len(upset)} of {len(tasks)} tasks"
              + (f" ({', '.join(upset)})" if upset else "")
              + f". Training plus data stage cost {span([r['speedup_flops'] for r in heads], x)} fewer FLOPs than "
@@ -516,7 +517,7 @@ def zoo_verdict() -> str:
         text += f"; {span(with_eval, x)} counting both routes' evaluations and the zero-shot pass"
     partial = [t for t in tasks if not zoo(t)["truth"].get("complete")]
     if partial:
-        text += (f". The truths of {', '.join(partial)} do not have every training seed yet: their tie sets count "
+        text += (f". Not every training seed has landed for {', '.join(partial)}: the tie sets count "
                  "seed noise only for the candidates with two seeds (close methods of one model can look "
                  "separated on one seed), and the rows are judged again as seeds land (`--part rejudge`)")
     return text + ".\n"
