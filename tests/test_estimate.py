@@ -180,4 +180,5 @@ def test_sequential_evaluation_is_priced_between_its_best_and_worst_case(tmp_pat
     e = estimate(config, train, test=test)
     assert e["damoc_eval_flops_best_case"] == pytest.approx(e["damoc_eval_flops"] * 2 / 8, rel=0.3)
     assert e["speedup_flops_with_evaluation_best_case"] > e["speedup_flops_with_evaluation"]
-    assert "damoc_eval_flops_best_case" not in estimate(config_for(model), train, test=test)
+    full = config_for(model, eval=EvalSettings(strategy="full"))
+    assert "damoc_eval_flops_best_case" not in estimate(full, train, test=test)
