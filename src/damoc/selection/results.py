@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from damoc.selection.candidate import display_name
+from damoc.selection.sections import Adaptive, Halving, Record, Sequential
 
-
-class Record(BaseModel):
-    model_config = ConfigDict(extra="allow")
+__all__ = ["Adaptive", "Halving", "Record", "SelectResults", "Sequential", "load_results"]
 
 
 class PruneInfo(Record):
@@ -150,60 +149,6 @@ class ZeroShot(Record):
     metrics: dict[str, dict[str, float | None]] = Field(default_factory=dict)
     cost: dict[str, float] = Field(default_factory=dict)
     comparison: Comparison | None = None
-
-
-class HalvingRound(Record):
-    round: int
-    examples: int
-    ranking: list[str]
-    kept: list[str]
-
-
-class Halving(Record):
-    rounds: list[HalvingRound] = Field(default_factory=list)
-    note: str = ""
-
-
-class Fit(Record):
-    law: str
-    params: dict[str, float] = Field(default_factory=dict)
-    curve: list[list[float]] = Field(default_factory=list)
-    predicted_answer_bpb_full: float
-    loo_error: float | None = None
-
-
-class Rung(Record):
-    rung: int
-    examples: int
-    candidates: list[str] = Field(default_factory=list)
-    prob_best: dict[str, float] | None = None
-
-
-class Dropped(Record):
-    rung: int
-    prob_best: float
-
-
-class Adaptive(Record):
-    note: str = ""
-    stopped: str = ""
-    train_size: int = 0
-    rungs: list[Rung] = Field(default_factory=list)
-    fits: dict[str, Fit] = Field(default_factory=dict)
-    dropped: dict[str, Dropped] = Field(default_factory=dict)
-
-
-class Sequential(Record):
-    """Sequential evaluation (eval.strategy sequential): the looks, and the questions each candidate saw."""
-
-    looks: list[int] = Field(default_factory=list)
-    z: float = 0.0
-    alpha: float = 0.05
-    margin: float = 0.0
-    questions: dict[str, int] = Field(default_factory=dict)
-    dropped: dict[str, int] = Field(default_factory=dict)
-    stopped: str = ""
-    note: str = ""
 
 
 class CompressStats(Record):
