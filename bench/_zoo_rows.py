@@ -21,7 +21,7 @@ def settings() -> list[tuple[str, dict]]:
     from damoc.selection.config import EvalSettings, FilterSettings
 
     rows = [("headline", {}), ("zero-shot", {"strategy": "zero-shot"}), ("size", {}),
-            ("sequential", {"eval": EvalSettings(strategy="sequential")}),
+            ("full-eval", {"eval": EvalSettings(strategy="full")}),
             ("subset", {"prune": None, "compress": None}),
             ("no-prune", {"prune": None}), ("halving", {"strategy": "halving"}),
             ("adaptive", {"strategy": "adaptive"}), ("no-compress", {"compress": None})]

@@ -72,7 +72,7 @@ class EvalSettings(BaseModel):
     when the decision is made (damoc.selection.sequential; the fixed strategy only). It keeps each
     trained candidate on disk (as large as the model) until the decision, then removes the copies.
     The default since 2026-12-06: on the zoo it kept full evaluation's pick on every task measured
-    (bench/results/sequential-eval.json, and the `sequential` rows of bench/results/zoo-nq-open.json)
+    (bench/results/sequential-eval.json; zoo-nq-open.json's `headline` row beside `full-eval`)
     at a fraction of its evaluation FLOPs."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
