@@ -17,7 +17,6 @@ when more truth seeds land. The v1 zoo (four candidates, one seed) is kept under
     .venv/bin/python bench/zoo.py --task boolq --part summary   # the truth's confidence, from the files
     .venv/bin/python bench/zoo.py --task boolq --part rows [--only headline ...]
     .venv/bin/python bench/zoo.py --task boolq --part rejudge   # rows against the truth as it stands
-    .venv/bin/python bench/zoo.py --task any --part table     # the README's table, from every zoo file
 """
 
 from __future__ import annotations
@@ -28,31 +27,6 @@ from pathlib import Path
 from _common import RESULTS, RUNS, read_json
 from _zoo_rows import part_rejudge, part_rows
 from _zoo_truth import METHODS, MODELS, part_pilot, part_summary, part_truth
-
-
-def part_table(args) -> None:
-    """The README's cross-task table, printed from the committed zoo files (every task, every row)."""
-    head = ("| task | row | strategy | chosen | in tie set | top-1 | regret ± SE | separated pairs | method pairs | "
-            "Kendall tau | FLOPs | FLOPs, training only | FLOPs with evaluation | data stage / training |")
-    print(head)
-    print("|" + "---|" * (head.count("|") - 1))
-    for path in sorted(RESULTS.glob("zoo-*.json")):
-        if path.name.startswith("zoo-pilot-"):
-            continue
-        data = read_json(path)
-        for r in data.get("rows", []):
-            sep = f"{round(r['separated_pairs_agreement'] * r['separated_pairs'])}/{r['separated_pairs']}" \
-                if r.get("separated_pairs") else "-"
-            meth = f"{round(r['method_pairs_agreement'] * r['method_pairs'])}/{r['method_pairs']}" \
-                if r.get("method_pairs") else "-"
-            with_eval = r.get("speedup_flops_with_evaluation")
-            def x(v, spec=".1f", unit="x"):
-                return "-" if v is None else f"{v:{spec}}{unit}"
-            print(f"| {r['task']} | {r['name']} | {r.get('strategy', 'fixed')} | {r['chosen']} | "
-                  f"{'**yes**' if r['in_tie_set'] else 'no'} | {'yes' if r['top1'] else 'no'} | "
-                  f"{r['regret']:.3f} ± {r['regret_se']:.3f} | {sep} | {meth} | {x(r.get('kendall_tau'), '.2f', '')} | "
-                  f"{x(r.get('speedup_flops'))} | {x(r.get('speedup_flops_training_only'))} | "
-                  f"{x(with_eval)} | {x(r.get('data_stage_flops_share'), '.2f', '')} |")
 
 
 def summary_and_rejudge(args) -> None:
@@ -66,7 +40,7 @@ def summary_and_rejudge(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", required=True)
-    ap.add_argument("--part", choices=["pilot", "truth", "summary", "rows", "rejudge", "table"], required=True)
+    ap.add_argument("--part", choices=["pilot", "truth", "summary", "rows", "rejudge"], required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=RUNS / "zoo")
     ap.add_argument("--only", nargs="*", help="rows: only these settings")
@@ -75,7 +49,7 @@ def main() -> None:
                     help="truth: only the candidates of these models")
     args = ap.parse_args()
     {"pilot": part_pilot, "truth": part_truth, "summary": summary_and_rejudge, "rows": part_rows,
-     "rejudge": part_rejudge, "table": part_table}[args.part](args)
+     "rejudge": part_rejudge}[args.part](args)
 
 
 if __name__ == "__main__":
