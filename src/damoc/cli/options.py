@@ -66,11 +66,11 @@ def config_from(args: argparse.Namespace, model: type[BaseModel], base: dict | N
     fields (a command may also carry flags of another config, e.g. the task's); validated once."""
     raw: dict = dict(base or {})
     for path, value in (extra or {}).items():
-        _put(raw, path.split("."), value)
+        _put(raw, path.split("."), value, model)
     for dest, value in sorted(vars(args).items()):
         path = dest[len(DEST):].split(".") if dest.startswith(DEST) else None
         if path and path[0] in model.model_fields:
-            _put(raw, path, value)
+            _put(raw, path, value, model)
     check_numbers(raw, model)
     return model(**raw)
 
@@ -86,16 +86,32 @@ def value(args: argparse.Namespace, model: type[BaseModel], name: str):
     return model.model_fields[name].get_default(call_default_factory=True)
 
 
-def _put(raw: dict, keys: list[str], value: Any) -> None:
+def _put(raw: dict, keys: list[str], value: Any, model: type[BaseModel]) -> None:
     for key in keys[:-1]:
         if not isinstance(raw.get(key), dict):  # a section turned off in the run file comes back on
             raw[key] = {}
         raw = raw[key]
     old = raw.get(keys[-1])
-    # --field names one column: it adds to the run file's data.fields; other mappings (a selector's
-    # options) replace, since another method's options would not fit
-    merge = keys[-2:] == ["data", "fields"] and isinstance(old, dict) and isinstance(value, dict)
+    # a mapping flag replaces the run file's mapping (a selector's options: another method's would not
+    # fit) unless its field's json_schema_extra says "flags_add" (--field names one column of data.fields)
+    merge = isinstance(old, dict) and isinstance(value, dict) and _flags_add(model, keys)
     raw[keys[-1]] = {**old, **value} if merge else value
+
+
+def _flags_add(model: type[BaseModel], keys: list[str]) -> bool:
+    info = None
+    for key in keys:
+        if model is None or key not in model.model_fields:
+            return False
+        info = model.model_fields[key]
+        model = _section_model(info.annotation)
+    extra = info.json_schema_extra if info is not None else None
+    return isinstance(extra, dict) and bool(extra.get("flags_add"))
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    options = [a for a in (get_args(annotation) if is_union(annotation) else [annotation]) if a is not type(None)]
+    return next((a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None)
 
 
 def _is_section(annotation: Any) -> bool:

@@ -30,8 +30,9 @@ class DataSpec(BaseModel):
 
     path: Path
     format: Format
-    fields: dict[str, str] = Field(default_factory=dict,
-                                   description="our field -> column in the file, e.g. label=y")
+    fields: dict[str, str] = Field(default_factory=dict, json_schema_extra={"flags_add": True},
+                                   description="our field -> column in the file, e.g. label=y "
+                                   "(a flag adds to a run file's mapping)")
     labels: list[str] | None = Field(None, description="classification answer options; "
                                      "default: the distinct labels in the data, sorted")
     test_path: Path | None = Field(None, description="a separate test file (default: split the data)")
