@@ -70,6 +70,32 @@ def tiny_gemma(tmp_path_factory) -> Path:
     return save_tiny(tmp_path_factory.mktemp("models"), "gemma3")
 
 
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> list[str]:
+    """Two tiny llamas of different weights, built once per test module (a module's caches and
+    failure probes stay its own): the candidates of the small selection runs."""
+    root = tmp_path_factory.mktemp("two-llamas")
+    return [str(save_tiny(root, "llama", seed=1)), str(save_tiny(root, "llama", seed=3))]
+
+
+def small_config(models: list[str], cls_file: Path, **update):
+    """A selection small enough for a test: LoRA on each model, a random half of `cls_file` (the
+    `cls_file` fixture's columns), 4 test questions, no compression, no pruning."""
+    from damoc.finetune import FinetuneConfig
+    from damoc.selection.candidate import Candidate
+    from damoc.selection.config import FilterSettings, SelectConfig
+    from damoc.tasks import DataSpec
+
+    base = dict(
+        data=DataSpec(path=cls_file, format="classification", fields={"context": "passage", "label": "y"}),
+        candidates=[Candidate(model=m, method="lora") for m in models],
+        finetune=FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=4),
+        test_limit=4, eval_batch_size=4, filter=FilterSettings(method="random", rate=0.5),
+        compress=None, prune=None,
+    )
+    return SelectConfig(**(base | update))
+
+
 @pytest.fixture
 def cls_file(tmp_path) -> Path:
     """A small real classification JSONL file."""

@@ -14,35 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import save_tiny
+from conftest import save_tiny, small_config
 
 from damoc.cli import main
 from damoc.errors import DamocError
-from damoc.finetune import FinetuneConfig
 from damoc.io import MARKER, atomic_dir, claim_run_dir
 from damoc.selection.candidate import Candidate
-from damoc.selection.config import FilterSettings, SelectConfig
 from damoc.selection.pipeline import run_select
 from damoc.tasks import DataSpec
 
 FIELDS = {"context": "passage", "label": "y"}
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rel-models")
-    return [str(save_tiny(root, "llama", seed=1, layers=2)), str(save_tiny(root, "llama", seed=3, layers=2))]
-
-
-def small_config(models, cls_file, **update) -> SelectConfig:
-    base = dict(
-        data=DataSpec(path=cls_file, format="classification", fields=FIELDS),
-        candidates=[Candidate(model=m, method="lora") for m in models],
-        finetune=FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=4),
-        test_limit=4, eval_batch_size=4, filter=FilterSettings(method="random", rate=0.5),
-        compress=None, prune=None,
-    )
-    return SelectConfig(**(base | update))
 
 
 def _user_files(folder: Path) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import save_tiny
 
 from damoc.finetune import FinetuneConfig
 from damoc.selection.candidate import Candidate
@@ -13,12 +12,6 @@ from damoc.selection.config import FilterSettings, SelectConfig
 from damoc.selection.pipeline import run_select
 from damoc.selection.zero_shot import disagreements
 from damoc.tasks import DataSpec
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zs-models")
-    return [str(save_tiny(root, "llama", seed=1)), str(save_tiny(root, "llama", seed=3))]
 
 
 def config(models, cls_file, **update) -> SelectConfig:
