@@ -146,16 +146,45 @@ def versus_random(doc: dict, items_dir: Path) -> list[dict]:
     return out
 
 
-def rebuild(run_dir: Path) -> None:
+BEST_METRICS = {"answer_nll_per_token": "answer_nll", "wikitext_ppl": "external_ppl"}
+
+
+def best_versus_random(doc: dict, min_seeds: int = 3) -> dict | None:
+    """Issue 30's `best`: among the rows at a budget in answer tokens compared with random on at least
+    `min_seeds` seeds, the one whose weaker metric (per-token answer NLL, WikiText perplexity) lies most
+    SEs below random. Each SE is the larger of the paired item bootstrap's and the seeds' spread (the
+    bootstrap does not see the training order); `beats_random` where both differences + 2 SE < 0."""
+    by_tokens = {(r["method"], r["budget"]) for r in doc["rows"] if r.get("budget_by") == "answer tokens"}
+    scored = []
+    for d in doc.get("versus_random", []):
+        if (d["method"], d["budget"]) not in by_tokens or len(d["seeds"]) < min_seeds:
+            continue
+        vs = {}
+        for name, m in BEST_METRICS.items():
+            spread = d.get("across_seeds", {}).get(m, {}).get("se", 0.0)
+            vs[name] = {"diff": d[m]["difference"], "se": max(d[m]["se"], spread)}
+        weaker = min(-v["diff"] / v["se"] if v["se"] > 0 else -np.sign(v["diff"]) * np.inf for v in vs.values())
+        scored.append((weaker, {"method": d["method"], "versus": d["versus"], "budget_answer_tokens": d["budget"],
+                                "seeds": d["seeds"], "equal_answer_tokens": True, "vs_random": vs,
+                                "beats_random": all(v["diff"] + 2 * v["se"] < 0 for v in vs.values())}))
+    return max(scored, key=lambda t: t[0])[1] if scored else None
+
+
+def rebuild(run_dir: Path, path: Path = RECOVER) -> None:
     """Rows, differences and plot rebuilt from the recorded runs and their per-item files (after
-    the aggregation changed, or runs were relabelled), without running anything."""
+    the aggregation changed, or runs were relabelled), without running anything. `path`: paser-recover.json
+    or another results file (whose rows are also compared with random, and its best named)."""
     from damoc.io import write_json_atomic
 
     with locked(run_dir / "paser-recover.lock"):
-        doc = read_json(RECOVER)
-        doc.update(aggregate(doc, RECOVER.parent / "paser-recover"))
-        write_json_atomic(RECOVER, doc)
-    plot(doc, RECOVER.with_suffix(".png"))
+        doc = read_json(path)
+        items = path.parent / path.stem
+        doc.update(aggregate(doc, items))
+        if path != RECOVER:
+            doc["versus_random"] = versus_random(doc, items)
+            doc["best"] = best_versus_random(doc)
+        write_json_atomic(path, doc)
+    plot(doc, path.with_suffix(".png"))
 
 
 def plot(doc: dict, path: Path) -> None:

@@ -22,7 +22,8 @@ one at a time against random and PASER at N answer tokens (3 seeds), `--targets 
 row on the original model's own answers, and a row spec may say the same per row:
 METHOD[+self]:BUDGET[:SEED], BUDGET a share, 1.0 (the whole pool) or `Nt` (N answer tokens), METHOD
 a recovery method or one of PASER's parts (VARIANTS). Such rows go to
-bench/results/recover-methods.json (each row minus random at its budget: `versus_random`), so
+bench/results/recover-methods.json (each row minus random at its budget: `versus_random`; the row
+furthest below random on both per-token answer NLL and WikiText perplexity over >= 3 seeds: `best`), so
 paser-recover.json keeps the design its page describes; `--results` names another file.
 
 Writes bench/results/paser-recover.json, paser-scale.json and a plot; rows are added as they
@@ -33,6 +34,7 @@ plot and print from the result files (bench/_paser_report.py).
     DAMOC_HOME=<the same> .venv/bin/python bench/paser.py --part recover --budget-tokens 2300 [--targets self]
     DAMOC_HOME=<the same> .venv/bin/python bench/paser.py --part estimators [--cuts 16 64] [--samples 0.3]
     .venv/bin/python bench/paser.py --part rebuild    # or --part table: from the result files only
+    .venv/bin/python bench/paser.py --part table --results recover-methods
 """
 
 from __future__ import annotations
@@ -43,7 +45,18 @@ from pathlib import Path
 
 from _common import RESULTS, RUNS, envelope, read_json, write_json_atomic
 from _paser_parts import part_estimators, part_scale, part_subsets, scale_child
-from _paser_report import DEFAULT_LR, RECOVER, aggregate, locked, plot, rebuild, split_rate, table, versus_random
+from _paser_report import (
+    DEFAULT_LR,
+    RECOVER,
+    aggregate,
+    best_versus_random,
+    locked,
+    plot,
+    rebuild,
+    split_rate,
+    table,
+    versus_random,
+)
 from _paser_rows import VARIANTS, Row, default_plan, label_of, parse_row, results_file, run_record, slug
 
 MODEL = "bundled:smollm2-135m-instruct"
@@ -167,6 +180,7 @@ def part_recover(args: argparse.Namespace) -> None:
             doc.update(aggregate(doc, results.parent / results.stem))
             if results != RECOVER:  # every row against random at its budget, targets and rate
                 doc["versus_random"] = versus_random(doc, results.parent / results.stem)
+                doc["best"] = best_versus_random(doc)
             write_json_atomic(results, doc)
     plot(written(), results.with_suffix(".png"))
 
@@ -217,7 +231,7 @@ def main() -> None:
     if args.part == "estimators":
         part_estimators(args, recover_config(args, pruned_model(args.run_dir, args.seed), "paser", 0.1, args.seed))
     if args.part == "rebuild":
-        rebuild(args.run_dir)
+        rebuild(args.run_dir, RESULTS / f"{args.results.removesuffix('.json')}.json" if args.results else RECOVER)
     if args.part == "subsets":
         part_subsets(args, MODEL, lambda r: args.run_dir / slug(r["method"], r["budget"], r["seed"]))
     if args.part == "table":
