@@ -998,7 +998,47 @@ def paser_page() -> str:
                  f"{c['select_seconds']:,.0f} s, {pct(c['seconds_by_stage']['jsd'] / c['select_seconds'])} of it the "
                  "JSD.\n")
         body += source("paser-select-cold.json")
-    return page("PASER: recovery data for a pruned model", "bench/results/paser-*.json", body)
+    if exists("recover-methods.json"):
+        body += recover_methods_section(load("recover-methods.json"))
+    return page("PASER: recovery data for a pruned model", "bench/results/paser-*.json, recover-methods.json", body)
+
+
+def recover_methods_section(doc: dict) -> str:
+    """Issue 30's design: every method at a budget in answer tokens, on the pool's answers or the original
+    model's own (self targets), each row minus random at the same budget, and the best of them."""
+    rows = [[r["method"], f"{r['budget']:,.0f}" + (" tokens" if r.get("budget_by") == "answer tokens" else ""),
+             r["seeds"], ", ".join(f"{t:,}" for t in r.get("trained_answer_tokens_by_seed", [])),
+             pm(r["answer_nll"], r["answer_nll_se"]), pm(r["answer_nll_sample"], r["answer_nll_sample_se"]),
+             pm(r["answer_nll_macro"], r["answer_nll_macro_se"]), pm(r["external_ppl"], r["external_ppl_se"], 1)]
+            for r in doc["rows"]]
+    refs = [[ref, "", "", "", pm(doc[ref]["answer_nll"]["all"]["nll"], doc[ref]["answer_nll"]["all"]["nll_se"]),
+             "", "", pm(doc[ref]["external_ppl"], doc[ref]["external_ppl_se"], 1)] for ref in ("original", "pruned")]
+    body = ("\n## At equal answer tokens, with self-distilled targets (issue 30)\n\nThe same pruned model, pool and "
+            "metrics as above; every subset is filled until its answers reach the budget in answer tokens "
+            "(`--budget-tokens`), and a `(self targets)` row trains on the answers the original model gives to the "
+            "chosen prompts (greedy, capped, cached) instead of the pool's. The answer NLL is also the mean over "
+            "samples (each held-out sample weighs the same).\n\n")
+    body += table(["method", "budget", "seeds", "answer tokens trained, by seed", "answer NLL (nats/token)",
+                   "answer NLL, mean of samples", "answer NLL, mean of sources", "WikiText ppl"], refs + rows)
+    diffs = [[f"{d['budget']:,.0f}", d["method"], d["versus"], len(d["seeds"]),
+              *[_d(d, m, 1 if m == "external_ppl" else 3) for m in ("answer_nll", "answer_nll_sample", "external_ppl")
+                if m in d]] for d in doc.get("versus_random", [])]
+    if diffs:
+        body += ("\nEach row minus random at the same budget (paired over the same items and seeds; negative: "
+                 "better than random):\n\n" + table(["budget", "row", "minus", "seeds", "answer NLL per token",
+                                                      "answer NLL, mean of samples", "WikiText ppl"], diffs))
+    best = doc.get("best")
+    if best:
+        nll, ppl = best["vs_random"]["answer_nll_per_token"], best["vs_random"]["wikitext_ppl"]
+        body += (f"\n**Best against random** ({len(best['seeds'])} seeds, equal answer tokens): {best['method']}, "
+                 f"per-token answer NLL {nll['diff']:+.3f} ± {nll['se']:.3f}, "
+                 f"WikiText {ppl['diff']:+.1f} ± {ppl['se']:.1f}: "
+                 + ("it **beats random** on both (difference + 2 SE < 0)." if best["beats_random"] else
+                    "it does **not** beat random on both (the target: difference + 2 SE < 0 on each).") + "\n")
+    else:
+        body += ("\nNo row has three seeds against random yet, so none is named best (the target needs three); the "
+                 "benchmark writes its rows as they finish and goes on from there.\n")
+    return body + source("recover-methods.json")
 
 
 def _lr_of(method: str, default: float) -> float:
