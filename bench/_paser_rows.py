@@ -30,47 +30,51 @@ class Row:
     budget: float
     seed: int = 0
     tokens: bool = False
-    self_targets: bool = False
+    targets: str = "data"  # RecoverConfig.targets: data, self or distill
 
     @property
     def extended(self) -> bool:
         """A row of issue 30's design (recover-methods.json), not of paser-recover.json's."""
-        return self.tokens or self.self_targets or self.method in VARIANTS
+        return self.tokens or self.targets != "data" or self.method in VARIANTS
+
+
+TARGET_SUFFIXES = {"+self": "self", "+distill": "distill"}
+TARGET_LABELS = {"data": "", "self": " (self targets)", "distill": " (distilled)"}
 
 
 def parse_row(spec: str, targets: str) -> Row:
-    """METHOD[+self]:BUDGET[:SEED]; BUDGET a share, 1.0 or Nt (N answer tokens)."""
+    """METHOD[+self|+distill]:BUDGET[:SEED]; BUDGET a share, 1.0 or Nt (N answer tokens)."""
     parts = spec.split(":")
     if len(parts) not in (2, 3):
-        raise SystemExit(f"--rows {spec}: write METHOD[+self]:BUDGET[:SEED]")
+        raise SystemExit(f"--rows {spec}: write METHOD[+self|+distill]:BUDGET[:SEED]")
     method, budget = parts[0], parts[1]
-    own = method.endswith("+self")
-    method = method.removesuffix("+self")
+    own = next((t for suffix, t in TARGET_SUFFIXES.items() if method.endswith(suffix)), None)
+    method = method.split("+")[0]
     if method not in (*METHODS, *VARIANTS):
         raise SystemExit(f"--rows {spec}: unknown method {method!r}; known: {', '.join((*METHODS, *VARIANTS))}")
     tokens = budget.endswith("t")
     value = float(budget.removesuffix("t"))
     if value <= 0 or (tokens and value != int(value)) or (not tokens and value > 1):
         raise SystemExit(f"--rows {spec}: the budget is a share in (0, 1], 1.0 or N answer tokens (e.g. 2300t)")
-    return Row(method, value, int(parts[2]) if len(parts) == 3 else 0, tokens, own or targets == "self")
+    return Row(method, value, int(parts[2]) if len(parts) == 3 else 0, tokens, own or targets)
 
 
 def default_plan(args: argparse.Namespace) -> list[Row]:
     """10% with three seeds first (the paired comparison), then 20% and the whole pool with one;
     ordered so that a stopped run has whole seeds. With --budget-tokens: random, PASER and PASER's
     parts at that many answer tokens, three seeds."""
-    own = args.targets == "self"
+    own = args.targets
     if args.budget_tokens:
         return [Row(m, float(args.budget_tokens), seed, True, own) for seed in (0, 1, 2) for m in PARTS_PLAN]
-    plan = [Row(m, 0.1, seed, self_targets=own) for seed in (0, 1, 2) for m in METHODS]
-    return plan + [Row(m, 0.2, 0, self_targets=own) for m in METHODS] + [Row("random", 1.0, 0, self_targets=own)]
+    plan = [Row(m, 0.1, seed, targets=own) for seed in (0, 1, 2) for m in METHODS]
+    return plan + [Row(m, 0.2, 0, targets=own) for m in METHODS] + [Row("random", 1.0, 0, targets=own)]
 
 
 def label_of(method: str, budget: float, args: argparse.Namespace, row: Row | None = None) -> str:
     """A row's name: PASER with a cheaper degradation estimate says which; so do self targets and
     another rate (last). A budget in answer tokens is in the row's `budget` and `budget_by`."""
     rate = f" (lr {args.lr:g})" if args.lr != DEFAULT_LR else ""
-    own = " (self targets)" if row is not None and row.self_targets else ""
+    own = TARGET_LABELS[row.targets] if row is not None else ""
     if budget == 1.0 and not (row is not None and row.tokens):
         return "whole pool" + own + rate
     cheaper = ([f"last {args.jsd_prompt_tokens} prompt tokens"] if args.jsd_prompt_tokens else []) + (
@@ -93,6 +97,7 @@ def run_record(label: str, budget: float, seed: int, s: dict, name: str, cold: b
         extra = {"budget_by": s["budget_by"], "answer_tokens": s["answer_tokens"], "targets": s["targets"],
                  "trained": s["trained"], "trained_answer_tokens": s["trained_answer_tokens"],
                  "self_targets": s.get("self_targets"), "parts": s.get("parts"),
+                 **{k: s["recovery"].get(k) for k in ("distill_weight", "teacher_flops")},
                  "answer_nll_sample": means["per_sample"]["nll"], "answer_nll_sample_se": means["per_sample"]["nll_se"]}
     return {"method": label, "budget": budget, "seed": seed, "items": f"{items_dir}/{name}",
             "selected": s["selected"], **extra, "answer_nll": rec["answer_nll"]["all"]["nll"],

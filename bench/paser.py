@@ -19,9 +19,10 @@ synthetic 384-d unit embeddings drawn around 16 centres.
 
 Issue 30's options (the `recover` part): `--budget-tokens N` makes the default plan PASER's parts
 one at a time against random and PASER at N answer tokens (3 seeds), `--targets self` trains every
-row on the original model's own answers, and a row spec may say the same per row:
-METHOD[+self]:BUDGET[:SEED], BUDGET a share, 1.0 (the whole pool) or `Nt` (N answer tokens), METHOD
-a recovery method or one of PASER's parts (VARIANTS). Such rows go to
+row on the original model's own answers, `--targets distill` on the pool's answers and the original
+model's next-token distributions, and a row spec may say the same per row:
+METHOD[+self|+distill]:BUDGET[:SEED], BUDGET a share, 1.0 (the whole pool) or `Nt` (N answer tokens),
+METHOD a recovery method or one of PASER's parts (VARIANTS). Such rows go to
 bench/results/recover-methods.json (each row minus random at its budget: `versus_random`; the row
 furthest below random on both per-token answer NLL and WikiText perplexity over >= 3 seeds: `best`), so
 paser-recover.json keeps the design its page describes; `--results` names another file.
@@ -91,7 +92,7 @@ def recover_config(args: argparse.Namespace, pruned: Path, method: str, budget: 
         **VARIANTS.get(row.method, {}), **size, per_source=args.per_source, seed=row.seed,
         split_seed=args.seed, heldout=args.heldout, max_len=args.max_seq_len, eval_limit=args.eval_limit,
         eval_tasks=args.eval_tasks, train=True, jsd_prompt_tokens=args.jsd_prompt_tokens,
-        jsd_sample=args.jsd_sample, targets="self" if row.self_targets else "data",
+        jsd_sample=args.jsd_sample, targets=row.targets,
         self_max_new_tokens=args.self_max_new_tokens,
         finetune=FinetuneConfig(method="lora", max_seq_len=args.max_seq_len, batch_size=8, micro_batch_size=4,
                                 learning_rate=args.lr, seed=row.seed))
@@ -142,7 +143,7 @@ def part_recover(args: argparse.Namespace) -> None:
         home = os.environ.get("DAMOC_HOME", "")
         # a selection does not depend on the rate or the targets: one cold entry per method, under its
         # rate-free name
-        selection = split_rate(label)[0].removesuffix(" (self targets)")
+        selection = split_rate(label)[0].removesuffix(" (self targets)").removesuffix(" (distilled)")
         cold = bool(home) and selection not in written().get("cold_selection", {})
         s = run_recover(recover_config(args, pruned, method, budget, seed, row),
                         args.run_dir / slug(label, budget, seed), progress=True)
@@ -208,13 +209,14 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=DEFAULT_LR, help="another rate is its own row (the rate check)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=RUNS / "bench-paser")
-    ap.add_argument("--rows", nargs="*", metavar="METHOD[+self]:BUDGET[:SEED]",
+    ap.add_argument("--rows", nargs="*", metavar="METHOD[+self|+distill]:BUDGET[:SEED]",
                     help="only these rows, e.g. paser:0.1 random:1.0 paser-no-concept-graph:2300t:1 random+self:2300t "
                          "(BUDGET: a share, 1.0 for the whole pool, or Nt for N answer tokens; default: all)")
     ap.add_argument("--budget-tokens", type=int,
                     help="recover: the plan is random, PASER and PASER's parts at N answer tokens, seeds 0-2")
-    ap.add_argument("--targets", choices=["data", "self"], default="data",
-                    help="recover: train every row on the pool's answers or on the original model's own")
+    ap.add_argument("--targets", choices=["data", "self", "distill"], default="data",
+                    help="recover: train every row on the pool's answers, the original model's own, or the pool's "
+                         "answers with the original model's distributions (distill)")
     ap.add_argument("--self-max-new-tokens", type=int, default=128,
                     help="recover: the longest answer the original model generates (--targets self)")
     ap.add_argument("--results", help="recover: the result file's name in bench/results (default: paser-recover, "

@@ -318,3 +318,47 @@ def test_the_heldout_answer_nll_per_sample_and_per_source_mean():
     assert means["per_sample"]["nll"] == pytest.approx((1 + 2 + 3 + 1) / 4)
     assert means["sources_mean"]["nll"] == pytest.approx((9 / 5 + 1) / 2)
     assert means["per_sample"]["nll_se"] > 0 and means["per_sample"]["n"] == 4
+
+
+def test_the_distillation_loss_is_the_answer_loss_plus_the_kl_to_the_teacher(setup):
+    """Against itself the KL is 0, so the loss is (1 - w) x the answer loss; against the pruned model it is
+    positive; a teacher of another vocabulary is refused in one line."""
+    import torch
+
+    from damoc.finetune.train import _Collator, answer_loss, prepare_examples
+    from damoc.models import load_model, load_tokenizer
+    from damoc.recovery.distill import check_same_vocabulary, distill_loss
+
+    original, pruned, _ = setup
+    pool, _ = the_pool(setup)
+    tok = load_tokenizer(original)
+    batch = _Collator(tok.pad_token_id)(prepare_examples(tok, pool[:3], 512))
+    student, teacher = load_model(pruned), load_model(original)
+    with torch.no_grad():
+        ce = answer_loss(student, batch["input_ids"], batch["attention_mask"], batch["labels"])
+        same = distill_loss(load_model(pruned), 0.5)(student, batch, None, 1)
+        other = distill_loss(teacher, 0.5)(student, batch, None, 1)
+        halved = distill_loss(teacher, 0.5)(student, batch, None, 2)
+        pure = distill_loss(teacher, 0.0)(student, batch, None, 1)
+    assert torch.isclose(same, 0.5 * ce, atol=1e-5)
+    assert other - same > 1e-5  # the pruned model's distributions differ (tiny random models: a little)
+    assert torch.isclose(halved - 0.5 * ce, (other - 0.5 * ce) / 2, atol=1e-5)  # the KL per micro-batch
+    assert torch.isclose(pure, ce)
+    wider = torch.nn.Linear(8, 7)
+    with pytest.raises(DamocError, match="share a vocabulary"):
+        check_same_vocabulary(type("M", (), {"get_output_embeddings": lambda self: wider})(), student)
+
+
+def test_distilled_recovery_trains_and_counts_the_teachers_forward_passes(setup, tmp_path):
+    from damoc.flops import forward_flops
+    from damoc.models import load_model
+
+    out = tmp_path / "d"
+    assert recover(setup, out, "--method", "random", "--budget", "6", "--targets", "distill", "--train",
+                   "--eval-tasks", "boolq", "--eval-limit", "2", "--finetune.min-steps", "2",
+                   "--finetune.max-seq-len", "512") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rec = summary["recovery"]
+    assert summary["targets"] == "distill" and rec["distill_weight"] == 0.5
+    assert rec["teacher_flops"] == pytest.approx(forward_flops(load_model(setup[0]), rec["train"]["train_tokens"]))
+    assert np.isfinite(rec["train"]["last_loss"]) and rec["train"]["steps"] >= 2

@@ -22,7 +22,8 @@ def add_recover(sub) -> None:
                     "original and pruned models' next-token distributions, shares the budget among clusters "
                     "by degradation, and picks samples by JSD / log(tokens) while keeping the concept graph "
                     "consistent. --budget counts samples, --budget-tokens answer tokens (every method's order cut "
-                    "there); --targets self trains on the original model's own answers to the chosen prompts. "
+                    "there); --targets self trains on the original model's own answers to the chosen prompts, "
+                    "--targets distill on the pool's answers and the original model's next-token distributions. "
                     "Writes OUT/subset.jsonl, OUT/summary.json, OUT/report.md and OUT/report.html. "
                     "Settings: flags > --config RUN.yaml (RecoverConfig's fields) > defaults.")
     add_config_flag(p, "RecoverConfig's fields")

@@ -168,6 +168,17 @@ def lora_target_modules(model: nn.Module) -> list[str]:
     return decoder_linears(model)
 
 
+def next_token_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      keep: torch.Tensor) -> torch.Tensor:
+    """The logits predicting each next token, at the positions `keep` marks (shape of input_ids[:, 1:])
+    only: the output head is computed nowhere else (final-logit softcapping applied, as Gemma does)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    logits = base.get_output_embeddings()(hidden[:, :-1][keep])
+    cap = getattr(base.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
 def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
                 num_items: torch.Tensor | int | None = None) -> torch.Tensor:
     """Next-token cross-entropy on the labelled (answer) positions, with the output head computed
@@ -177,14 +188,9 @@ def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, la
     chosen per row, so right padding and answers of different lengths are handled. Normalised by
     `num_items` (the labelled positions of the whole accumulated batch) when given, as the
     Trainer does for gradient accumulation; else by this batch's count."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != -100
-    logits = base.get_output_embeddings()(hidden[:, :-1][keep])
-    cap = getattr(base.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
+    logits = next_token_logits(model, input_ids, attention_mask, keep)
     total = nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
     if num_items is None:
         num_items = keep.sum().clamp(min=1)
@@ -225,7 +231,7 @@ class _LossBar(TrainerCallback):
         self.bar.close()
 
 
-def _answer_trainer():
+def _answer_trainer(loss_fn=None):
     from transformers import Trainer
 
     class AnswerTrainer(Trainer):
@@ -238,8 +244,11 @@ def _answer_trainer():
             self.model_accepts_loss_kwargs = True
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss = answer_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
-                               num_items_in_batch)
+            if loss_fn is not None:
+                loss = loss_fn(model, inputs, num_items_in_batch, self.args.gradient_accumulation_steps)
+            else:
+                loss = answer_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
+                                   num_items_in_batch)
             return (loss, None) if return_outputs else loss
 
     return AnswerTrainer
@@ -323,8 +332,9 @@ def training_arguments(config: FinetuneConfig, plan: Schedule, out_dir: str, dev
 
 
 def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
-             progress: bool = True):
-    """Train in place (full) or wrap with LoRA adapters; returns (model, TrainStats)."""
+             progress: bool = True, loss_fn=None):
+    """Train in place (full) or wrap with LoRA adapters; returns (model, TrainStats). `loss_fn(model,
+    inputs, num_items, accumulation)` replaces the answer loss (recovery's distillation does)."""
     if not examples:
         raise DamocError("no training examples")
     device = next(model.parameters()).device
@@ -351,7 +361,7 @@ def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
     steps = plan.steps
     with tempfile.TemporaryDirectory(prefix="damoc-train-") as out_dir:
         args = training_arguments(config, plan, out_dir, device, next(model.parameters()).dtype)
-        trainer = _answer_trainer()(model=model, args=args, train_dataset=rows,
+        trainer = _answer_trainer(loss_fn)(model=model, args=args, train_dataset=rows,
                                     data_collator=_Collator(tokenizer.pad_token_id))
         _quiet_logs(trainer, progress, steps)
         start = time.perf_counter()

@@ -59,9 +59,14 @@ class RecoverConfig(BaseModel):
         "and random, no JSD is measured"))
     concept_graph: bool = Field(True, description="paser: refuse samples whose concepts conflict with those chosen")
     # Self-data distillation (arXiv 2410.09982): the original model answers the chosen prompts itself.
-    targets: Literal["data", "self"] = Field("data", description=(
-        "what the pruned model trains on: the pool's answers, or the original model's greedy answers to the chosen "
-        "prompts (cached in $DAMOC_HOME/self-targets; empty ones are dropped and counted)"))
+    targets: Literal["data", "self", "distill"] = Field("data", description=(
+        "what the pruned model trains on: the pool's answers; the original model's greedy answers to the chosen "
+        "prompts (self: cached in $DAMOC_HOME/self-targets; empty ones are dropped and counted); or the pool's "
+        "answers and the original model's next-token distributions on the chosen samples (distill: "
+        "damoc.recovery.distill)"))
+    distill_weight: float = Field(0.5, ge=0, le=1, description=(
+        "--targets distill: the share of the loss that is the KL to the original model (the rest: the answers' "
+        "cross-entropy)"))
     self_max_new_tokens: int = Field(128, ge=1, description="--targets self: the longest answer generated, in tokens")
     seed: int = Field(0, description="seed of the selection (clustering, sampling) and of training")
     # Apart from `seed` so that runs of several seeds are scored on the same held-out samples
@@ -291,12 +296,22 @@ def train_and_evaluate(config: RecoverConfig, subset: list, heldout: list, progr
                   for name, spec in (("pruned", config.pruned), ("original", config.original))}
     tok = load_tokenizer(config.pruned)
     model = load_model(config.pruned)
+    loss_fn, teacher, extra = None, None, {}
+    if config.targets == "distill":
+        from damoc.recovery.distill import check_same_vocabulary, distill_loss, teacher_flops
+
+        teacher = load_model(config.original)
+        check_same_vocabulary(teacher, model)
+        loss_fn = distill_loss(teacher, config.distill_weight)
     start = time.perf_counter()
     model, stats = finetune(model, tok, subset, config.finetune.model_copy(update={"method": "lora"}),
-                            progress=progress)
+                            progress=progress, loss_fn=loss_fn)
     train_seconds = time.perf_counter() - start
+    if teacher is not None:
+        extra = {"distill_weight": config.distill_weight, "teacher_flops": teacher_flops(teacher, stats.train_tokens)}
+        del teacher
     recovered = evaluate_model(model.eval(), tok, heldout, config, progress)
-    return {"recovered": recovered, "train_seconds": train_seconds, "train": stats.to_dict(), **references}
+    return {"recovered": recovered, "train_seconds": train_seconds, "train": stats.to_dict(), **extra, **references}
 
 
 def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -> dict:
