@@ -150,7 +150,8 @@ BEST_METRICS = {"answer_nll_per_token": "answer_nll", "wikitext_ppl": "external_
 
 
 def best_versus_random(doc: dict, min_seeds: int = 3) -> dict | None:
-    """Issue 30's `best`: among the rows at a budget in answer tokens compared with random on at least
+    """Issue 30's `best`: among the rows at a budget in answer tokens compared with random (on the pool's
+    answers, whatever the row's targets: the baseline a user has) on at least
     `min_seeds` seeds, the one whose weaker metric (per-token answer NLL, WikiText perplexity) lies most
     SEs below random. Each SE is the larger of the paired item bootstrap's and the seeds' spread (the
     bootstrap does not see the training order); `beats_random` where both differences + 2 SE < 0."""
@@ -163,7 +164,8 @@ def best_versus_random(doc: dict, min_seeds: int = 3) -> dict | None:
         for name, m in BEST_METRICS.items():
             spread = d.get("across_seeds", {}).get(m, {}).get("se", 0.0)
             vs[name] = {"diff": d[m]["difference"], "se": max(d[m]["se"], spread)}
-        weaker = min(-v["diff"] / v["se"] if v["se"] > 0 else -np.sign(v["diff"]) * np.inf for v in vs.values())
+        weaker = min(-v["diff"] / v["se"] if v["se"] > 0 else -np.sign(v["diff"]) * np.inf if v["diff"] else 0.0
+                     for v in vs.values())
         scored.append((weaker, {"method": d["method"], "versus": d["versus"], "budget_answer_tokens": d["budget"],
                                 "seeds": d["seeds"], "equal_answer_tokens": True, "vs_random": vs,
                                 "beats_random": all(v["diff"] + 2 * v["se"] < 0 for v in vs.values())}))
@@ -176,7 +178,7 @@ def rebuild(run_dir: Path, path: Path = RECOVER) -> None:
     or another results file (whose rows are also compared with random, and its best named)."""
     from damoc.io import write_json_atomic
 
-    with locked(run_dir / "paser-recover.lock"):
+    with locked(run_dir / f"{path.stem}.lock"):  # the lock part_recover takes for this file
         doc = read_json(path)
         items = path.parent / path.stem
         doc.update(aggregate(doc, items))

@@ -48,8 +48,10 @@ def parse_row(spec: str, targets: str) -> Row:
     if len(parts) not in (2, 3):
         raise SystemExit(f"--rows {spec}: write METHOD[+self|+distill]:BUDGET[:SEED]")
     method, budget = parts[0], parts[1]
-    own = next((t for suffix, t in TARGET_SUFFIXES.items() if method.endswith(suffix)), None)
-    method = method.split("+")[0]
+    method, plus, suffix = method.partition("+")
+    if plus and plus + suffix not in TARGET_SUFFIXES:
+        raise SystemExit(f"--rows {spec}: unknown targets +{suffix}; known: {', '.join(TARGET_SUFFIXES)}")
+    own = TARGET_SUFFIXES.get(plus + suffix)
     if method not in (*METHODS, *VARIANTS):
         raise SystemExit(f"--rows {spec}: unknown method {method!r}; known: {', '.join((*METHODS, *VARIANTS))}")
     tokens = budget.endswith("t")

@@ -176,10 +176,12 @@ def part_recover(args: argparse.Namespace) -> None:
                                    f"--part recover --per-source {args.per_source} --max-seq-len {args.max_seq_len} "
                                    f"--eval-limit {args.eval_limit} --lr {args.lr:g}"
                                    + (f" --budget-tokens {args.budget_tokens}" if args.budget_tokens else "")
-                                   + (f" --targets {args.targets} --self-max-new-tokens {args.self_max_new_tokens}"
-                                      if args.targets == "self" else "")})
+                                   + (f" --targets {args.targets}" if args.targets != "data" else "")
+                                   + (f" --self-max-new-tokens {args.self_max_new_tokens}"
+                                      if args.targets == "self" else "")
+                                   + (f" --rows {' '.join(args.rows)}" if args.rows else "")})
             doc.update(aggregate(doc, results.parent / results.stem))
-            if results != RECOVER:  # every row against random at its budget, targets and rate
+            if results != RECOVER:  # every row against random (the pool's answers) at its budget and rate
                 doc["versus_random"] = versus_random(doc, results.parent / results.stem)
                 doc["best"] = best_versus_random(doc)
             write_json_atomic(results, doc)

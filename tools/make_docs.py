@@ -1013,11 +1013,13 @@ def recover_methods_section(doc: dict) -> str:
             for r in doc["rows"]]
     refs = [[ref, "", "", "", pm(doc[ref]["answer_nll"]["all"]["nll"], doc[ref]["answer_nll"]["all"]["nll_se"]),
              "", "", pm(doc[ref]["external_ppl"], doc[ref]["external_ppl_se"], 1)] for ref in ("original", "pruned")]
-    body = ("\n## At equal answer tokens, with self-distilled targets (issue 30)\n\nThe same pruned model, pool and "
-            "metrics as above; every subset is filled until its answers reach the budget in answer tokens "
-            "(`--budget-tokens`), and a `(self targets)` row trains on the answers the original model gives to the "
-            "chosen prompts (greedy, capped, cached) instead of the pool's. The answer NLL is also the mean over "
-            "samples (each held-out sample weighs the same).\n\n")
+    body = ("\n## At equal answer tokens, with the original model as teacher (issue 30)\n\nThe same pruned model, "
+            "pool and metrics as above; every subset is filled until its answers reach the budget in answer tokens "
+            "(`--budget-tokens`). A `(self targets)` row trains on the answers the original model gives to the "
+            "chosen prompts (greedy, capped, cached) instead of the pool's; a `(distilled)` row trains on the pool's "
+            "answers and the original model's next-token distributions at every position of the chosen samples "
+            "(`--targets distill`). Every row is compared with random on the pool's answers. The answer NLL is also "
+            "the mean over samples (each held-out sample weighs the same).\n\n")
     body += table(["method", "budget", "seeds", "answer tokens trained, by seed", "answer NLL (nats/token)",
                    "answer NLL, mean of samples", "answer NLL, mean of sources", "WikiText ppl"], refs + rows)
     diffs = [[f"{d['budget']:,.0f}", d["method"], d["versus"], len(d["seeds"]),
@@ -1036,8 +1038,8 @@ def recover_methods_section(doc: dict) -> str:
                  + ("it **beats random** on both (difference + 2 SE < 0)." if best["beats_random"] else
                     "it does **not** beat random on both (the target: difference + 2 SE < 0 on each).") + "\n")
     else:
-        body += ("\nNo row has three seeds against random yet, so none is named best (the target needs three); the "
-                 "benchmark writes its rows as they finish and goes on from there.\n")
+        body += ("\nNo row at a budget in answer tokens has three seeds against random yet, so none is named best "
+                 "(the target needs three); the benchmark writes its rows as they finish and goes on from there.\n")
     return body + source("recover-methods.json")
 
 

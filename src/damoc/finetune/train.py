@@ -245,7 +245,8 @@ def _answer_trainer(loss_fn=None):
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if loss_fn is not None:
-                loss = loss_fn(model, inputs, num_items_in_batch, self.args.gradient_accumulation_steps)
+                steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+                loss = loss_fn(model, inputs, num_items_in_batch, steps)
             else:
                 loss = answer_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
                                    num_items_in_batch)

@@ -10,7 +10,10 @@ position carries a whole distribution, not one token, so the same samples teach 
 The loss: (1 - weight) x the usual cross-entropy on the answer tokens + weight x KL(original || pruned)
 at every position of the sample (prompt and answer: the pruned model lost more than answering), at
 temperature 1. The original model runs forward once per micro-batch without gradients; its cost is
-2 N FLOPs per token (`teacher_flops`), counted with the recovery.
+2 N FLOPs per token (`teacher_flops`), counted with the recovery. The pruned model's training FLOPs
+are counted by finetune's rule, which prices the output head at the answer positions only: here it
+runs at every position, so they are an undercount by that head's share. Full-vocabulary logits at
+every position of a micro-batch are held for both models (a 262k vocabulary wants small micro-batches).
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ def check_same_vocabulary(teacher, student) -> None:
 
 
 def distill_loss(teacher, weight: float) -> Callable:
-    """A `finetune` loss_fn: cross-entropy on the answers mixed with KL(teacher || student) everywhere."""
-    from damoc.finetune.train import answer_loss, next_token_logits
+    """A `finetune` loss_fn: cross-entropy on the answers mixed with KL(teacher || student) everywhere,
+    from one pass of the student (the answers' logits are a subset of every position's)."""
+    from damoc.finetune.train import next_token_logits
 
     teacher.eval()
     for p in teacher.parameters():
@@ -41,18 +45,21 @@ def distill_loss(teacher, weight: float) -> Callable:
 
     def loss_fn(model, inputs: dict, num_items, accumulation: int) -> torch.Tensor:
         ids, mask = inputs["input_ids"], inputs["attention_mask"]
-        ce = answer_loss(model, ids, mask, inputs["labels"], num_items) if weight < 1 else 0.0
+        keep = mask[:, 1:].bool()  # every position whose next token is real (right padding)
+        student = next_token_logits(model, ids, mask, keep).float()
+        targets = inputs["labels"][:, 1:][keep]
+        answer = targets != -100
+        ce = nn.functional.cross_entropy(student[answer], targets[answer], reduction="sum")
+        ce = ce / (num_items if num_items is not None else answer.sum().clamp(min=1))
         if weight == 0:
             return ce
-        keep = mask[:, 1:].bool()  # every position whose next token is real
-        student = next_token_logits(model, ids, mask, keep).float()
         with torch.no_grad():
             target = next_token_logits(teacher, ids.to(teacher.device), mask.to(teacher.device),
                                        keep.to(teacher.device)).float().to(student.device)
         kl = nn.functional.kl_div(student.log_softmax(-1), target.log_softmax(-1), log_target=True,
                                   reduction="sum") / keep.sum().clamp(min=1)
         # the cross-entropy is normalised over the accumulated batch; the KL per micro-batch, so divide
-        # by the accumulation steps to give both the same footing
+        # by the micro-batches of this step to give both the same footing
         return (1 - weight) * ce + weight * kl / max(accumulation, 1)
 
     return loss_fn

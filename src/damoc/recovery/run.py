@@ -96,6 +96,12 @@ class RecoverConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _distill_trains(self) -> RecoverConfig:
+        if self.targets == "distill" and not self.train:
+            raise ValueError("--targets distill changes only the recovery training: add --train")
+        return self
+
+    @model_validator(mode="after")
     def _training_follows_the_seed(self) -> RecoverConfig:
         if "seed" not in self.finetune.model_fields_set and self.finetune.seed != self.seed:
             self.finetune = self.finetune.model_copy(update={"seed": self.seed})
@@ -309,7 +315,7 @@ def train_and_evaluate(config: RecoverConfig, subset: list, heldout: list, progr
     train_seconds = time.perf_counter() - start
     if teacher is not None:
         extra = {"distill_weight": config.distill_weight, "teacher_flops": teacher_flops(teacher, stats.train_tokens)}
-        del teacher
+        del teacher, loss_fn  # the loss holds the original model: free it before the evaluation
     recovered = evaluate_model(model.eval(), tok, heldout, config, progress)
     return {"recovered": recovered, "train_seconds": train_seconds, "train": stats.to_dict(), **extra, **references}
 
