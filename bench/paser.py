@@ -179,7 +179,7 @@ def part_recover(args: argparse.Namespace) -> None:
                                    + (f" --targets {args.targets}" if args.targets != "data" else "")
                                    + (f" --self-max-new-tokens {args.self_max_new_tokens}"
                                       if args.targets == "self" else "")
-                                   + (f" --rows {' '.join(args.rows)}" if args.rows else "")})
+                                   + (" --rows METHOD[+self|+distill]:BUDGET:SEED (one per run)" if args.rows else "")})
             doc.update(aggregate(doc, results.parent / results.stem))
             if results != RECOVER:  # every row against random (the pool's answers) at its budget and rate
                 doc["versus_random"] = versus_random(doc, results.parent / results.stem)

@@ -157,7 +157,8 @@ def test_recover_picks_data_for_the_pruned_bundled_smollm2(home, tmp_path):
     tok, model = load_tokenizer(spec), load_model(spec).eval()
     result = prune_model(model, tok, calibration_texts("pubmedqa", n=8), PruneConfig(max_fraction=0.25))
     pruned = save_pruned(model, tok, tmp_path / "pruned", result, {"model": spec})
-    config = RecoverConfig(original=spec, pruned=str(pruned), per_source=8, heldout=6, budget=12, max_len=160)
+    config = RecoverConfig(original=spec, pruned=str(pruned), method="paser", per_source=8, heldout=6, budget=12,
+                           max_len=160)
     summary = run_recover(config, tmp_path / "run", progress=False)
     assert summary["selected"] == 12
     assert summary["pool_size"] + summary["dropped_too_long"] + summary["heldout"] == 7 * 8

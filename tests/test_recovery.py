@@ -207,7 +207,7 @@ def test_recover_command_writes_the_subset_summary_and_report(recovery_setup, tm
         assert summary["jsd_cached"] is False and summary["forward_flops"] > 0
         # Another budget on the same pool and models reads the JSD from the cache.
         assert main(["recover", "--original", original, "--pruned", pruned, "--pool", str(pool), "--budget", "0.5",
-                     "--clusters", "4", "--heldout", "4", "--out", str(tmp_path / "again")]) == 0
+                     "--method", "paser", "--clusters", "4", "--heldout", "4", "--out", str(tmp_path / "again")]) == 0
         again = json.loads((tmp_path / "again" / "summary.json").read_text())
         assert again["jsd_cached"] is True and again["jsd_mean_pool"] == summary["jsd_mean_pool"]
     if method == "length":
@@ -220,7 +220,8 @@ def test_recover_refuses_bad_input_and_writes_nothing(recovery_setup, tmp_path, 
     from damoc.cli import main
 
     original, pruned, pool, n = recovery_setup
-    base = ["recover", "--original", original, "--pool", str(pool), "--heldout", "4", "--out", str(tmp_path / "o")]
+    base = ["recover", "--original", original, "--pool", str(pool), "--heldout", "4", "--method", "paser",
+            "--out", str(tmp_path / "o")]
     assert main(base + ["--pruned", pruned, "--budget", "0"]) == 2
     assert "budget" in capsys.readouterr().err
     assert main(base + ["--pruned", pruned, "--budget", str(n - 3)]) == 2
@@ -245,8 +246,12 @@ def test_recover_refuses_bad_input_and_writes_nothing(recovery_setup, tmp_path, 
     tok.add_tokens(["zzz-new-token"])
     tok.save_pretrained(other)
     assert main(["recover", "--original", original, "--pruned", str(other), "--pool", str(pool), "--heldout", "4",
-                 "--out", str(tmp_path / "o")]) == 2
+                 "--method", "paser", "--out", str(tmp_path / "o")]) == 2
     assert "tokenizer" in capsys.readouterr().err
+    # the default distillation compares the two models' distributions too: refused before any work
+    assert main(["recover", "--original", original, "--pruned", str(other), "--pool", str(pool), "--heldout", "4",
+                 "--train", "--out", str(tmp_path / "o")]) == 2
+    assert "tokenizers differ" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

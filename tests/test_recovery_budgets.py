@@ -175,6 +175,18 @@ def test_a_run_file_may_give_the_token_budget_and_round_trips(setup):
     assert RecoverConfig(original=original, pruned=pruned).budget == 0.2
 
 
+def test_the_default_recovery_is_random_with_distillation_when_it_trains(setup):
+    """The measured best (recover-methods.json): random + distill. Without --train nothing is trained, so
+    the subset keeps the pool's answers and says so."""
+    from damoc.recovery.run import RecoverConfig
+
+    original, pruned, _ = setup
+    trained = RecoverConfig(original=original, pruned=pruned, train=True)
+    assert (trained.method, trained.targets) == ("random", "distill")
+    assert RecoverConfig(original=original, pruned=pruned).targets == "data"
+    assert RecoverConfig(original=original, pruned=pruned, targets="self").targets == "self"
+
+
 def test_own_answer_stops_where_the_template_starts_a_new_turn():
     from damoc.recovery.targets import own_answer
 

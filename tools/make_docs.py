@@ -1348,8 +1348,34 @@ def generated() -> dict[Path, str]:
     out[DOCS / "reference" / "registries.md"] = registries_page()
     out[DOCS / "reference" / "api.md"] = api_page()
     readme = ROOT / "README.md"
-    out[readme] = replace_block(readme.read_text(), "zoo", zoo_readme_block())
+    out[readme] = replace_block(replace_block(readme.read_text(), "zoo", zoo_readme_block()), "recover",
+                                recover_readme_block())
     return out
+
+
+def recover_readme_block() -> str:
+    """The README's sentence on recovery: what `recover`'s default is and by how much it beats random."""
+    if not exists("recover-methods.json") or not load("recover-methods.json").get("best"):
+        return ("**Recovering a pruned model** (`damoc recover`): no configuration has been measured against random "
+                "over three seeds yet ([PASER page](docs/benchmarks/paser.md)).\n")
+    doc = load("recover-methods.json")
+    best = doc["best"]
+    nll, ppl = best["vs_random"]["answer_nll_per_token"], best["vs_random"]["wikitext_ppl"]
+    verdict = ("beats" if best["beats_random"] else "does not clearly beat")
+    method, _, targets = best["method"].partition(" (")
+    flags = f"--method {method}" + {"distilled)": " --targets distill",
+                                    "self targets)": " --targets self"}.get(targets, "")
+    runs = {r["method"]: r for r in doc["rows"]}
+    slower = runs[best["method"]]["train_seconds"] / runs[best["versus"]]["train_seconds"]
+    return (f"**Recovering a pruned model** (`damoc recover --train`): its default, `{flags}` (a random "
+            f"subset, trained on the pool's answers and on the original model's next-token distributions), "
+            f"{verdict} a random subset trained on the pool's answers alone at the same "
+            f"{best['budget_answer_tokens']:,.0f} answer tokens, over {len(best['seeds'])} seeds: "
+            f"{nll['diff']:+.3f} ± {nll['se']:.3f} nats per held-out answer token and {ppl['diff']:+.0f} ± "
+            f"{ppl['se']:.0f} WikiText perplexity (SmolLM2-135M with a quarter of its layers removed; "
+            f"pruned {doc['pruned']['external_ppl']:.0f}, original {doc['original']['external_ppl']:.0f}), for "
+            f"{slower:.1f}x the training time (the original model runs beside it). PASER's subset does not beat "
+            "random ([PASER page](docs/benchmarks/paser.md)).\n")
 
 
 def replace_block(text: str, name: str, content: str) -> str:

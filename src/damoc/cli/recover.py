@@ -1,4 +1,4 @@
-"""`damoc recover`: PASER's choice of the data that best recovers a pruned model."""
+"""`damoc recover`: choose the data that recovers a pruned model (random, PASER, ...) and train on it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from damoc.cli.common import add_config_flag, run_file
 from damoc.cli.options import Section, add_sections, config_from
 
-HELP = {"recover": "PASER: choose the instruction data that best recovers a pruned model"}
+HELP = {"recover": "choose the instruction data that recovers a pruned model, and recover it (--train)"}
 
 
 def add_recover(sub) -> None:
@@ -17,7 +17,10 @@ def add_recover(sub) -> None:
 
     p = sub.add_parser(
         "recover", help=HELP["recover"],
-        description="Clusters the pool's instructions (sentence embeddings, diffusion kernel on a sparse "
+        description="Chooses a subset of the instruction pool (--method; the default, random, with --targets "
+                    "distill is what beat the other choices in bench/results/recover-methods.json) and, with "
+                    "--train, recovers the pruned model on it with LoRA. --method paser clusters the pool's "
+                    "instructions (sentence embeddings, diffusion kernel on a sparse "
                     "nearest-neighbour graph, NMF), measures each sample's degradation as the JSD between the "
                     "original and pruned models' next-token distributions, shares the budget among clusters "
                     "by degradation, and picks samples by JSD / log(tokens) while keeping the concept graph "

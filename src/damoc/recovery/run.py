@@ -29,8 +29,10 @@ class RecoverConfig(BaseModel):
         "a budget in answer tokens instead of --budget: each method's order is kept and cut where the next "
         "sample's answer would pass N tokens (counted with the pruned model's tokenizer, on the pool's "
         "answers); PASER searches the largest sample budget whose choice fits"))
-    method: str = Field("paser", json_schema_extra={"registry": "damoc.recovery.paser:METHODS"},
-                        description="how the recovery data is chosen")
+    # The defaults, random + distill, are the configuration that beat random on the pool's answers at
+    # equal answer tokens over three seeds (bench/results/recover-methods.json, `best`); PASER did not.
+    method: str = Field("random", json_schema_extra={"registry": "damoc.recovery.paser:METHODS"},
+                        description="how the recovery data is chosen (paser: PASER's clusters and degradation)")
     clusters: int | str = Field("auto", description="auto (from the NMF reconstruction error) or a count")
     per_source: int = Field(500, ge=1, description="samples per source in the bundled pool")
     embedder: str = Field("bundled:minilm", description="sentence-transformers model for the clustering")
@@ -59,11 +61,11 @@ class RecoverConfig(BaseModel):
         "and random, no JSD is measured"))
     concept_graph: bool = Field(True, description="paser: refuse samples whose concepts conflict with those chosen")
     # Self-data distillation (arXiv 2410.09982): the original model answers the chosen prompts itself.
-    targets: Literal["data", "self", "distill"] = Field("data", description=(
+    targets: Literal["data", "self", "distill"] = Field("distill", description=(
         "what the pruned model trains on: the pool's answers; the original model's greedy answers to the chosen "
         "prompts (self: cached in $DAMOC_HOME/self-targets; empty ones are dropped and counted); or the pool's "
         "answers and the original model's next-token distributions on the chosen samples (distill: "
-        "damoc.recovery.distill)"))
+        "damoc.recovery.distill; without --train the subset is all that is written, so the pool's answers)"))
     distill_weight: float = Field(0.5, ge=0, le=1, description=(
         "--targets distill: the share of the loss that is the KL to the original model (the rest: the answers' "
         "cross-entropy)"))
@@ -98,7 +100,9 @@ class RecoverConfig(BaseModel):
     @model_validator(mode="after")
     def _distill_trains(self) -> RecoverConfig:
         if self.targets == "distill" and not self.train:
-            raise ValueError("--targets distill changes only the recovery training: add --train")
+            if "targets" in self.model_fields_set:
+                raise ValueError("--targets distill changes only the recovery training: add --train")
+            self.targets = "data"  # the default: nothing is trained, the subset keeps the pool's answers
         return self
 
     @model_validator(mode="after")
@@ -326,6 +330,12 @@ def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -
     from damoc.selection.preflight import check_specs
 
     check_specs([config.original, config.pruned])
+    if config.train and config.targets == "distill":  # before anything is written or measured
+        from damoc.models import load_tokenizer
+
+        if load_tokenizer(config.original).get_vocab() != load_tokenizer(config.pruned).get_vocab():
+            raise DamocError(f"--targets distill compares {config.original}'s and {config.pruned}'s next-token "
+                             "distributions, and their tokenizers differ; use --targets data")
     pool = recovery_pool(config)
     with run_folder(out, "recover") as folder:
         return _run_recover(config, folder, progress, pool)
