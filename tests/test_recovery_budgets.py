@@ -376,3 +376,4 @@ def test_distilled_recovery_trains_and_counts_the_teachers_forward_passes(setup,
     assert summary["targets"] == "distill" and rec["distill_weight"] == 0.5
     assert rec["teacher_flops"] == pytest.approx(forward_flops(load_model(setup[0]), rec["train"]["train_tokens"]))
     assert np.isfinite(rec["train"]["last_loss"]) and rec["train"]["steps"] >= 2
+    assert "next-token distributions (KL weight 0.5" in (out / "report.md").read_text()

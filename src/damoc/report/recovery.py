@@ -37,7 +37,11 @@ def recover_report(s: dict) -> str:
                          f"{nll['nll']:.3f} ± {nll['nll_se']:.3f} | "
                          + " | ".join(f"{100 * r['accuracy'][t]:.1f}" for t in tasks)
                          + f" | {100 * r['avg_accuracy']:.1f} ± {100 * r['avg_accuracy_se']:.1f} | {r['ppl']:.2f} |")
-        lines += ["", f"- recovery training: {rec['train_seconds']:.0f} s on {s['selected']} samples"]
+        targets = {"data": "the pool's answers", "self": "the original model's own answers",
+                   "distill": f"the pool's answers and the original model's next-token distributions (KL weight "
+                              f"{rec.get('distill_weight')}; its forward passes {rec.get('teacher_flops', 0):.3g} "
+                              "FLOPs)"}.get(s.get("targets", "data"), s.get("targets"))
+        lines += ["", f"- recovery training: {rec['train_seconds']:.0f} s on {s['selected']} samples, on {targets}"]
     return "\n".join(lines) + "\n"
 
 
