@@ -55,9 +55,10 @@ def cmd_recover(args: argparse.Namespace) -> None:
         print(f"{summary['clusters']} clusters; budget per cluster {summary['cluster_budget']}; "
               f"{summary['rejected_by_concept_graph']} samples rejected by the concept graph")
     rec = summary.get("recovery")
-    if rec and "teacher_flops" in rec:
-        print(f"trained on the pool's answers and the original model's distributions (KL weight "
-              f"{rec['distill_weight']}; its forward passes {rec['teacher_flops']:.3g} FLOPs)")
+    if rec:
+        from damoc.report.recovery import trained_on
+
+        print(f"recovery trained on {trained_on(summary)}")
     if rec:
         for name in ("original", "pruned", "recovered"):
             r = rec[name]

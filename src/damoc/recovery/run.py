@@ -332,8 +332,9 @@ def run_recover(config: RecoverConfig, out: str | Path, progress: bool = True) -
     check_specs([config.original, config.pruned])
     if config.train and config.targets == "distill":  # before anything is written or measured
         from damoc.models import load_tokenizer
+        from damoc.recovery.degradation import same_vocabulary
 
-        if load_tokenizer(config.original).get_vocab() != load_tokenizer(config.pruned).get_vocab():
+        if not same_vocabulary(load_tokenizer(config.original), load_tokenizer(config.pruned)):
             raise DamocError(f"--targets distill compares {config.original}'s and {config.pruned}'s next-token "
                              "distributions, and their tokenizers differ; use --targets data")
     pool = recovery_pool(config)

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+def trained_on(s: dict) -> str:
+    """What a recovery trained on, in words (the report and the terminal say it alike)."""
+    rec = s.get("recovery", {})
+    return {"data": "the pool's answers", "self": "the original model's own answers",
+            "distill": f"the pool's answers and the original model's next-token distributions (KL weight "
+                       f"{rec.get('distill_weight')}; its forward passes {rec.get('teacher_flops', 0):.3g} "
+                       "FLOPs)"}.get(s.get("targets", "data"), str(s.get("targets")))
+
+
 def recover_report(s: dict) -> str:
     lines = [f"# damoc recover: {s['method']}", "",
              f"- pool: {s['pool_size']} samples ({s['config']['pool']}); budget {s['budget']}; "
@@ -37,11 +46,8 @@ def recover_report(s: dict) -> str:
                          f"{nll['nll']:.3f} ± {nll['nll_se']:.3f} | "
                          + " | ".join(f"{100 * r['accuracy'][t]:.1f}" for t in tasks)
                          + f" | {100 * r['avg_accuracy']:.1f} ± {100 * r['avg_accuracy_se']:.1f} | {r['ppl']:.2f} |")
-        targets = {"data": "the pool's answers", "self": "the original model's own answers",
-                   "distill": f"the pool's answers and the original model's next-token distributions (KL weight "
-                              f"{rec.get('distill_weight')}; its forward passes {rec.get('teacher_flops', 0):.3g} "
-                              "FLOPs)"}.get(s.get("targets", "data"), s.get("targets"))
-        lines += ["", f"- recovery training: {rec['train_seconds']:.0f} s on {s['selected']} samples, on {targets}"]
+        lines += ["", f"- recovery training: {rec['train_seconds']:.0f} s on {s['selected']} samples, on "
+                      f"{trained_on(s)}"]
     return "\n".join(lines) + "\n"
 
 
