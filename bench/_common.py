@@ -1,30 +1,22 @@
 """What the benchmark scripts share: where results go, the bundled candidates, the envelope every
-result file carries (machine, versions, command, and the load where it is asked for), the
-atomic write, a child process for peak memory, and the plot set-up.
+result file carries (machine and versions, and the load where it is asked for), the atomic write
+and the plot set-up.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from damoc.io import read_json, write_json_atomic
 
-__all__ = ["BUNDLED", "RESULTS", "ROOT", "RUNS", "child_json", "command", "envelope", "pyplot", "read_json",
-           "save_figure", "write_json_atomic"]
+__all__ = ["BUNDLED", "RESULTS", "ROOT", "RUNS", "envelope", "pyplot", "read_json", "save_figure",
+           "write_json_atomic"]
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 RUNS = ROOT.parent / "runs"
 BUNDLED = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
-
-
-def command(script: str | None = None) -> str:
-    """This run's command line, as result files record it."""
-    return " ".join(["python", f"bench/{script or Path(sys.argv[0]).name}", *sys.argv[1:]])
 
 
 def envelope(load: bool = False, **fields) -> dict:
@@ -34,14 +26,6 @@ def envelope(load: bool = False, **fields) -> dict:
 
     return {**fields, **({"load_average": os.getloadavg()[0]} if load else {}),
             "machine": machine(), "versions": versions()}
-
-
-def child_json(script: str, *args: str, timeout: float | None = None) -> dict:
-    """Runs `script` with `args` in its own process (so that its peak memory is its own) and
-    returns the JSON object its last line prints; a failure raises CalledProcessError."""
-    proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=timeout,
-                          check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def pyplot():

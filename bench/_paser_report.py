@@ -264,11 +264,3 @@ def table(path: Path = RECOVER) -> None:
                                     if d.get("versus_budget", d["budget"]) != d["budget"] else "")
             print(f"| {d['budget']:g} | {d[key]} | {versus} | {len(d['seeds'])} | " + " | ".join(cells)
                   + f" | {by_seed} |")
-    path = RESULTS / "paser-estimators.json"
-    if path.exists():
-        est = read_json(path)
-        print(f"\n| estimate (pool {est['pool']}, budget {est['budget']}) | measured | tokens | seconds | "
-              "Spearman vs full | PASER subset overlap |\n|---|---|---|---|---|---|")
-        for r in est["rows"]:
-            print(f"| {r['estimate']} | {r['measured']} | {r['tokens']:,} | {r['seconds']:.0f} | "
-                  f"{r['spearman_vs_full']:.2f} | {r['subset_overlap_with_full']:.2f} |")

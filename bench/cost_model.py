@@ -22,6 +22,7 @@ bench/gpu_throughput.py on a GPU) it adds hours.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 from pathlib import Path
 
@@ -186,6 +187,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     rows = truth_runs()
     cheap, data_rows = damoc_runs()
     rows += cheap

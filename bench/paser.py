@@ -11,11 +11,9 @@ questions) and keeps them per item, so that rows pool their seeds and PASER's di
 the others come with a paired bootstrap SE. The first run of each method in a scratch DAMOC_HOME
 is its cold selection cost.
 
-Part `estimators`: cheaper degradation estimates (the prompt cut to its last N tokens, a share of
-each cluster measured) against the full JSD on the same pool (-> paser-estimators.json).
-
-Part `scale`: S2RIC clustering time and peak memory (RSS, in its own process) on 50,000
-synthetic 384-d unit embeddings drawn around 16 centres.
+The parts `estimators` (cheaper JSD estimates), `scale` (S2RIC at 50,000 points) and `subsets`
+(answer tokens per recorded run) measured once and retired; their results stay in bench/results/
+and their script at commit 6f3a362 (`git show 6f3a362:bench/_paser_parts.py`).
 
 Issue 30's options (the `recover` part): `--budget-tokens N` makes the default plan PASER's parts
 one at a time against random and PASER at N answer tokens (3 seeds), `--targets self` trains every
@@ -27,13 +25,12 @@ bench/results/recover-methods.json (each row minus random at its budget: `versus
 furthest below random on both per-token answer NLL and WikiText perplexity over >= 3 seeds: `best`), so
 paser-recover.json keeps the design its page describes; `--results` names another file.
 
-Writes bench/results/paser-recover.json, paser-scale.json and a plot; rows are added as they
+Writes bench/results/paser-recover.json and a plot; rows are added as they
 finish, and a re-run skips finished rows. Parts `rebuild` and `table` run nothing: they aggregate,
 plot and print from the result files (bench/_paser_report.py).
 
     DAMOC_HOME=<scratch, models linked> .venv/bin/python bench/paser.py --part recover [--rows paser:0.1:0 ...]
     DAMOC_HOME=<the same> .venv/bin/python bench/paser.py --part recover --budget-tokens 2300 [--targets self]
-    DAMOC_HOME=<the same> .venv/bin/python bench/paser.py --part estimators [--cuts 16 64] [--samples 0.3]
     .venv/bin/python bench/paser.py --part rebuild    # or --part table: from the result files only
     .venv/bin/python bench/paser.py --part table --results recover-methods
 """
@@ -45,7 +42,6 @@ import os
 from pathlib import Path
 
 from _common import RESULTS, RUNS, envelope, read_json, write_json_atomic
-from _paser_parts import part_estimators, part_scale, part_subsets, scale_child
 from _paser_report import (
     DEFAULT_LR,
     RECOVER,
@@ -190,10 +186,7 @@ def part_recover(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", default="all",
-                    choices=["recover", "scale", "estimators", "table", "rebuild", "subsets", "all"])
-    ap.add_argument("--cuts", type=int, nargs="*", default=[16, 64], help="estimators: prompt tokens kept")
-    ap.add_argument("--budget", type=float, default=0.1, help="estimators: the top share compared")
+    ap.add_argument("--part", default="recover", choices=["recover", "table", "rebuild"])
     ap.add_argument("--per-source", type=int, default=205, help="a pool of >= 1,000 after the length limit")
     ap.add_argument("--heldout", type=int, default=100)
     ap.add_argument("--max-seq-len", type=int, default=256)
@@ -204,8 +197,6 @@ def main() -> None:
     ap.add_argument("--jsd-prompt-tokens", type=int,
                     help="recover: PASER's JSD with the prompt cut to its last N tokens")
     ap.add_argument("--jsd-sample", type=float, help="recover: PASER's JSD on this share of each cluster")
-    ap.add_argument("--samples", type=float, nargs="*", default=[0.3],
-                    help="estimators: shares of each cluster measured")
     # 2e-4 (the LoRA default) barely moves the model in the few steps a 10% subset of a small pool
     # gives: one epoch on 48 samples left held-out perplexity within 1% of the pruned model's.
     ap.add_argument("--lr", type=float, default=DEFAULT_LR, help="another rate is its own row (the rate check)")
@@ -223,23 +214,14 @@ def main() -> None:
                     help="recover: the longest answer the original model generates (--targets self)")
     ap.add_argument("--results", help="recover: the result file's name in bench/results (default: paser-recover, "
                                       "or recover-methods for rows at answer tokens, self targets or PASER's parts)")
-    ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.scale_child:
-        scale_child(args.scale_child, args.seed)
-        return
-    if args.part in ("scale", "all"):
-        part_scale(args)
-    if args.part in ("recover", "all"):
+    results = RESULTS / f"{args.results.removesuffix('.json')}.json" if args.results else RECOVER
+    if args.part == "recover":
         part_recover(args)
-    if args.part == "estimators":
-        part_estimators(args, recover_config(args, pruned_model(args.run_dir, args.seed), "paser", 0.1, args.seed))
-    if args.part == "rebuild":
-        rebuild(args.run_dir, RESULTS / f"{args.results.removesuffix('.json')}.json" if args.results else RECOVER)
-    if args.part == "subsets":
-        part_subsets(args, MODEL, lambda r: args.run_dir / slug(r["method"], r["budget"], r["seed"]))
-    if args.part == "table":
-        table(RESULTS / f"{args.results.removesuffix('.json')}.json" if args.results else RECOVER)
+    elif args.part == "rebuild":
+        rebuild(args.run_dir, results)
+    else:
+        table(results)
 
 
 if __name__ == "__main__":

@@ -85,11 +85,26 @@ def span(values: list[float], fmt: Callable[[float], str]) -> str:
     return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)}-{fmt(hi)}"
 
 
+# Studies whose decision is made: their scripts left bench/ after commit 6f3a362 (issue 27); their results stay.
+RETIRED_AT = "6f3a362"
+RETIRED = {"bench/paser.py --part scale": "bench/_paser_parts.py", "bench/paser.py --part estimators":
+           "bench/_paser_parts.py", "bench/paser.py --part subsets": "bench/_paser_parts.py",
+           **{f"bench/{s}.py": f"bench/{s}.py" for s in ("compress_pubmedqa", "filter_scale", "prune",
+                                                           "prune_calibration", "train_speed", "sequential_eval",
+                                                           "paser_clusters")}}
+
+
+def retired(cmd: str) -> str:
+    """Where a retired benchmark's script is kept, for a command that names it ("" otherwise)."""
+    script = next((path for key, path in RETIRED.items() if re.search(re.escape(key) + r"(\s|$)", cmd)), None)
+    return f" (script retired: `git show {RETIRED_AT}:{script}`)" if script else ""
+
+
 def source(*files: str, command: str | None = None) -> str:
     """The closing line of a generated section: the result files and the command that made them."""
     names = ", ".join(f"`bench/results/{f}`" for f in files)
     cmd = command or load(files[0]).get("command")
-    return f"\n*Source: {names}" + (f"; made by `{cmd}`" if cmd else "") + ".*\n\n"
+    return f"\n*Source: {names}" + (f"; made by `{cmd}`{retired(cmd)}" if cmd else "") + ".*\n\n"
 
 
 def page(title: str, srcs: str, body: str) -> str:
@@ -381,7 +396,8 @@ def bench_scripts() -> list[tuple[str, str, list[str], list[str]]]:
                 cmd = json.loads(f.read_text()).get("command", "")
             except (ValueError, AttributeError):
                 cmd = ""
-            if isinstance(cmd, str) and f"bench/{path.name}" in cmd or BENCH_RESULTS_EXTRA.get(f.name) == path.name:
+            if (isinstance(cmd, str) and f"bench/{path.name}" in cmd and not retired(cmd)
+                    or BENCH_RESULTS_EXTRA.get(f.name) == path.name):
                 files.add(f.name)
         files = {f for f in files if (RESULTS / f).exists()}
         files |= {Path(f).with_suffix(".png").name for f in files if (RESULTS / f).with_suffix(".png").exists()}
@@ -409,14 +425,16 @@ def bench_readme() -> str:
     claimed = {f for _, _, _, files in bench_scripts() for f in files}
     rest = sorted(p.name for p in RESULTS.iterdir() if p.is_file() and p.name not in claimed)
     if rest:
-        body += "## Other result files\n\n"
+        body += ("## Other result files\n\nResults kept without a script in `bench/`: the first benchmarks, and "
+                 "studies whose decision is made (their scripts retired after commit " + RETIRED_AT + ", issue 27; "
+                 "each line says how to read one back; run it from that commit).\n\n")
         for f in rest:
             what = ""
             if f.endswith(".json"):
                 d = json.loads((RESULTS / f).read_text())
                 what = " ".join(str(d.get("what") or d.get("note") or "").split())
                 what = (what.rstrip(".") + ". ") if what else ""
-                what += ("Command: `" + d["command"] + "`.") if d.get("command") else ""
+                what += ("Command: `" + d["command"] + "`" + retired(d["command"]) + ".") if d.get("command") else ""
             elif f.endswith(".log"):
                 what = "the test suite's output on a lent GPU (see the GPU page of the docs)."
             body += f"- `results/{f}`: {what}\n"
@@ -1155,7 +1173,8 @@ def filtering_page() -> str:
              "Cauchy-Schwarz would end the block; the relaxed bound keeps the pass's smallest gain instead. The pass "
              "itself, a float16 matrix-vector product over all points, is now most of the time.\n")
     body += source("filter-scale.json")
-    body += f"*Re-timed rows: `{d['command_latest']}`.*\n" if d.get("command_latest") else ""
+    latest = d.get("command_latest")
+    body += f"*Re-timed rows: `{latest}`{retired(latest)}.*\n" if latest else ""
     return page("Data filtering at scale", "bench/results/filter-scale.json", body)
 
 

@@ -56,7 +56,7 @@ def graphcut_greedy(e: np.ndarray, budget: int, lam: float = 0.4, pool: int = 40
     passes are most of the cost. The relaxed mode drops the bound's sideways term (it assumes no outside
     point gains from the picks' sideways part) and makes the pass in half precision
     (`_Screen`: half the memory traffic, the pool's gains then computed exactly).
-    bench/filter_scale.py measures the objective it gives up against exact greedy. (Forcing
+    bench/results/filter-scale.json has the objective it gives up against exact greedy. (Forcing
     longer blocks, 32 picks before the bound is checked, cut the passes 1.5x on 100k random
     384-d points at a 1.9e-5 objective gap, but cost 3.5e-3 on 6,000 points in 32 dimensions:
     too dependent on the data to be a default.)

@@ -228,7 +228,7 @@ def answer_nll_means(items: dict, heldout: list, seed: int = 0) -> dict:
 
 def answer_token_counts(pool: list, model: str) -> list[int]:
     """Each sample's answer tokens as training encodes them (without special tokens), with `model`'s
-    tokenizer: what `--budget-tokens` counts (as `bench/paser.py --part subsets` does)."""
+    tokenizer: what `--budget-tokens` counts (as bench/results/paser-subsets.json did)."""
     from damoc.models import load_tokenizer
     from damoc.tasks.base import continuation
 

@@ -32,11 +32,11 @@ class CompressConfig(BaseModel):
 
     ratio: float = Field(0.5, gt=0, le=1, description="share of context tokens to keep")
     # 0.7 on our rescaled scale: 97% of PubMedQA contexts pass at ratio 0.5, none at 0.9, so 0.9 left
-    # ~0.9 of the tokens (bench/compress_pubmedqa.py).
+    # ~0.9 of the tokens (bench/results/compress-pubmedqa-threshold0.9.json).
     threshold: float = Field(0.7, ge=0, le=1, description="minimum rescaled BERTScore F1 of an emitted context")
     scorer: str = Field(DEFAULT_LM, description="causal LM that scores token surprisal")
     # Off unless asked: the bundled 135M rewriter rescued 0 of 100 PubMedQA contexts at 5.8 s each on
-    # a CPU (bench/compress_pubmedqa.py). Give a capable instruct model, ideally on a GPU.
+    # a CPU (bench/results/compress-pubmedqa.json). Give a capable instruct model, ideally on a GPU.
     rewriter: str | None = Field(None, description="instruct LM that repairs failing samples; None: no rewriting")
     bert_model: str = Field(BUNDLED_EMBEDDER, description="encoder for BERTScore")
     count_tokenizer: str | None = Field(None, description="tokenizer the ratio is reported in (default: the scorer's)")
