@@ -23,6 +23,8 @@ OVERWRITE_HELP = "replace --out if damoc made it earlier (never a file or folder
 
 def add_filter(sub) -> None:
     from damoc.filtering import SELECTORS
+    from damoc.filtering.embeddings import BUNDLED_EMBEDDER
+    from damoc.models.bundled import BUNDLED_SCORER
     from damoc.selection.config import FilterSettings
 
     p = sub.add_parser("filter", help=HELP["filter"],
@@ -33,9 +35,9 @@ def add_filter(sub) -> None:
     add_config_flag(p, "FilterSettings' fields (method, rate or budget, options)")
     p.add_argument("--out", type=Path, required=True, help="selected examples (.jsonl); a .summary.json goes beside")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    p.add_argument("--embedder", help="sentence-transformers model (default: bundled MiniLM)")
-    p.add_argument("--scorer", help="causal LM for perplexity / IFD (default: bundled:smollm2-135m-instruct)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random and sampled selectors (default 0)")
+    p.add_argument("--embedder", help=f"sentence-transformers model (default {BUNDLED_EMBEDDER})")
+    p.add_argument("--scorer", help=f"causal LM for perplexity / IFD (default {BUNDLED_SCORER})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random and sampled selectors (default %(default)s)")
     add_task_flags(p)
     add_sections(p, [Section(FilterSettings, title="selection")])
     p.set_defaults(func=cmd_filter)

@@ -22,11 +22,11 @@ def add_demo(sub) -> None:
                     "its tie set and recommendation, full fine-tuning of every candidate on the sampled training "
                     "questions, and how well the two agree (is the pick in full fine-tuning's tie set?). Prints "
                     "the command it runs; re-running resumes.")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
-    p.add_argument("--train-limit", type=int, help="training questions (default: the run file's, 400)")
-    p.add_argument("--test-limit", type=int, help="test questions (default: the run file's, 300)")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default %(default)s)")
+    p.add_argument("--train-limit", type=int, help="training questions (default: the run file's)")
+    p.add_argument("--test-limit", type=int, help="test questions (default: the run file's)")
     p.add_argument("--launcher", choices=LazyChoices("damoc.selection.launch:LAUNCHERS"), metavar="LAUNCHER",
-                   help="%(choices)s (default local)")
+                   help="%(choices)s (default: select's)")
     p.set_defaults(func=cmd_demo)
 
 

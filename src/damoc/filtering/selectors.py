@@ -11,6 +11,7 @@ from damoc.errors import DamocError
 from damoc.filtering.base import Selector, example_text
 from damoc.filtering.embeddings import BUNDLED_EMBEDDER, embed_with_cost
 from damoc.filtering.graphcut import facility_location_greedy, graphcut_greedy, normalise
+from damoc.models.bundled import BUNDLED_SCORER
 from damoc.registry import Registry
 from damoc.tasks.base import Example, continuation
 
@@ -125,7 +126,7 @@ def answer_perplexities(examples: list[Example], scorer: str, max_len: int = 512
 class PerplexitySelector(Selector):
     description = "quality-aware: keeps the answers with the lowest perplexity under a scoring model"
 
-    def __init__(self, scorer: str = "bundled:smollm2-135m-instruct"):
+    def __init__(self, scorer: str = BUNDLED_SCORER):
         self.scorer = scorer
 
     def select(self, examples, budget, seed=0):
@@ -139,7 +140,7 @@ class IFDSelector(Selector):
     description = ("quality-aware: instruction-following difficulty PPL(answer|question)/PPL(answer); keeps the "
                    "highest below 1 (above 1 the question does not help predict the answer)")
 
-    def __init__(self, scorer: str = "bundled:smollm2-135m-instruct"):
+    def __init__(self, scorer: str = BUNDLED_SCORER):
         self.scorer = scorer
 
     def scores(self, examples: list[Example]) -> np.ndarray:
@@ -158,7 +159,7 @@ class IFDSelector(Selector):
 class HybridSelector(_Embedded):
     description = "IFD pre-filter to a pool of pool_factor x budget, then GraphCut within it"
 
-    def __init__(self, embedder: str = BUNDLED_EMBEDDER, scorer: str = "bundled:smollm2-135m-instruct",
+    def __init__(self, embedder: str = BUNDLED_EMBEDDER, scorer: str = BUNDLED_SCORER,
                  lam: float = 0.4, pool_factor: float = 3.0):
         super().__init__(embedder)
         self.ifd = IFDSelector(scorer)

@@ -21,6 +21,8 @@ from damoc.errors import DamocError
 from damoc.io import atomic_dir
 
 BUNDLED_PREFIX = "bundled:"
+# The smallest bundled causal LM: what scores perplexity, IFD and token surprisal unless a user names another.
+BUNDLED_SCORER = "bundled:smollm2-135m-instruct"
 
 
 def damoc_home() -> Path:

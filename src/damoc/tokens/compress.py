@@ -20,11 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from damoc.errors import DamocError
 from damoc.filtering.embeddings import BUNDLED_EMBEDDER
 from damoc.flops import forward_flops
+from damoc.models.bundled import BUNDLED_SCORER
 from damoc.tasks.base import Example, continuation
 from damoc.timing import Stopwatch
 from damoc.tokens.dropping import compress_text
 
-DEFAULT_LM = "bundled:smollm2-135m-instruct"
+DEFAULT_LM = BUNDLED_SCORER
 
 
 class CompressConfig(BaseModel):
