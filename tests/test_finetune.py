@@ -136,6 +136,25 @@ def test_flops_count_the_head_only_on_answer_tokens(tok):
     assert estimate_flops(model, 100, "full", loss_tokens=10) == 6 * ((n - h) * 100 + h * 10)
 
 
+def test_a_loss_on_every_position_prices_the_head_there(tok):
+    """Distillation's loss runs the output head at every position: finetune(head_everywhere=True) counts
+    it there, plain fine-tuning at the answers only."""
+    from damoc.finetune.train import prepare_examples
+    from damoc.flops import head_params
+
+    cfg = FinetuneConfig(method="full", epochs=1, batch_size=4, micro_batch_size=2, max_seq_len=128,
+                         warmup_ratio=0.0, min_steps=0)
+    exs = examples(4)
+    rows = prepare_examples(tok, exs, 128)
+    answers = sum(len(r["input_ids"]) - max(r["n_prompt"], 1) for r in rows)
+    everywhere = sum(len(r["input_ids"]) - 1 for r in rows)
+    _, plain = finetune(build_model("llama", len(tok)), tok, exs, cfg, progress=False)
+    _, distilled = finetune(build_model("llama", len(tok)), tok, exs, cfg, progress=False, head_everywhere=True)
+    assert plain.epochs == 1 and everywhere > answers
+    head = head_params(build_model("llama", len(tok)))
+    assert distilled.train_flops - plain.train_flops == pytest.approx(6 * head * (everywhere - answers))
+
+
 @pytest.mark.parametrize("n,expected", [(10, (1, 2.5, 25)), (100, (4, 1.0, 25)), (1000, (8, 1.0, 125)),
                                         (24, (1, 25 / 24, 25))])
 def test_step_floor_shrinks_the_batch_then_adds_epochs(n, expected):

@@ -333,9 +333,10 @@ def training_arguments(config: FinetuneConfig, plan: Schedule, out_dir: str, dev
 
 
 def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
-             progress: bool = True, loss_fn=None):
+             progress: bool = True, loss_fn=None, head_everywhere: bool = False):
     """Train in place (full) or wrap with LoRA adapters; returns (model, TrainStats). `loss_fn(model,
-    inputs, num_items, accumulation)` replaces the answer loss (recovery's distillation does)."""
+    inputs, num_items, accumulation)` replaces the answer loss (recovery's distillation does);
+    `head_everywhere`: it runs the output head at every position, so train_flops price it there."""
     if not examples:
         raise DamocError("no training examples")
     device = next(model.parameters()).device
@@ -359,6 +360,8 @@ def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
     tokens = sum(len(r["input_ids"]) for r in rows)
     epochs_tokens = int(tokens * plan.epochs)
     loss_tokens = int(sum(len(r["input_ids"]) - max(r["n_prompt"], 1) for r in rows) * plan.epochs)
+    if head_everywhere:  # every position whose next token is real
+        loss_tokens = int(sum(len(r["input_ids"]) - 1 for r in rows) * plan.epochs)
     steps = plan.steps
     with tempfile.TemporaryDirectory(prefix="damoc-train-") as out_dir:
         args = training_arguments(config, plan, out_dir, device, next(model.parameters()).dtype)

@@ -11,9 +11,9 @@ The loss: (1 - weight) x the usual cross-entropy on the answer tokens + weight x
 at every position of the sample (prompt and answer: the pruned model lost more than answering), at
 temperature 1. The original model runs forward once per micro-batch without gradients; its cost is
 2 N FLOPs per token (`teacher_flops`), counted with the recovery. The pruned model's training FLOPs
-are counted by finetune's rule, which prices the output head at the answer positions only: here it
-runs at every position, so they are an undercount by that head's share. Full-vocabulary logits at
-every position of a micro-batch are held for both models (a 262k vocabulary wants small micro-batches).
+price its output head at every position (`finetune(head_everywhere=True)`), where plain fine-tuning
+prices it at the answers only. Full-vocabulary logits at every position of a micro-batch are held for
+both models (a 262k vocabulary wants small micro-batches).
 """
 
 from __future__ import annotations

@@ -315,7 +315,7 @@ def train_and_evaluate(config: RecoverConfig, subset: list, heldout: list, progr
         loss_fn = distill_loss(teacher, config.distill_weight)
     start = time.perf_counter()
     model, stats = finetune(model, tok, subset, config.finetune.model_copy(update={"method": "lora"}),
-                            progress=progress, loss_fn=loss_fn)
+                            progress=progress, loss_fn=loss_fn, head_everywhere=teacher is not None)
     train_seconds = time.perf_counter() - start
     if teacher is not None:
         extra = {"distill_weight": config.distill_weight, "teacher_flops": teacher_flops(teacher, stats.train_tokens)}
