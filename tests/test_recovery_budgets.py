@@ -363,6 +363,36 @@ def test_the_distillation_loss_is_the_answer_loss_plus_the_kl_to_the_teacher(set
         check_same_vocabulary(type("M", (), {"get_output_embeddings": lambda self: wider})(), student)
 
 
+def test_the_distillation_loss_in_chunks_gives_the_same_loss_and_gradients(setup):
+    """A long micro-batch at a large vocabulary runs the heads on a few positions at a time (checkpointed):
+    the loss and every gradient match the one-pass loss."""
+    import torch
+
+    from damoc.finetune.train import _Collator, prepare_examples
+    from damoc.models import load_model, load_tokenizer
+    from damoc.recovery.distill import distill_loss
+
+    original, pruned, _ = setup
+    pool, _ = the_pool(setup)
+    tok = load_tokenizer(original)
+    batch = _Collator(tok.pad_token_id)(prepare_examples(tok, pool[:3], 512))
+    teacher = load_model(original)
+    vocab = teacher.get_output_embeddings().weight.shape[0]
+    results = []
+    for chunk in (2 ** 40, 3 * vocab):  # one pass; three positions per chunk
+        student = load_model(pruned)
+        loss = distill_loss(teacher, 0.5, chunk_elements=chunk)(student, batch, None, 1)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in student.named_parameters()
+                                        if p.grad is not None}))
+    (one, grads_one), (chunked, grads_chunked) = results
+    assert int(batch["attention_mask"][:, 1:].sum()) > 3  # several chunks
+    assert torch.isclose(one, chunked, rtol=1e-5)
+    assert grads_one.keys() == grads_chunked.keys() and grads_one
+    for name in grads_one:
+        torch.testing.assert_close(grads_chunked[name], grads_one[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_distilled_recovery_trains_and_counts_the_teachers_forward_passes(setup, tmp_path):
     from damoc.flops import forward_flops
     from damoc.models import load_model

@@ -168,15 +168,28 @@ def lora_target_modules(model: nn.Module) -> list[str]:
     return decoder_linears(model)
 
 
+def next_token_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      keep: torch.Tensor) -> torch.Tensor:
+    """The decoder's last hidden states that predict each next token, at the positions `keep` marks
+    (shape of input_ids[:, 1:]): (positions, hidden size)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    return hidden[:, :-1][keep]
+
+
+def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
+    """The output head on `hidden` (final-logit softcapping applied, as Gemma does)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    logits = base.get_output_embeddings()(hidden)
+    cap = getattr(base.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
 def next_token_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       keep: torch.Tensor) -> torch.Tensor:
     """The logits predicting each next token, at the positions `keep` marks (shape of input_ids[:, 1:])
-    only: the output head is computed nowhere else (final-logit softcapping applied, as Gemma does)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    logits = base.get_output_embeddings()(hidden[:, :-1][keep])
-    cap = getattr(base.config, "final_logit_softcapping", None)
-    return torch.tanh(logits / cap) * cap if cap else logits
+    only: the output head is computed nowhere else."""
+    return head_logits(model, next_token_hidden(model, input_ids, attention_mask, keep))
 
 
 def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,

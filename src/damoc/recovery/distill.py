@@ -12,8 +12,8 @@ at every position of the sample (prompt and answer: the pruned model lost more t
 temperature 1. The original model runs forward once per micro-batch without gradients; its cost is
 2 N FLOPs per token (`teacher_flops`), counted with the recovery. The pruned model's training FLOPs
 price its output head at every position (`finetune(head_everywhere=True)`), where plain fine-tuning
-prices it at the answers only. Full-vocabulary logits at every position of a micro-batch are held for
-both models (a 262k vocabulary wants small micro-batches).
+prices it at the answers only. The heads run on chunks of positions (`CHUNK_ELEMENTS`), so a 262k
+vocabulary does not hold full logits for a whole micro-batch.
 """
 
 from __future__ import annotations
@@ -34,10 +34,26 @@ def check_same_vocabulary(teacher, student) -> None:
                          f"(output sizes {a} and {b}); use --targets data")
 
 
-def distill_loss(teacher, weight: float) -> Callable:
+# Logits held at once per model, in elements: 2^26 float32 values are 256 MiB (256 positions of a 262k
+# vocabulary, 1,365 of SmolLM2's 49k). Past it the loss runs in chunks of positions, each recomputed in
+# the backward pass instead of kept: the logits held at once stay near this size per model, however
+# long the micro-batch (a design bound; not measured on a GPU here).
+CHUNK_ELEMENTS = 2 ** 26
+
+
+def _vocabulary(model) -> int:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_output_embeddings().weight.shape[0]
+
+
+def distill_loss(teacher, weight: float, chunk_elements: int = CHUNK_ELEMENTS) -> Callable:
     """A `finetune` loss_fn: cross-entropy on the answers mixed with KL(teacher || student) everywhere,
-    from one pass of the student (the answers' logits are a subset of every position's)."""
-    from damoc.finetune.train import next_token_logits
+    from one pass of the student (the answers' logits are a subset of every position's). The output heads
+    run on `chunk_elements // vocabulary` positions at a time (checkpointed when there is more than one
+    chunk), which gives the same loss and gradients as one pass."""
+    from torch.utils.checkpoint import checkpoint
+
+    from damoc.finetune.train import head_logits, next_token_hidden
 
     teacher.eval()
     for p in teacher.parameters():
@@ -46,18 +62,37 @@ def distill_loss(teacher, weight: float) -> Callable:
     def loss_fn(model, inputs: dict, num_items, accumulation: int) -> torch.Tensor:
         ids, mask = inputs["input_ids"], inputs["attention_mask"]
         keep = mask[:, 1:].bool()  # every position whose next token is real (right padding)
-        student = next_token_logits(model, ids, mask, keep).float()
+        student = next_token_hidden(model, ids, mask, keep)
         targets = inputs["labels"][:, 1:][keep]
-        answer = targets != -100
-        ce = nn.functional.cross_entropy(student[answer], targets[answer], reduction="sum")
-        ce = ce / (num_items if num_items is not None else answer.sum().clamp(min=1))
-        if weight == 0:
+        target_hidden = None
+        if weight:
+            with torch.no_grad():
+                target_hidden = next_token_hidden(teacher, ids.to(teacher.device), mask.to(teacher.device),
+                                                  keep.to(teacher.device))
+
+        def chunk(hidden, labels, teacher_hidden):
+            logits = head_logits(model, hidden).float()
+            answer = labels != -100
+            ce = nn.functional.cross_entropy(logits[answer], labels[answer], reduction="sum")
+            if teacher_hidden is None:
+                return ce, ce.new_zeros(())
+            with torch.no_grad():
+                target = head_logits(teacher, teacher_hidden).float().to(logits.device)
+            kl = nn.functional.kl_div(logits.log_softmax(-1), target.log_softmax(-1), log_target=True,
+                                      reduction="sum")
+            return ce, kl
+
+        rows = max(1, chunk_elements // _vocabulary(model))
+        ce, kl = student.new_zeros((), dtype=torch.float32), student.new_zeros((), dtype=torch.float32)
+        for start in range(0, max(len(student), 1), rows):
+            part = slice(start, start + rows)
+            args = (student[part], targets[part], None if target_hidden is None else target_hidden[part])
+            c, k = checkpoint(chunk, *args, use_reentrant=False) if len(student) > rows else chunk(*args)
+            ce, kl = ce + c, kl + k
+        ce = ce / (num_items if num_items is not None else (targets != -100).sum().clamp(min=1))
+        if not weight:
             return ce
-        with torch.no_grad():
-            target = next_token_logits(teacher, ids.to(teacher.device), mask.to(teacher.device),
-                                       keep.to(teacher.device)).float().to(student.device)
-        kl = nn.functional.kl_div(student.log_softmax(-1), target.log_softmax(-1), log_target=True,
-                                  reduction="sum") / keep.sum().clamp(min=1)
+        kl = kl / keep.sum().clamp(min=1)
         # the cross-entropy is normalised over the accumulated batch; the KL per micro-batch, so divide
         # by the micro-batches of this step to give both the same footing
         return (1 - weight) * ce + weight * kl / max(accumulation, 1)
