@@ -47,3 +47,29 @@ def test_the_validation_fixture_reads_as_typed_fields():
     assert res.validation.by_rank.chosen in {c.name for c in res.candidates}
     assert res.verdict is not None and res.verdict.recommended in {c.name for c in res.candidates}
     assert res.cost.train_flops > 0
+
+
+RECOVER = sorted((Path(__file__).parent / "assets" / "recover-2026-12-06").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", RECOVER, ids=lambda p: p.stem)
+def test_a_recover_summary_written_before_its_schema_loads_and_renders(path):
+    """Two real summaries (items trimmed): PASER's clusters with degradations never measured (null), and a
+    distilled random recovery. Both render; what was not measured reads n/a, never nan or a crash."""
+    from damoc.recovery.results import RecoverSummary
+    from damoc.report.recovery import recover_html, recover_report, trained_on
+
+    raw = json.loads(path.read_text())
+    s = RecoverSummary.model_validate(raw)
+    assert set(raw) <= set(s.model_dump())
+    text = recover_report(raw)
+    assert text.startswith(f"# damoc recover: {raw['method']}")
+    assert f"| recovered | {raw['recovery']['recovered']['external_ppl']:.2f}" in text
+    if path.stem == "paser-clusters-only":
+        assert raw["jsd_mean_pool"] is None and "pool n/a, selected n/a" in text and "nan" not in text
+        assert trained_on(raw) == "the pool's answers"
+    else:
+        assert "clusters:" not in text
+        assert trained_on(raw).startswith("the pool's answers and the original model's next-token distributions "
+                                          "(KL weight 0.5")
+    assert "<html" in recover_html(raw, text)

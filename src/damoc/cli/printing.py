@@ -117,30 +117,33 @@ def _fmt(value: float | None, spec: str, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{unit}"
 
 
-def print_estimate(e: dict) -> None:
+def print_estimate(estimate: dict) -> None:
     """Per candidate: tokens and FLOPs of full fine-tuning beside damoc's; then the data stage and totals."""
-    rows = [{"candidate": r["candidate"], "layers": f"{r['layers'] - r['layers_removed']}/{r['layers']}",
-             "full tokens": f"{r['full']['tokens']:.3g}", "full FLOPs": _flops(r["full"]["flops"]),
-             "damoc tokens": f"{r['damoc']['tokens']:.3g}", "steps": str(r["damoc"]["steps"]),
-             "damoc FLOPs": _flops(r["damoc"]["flops"] + r["damoc"]["prune_flops"])} for r in e["candidates"]]
+    from damoc.selection.estimated import Estimate
+
+    e = Estimate.model_validate(estimate)
+    rows = [{"candidate": r.candidate, "layers": f"{r.layers - r.layers_removed}/{r.layers}",
+             "full tokens": f"{r.full.tokens:.3g}", "full FLOPs": _flops(r.full.flops),
+             "damoc tokens": f"{r.damoc.tokens:.3g}", "steps": str(r.damoc.steps),
+             "damoc FLOPs": _flops(r.damoc.flops + r.damoc.prune_flops)} for r in e.candidates]
     table(["candidate", "layers", "full tokens", "full FLOPs", "damoc tokens", "steps", "damoc FLOPs"], rows)
-    d, stage = e["data"], e["data_stage_flops"]
-    print(f"\ndata: {d['input_examples']} examples, {d['kept_examples']} kept; data stage FLOPs: filter "
-          f"{_flops(stage['filter'])}, compression {_flops(stage['compress_surprisal'] + stage['compress_bertscore'])}")
-    print(f"full fine-tuning: {_flops(e['full_flops'])} FLOPs; damoc: {_flops(e['damoc_train_flops'])} training + "
-          f"{_flops(e['damoc_overhead_flops'])} data stage and pruning")
-    print(f"predicted saving: {_fmt(e['speedup_flops'], '.1f', 'x')} FLOPs with every overhead "
-          f"({_fmt(e['speedup_flops_training_only'], '.1f', 'x')} training only; overhead "
-          f"{_fmt(e['data_stage_flops_share'], '.0%')} of damoc's training)")
-    if "speedup_flops_with_evaluation" in e:
-        print(f"evaluation on {e['test_examples']} test questions: full {_flops(e['full_eval_flops'])}, damoc "
-              f"{_flops(e['damoc_eval_flops'])} FLOPs (its zero-shot pass included); saving with evaluation: "
-              f"{_fmt(e['speedup_flops_with_evaluation'], '.1f', 'x')}")
-    if "speedup_flops_with_evaluation_best_case" in e:
-        print(f"sequential evaluation: {_fmt(e['speedup_flops_with_evaluation_best_case'], '.1f', 'x')} if the first "
+    d, stage = e.data, e.data_stage_flops
+    print(f"\ndata: {d.input_examples} examples, {d.kept_examples} kept; data stage FLOPs: filter "
+          f"{_flops(stage.filter)}, compression {_flops(stage.compress_surprisal + stage.compress_bertscore)}")
+    print(f"full fine-tuning: {_flops(e.full_flops)} FLOPs; damoc: {_flops(e.damoc_train_flops)} training + "
+          f"{_flops(e.damoc_overhead_flops)} data stage and pruning")
+    print(f"predicted saving: {_fmt(e.speedup_flops, '.1f', 'x')} FLOPs with every overhead "
+          f"({_fmt(e.speedup_flops_training_only, '.1f', 'x')} training only; overhead "
+          f"{_fmt(e.data_stage_flops_share, '.0%')} of damoc's training)")
+    if e.test_examples is not None:
+        print(f"evaluation on {e.test_examples} test questions: full {_fmt(e.full_eval_flops, '.3g')}, damoc "
+              f"{_fmt(e.damoc_eval_flops, '.3g')} FLOPs (its zero-shot pass included); saving with evaluation: "
+              f"{_fmt(e.speedup_flops_with_evaluation, '.1f', 'x')}")
+    if e.speedup_flops_with_evaluation_best_case is not None:
+        print(f"sequential evaluation: {_fmt(e.speedup_flops_with_evaluation_best_case, '.1f', 'x')} if the first "
               "batch decides, the figure above if every question is needed")
-    if "full_hours" in e:
-        print(f"at {e['throughput_flops_per_second']:.3g} FLOP/s: full {e['full_hours']:.3g} h, "
-              f"damoc {e['damoc_hours']:.3g} h")
-    for note in e["notes"]:
+    if e.throughput_flops_per_second is not None:
+        print(f"at {e.throughput_flops_per_second:.3g} FLOP/s: full {_fmt(e.full_hours, '.3g')} h, "
+              f"damoc {_fmt(e.damoc_hours, '.3g')} h")
+    for note in e.notes:
         print(f"note: {note}")

@@ -43,26 +43,23 @@ def cmd_recover(args: argparse.Namespace) -> None:
 
     config = config_from(args, RecoverConfig, run_file(args))
     check_output_names(args.out)
-    summary = run_recover(config, args.out, progress=True)
-    print(f"{summary['method']}: {summary['selected']} of {summary['pool_size']} samples selected "
-          f"({summary['answer_tokens']} answer tokens) in {summary['select_seconds']:.1f} s")
-    if "self_targets" in summary:
-        t = summary["self_targets"]
-        print(f"answers by the original model: {t['kept']} kept ({t['answer_tokens']} tokens), {t['empty_dropped']} "
-              f"empty and {t['too_long_dropped']} too long dropped; {t['cached']} of {t['generated']} from the cache; "
-              f"{t['generation_flops']:.3g} FLOPs")
-    if "clusters" in summary:
-        print(f"{summary['clusters']} clusters; budget per cluster {summary['cluster_budget']}; "
-              f"{summary['rejected_by_concept_graph']} samples rejected by the concept graph")
-    rec = summary.get("recovery")
-    if rec:
-        from damoc.report.recovery import trained_on
+    from damoc.report.recovery import summary_of, trained_on
+    from damoc.report.text import num
 
-        print(f"recovery trained on {trained_on(summary)}")
-    if rec:
-        for name in ("original", "pruned", "recovered"):
-            r = rec[name]
-            print(f"{name:>9}: external perplexity {r['external_ppl']:.2f}, held-out answer NLL "
-                  f"{r['answer_nll']['all']['nll']:.3f}, mean zero-shot accuracy {100 * r['avg_accuracy']:.1f}% "
-                  f"over {', '.join(r['accuracy'])}")
+    s = summary_of(run_recover(config, args.out, progress=True))
+    print(f"{s.method}: {s.selected} of {s.pool_size} samples selected ({s.answer_tokens} answer tokens) in "
+          f"{s.select_seconds:.1f} s")
+    if (t := s.self_targets) is not None:
+        print(f"answers by the original model: {t.kept} kept ({t.answer_tokens} tokens), {t.empty_dropped} "
+              f"empty and {t.too_long_dropped} too long dropped; {t.cached} of {t.generated} from the cache; "
+              f"{t.generation_flops:.3g} FLOPs")
+    if s.clusters is not None:
+        print(f"{s.clusters} clusters; budget per cluster {s.cluster_budget}; "
+              f"{s.rejected_by_concept_graph} samples rejected by the concept graph")
+    if (rec := s.recovery) is not None:
+        print(f"recovery trained on {trained_on(s)}")
+        for name, r in (("original", rec.original), ("pruned", rec.pruned), ("recovered", rec.recovered)):
+            accuracy = num(None if r.avg_accuracy is None else 100 * r.avg_accuracy, ".1f")
+            print(f"{name:>9}: external perplexity {num(r.external_ppl)}, held-out answer NLL "
+                  f"{num(r.nll.nll, '.3f')}, mean zero-shot accuracy {accuracy}% over {', '.join(r.accuracy)}")
     print(f"subset: {Path(args.out) / 'subset.jsonl'}\nreport: {Path(args.out) / 'report.html'}")
