@@ -87,16 +87,18 @@ def span(values: list[float], fmt: Callable[[float], str]) -> str:
 
 # Studies whose decision is made: their scripts left bench/ after commit 6f3a362 (issue 27); their results stay.
 RETIRED_AT = "6f3a362"
-RETIRED = {"bench/paser.py --part scale": "bench/_paser_parts.py", "bench/paser.py --part estimators":
-           "bench/_paser_parts.py", "bench/paser.py --part subsets": "bench/_paser_parts.py",
-           **{f"bench/{s}.py": f"bench/{s}.py" for s in ("compress_pubmedqa", "filter_scale", "prune",
-                                                           "prune_calibration", "train_speed", "sequential_eval",
-                                                           "paser_clusters")}}
+# (script a command names, its part or None, where the script is kept)
+RETIRED = [*(("bench/paser.py", part, "bench/_paser_parts.py") for part in ("scale", "estimators", "subsets")),
+           *((f"bench/{s}.py", None, f"bench/{s}.py") for s in ("compress_pubmedqa", "filter_scale", "prune",
+                                                              "prune_calibration", "train_speed", "sequential_eval",
+                                                              "paser_clusters"))]
 
 
 def retired(cmd: str) -> str:
     """Where a retired benchmark's script is kept, for a command that names it ("" otherwise)."""
-    script = next((path for key, path in RETIRED.items() if re.search(re.escape(key) + r"(\s|$)", cmd)), None)
+    words = cmd.split()
+    script = next((kept for name, part, kept in RETIRED if name in words
+                   and (part is None or any(a == "--part" and b == part for a, b in zip(words, words[1:])))), None)
     return f" (script retired: `git show {RETIRED_AT}:{script}`)" if script else ""
 
 

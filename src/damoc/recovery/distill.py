@@ -13,7 +13,8 @@ temperature 1. The original model runs forward once per micro-batch without grad
 2 N FLOPs per token (`teacher_flops`), counted with the recovery. The pruned model's training FLOPs
 price its output head at every position (`finetune(head_everywhere=True)`), where plain fine-tuning
 prices it at the answers only. The heads run on chunks of positions (`CHUNK_ELEMENTS`), so a 262k
-vocabulary does not hold full logits for a whole micro-batch.
+vocabulary does not hold full logits for a whole micro-batch; with more than one chunk both heads run
+again in the backward pass, which neither count prices (as gradient checkpointing is not priced).
 """
 
 from __future__ import annotations

@@ -66,9 +66,9 @@ class RecoverConfig(BaseModel):
         "prompts (self: cached in $DAMOC_HOME/self-targets; empty ones are dropped and counted); or the pool's "
         "answers and the original model's next-token distributions on the chosen samples (distill: "
         "damoc.recovery.distill; without --train the subset is all that is written, so the pool's answers)"))
-    distill_weight: float = Field(0.5, ge=0, le=1, description=(
+    distill_weight: float = Field(0.5, gt=0, le=1, description=(
         "--targets distill: the share of the loss that is the KL to the original model (the rest: the answers' "
-        "cross-entropy)"))
+        "cross-entropy; 0 would be --targets data)"))
     self_max_new_tokens: int = Field(128, ge=1, description="--targets self: the longest answer generated, in tokens")
     seed: int = Field(0, description="seed of the selection (clustering, sampling) and of training")
     # Apart from `seed` so that runs of several seeds are scored on the same held-out samples

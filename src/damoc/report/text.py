@@ -3,12 +3,15 @@ They read the typed results (damoc.selection.results), never string keys."""
 
 from __future__ import annotations
 
+import math
+
 from damoc.selection.results import SelectResults, Verdict
 
 
 def num(x: float | None, spec: str = ".2f") -> str:
-    """A figure, or "n/a" where it is undefined (stored as null, e.g. Kendall tau when every candidate ties)."""
-    return "n/a" if x is None else format(x, spec)
+    """A figure, or "n/a" where it is undefined (stored as null, e.g. Kendall tau when every candidate ties;
+    NaN before a run's results are written, e.g. a JSD that was never measured)."""
+    return "n/a" if x is None or not math.isfinite(x) else format(x, spec)
 
 
 def verdict_sentence(verdict: Verdict | None) -> str | None:

@@ -18,7 +18,8 @@ from damoc.errors import DamocError
 from damoc.filtering.base import example_text, resolve_budget
 from damoc.finetune import FinetuneConfig
 from damoc.finetune.train import schedule
-from damoc.selection.shapes import FALLBACK_TOKENIZER, Lengths, Shape, encoder_tokenizer, lengths, shape, tokenizer_for
+from damoc.models.bundled import BUNDLED_SCORER
+from damoc.selection.shapes import Lengths, Shape, encoder_tokenizer, lengths, shape, tokenizer_for
 from damoc.tasks import Example
 
 
@@ -60,7 +61,7 @@ def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple
     from damoc.filtering.embeddings import BUNDLED_EMBEDDER
 
     flops, tokens = 0.0, {}
-    scorer = f.options.get("scorer", FALLBACK_TOKENIZER)
+    scorer = f.options.get("scorer", BUNDLED_SCORER)
     if f.method in ("perplexity", "ifd", "hybrid"):
         tok, _ = tokenizer_for(scorer)
         per = _mean([x.trained(512) + x.answer for x in lengths(tok, examples)])
