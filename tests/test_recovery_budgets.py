@@ -149,6 +149,7 @@ def test_budget_tokens_cut_the_subset_at_the_budget(setup, tmp_path, method):
     (["--self-max-new-tokens", "0"], "self_max_new_tokens: Input should be greater than or equal to 1"),
     (["--targets", "distill"], "add --train"),
     (["--targets", "distill", "--train", "--distill-weight", "1.5"], "distill_weight: Input should be less than"),
+    (["--targets", "distill", "--train", "--distill-weight", "0"], "distill_weight: Input should be greater than 0"),
 ])
 def test_bad_budgets_and_targets_are_refused_in_one_line(setup, tmp_path, capsys, argv, message):
     out = tmp_path / "o"
