@@ -178,7 +178,8 @@ def part_rejudge(args) -> None:
         raise SystemExit(f"{args.task}: a candidate has no truth row yet ({truth.get('candidates_done')})")
     choice = load_task(args.task).is_choice
     current = read_json(path)
-    rows = [{**r, **judged(truth, r["ranks"], choice)} if "ranks" in r else r for r in current.get("rows", [])]
+    rows = [refreshed({**r, **judged(truth, r["ranks"], choice)}, truth) if "ranks" in r else r
+            for r in current.get("rows", [])]
     stale = [r["name"] for r in rows if "ranks" not in r]
     write_json_atomic(path, {**current, "truth": truth, "rows": rows})
     plot(path)
@@ -188,6 +189,19 @@ def part_rejudge(args) -> None:
 
 def ratio(a: float, b: float) -> float | None:
     return a / b if b else None
+
+
+def refreshed(row: dict, truth: dict) -> dict:
+    """A row's savings against the truth's training FLOPs as they stand (seed-averaged: they move as seeds land)."""
+    f = row.get("flops")
+    if not f:
+        return row
+    full = sum(truth["train_flops"].values())
+    cheap = f["train"] + f.get("data_stage", 0.0) + f.get("prune", 0.0)
+    return {**row, "flops": {**f, "truth_train": full}, "speedup_flops": ratio(full, cheap),
+            "speedup_flops_training_only": ratio(full, f["train"]),
+            "speedup_flops_with_evaluation": ratio(full + f["truth_eval"],
+                                                   cheap + f["eval"] + f.get("zero_shot_eval", 0.0))}
 
 
 def save_row(args, path: Path, truth: dict, row: dict) -> None:
