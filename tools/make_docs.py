@@ -1049,6 +1049,24 @@ def recover_methods_section(doc: dict) -> str:
         body += ("\nEach row minus random at the same budget (paired over the same items and seeds; negative: "
                  "better than random):\n\n" + table(["budget", "row", "minus", "seeds", "answer NLL per token",
                                                       "answer NLL, mean of samples", "WikiText ppl"], diffs))
+    parts = [d for d in doc.get("versus_random", []) if d["method"].startswith("paser") and d["versus"] == "random"
+             and len(d["seeds"]) >= 3]
+    if parts:
+        def worst_se(d: dict, m: str) -> float:  # the larger of the item bootstrap's and the seeds' SE
+            return max(d[m]["se"], d.get("across_seeds", {}).get(m, {}).get("se", 0.0))
+
+        beat = [d["method"] for d in parts if all(d[m]["difference"] + 2 * worst_se(d, m) < 0
+                                                   for m in ("answer_nll", "external_ppl"))]
+        body += (f"\nPASER and its parts against random, three seeds each ({', '.join(d['method'] for d in parts)}): "
+                 + (f"{', '.join(beat)} beat{'s' if len(beat) == 1 else ''} random on both per-token answer NLL and "
+                    "WikiText" if beat else "**none beats random** on both per-token answer NLL and WikiText")
+                 + " (difference + 2 SE < 0, the larger of the item and the seed SE). Per answer token: "
+                 + "; ".join(f"{d['method']} {d['answer_nll']['difference']:+.3f} ± {worst_se(d, 'answer_nll'):.3f}"
+                             for d in parts)
+                 + ". On the mean over sources (each source weighing the same): "
+                 + "; ".join(f"{d['method']} {d['answer_nll_macro']['difference']:+.3f} ± "
+                             f"{worst_se(d, 'answer_nll_macro'):.3f}" for d in parts if "answer_nll_macro" in d)
+                 + ".\n")
     best = doc.get("best")
     if best:
         nll, ppl = best["vs_random"]["answer_nll_per_token"], best["vs_random"]["wikitext_ppl"]
