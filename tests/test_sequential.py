@@ -72,7 +72,7 @@ def test_per_question_bits_average_to_the_bits_per_byte_difference():
     assert diff == pytest.approx(bpb(b) - bpb(a))  # higher score = fewer bits
 
 
-def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path, cls_file):
+def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path, cls_file, capsys):
     """Two tiny models on a classification file, batches of 4, 8 and 12 test questions; the rule decides on
     the same questions for both; the trained models are kept for the later batches; a re-run trains nothing."""
     import json
@@ -93,10 +93,22 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
         finetune=FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=4, min_steps=2),
         eval_batch_size=4, filter=FilterSettings(method="random", rate=0.5), compress=None, prune=None,
         zero_shot=False, eval=EvalSettings(strategy="sequential", first=4, growth=2.0))
+    import re
+
+    from damoc.cli.printing import progress_printer
+
     events: list[str] = []
-    summary = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    printer = progress_printer(len(config.candidates))
+    summary = run_select(config, tmp_path / "run", progress=False,
+                         on_event=lambda k, i: (events.append(k), printer(k, i)))
     seq = summary["sequential"]
     assert seq["looks"] == [4, 8, 15] and events.count("start") >= 2
+    # the terminal counts each batch's candidates afresh and says a later batch only evaluates
+    err = capsys.readouterr().err
+    counters = re.findall(r"^\[(\d+)/(\d+)\]", err, re.M)
+    assert counters and all(int(a) <= int(b) for a, b in counters), err
+    if max(seq["questions"].values()) > 4:
+        assert "== sequential evaluation: test questions 5-8" in err and ": evaluating" in err
     assert all(n in seq["looks"] for n in seq["questions"].values())
     ranked = [c for c in summary["candidates"] if c["status"] == "ok"]
     assert sorted(c["rank"] for c in ranked) == [1, 2]

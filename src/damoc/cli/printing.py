@@ -7,26 +7,24 @@ from pathlib import Path
 
 
 def progress_printer(total: int):
+    """One line per candidate as it starts, or is found finished; a line per stage."""
     from damoc.selection.candidate import display_name, is_ok
 
-    """One line per candidate as it starts, or is found finished; a line per stage."""
-    count = {"n": 0}
-    total_ref = [total]
+    state = {"n": 0, "total": total, "doing": "training and evaluating"}
 
     def on_event(kind: str, info: dict) -> None:
         if kind == "stage":
             print(f"== {info['name']}", file=sys.stderr)
-            if "candidates" in info:  # a new round of candidates: count afresh
-                count["n"], total_ref[0] = 0, info["candidates"]
+            if "candidates" in info:  # a new round of candidates (or of test questions): count afresh
+                state.update(n=0, total=info["candidates"],
+                             doing="evaluating" if info.get("evaluating") else "training and evaluating")
         elif kind == "cached":
-            count["n"] += 1
-            print(f"[{count['n']}/{total_ref[0]}] {display_name(info)}: finished earlier, reused",
-                  file=sys.stderr)
+            state["n"] += 1
+            print(f"[{state['n']}/{state['total']}] {display_name(info)}: finished earlier, reused", file=sys.stderr)
         elif kind == "start":
-            print(f"[{count['n'] + 1}/{total_ref[0]}] {display_name(info)}: training and evaluating",
-                  file=sys.stderr)
+            print(f"[{state['n'] + 1}/{state['total']}] {display_name(info)}: {state['doing']}", file=sys.stderr)
         elif kind == "done":
-            count["n"] += 1
+            state["n"] += 1
             if not is_ok(info):
                 print(f"    failed: {info['error']}", file=sys.stderr)
         elif kind == "zero-shot start":

@@ -51,6 +51,8 @@ def _sequential(ctx: Context) -> dict:
     for i, n in enumerate(plan):
         if i:  # the survivors on the next batch, from their kept models
             batch = scored[previous:n]
+            ctx.notify("stage", {"name": f"sequential evaluation: test questions {previous + 1}-{n}",
+                                 "candidates": len(alive), "evaluating": True})
             batch_jobs = [Job(c, folder / c.slug / f"questions-{n}",
                               stable_hash({"key": candidate_key(config, c), "eval_questions": [previous, n]}),
                               partial(evaluate_kept, config, c, task, batch, folder / c.slug / "model",
