@@ -550,12 +550,14 @@ def zoo_verdict() -> str:
     same = [t for t in tasks if "subset" in zoo_rows(t)]
     if same:
         sub, head = pooled([zoo_rows(t)["subset"] for t in same]), pooled([damoc_row(zoo_rows(t)) for t in same])
+        count_out = sum(not zoo_rows(t)["subset"]["in_tie_set"] for t in same)
         sub_m, head_m = (pooled([zoo_rows(t)["subset"] for t in same], "method"),
                          pooled([damoc_row(zoo_rows(t)) for t in same], "method"))
         text += (f". The same training examples without pruning or compression (`subset`, on {', '.join(same)}) "
                  f"order {sub[0]:.2f} of the separated pairs right against damoc's {head[0]:.2f} on those tasks"
                  + (f", and {sub_m[0]:.2f} of the method pairs against {head_m[0]:.2f}" if sub_m and head_m else "")
-                 + f", at {span([zoo_rows(t)['subset']['speedup_flops'] for t in same], x)} fewer training FLOPs")
+                 + f", at {span([zoo_rows(t)['subset']['speedup_flops'] for t in same], x)} fewer training FLOPs; its "
+                 f"pick falls outside the truth's tie set on {count_out} of {len(same)}")
     full_eval = [t for t, r in zip(tasks, heads) if _evaluation(r) == "full"]
     if full_eval:
         text += (f". On {', '.join(full_eval)} damoc's row scored every question (`full-eval`): the default "
