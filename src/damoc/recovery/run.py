@@ -409,10 +409,11 @@ def _run_recover(config: RecoverConfig, out: Path, progress: bool, pool_split: t
     if config.train:
         summary["recovery"] = train_and_evaluate(config, trained, heldout, progress)
     write_jsonl_atomic(out / "subset.jsonl", rows)
-    from damoc.report.recovery import recover_html, recover_report
+    from damoc.report.recovery import recover_html, recover_report, summary_of
 
-    markdown = recover_report(summary)
+    typed = summary_of(summary)  # checked once, read by both reports
+    markdown = recover_report(typed)
     write_text_atomic(out / "report.md", markdown)
-    write_text_atomic(out / "report.html", recover_html(summary, markdown))
+    write_text_atomic(out / "report.html", recover_html(typed, markdown))
     write_json_atomic(out / "summary.json", {k: v for k, v in summary.items() if k not in ("map_2d", "labels")})
     return summary
