@@ -66,30 +66,54 @@ def judged(truth: dict, cheap_rank: dict[str, int], choice: bool) -> dict:
             "ranks": cheap_rank, "truth_seeds_done": truth.get("seeds_done")}
 
 
-def eval_flops(config, summary: dict, truth_metrics: dict) -> tuple[float, float]:
-    """Forward FLOPs of the evaluations: damoc's (every candidate run, each on its questions, pruned
-    as it was) and the truth's (every candidate on the whole test split). Estimated from the
-    test questions' token lengths (damoc.selection.shapes), since runs record no eval tokens."""
-    from damoc.selection.shapes import lengths, shape, tokenizer_for
+def evaluated(summary: dict, scored: int) -> dict:
+    """What a run's evaluations scored, which is all their FLOPs need: each evaluation's model, pruned
+    layers, questions and the looks that batched them (sequential evaluation: a candidate's questions
+    over all its batches), and the zero-shot pass's models and questions."""
+    from damoc.selection.shapes import shape
 
-    test = load_task(config.task).test[: config.test_limit]
-    per: dict[str, list[int]] = {}
+    looks = (summary.get("sequential") or {}).get("looks")
+    paid = summary.get("paid_runs")  # [] for the zero-shot strategy: its evaluation is the zero-shot pass
+    runs = ([c for c in summary["candidates"] if is_ok(c)] if looks or paid is None else paid)
+    out: dict = {"runs": [], "zero_shot": None}
+    for c in runs:
+        layers = shape(c["model"]).layers
+        after = c.get("layers_after") or c.get("prune", {}).get("layers_after") or layers
+        out["runs"].append({"model": c["model"], "removed": layers - after, "looks": looks,
+                            "questions": c.get("eval_examples", scored)})
+    if summary.get("zero_shot") or paid == []:
+        questions = scored if paid == [] else min(summary["config"].get("zero_shot_questions") or scored, scored)
+        out["zero_shot"] = {"models": sorted({c["model"] for c in summary["candidates"]}), "questions": questions}
+    return out
 
-    def tokens(model: str, n: int) -> float:
-        if model not in per:
-            tok, _ = tokenizer_for(model)
-            per[model] = [x.trained(config.finetune.max_seq_len) for x in lengths(tok, test)]
-        return float(sum(per[model][:n]))
+
+def eval_flops(task: str, seed: int, done: dict, truth_names: list[str]) -> tuple[float, float, float]:
+    """Forward FLOPs of the evaluations, (damoc's candidates, its zero-shot pass, the truth's), priced
+    by the rule runs use now (damoc.evaluation.scoring: the body on every real token, the head on the
+    kept positions) on the questions each scored, in the batches sequential evaluation scored them:
+    rows made before that rule compare with later ones on one rule."""
+    from damoc.selection.estimate import eval_cost
+    from damoc.selection.shapes import shape, tokenizer_for
+
+    config = truth_config(task, seed)
+    test = load_task(task).test[: config.test_limit]
+    costs: dict[tuple, tuple[int, int]] = {}
+
+    def price(model: str, lo: int, hi: int, removed: int = 0) -> float:
+        if (model, lo, hi) not in costs:
+            costs[model, lo, hi] = eval_cost(tokenizer_for(model)[0], test[lo:hi], config.finetune.max_seq_len,
+                                             config.eval_batch_size)
+        tokens, head = costs[model, lo, hi]
+        return shape(model).forward_flops(tokens, removed, head)
 
     damoc = 0.0
-    paid = summary.get("paid_runs")  # [] for the zero-shot strategy: its evaluation is the zero-shot pass
-    for c in paid if paid is not None else [c for c in summary["candidates"] if is_ok(c)]:
-        s = shape(c["model"])
-        removed = s.layers - (c.get("layers_after") or c.get("prune", {}).get("layers_after") or s.layers)
-        damoc += s.forward_flops(tokens(c["model"], c.get("eval_examples", len(test))), removed)
-    full = sum(shape(f"bundled:{n.split()[0]}").forward_flops(tokens(f"bundled:{n.split()[0]}", len(test)))
-               for n in truth_metrics)
-    return damoc, full
+    for c in done["runs"]:
+        bounds = [0, *(k for k in c["looks"] or [] if k < c["questions"]), c["questions"]]
+        damoc += sum(price(c["model"], lo, hi, c["removed"]) for lo, hi in zip(bounds, bounds[1:]))
+    zero = done["zero_shot"]
+    zero_flops = sum(price(m, 0, zero["questions"]) for m in zero["models"]) if zero else 0.0
+    full = sum(price(f"bundled:{n.split()[0]}", 0, len(test)) for n in truth_names)
+    return damoc, zero_flops, full
 
 
 def fit_accuracy(truth: dict, summary: dict) -> dict | None:
@@ -131,10 +155,10 @@ def part_rows(args) -> None:
         overhead = summary["data"].get("forward_flops", 0.0) + cost["prune_flops"]
         ok = {f"{c['model'].removeprefix('bundled:')} {c['method']}": c for c in summary["candidates"] if is_ok(c)}
         cheap_seconds = summary["seconds"]["data_stage"] + cost["train_seconds"] + cost["prune_seconds"]
-        damoc_eval, full_eval = eval_flops(config, summary, truth["metrics"])
+        done = evaluated(summary, summary["test_examples"])
         # as `select --validate` counts them: training and data stage; then the whole bill, both routes'
         # evaluations with damoc's zero-shot pass (a zero-shot row's whole evaluation is that pass)
-        zero = cost.get("zero_shot_eval_flops") or 0.0
+        damoc_eval, zero, full_eval = eval_flops(args.task, args.seed, done, list(truth["metrics"]))
         row = {"name": row_name, "task": args.task, **judged(truth, cheap_ranks(summary), choice),
                "compressed_verdict": summary.get("verdict"),
                "speedup_flops": ratio(full_flops, cost["train_flops"] + overhead),
@@ -143,7 +167,7 @@ def part_rows(args) -> None:
                "flops": {"train": cost["train_flops"], "data_stage": summary["data"].get("forward_flops", 0.0),
                          "prune": cost["prune_flops"], "eval": damoc_eval, "zero_shot_eval": zero,
                          "truth_train": full_flops, "truth_eval": full_eval},
-               "eval_flops": damoc_eval, "truth_eval_flops": full_eval,
+               "eval_flops": damoc_eval, "truth_eval_flops": full_eval, "evaluated": done,
                "speedup_flops_training_only": ratio(full_flops, cost["train_flops"]),
                "data_stage_flops_share": ratio(overhead, cost["train_flops"]),
                "speedup_wall": ratio(full_seconds, cheap_seconds),
@@ -178,7 +202,7 @@ def part_rejudge(args) -> None:
         raise SystemExit(f"{args.task}: a candidate has no truth row yet ({truth.get('candidates_done')})")
     choice = load_task(args.task).is_choice
     current = read_json(path)
-    rows = [refreshed({**r, **judged(truth, r["ranks"], choice)}, truth) if "ranks" in r else r
+    rows = [refreshed({**r, **judged(truth, r["ranks"], choice)}, truth, args.task, args.seed) if "ranks" in r else r
             for r in current.get("rows", [])]
     stale = [r["name"] for r in rows if "ranks" not in r]
     write_json_atomic(path, {**current, "truth": truth, "rows": rows})
@@ -191,15 +215,20 @@ def ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def refreshed(row: dict, truth: dict) -> dict:
-    """A row's savings against the truth's training FLOPs as they stand (seed-averaged: they move as seeds land)."""
+def refreshed(row: dict, truth: dict, task: str, seed: int) -> dict:
+    """A row's savings against the truth's training FLOPs as they stand (seed-averaged: they move as seeds
+    land), its evaluations priced by today's rule from what they scored (`evaluated`)."""
     f = row.get("flops")
     if not f:
         return row
     full = sum(truth["train_flops"].values())
     cheap = f["train"] + f.get("data_stage", 0.0) + f.get("prune", 0.0)
-    return {**row, "flops": {**f, "truth_train": full}, "speedup_flops": ratio(full, cheap),
-            "speedup_flops_training_only": ratio(full, f["train"]),
+    f = {**f, "truth_train": full}
+    if row.get("evaluated"):
+        f["eval"], f["zero_shot_eval"], f["truth_eval"] = eval_flops(task, seed, row["evaluated"],
+                                                                     list(truth["metrics"]))
+    return {**row, "flops": f, "eval_flops": f["eval"], "truth_eval_flops": f["truth_eval"],
+            "speedup_flops": ratio(full, cheap), "speedup_flops_training_only": ratio(full, f["train"]),
             "speedup_flops_with_evaluation": ratio(full + f["truth_eval"],
                                                    cheap + f["eval"] + f.get("zero_shot_eval", 0.0))}
 

@@ -156,7 +156,8 @@ def test_evaluation_is_priced_as_a_real_evaluation_counts_it(tmp_path):
     measured = evaluate(m, tok, Task(name="t", format="generation", train=train, test=test), max_len=96,
                         generation=False)
     assert plain["candidates"][0]["eval_tokens"] == measured.scored_tokens
-    assert plain["full_eval_flops"] == pytest.approx(forward_flops(m, measured.scored_tokens))
+    assert plain["candidates"][0]["eval_head_positions"] == measured.head_positions
+    assert plain["full_eval_flops"] == pytest.approx(forward_flops(m, measured.scored_tokens, measured.head_positions))
     assert plain["zero_shot_eval_flops"] == 0
     pruned = estimate(config_for(model, prune=PruneConfig(max_fraction=0.5)), train, test=test)
     row = pruned["candidates"][0]

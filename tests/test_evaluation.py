@@ -57,6 +57,30 @@ def test_continuation_logprob_equals_a_direct_unpadded_forward(tok, arch):
         assert math.isclose(lp, want, abs_tol=1e-4)
 
 
+def generation_task(n=9) -> Task:
+    exs = [render("generation", id=str(i), question=f"what follows {i}?", context="the cat sat " * (1 + i % 3),
+                  answer="on the mat " * (1 + i % 4)) for i in range(n)]
+    return Task("g", "generation", train=exs, test=exs)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+@pytest.mark.parametrize("make_task", [choice_task, mc_task, generation_task])
+def test_scoring_is_priced_on_what_runs(tok, arch, make_task):
+    """The FLOPs of evaluation count the real tokens the body sees and only the positions the output
+    head computes (its input, counted by a hook, padding rows' kept positions included); a shared
+    yes/no/maybe prompt runs once. Before 2026-12 the head was priced at every token."""
+    model = build_model(arch, len(tok)).eval()
+    seen = {"head": 0, "tokens": 0}
+    model.get_output_embeddings().register_forward_hook(
+        lambda m, inp, out: seen.__setitem__("head", seen["head"] + inp[0].shape[0] * inp[0].shape[1]))
+    model.get_input_embeddings().register_forward_hook(
+        lambda m, inp, out: seen.__setitem__("tokens", seen["tokens"] + int((inp[0] != tok.pad_token_id).sum())))
+    task = make_task()
+    r = evaluate(model, tok, task, batch_size=4, generation=False)
+    assert (r.scored_tokens, r.head_positions) == (seen["tokens"], seen["head"])
+    assert r.head_positions < r.scored_tokens  # the head runs on fewer positions than the body
+
+
 def test_choice_metrics_follow_the_log_likelihoods(tok):
     model = build_model("llama", len(tok)).eval()
     task = choice_task(12)

@@ -24,10 +24,12 @@ def matmul_params(model: nn.Module) -> int:
     return total
 
 
-def forward_flops(model: nn.Module, tokens: int, head: bool = True) -> float:
-    """2 N T: a forward pass (scoring, generation), N counted as for training; `head=False` for a
-    pass that stops at the last hidden state (layer similarity)."""
-    return 2.0 * (matmul_params(model) - (0 if head else head_params(model))) * tokens
+def forward_flops(model: nn.Module, tokens: float, head_tokens: float | None = None) -> float:
+    """2 N T: a forward pass (scoring, generation), N counted as for training, with the output head on
+    `head_tokens` positions: every token by default, fewer where only some logits are computed
+    (evaluation keeps the answer's), 0 for a pass that stops at the last hidden state (layer similarity)."""
+    head = head_params(model)
+    return 2.0 * ((matmul_params(model) - head) * tokens + head * (tokens if head_tokens is None else head_tokens))
 
 
 def head_params(model: nn.Module) -> int:

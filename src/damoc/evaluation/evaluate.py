@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import damoc.evaluation.metrics as M
-from damoc.encoding import encode
-from damoc.evaluation.scoring import continuation_logprobs, generate
+from damoc.encoding import Encoded, encode
+from damoc.evaluation.scoring import continuation_logprobs, generate, scoring_cost
 from damoc.tasks.base import Example, Task, continuation
 
 
@@ -25,7 +25,8 @@ class EvalResult:
     seconds: float = 0.0
     n: int = 0
     truncated: int = 0
-    scored_tokens: int = 0  # tokens through the model when scoring (forward FLOPs: 2 N per token)
+    scored_tokens: int = 0  # real tokens through the model's body when scoring
+    head_positions: int = 0  # positions through its output head (forward FLOPs: damoc.flops.forward_flops)
 
 
 def evaluate(model, tokenizer, task: Task, *, examples: list[Example] | None = None,
@@ -70,11 +71,7 @@ def metrics_of(records: list[dict], choice: bool, seed: int = 0) -> dict[str, fl
 
 
 def _evaluate_choice(model, tokenizer, examples, max_len, batch_size, progress, seed) -> EvalResult:
-    requests, owners = [], []
-    for i, ex in enumerate(examples):
-        for opt in ex.options:
-            requests.append(encode(tokenizer, ex, continuation(ex, opt), max_len))
-            owners.append(i)
+    requests = scoring_requests(tokenizer, examples, max_len, choice=True)
     scores = continuation_logprobs(model, requests, tokenizer.pad_token_id, batch_size,
                                    desc="evaluating" if progress else None)
     records, k = [], 0
@@ -90,13 +87,12 @@ def _evaluate_choice(model, tokenizer, examples, max_len, batch_size, progress, 
             "truncated": truncated,
         })
     return EvalResult(metrics_of(records, choice=True, seed=seed), records,
-                      truncated=sum(r["truncated"] for r in records),
-                      scored_tokens=sum(len(r.input_ids) for r in requests))
+                      truncated=sum(r["truncated"] for r in records), **_cost(requests, batch_size))
 
 
 def _evaluate_generation(model, tokenizer, examples, max_len, batch_size, max_new_tokens,
                          generation, progress, seed) -> EvalResult:
-    requests = [encode(tokenizer, ex, continuation(ex), max_len) for ex in examples]
+    requests = scoring_requests(tokenizer, examples, max_len, choice=False)
     scores = continuation_logprobs(model, requests, tokenizer.pad_token_id, batch_size,
                                    desc="scoring answers" if progress else None)
     records = [{"id": ex.id, "answer_nll": -s[0],
@@ -112,5 +108,16 @@ def _evaluate_generation(model, tokenizer, examples, max_len, batch_size, max_ne
         for rec, t, s in zip(records, texts, scores_rl):
             rec["generated"], rec["rougeL"] = t, float(s)
         out |= M.with_se("rougeL", M.mean(scores_rl), n, seed)
-    return EvalResult(out, records, truncated=sum(r["truncated"] for r in records),
-                      scored_tokens=sum(len(r.input_ids) for r in requests))
+    return EvalResult(out, records, truncated=sum(r["truncated"] for r in records), **_cost(requests, batch_size))
+
+
+def scoring_requests(tokenizer, examples: list[Example], max_len: int, choice: bool) -> list[Encoded]:
+    """What evaluation scores, as it encodes it: every option of a choice question, in order, or the
+    reference answer. The cost estimate prices these same requests."""
+    return [encode(tokenizer, ex, continuation(ex, opt), max_len)
+            for ex in examples for opt in (ex.options if choice else [None])]
+
+
+def _cost(requests: list[Encoded], batch_size: int) -> dict[str, int]:
+    tokens, head = scoring_cost(requests, batch_size)
+    return {"scored_tokens": tokens, "head_positions": head}

@@ -2,20 +2,27 @@
 
 Batches are left-padded with explicit position ids, so every real token sees the same
 positions and attention as when scored alone (same scores at any batch size), and only the
-last positions' logits are computed: a 262k-token vocabulary makes full logits costly.
+last positions' logits are computed: a 262k-token vocabulary makes full logits costly. The
+FLOPs are priced on what runs (`scoring_cost`, from the same batch plan): the body on every real
+token, the output head on the kept positions only. Pricing the head at every token, as damoc did
+until 2026-12, more than doubled a Gemma-3 candidate's evaluation bill.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from tqdm.auto import tqdm
 
 from damoc.encoding import Encoded
 
+T = TypeVar("T")
 
-def _batches(order: list[int], size: int) -> Iterator[list[int]]:
+
+def _batches(order: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(order), size):
         yield order[start:start + size]
 
@@ -43,15 +50,18 @@ def right_pad(seqs: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch
     return ids.to(device), mask.to(device)
 
 
-@torch.inference_mode()
-def continuation_logprobs(model, requests: Sequence[Encoded], pad_id: int, batch_size: int = 8,
-                          desc: str | None = None) -> list[tuple[float, bool]]:
-    """For each request: (sum of log p(continuation token | prefix) in nats, greedy match).
+@dataclass(frozen=True)
+class Plan:
+    """The forward passes that score a list of requests. Single-token continuations that share a
+    prompt (yes / no / maybe) share one pass over the prompt, whose last position gives every option;
+    the others run whole, longest first, with the last `keep` positions through the head."""
 
-    Single-token continuations that share a prompt (yes / no / maybe) share one forward pass.
-    """
-    device = next(model.parameters()).device
-    out: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
+    groups: dict[tuple[int, ...], list[int]]  # prompt -> the requests it answers
+    prompt_batches: list[list[tuple[int, ...]]]
+    batches: list[list[int]]  # request indices
+
+
+def plan(requests: Sequence[Encoded], batch_size: int) -> Plan:
     groups: dict[tuple[int, ...], list[int]] = {}
     multi = []
     for i, r in enumerate(requests):
@@ -59,24 +69,50 @@ def continuation_logprobs(model, requests: Sequence[Encoded], pad_id: int, batch
             groups.setdefault(tuple(r.input_ids[:-1]), []).append(i)
         else:
             multi.append(i)
-    bar = tqdm(total=len(requests), desc=desc, disable=desc is None, leave=False)
     prompts = sorted(groups, key=len, reverse=True)
-    for batch in _batches(list(range(len(prompts))), batch_size):
-        ids, mask, pos = left_pad([prompts[b] for b in batch], pad_id, device)
+    order = sorted(multi, key=lambda i: -len(requests[i].input_ids))
+    return Plan(groups, list(_batches(prompts, batch_size)), list(_batches(order, batch_size)))
+
+
+def _keep(requests: Sequence[Encoded], idx: list[int]) -> int:
+    """Positions whose logits a batch needs: its longest continuation's, plus the one before it."""
+    return max(len(requests[i].input_ids) - requests[i].n_prompt for i in idx) + 1
+
+
+def scoring_cost(requests: Sequence[Encoded], batch_size: int) -> tuple[int, int]:
+    """(real tokens through the body, positions through the output head) when `continuation_logprobs`
+    scores these requests: what its forward FLOPs are priced on (padding is not counted)."""
+    p = plan(requests, batch_size)
+    tokens = sum(len(prompt) for batch in p.prompt_batches for prompt in batch)
+    head = sum(len(batch) for batch in p.prompt_batches)
+    for idx in p.batches:
+        tokens += sum(len(requests[i].input_ids) for i in idx)
+        head += _keep(requests, idx) * len(idx)
+    return tokens, head
+
+
+@torch.inference_mode()
+def continuation_logprobs(model, requests: Sequence[Encoded], pad_id: int, batch_size: int = 8,
+                          desc: str | None = None) -> list[tuple[float, bool]]:
+    """For each request: (sum of log p(continuation token | prefix) in nats, greedy match)."""
+    device = next(model.parameters()).device
+    out: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
+    p = plan(requests, batch_size)
+    bar = tqdm(total=len(requests), desc=desc, disable=desc is None, leave=False)
+    for batch in p.prompt_batches:
+        ids, mask, pos = left_pad(batch, pad_id, device)
         logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask, position_ids=pos,
                                        logits_to_keep=1).logits[:, -1].float(), dim=-1)
         best = logp.argmax(-1)
-        for row, b in enumerate(batch):
-            for i in groups[prompts[b]]:
+        for row, prompt in enumerate(batch):
+            for i in p.groups[prompt]:
                 target = requests[i].input_ids[-1]
                 out[i] = (float(logp[row, target]), bool(best[row] == target))
-            bar.update(len(groups[prompts[b]]))
-    order = sorted(multi, key=lambda i: -len(requests[i].input_ids))
-    for idx in _batches(order, batch_size):
-        seqs = [requests[i].input_ids for i in idx]
-        ids, mask, pos = left_pad(seqs, pad_id, device)
+            bar.update(len(p.groups[prompt]))
+    for idx in p.batches:
+        ids, mask, pos = left_pad([requests[i].input_ids for i in idx], pad_id, device)
         n_cont = [len(requests[i].input_ids) - requests[i].n_prompt for i in idx]
-        keep = max(n_cont) + 1
+        keep = _keep(requests, idx)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=pos,
                        logits_to_keep=keep).logits.float()
         # logits[:, j] predicts the token at absolute column width - keep + j + 1.

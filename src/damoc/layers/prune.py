@@ -79,7 +79,7 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
         stats: dict = {}
         with clock.stage("similarity"):
             sim = layer_similarity(model, tokenizer, texts, config.max_len, config.batch_size, progress, stats)
-        flops += forward_flops(model, stats["tokens"], head=False)  # the similarity pass skips the head
+        flops += forward_flops(model, stats["tokens"], head_tokens=0)  # the similarity pass skips the head
         return sim
 
     similarity = np.array(plan.similarity) if plan is not None else measure()

@@ -38,13 +38,14 @@ def training_flops(s: Shape, method: str, tokens: float, loss_tokens: float, rem
     return rule(s.body(removed) + adapters, s.head, tokens, loss_tokens, method)
 
 
-def _eval_tokens(tok, examples: list[Example], max_len: int) -> float:
-    """Tokens through the model to score the test questions, as evaluation encodes them (no
-    end-of-sequence token after the answer): each option's continuation for a choice question (priced
-    at the gold answer's length), the answer for a generative one."""
-    eos = 1 if tok.eos_token_id is not None else 0
-    return float(sum(Lengths(x.fixed, x.context, x.answer - eos).trained(max_len) * max(len(e.options), 1)
-                     for x, e in zip(lengths(tok, examples), examples)))
+def eval_cost(tok, examples: list[Example], max_len: int, batch_size: int) -> tuple[int, int]:
+    """(tokens through the body, positions through the output head) to score the test questions, from
+    the requests evaluation encodes and the batches it runs them in (damoc.evaluation.scoring)."""
+    from damoc.evaluation.evaluate import scoring_requests
+    from damoc.evaluation.scoring import scoring_cost
+
+    choice = all(e.options for e in examples)
+    return scoring_cost(scoring_requests(tok, examples, max_len, choice), batch_size)
 
 
 def _run_tokens(ls: list[Lengths], n: int, config: FinetuneConfig, ratio: float) -> dict:
@@ -136,10 +137,12 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         r = ft.lora_r
         if test:
             if cand.model not in measured_test:
-                measured_test[cand.model] = _eval_tokens(tok_of[cand.model], test, config.finetune.max_seq_len)
-            eval_tokens = measured_test[cand.model]
-            evaluation = {"eval_tokens": eval_tokens, "full_eval_flops": s.forward_flops(eval_tokens),
-                          "damoc_eval_flops": s.forward_flops(eval_tokens, removed)}
+                measured_test[cand.model] = eval_cost(tok_of[cand.model], test, config.finetune.max_seq_len,
+                                                      config.eval_batch_size)
+            eval_tokens, head_positions = measured_test[cand.model]
+            evaluation = {"eval_tokens": eval_tokens, "eval_head_positions": head_positions,
+                          "full_eval_flops": s.forward_flops(eval_tokens, head_tokens=head_positions),
+                          "damoc_eval_flops": s.forward_flops(eval_tokens, removed, head_positions)}
         else:
             evaluation = {}
         rows.append({
@@ -163,7 +166,8 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         full_eval = sum(r["full_eval_flops"] for r in rows)
         # the zero-shot pass evaluates each model once, unpruned, on the first zero_shot_questions questions
         share = min(config.zero_shot_questions or len(test), len(test)) / len(test)
-        zero = (share * sum(shapes[m].forward_flops(measured_test[m]) for m in measured_test)
+        zero = (share * sum(shapes[m].forward_flops(tokens, head_tokens=head)
+                            for m, (tokens, head) in measured_test.items())
                 if config.zero_shot else 0.0)
         damoc_eval = sum(r["damoc_eval_flops"] for r in rows) + zero
         out |= {"test_examples": len(test), "full_eval_flops": full_eval, "damoc_eval_flops": damoc_eval,

@@ -62,7 +62,7 @@ def run_candidate(config: BaselineConfig, candidate: Candidate, task: Task, trai
     result = evaluate(model, tokenizer, task, examples=test, max_len=ft.max_seq_len,
                       batch_size=config.eval_batch_size, max_new_tokens=config.max_new_tokens,
                       generation=config.generation, progress=progress, seed=config.seed)
-    eval_flops = forward_flops(model, result.scored_tokens)  # scoring only: generation for ROUGE-L not counted
+    eval_flops = forward_flops(model, result.scored_tokens, result.head_positions)  # generation (ROUGE-L) not counted
     del model
     gc.collect()
     return {
@@ -88,7 +88,7 @@ def evaluate_kept(config: BaselineConfig, candidate: Candidate, task: Task, test
     result = evaluate(model, tokenizer, task, examples=test, max_len=config.finetune.max_seq_len,
                       batch_size=config.eval_batch_size, max_new_tokens=config.max_new_tokens,
                       generation=config.generation, progress=progress, seed=config.seed)
-    eval_flops = forward_flops(model, result.scored_tokens)
+    eval_flops = forward_flops(model, result.scored_tokens, result.head_positions)
     del model
     gc.collect()
     return {**candidate.label(), "status": OK, "metrics": result.metrics, "evaluation_only": True,

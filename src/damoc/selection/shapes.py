@@ -42,9 +42,10 @@ class Shape:
     def body(self, removed: int = 0) -> int:
         return self.matmul - self.head - removed * self.per_layer
 
-    def forward_flops(self, tokens: float, removed: int = 0) -> float:
-        """A forward pass over `tokens` (2 FLOPs per matmul parameter per token), `removed` layers pruned."""
-        return 2.0 * (self.matmul - removed * self.per_layer) * tokens
+    def forward_flops(self, tokens: float, removed: int = 0, head_tokens: float | None = None) -> float:
+        """A forward pass over `tokens` (2 FLOPs per matmul parameter per token), `removed` layers pruned,
+        the output head on `head_tokens` positions (every token unless given), as damoc.flops counts it."""
+        return 2.0 * (self.body(removed) * tokens + self.head * (tokens if head_tokens is None else head_tokens))
 
 
 def _config(spec: str, causal: bool):
