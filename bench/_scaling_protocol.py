@@ -11,7 +11,7 @@ import numpy as np
 from _common import RESULTS, ROOT
 
 from damoc.selection.curves import predict_curves
-from damoc.selection.laws import fit_curve
+from damoc.selection.laws import accepted_window, fit_curve
 
 DATA = ROOT.parent.parent / "shared" / "data" / "scaling-law"
 OUT, DESIGN_OUT = RESULTS / "scaling-law.json", RESULTS / "scaling-law-design.json"
@@ -38,18 +38,12 @@ def load(name: str, cap: int | None = None) -> dict:
 def ats(sizes: np.ndarray, loss: np.ndarray, target: float, k: int = 3, delta: float = 5.0) -> float:
     """Accept-then-Stop, our reading of the paper: from the budget down, accept each earlier point
     while it lies within `delta` standard deviations of the log-log line through the points above
-    it (at least `k`); the line through the accepted points, extrapolated."""
+    it (at least `k`: damoc.selection.laws.accepted_window); the line through the accepted points,
+    extrapolated."""
     keep = sizes > 0
     lx, ly = np.log(sizes[keep]), np.log(loss[keep])
-    n = len(lx)
-    m = min(k, n)
-    while m < n:
-        slope, icept = np.polyfit(lx[n - m:], ly[n - m:], 1)
-        sd = np.std(ly[n - m:] - (slope * lx[n - m:] + icept))
-        if abs(ly[n - m - 1] - (slope * lx[n - m - 1] + icept)) > delta * max(sd, 1e-12):
-            break
-        m += 1
-    slope, icept = np.polyfit(lx[n - m:], ly[n - m:], 1)
+    m = accepted_window(lx, ly, k, delta)
+    slope, icept = np.polyfit(lx[-m:], ly[-m:], 1)
     return float(np.exp(slope * math.log(target) + icept))
 
 

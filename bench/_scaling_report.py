@@ -39,8 +39,10 @@ def choices(design: dict | None) -> dict:
             "one doubling or more before its last point, extrapolated to it): the straight log-log line "
             "(the power phase AtS extrapolates) or the rectified law, whichever has the smaller median error "
             "per unit of distance on the cuts both can make; on these sets the line wins at every budget.",
-            "The line goes through each model's last 3 in-budget points (AtS's minimum; the design study "
-            "compared 2, 3, 4, 5 and every point: 3 and 4 tie, 3 has the lower median error).",
+            "The line goes through the in-budget points AtS's accept-then-stop takes for each model (from the "
+            "last 3, each earlier point while it lies within 5 residual spreads of the line through the later "
+            "ones: the paper's k and delta); the design study compares it with the last 2, 3, 4, 5 and every "
+            "point (design_study.summary). Until 2026-12 the line went through the last 3.",
             "Calibration across the candidates from the same backtests: realised change = drift * distance + "
             "gain * predicted change (gain clipped to [0, 1.5]); the drift is shared, so it moves no ranking.",
             "The interval: the residuals of the most recent backtests (cut one doubling before the last "
@@ -121,56 +123,3 @@ def plot(result: dict) -> None:
     axes[0, 0].legend(fontsize=7)
     RESULTS.mkdir(parents=True, exist_ok=True)
     save_figure(fig, OUT.with_suffix(".png"))
-
-
-def table(result: dict) -> str:
-    """The docs' section on `damoc predict` and this benchmark, from the JSON."""
-    def get(name, budget, sel, metric):
-        r = next((x for x in result["rows"] if x["dataset"] == name and x["budget"] == budget
-                  and x["selector"] == sel), None)
-        v = None if r is None else r[metric]
-        return "-" if v is None else f"{100 * v:.1f}"
-
-    lines = [
-        "## Predicting from learning curves: `damoc predict`", "",
-        "Given small-run results you already have (your own sweeps, an experiment tracker's export), "
-        "`damoc predict` fits each model's learning curve and predicts its metric at a larger training "
-        "size, with an interval and the probability that the model is the best there:", "",
-        "    damoc predict --curves runs.csv --budget 204800 --target-size 1638400 [--json] [--higher-is-better]", "",
-        "`runs.csv` is wide (one row per model: the name first, then one column per example count, "
-        "optionally `size` and `family`) or long (`model,examples,metric`). Only the points with at most "
-        "`--budget` examples are used; lower is better unless `--higher-is-better` (then the metric must "
-        "lie in [0, 1]). `--json` prints `{\"predictions\": [{\"model\", \"predicted\", \"low\", \"high\", "
-        "\"prob_best\"}], ...}`. `select --strategy adaptive` uses the same predictor.", "",
-        "How it predicts: each curve's last three points are extrapolated as a straight line on log-log "
-        "axes (the power phase of the rectified scaling law) unless backtests on the points themselves "
-        "favour the rectified law; the same backtests calibrate the extrapolation across models and give "
-        "the interval.", "",
-        "### Measured on the AtS benchmark", "",
-        "The benchmark of Lin et al. (ICML 2024): 30 models fine-tuned on up to 1,638,400 examples of FLAN "
-        "and Gigaword; a selector sees the losses up to a budget and ranks the models by their loss at "
-        "1,638,400 (`bench/scaling_law.py`). PearCorr and RelAcc in %; AtS as published in the paper; "
-        "coverage: the share of models whose full-size loss lies in damoc's 90% interval.", "",
-        "| set | budget | damoc PearCorr | AtS PearCorr (published) | AtS PearCorr (ours) | SubTuning PearCorr | "
-        "damoc RelAcc | AtS RelAcc (published) | damoc top-1 | damoc Kendall tau | damoc median rel. error | "
-        "coverage |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name in SETS:
-        for i, ratio in enumerate(RATIOS):
-            b = f"1/{ratio}"
-            pub = PUBLISHED[name]["ats"]
-            lines.append(f"| {name} | {b} | {get(name, b, 'damoc', 'pearcorr')} | {100 * pub['pearcorr'][i]:.1f} | "
-                         f"{get(name, b, 'ats', 'pearcorr')} | "
-                         f"{get(name, b, 'subtuning', 'pearcorr')} | {get(name, b, 'damoc', 'relacc')} | "
-                         f"{100 * pub['relacc'][i]:.1f} | {get(name, b, 'damoc', 'top1')} | "
-                         f"{get(name, b, 'damoc', 'kendall_tau')} | {get(name, b, 'damoc', 'median_rel_error')} | "
-                         f"{get(name, b, 'damoc', 'coverage')} |")
-    met = result["targets"]["pearcorr_and_relacc_at_least_ats_published"]
-    missed = [k for k, v in met.items() if not (v["pearcorr"] and v["relacc"])]
-    cover = result["targets"]["coverage_at_1/8_at_least_0.85"]
-    lines += ["", "Targets: damoc at or above AtS's published PearCorr and RelAcc at "
-              + ("every budget of both sets" if not missed else
-                 f"{len(met) - len(missed)} of {len(met)} (set, budget) pairs; missed: " + ", ".join(missed))
-              + ". 90% intervals covering at least 85% of the models at 1/8: "
-              + ", ".join(f"{k} {'met' if v else 'missed'}" for k, v in cover.items()) + ".", ""]
-    return "\n".join(lines)

@@ -37,6 +37,27 @@ def test_the_loglinear_law_is_a_line_through_the_last_points_only():
     assert fit_curve([0, 10, 20], [30.0, 2.0, 1.8], law="loglinear").predict(20) == pytest.approx(1.8)  # 0 left out
 
 
+def test_accept_then_stop_takes_the_power_phase_and_keeps_old_points_after_a_jump():
+    """AtS's window: every point of a straight log-log line; not the flat pre-power phase before it;
+    and behind a last point that jumped, more points than the fixed three, so the jump is diluted."""
+    from damoc.selection.laws import ACCEPT, accepted_window
+
+    sizes = np.array([200.0 * 2 ** k for k in range(8)])
+    line = 5.0 * sizes ** -0.2
+    assert accepted_window(np.log(sizes), np.log(line)) == 8
+    bent = line.copy()
+    bent[:2] = 4.0  # the pre-power phase: far above the line
+    assert accepted_window(np.log(sizes), np.log(bent)) == 6
+    jumped = line * np.exp(np.random.default_rng(0).normal(0, 0.01, 8))
+    jumped[-1] *= 0.85
+    w = accepted_window(np.log(sizes), np.log(jumped))
+    assert w > 3
+    accepted = fit_curve(sizes, jumped, law="loglinear", window=ACCEPT)
+    assert accepted.params == fit_curve(sizes, jumped, law="loglinear", window=w).params
+    last3 = fit_curve(sizes, jumped, law="loglinear", window=3)
+    assert accepted.predict(1e6) > last3.predict(1e6)  # the jump extrapolated less
+
+
 def curves_of(fn, n=12, sizes=tuple(100 * 2 ** k for k in range(10)), seed=0):
     rng = np.random.default_rng(seed)
     return {f"m{i}": (list(sizes), [fn(d, rng_i) for d in sizes])

@@ -1358,6 +1358,57 @@ def history_page() -> str:
     return page("Earlier benchmarks", "bench/results/demo*.json, baseline-pubmedqa.json, select-*.json", body)
 
 
+def scaling_page() -> str:
+    """The learning-curve predictor on the AtS benchmark: every selector per set and budget, AtS as
+    published beside it, the targets, and the design study that chose the predictor's settings."""
+    d, design = load("scaling-law.json"), load("scaling-law-design.json")
+    budgets = d["config"]["budgets"]
+
+    def cell(name: str, budget: str, sel: str, metric: str) -> str:
+        v = next((r[metric] for r in d["rows"] if r["dataset"] == name and r["budget"] == budget
+                  and r["selector"] == sel), None)
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    body = ("`damoc predict` (and `select --strategy adaptive`) extrapolate learning curves: a straight log-log line "
+            "through the points AtS's accept-then-stop takes, or the rectified law, whichever backtests on the curves "
+            "favour, calibrated across the candidates (`damoc.selection.curves`; see [how selection works]"
+            "(../selection.md)). The benchmark of Lin et al. (ICML 2024) holds the test loss of 30 models fine-tuned "
+            "on 0 to 1,638,400 examples of FLAN and Gigaword; a selector sees the losses up to a budget and ranks the "
+            "models by their loss at 1,638,400. PearCorr, RelAcc, top-1, Kendall tau, median relative error of the "
+            "predicted full-size loss and coverage (the share of models whose full-size loss lies in damoc's 90% "
+            "interval) in %; AtS as published in the paper and as we implemented it.\n\n")
+    rows = []
+    for name in d["config"]["sets"]:
+        pub = d["published"][name]["ats"]
+        for b in budgets:
+            rows.append([name, b, cell(name, b, "damoc", "pearcorr"), f"{100 * pub['pearcorr'][b]:.1f}",
+                         cell(name, b, "ats", "pearcorr"), cell(name, b, "subtuning", "pearcorr"),
+                         cell(name, b, "damoc", "relacc"), f"{100 * pub['relacc'][b]:.1f}",
+                         cell(name, b, "damoc", "top1"), cell(name, b, "damoc", "kendall_tau"),
+                         cell(name, b, "damoc", "median_rel_error"), cell(name, b, "damoc", "coverage")])
+    body += table(["set", "budget", "damoc PearCorr", "AtS (published)", "AtS (ours)", "SubTuning", "damoc RelAcc",
+                   "AtS RelAcc (published)", "damoc top-1", "damoc Kendall tau", "damoc median rel. error",
+                   "coverage"], rows)
+    met = d["targets"]["pearcorr_and_relacc_at_least_ats_published"]
+    missed = [k for k, v in met.items() if not (v["pearcorr"] and v["relacc"])]
+    body += (f"\nTarget: damoc at or above AtS's published PearCorr and RelAcc at every budget of both sets; met at "
+             f"{len(met) - len(missed)} of {len(met)} (missed: {', '.join(missed) or 'none'}). 90% intervals holding "
+             "at least 85% of the models at 1/8: "
+             + ", ".join(f"{k} {yes(v, bold=False)}" for k, v in d["targets"]["coverage_at_1/8_at_least_0.85"].items())
+             + " (the plot: `bench/results/scaling-law.png`).\n")
+    body += source("scaling-law.json")
+    body += ("## How the predictor's settings were chosen\n\nNo setting looks at the full-size column: the design "
+             f"study replays the protocol on {design['protocol']}; rule: {design['rule']}. The winner is the library's "
+             "default.\n\n")
+    srows = [[k + (" (default)" if k == design["library_default"] else ""), pct(v["pearcorr"], 1), pct(v["relacc"], 1),
+              pct(v["median_rel_error"], 1) if v.get("median_rel_error") is not None else "-",
+              pct(v["coverage_at_1/8"], 0) if v.get("coverage_at_1/8") is not None else "-"]
+             for k, v in sorted(design["summary"].items(), key=lambda kv: -kv[1]["pearcorr"] - kv[1]["relacc"])]
+    body += table(["variant or selector", "PearCorr", "RelAcc", "median rel. error", "coverage at 1/8"], srows)
+    body += source("scaling-law-design.json")
+    return page("Learning curves (the AtS benchmark)", "bench/results/scaling-law.json, scaling-law-design.json", body)
+
+
 def benchmarks_index() -> str:
     body = ("Every figure in these pages is generated from a file in `bench/results/` by `tools/make_docs.py`; each "
             "section names its file and the command that made it. The rules the benchmarks follow:\n\n"
@@ -1373,6 +1424,7 @@ def benchmarks_index() -> str:
             "| page | question |\n|---|---|\n"
             "| [Validation zoo](zoo.md) | does `select` pick what full fine-tuning would? |\n"
             "| [Costs](costs.md) | does `damoc estimate` predict the runs; what at 7-9B scale? |\n"
+            "| [Learning curves](scaling-law.md) | does `damoc predict` rank 30 models as well as AtS? |\n"
             "| [PASER](paser.md) | does PASER's subset recover a pruned model better than simple choices? |\n"
             "| [Token compression](compression.md) | damoc against LLMLingua; what a threshold costs |\n"
             "| [Data filtering](filtering.md) | GraphCut at a million points |\n"
@@ -1438,7 +1490,8 @@ def replace_block(text: str, name: str, content: str) -> str:
 
 
 BENCH_PAGES: list[tuple[str, Callable[[], str]]] = [
-    ("index.md", benchmarks_index), ("zoo.md", zoo_page), ("costs.md", costs_page), ("paser.md", paser_page),
+    ("index.md", benchmarks_index), ("zoo.md", zoo_page), ("costs.md", costs_page),
+    ("scaling-law.md", scaling_page), ("paser.md", paser_page),
     ("compression.md", compression_page), ("filtering.md", filtering_page), ("pruning.md", pruning_page),
     ("training.md", training_page), ("history.md", history_page)]
 

@@ -11,6 +11,11 @@ smaller median error per unit of log-distance on the cuts both laws can make win
 there is none). The same backtests calibrate the extrapolation (a drift shared by all candidates
 and a gain on each one's predicted change, fitted across candidates) and give the interval: the
 quantiles of their residuals per unit of log-distance, scaled to the distance to the target.
+
+The loglinear law's points are chosen per curve by AtS's accept-then-stop (laws.accepted_window)
+rather than a fixed last three: a curve whose last point jumped (Gigaword's bart-base fell 0.37 in
+one doubling) keeps the earlier points that say where it is heading. Chosen on the AtS benchmark's
+columns up to its largest budget alone (bench/scaling_law.py --part design), over the last three.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from damoc.selection.laws import MIN_POINTS, CurveFit, curve_points, fit_curve, fit_law
+from damoc.selection.laws import ACCEPT, MIN_POINTS, CurveFit, curve_points, fit_curve, fit_law
 
 LN2 = math.log(2)
 
@@ -33,7 +38,7 @@ class Extrapolator:
     the backtests' errors after calibration, at their ln-distances."""
 
     law: str = "loglinear"
-    window: int = 3
+    window: int = ACCEPT
     drift: float = 0.0
     gain: float = 1.0
     residuals: tuple[float, ...] = ()
@@ -81,7 +86,8 @@ def _backtest_pairs(curves: dict[str, tuple[np.ndarray, np.ndarray]], law: str, 
     cut of every curve at least one doubling before its last point."""
     ex = Extrapolator(law, window)
     pairs = []
-    need = max(MIN_POINTS[law], min(window, 5) if law == "loglinear" else 0)  # "every point": cut from 5
+    # a fixed window cuts from that many points ("every point": from 5); accept-then-stop from two
+    need = max(MIN_POINTS[law], min(window, 5) if law == "loglinear" else 0)
     for name, (x, y) in curves.items():
         for o in range(need - 1, len(x) - 1):
             dist = math.log(x[-1] / x[o])
@@ -95,7 +101,7 @@ def _backtest_pairs(curves: dict[str, tuple[np.ndarray, np.ndarray]], law: str, 
 
 
 def choose_extrapolator(curves: dict[str, tuple[np.ndarray, np.ndarray]], laws: Sequence[str] = ("loglinear",
-                        "rectified"), window: int = 3, calibrate: bool = True) -> Extrapolator:
+                        "rectified"), window: int = ACCEPT, calibrate: bool = True) -> Extrapolator:
     """The law with the smaller median backtest error per unit of ln-distance (compared on the cuts
     every law can make), calibrated on its own backtests."""
     pairs = {law: _backtest_pairs(curves, law, window) for law in laws}
@@ -153,7 +159,8 @@ class CurvePredictions:
     def as_dict(self) -> dict:
         ex = self.extrapolator
         return {"target_size": self.target, "level": self.level, "higher_is_better": self.higher_is_better,
-                "method": {"law": ex.law, "window": ex.window, "drift_per_doubling": ex.drift * LN2,
+                "method": {"law": ex.law, "window": "accept-then-stop" if ex.window == ACCEPT else ex.window,
+                           "drift_per_doubling": ex.drift * LN2,
                            "gain": ex.gain, "residuals": len(ex.residuals), **ex.backtest},
                 "predictions": [{"model": p.name, "predicted": p.predicted, "low": p.low, "high": p.high,
                                  "prob_best": p.prob_best, "points": p.points, "law": p.fit.law}
@@ -187,7 +194,7 @@ def _jackknife_sd(ex: Extrapolator, x: np.ndarray, y: np.ndarray, target: float)
 
 def predict_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], target: float,
                    level: float = 0.9, higher_is_better: bool = False, samples: int = 4000, seed: int = 0,
-                   laws: Sequence[str] = ("loglinear", "rectified"), window: int = 3,
+                   laws: Sequence[str] = ("loglinear", "rectified"), window: int = ACCEPT,
                    calibrate: bool = True) -> CurvePredictions:
     """Each candidate's metric at `target` examples, its `level` interval and its probability of
     being best, from its (examples, metric) points. Candidates need two points of more than 0

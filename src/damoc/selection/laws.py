@@ -8,7 +8,10 @@ complement first):
   end of the curve (the "pre-power phase") so that rankings can cross as D grows.
 - power: B * D^-beta + E, the rectified law without D_l (for three or four points).
 - loglinear: log L = log B - beta * log D through the last few points: the "power phase" alone,
-  a straight line on log-log axes, which is what the paper's AtS selector extrapolates.
+  a straight line on log-log axes, which is what the paper's AtS selector extrapolates. How many
+  points: a fixed `window`, or (window ACCEPT) the paper's accept-then-stop rule, which walks back
+  from the last point and takes each earlier one while it lies on the line through the points
+  after it (`accepted_window`): a curve whose last points jumped keeps its older points too.
 
 Sizes of 0 (zero-shot scores) are left out of every fit: a fine-tuned curve does not pass
 through them (FLAN's t5-v1_1-base scores 28.8 before fine-tuning and 4.0 after 200 examples).
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_POINTS = {"rectified": 5, "power": 3, "loglinear": 2}
+ACCEPT = 0  # a loglinear window chosen per curve by accept-then-stop (accepted_window)
 
 
 def rectified_law(d, b: float, d_l: float, beta: float, e: float):
@@ -119,10 +123,26 @@ def fit_law(x: np.ndarray, y: np.ndarray, law: str, window: int) -> CurveFit:
                 return CurveFit(law, params)
             law = "loglinear"
         if law == "loglinear" and len(x) >= 2:
-            lx, ly = np.log(x[-window:]), np.log(y[-window:])
+            w = accepted_window(np.log(x), np.log(y)) if window == ACCEPT else window
+            lx, ly = np.log(x[-w:]), np.log(y[-w:])
             slope, intercept = np.polyfit(lx, ly, 1)
             return CurveFit("loglinear", {"b": float(math.exp(intercept)), "beta": float(-slope)})
     return CurveFit("flat", {"e": float(y[-1])})
+
+
+def accepted_window(lx: np.ndarray, ly: np.ndarray, k: int = 3, delta: float = 5.0) -> int:
+    """How many of the last points lie on one line in log-log, by AtS's accept-then-stop (Lin et al.
+    2024, with its k = 3 and delta = 5): start from the last k points; take the next earlier point
+    while its distance from their line is within delta times the line's residual spread."""
+    n = len(lx)
+    m = min(k, n)
+    while m < n:
+        slope, icept = np.polyfit(lx[n - m:], ly[n - m:], 1)
+        spread = np.std(ly[n - m:] - (slope * lx[n - m:] + icept))
+        if abs(ly[n - m - 1] - (slope * lx[n - m - 1] + icept)) > delta * max(spread, 1e-12):
+            break
+        m += 1
+    return m
 
 
 def curve_points(sizes: Sequence[float], values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +158,7 @@ def fit_curve(sizes: Sequence[float], values: Sequence[float], law: str = "auto"
     """The curve through (size, loss) points (sizes of 0 left out), with its leave-last-point-out
     error. `law`: "auto" (rectified from five points, power from three, else flat), "rectified",
     "power" (each falling back as "auto" does when the points are too few) or "loglinear" (a line
-    on log-log axes through the last `window` points)."""
+    on log-log axes through the last `window` points, or the points accept-then-stop takes: ACCEPT)."""
     x, y = curve_points(sizes, values)
     fit = fit_law(x, y, law, window)
     if len(x) >= 4 and fit.law != "flat":
