@@ -571,6 +571,39 @@ def zoo_verdict() -> str:
     return text + ".\n"
 
 
+LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune": "no pruning",
+          "no-compress": "no token compression", "full-eval": "every question scored (no sequential evaluation)"}
+
+
+def _beside(mine: list[dict], head: list[dict], kind: str = "separated") -> str:
+    a, b = pooled(mine, kind), pooled(head, kind)
+    return f"{a[0]:.2f} / {b[0]:.2f} (of {a[1]})" if a and b else "-"
+
+
+def zoo_levers() -> str:
+    """Which part of damoc's route costs or earns the ordering: each other setting's row beside the headline
+    on the tasks where both ran (one lever moved at a time: bench/_zoo_rows.py's settings)."""
+    rows = []
+    names = sorted({n for t in zoo_tasks() for n in zoo_rows(t)} - {"headline", *GUESSES})
+    for name in names:
+        tasks = [t for t in zoo_tasks() if name in zoo_rows(t) and "headline" in zoo_rows(t)]
+        if not tasks:
+            continue
+        mine, head = [zoo_rows(t)[name] for t in tasks], [zoo_rows(t)["headline"] for t in tasks]
+        what = LEVERS.get(name) or (f"{name.rsplit('-', 1)[0]} filter at rate {name.rsplit('-', 1)[1]}"
+                                    if name.rsplit("-", 1)[-1].replace(".", "").isdigit() else name)
+        rows.append([f"`{name}`", what, ", ".join(tasks), _beside(mine, head), _beside(mine, head, "method"),
+                     f"{sum(r['in_tie_set'] for r in mine)} / {sum(r['in_tie_set'] for r in head)} of {len(tasks)}",
+                     span([r["speedup_flops"] for r in mine if r.get("speedup_flops")], x)])
+    if not rows:
+        return ""
+    return ("## Which part costs the ordering\n\nEach setting moves one lever from damoc's defaults; beside the "
+            "headline row on the same tasks (pooled: a pair either route ties counts half).\n\n"
+            + table(["row", "what changes", "tasks", "separated pairs right: row / headline",
+                     "method pairs right: row / headline", "pick in tie set: row / headline",
+                     "training + data FLOPs saving"], rows))
+
+
 def zoo_readme_block() -> str:
     return zoo_headline_table() + "\n" + zoo_verdict()
 
@@ -590,6 +623,7 @@ def zoo_page() -> str:
             "methods in the registry's default order), beside `subset` (the same training examples without "
             "pruning or compression).\n\n")
     body += "## damoc against the free guesses\n\n" + zoo_headline_table() + "\n" + zoo_verdict()
+    body += zoo_levers()
     body += ("\n## Every row\n\n`regret` is in the truth's metric (answer bits per byte). Rows ran with the load "
              "in each row's `load_average`.\n\n")
     body += grid([{**r, "task": t} for t in tasks for r in zoo(t).get("rows", [])], {
