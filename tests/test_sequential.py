@@ -59,6 +59,53 @@ def test_a_tie_within_the_margin_stops_before_the_questions_run_out():
     assert result.questions["a"] < 2000
 
 
+def _pick(scores: dict[str, np.ndarray], result, cost: dict[str, float]) -> str:
+    """The verdict's rule on a run's survivors: the cheapest within 2 paired SE of the best."""
+    from damoc.selection.sequential import _gap
+
+    alive = result.survivors
+    n = min(result.questions[a] for a in alive)
+    best = max(alive, key=lambda a: scores[a][:n].mean())
+    tied = [a for a in alive if a == best or _gap(scores[best][:n] - scores[a][:n]) <= 2]
+    return min(tied, key=lambda a: (cost[a], -scores[a][:n].mean()))
+
+
+@pytest.mark.parametrize("means", [{"a": 0.6, "b": 0.6, "c": 0.6, "d": 0.6},
+                                   {"a": 0.62, "b": 0.6, "c": 0.58, "d": 0.56},
+                                   {"a": 0.63, "b": 0.6, "c": 0.5, "d": 0.5}])
+def test_a_settled_stop_changes_the_pick_in_about_gamma_of_runs_or_fewer(means):
+    """The stated rate of `settle`: against the same run scoring every question the drop rule allows, the
+    pick differs in at most gamma of runs (within two binomial SE), and fewer questions are scored."""
+    cost = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 0.5}
+    changed, saved, runs = 0, 0, 300
+    for seed in range(runs):
+        scores = simulate(means, 1000, seed, shared=0.3)
+        full = decide(lambda name, n, s=scores: s[name][:n], list(scores), 1000)
+        early = decide(lambda name, n, s=scores: s[name][:n], list(scores), 1000, settle=0.05, cost=cost)
+        changed += _pick(scores, full, cost) != _pick(scores, early, cost)
+        saved += sum(full.questions.values()) - sum(early.questions.values())
+        assert set(early.dropped) <= set(full.dropped)  # settling never drops anyone
+    assert changed / runs <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / runs)
+    assert saved > 0
+
+
+def test_the_pick_settles_before_two_others_separate():
+    """ASDiv's shape: the pick leads two candidates it is tied with, and a cheaper one is clearly behind but
+    slow to drop; settling stops once that one cannot come back within two SE, before the drop rule would."""
+    from damoc.selection.sequential import settled
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, 1000)
+    scores = {"pick": base + 0.05 + rng.normal(0, 0.3, 1000), "tied": base + 0.04 + rng.normal(0, 0.3, 1000),
+              "cheap": base - 0.02 + rng.normal(0, 0.3, 1000)}
+    cost = {"pick": 2.0, "tied": 3.0, "cheap": 1.0}
+    full = decide(lambda name, n: scores[name][:n], list(scores), 1000)
+    early = decide(lambda name, n: scores[name][:n], list(scores), 1000, settle=0.05, cost=cost)
+    assert "settled" in early.stopped and sum(early.questions.values()) < sum(full.questions.values())
+    assert _pick(scores, early, cost) == _pick(scores, full, cost) == "pick"
+    assert settled({k: v[:100] for k, v in scores.items()}, cost, 1000, 0.05) is None  # too early to tell
+
+
 def test_per_question_bits_average_to_the_bits_per_byte_difference():
     rng = np.random.default_rng(0)
     nbytes = rng.integers(3, 40, 50)
@@ -92,7 +139,7 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
         candidates=[Candidate(model=m, method="lora") for m in models],
         finetune=FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=4, min_steps=2),
         eval_batch_size=4, filter=FilterSettings(method="random", rate=0.5), compress=None, prune=None,
-        zero_shot=False, eval=EvalSettings(strategy="sequential", first=4, growth=2.0))
+        zero_shot=False, eval=EvalSettings(strategy="sequential", first=4, growth=2.0, settle=0.0))  # the batches run
     import re
 
     from damoc.cli.printing import progress_printer
@@ -126,7 +173,7 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
     # Other batch sizes need the removed models back: the survivors of the first batch are trained again
     # (counted as paid) and their copies removed afterwards.
     events.clear()
-    wider = config.model_copy(update={"eval": EvalSettings(strategy="sequential", first=4, growth=3.0)})
+    wider = config.model_copy(update={"eval": EvalSettings(strategy="sequential", first=4, growth=3.0, settle=0.0)})
     third = run_select(wider, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
     needed = sum(n >= 12 for n in third["sequential"]["questions"].values())
     assert third["sequential"]["looks"] == [4, 12, 15] and needed >= 1

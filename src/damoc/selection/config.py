@@ -85,6 +85,9 @@ class EvalSettings(BaseModel):
                          "best (Bonferroni over batches and pairs)")
     margin: float = Field(0.0, ge=0, description="a difference this small counts as a tie, in the primary "
                           "metric's units (0: stop only by dropping)")
+    settle: float = Field(0.05, ge=0, lt=1, json_schema_extra=ADDED_LATER, description=(
+        "also stop once the pick is settled: scoring the rest would change it with a predictive probability "
+        "below this against every other candidate (0: off; sequential.settled)"))
 
 
 class FilterSettings(BaseModel):

@@ -9,7 +9,9 @@ The rule, at each look (n = first, first x growth, ... questions, the same for e
   difference of the two bits-per-byte figures, the answers' bytes being the same for both);
 - a candidate is dropped when some other candidate is clearly better than it: d > z s;
 - the run stops when one candidate is left, or when every pair left is provably within the tie
-  margin (|d| + z s <= margin), or when the questions run out.
+  margin (|d| + z s <= margin), or when the pick is settled (`settled`: the rest of the questions
+  would change it with a predictive probability below `settle` against every other candidate), or
+  when the questions run out.
 z is one-sided at level alpha / (looks x candidates x (candidates - 1)) (Bonferroni over every look
 and every ordered pair). Testing only against the leader would not do: the leader is the best of
 several by chance as well, and with four equal candidates that rule dropped one in 12% of simulated
@@ -17,8 +19,10 @@ runs at alpha 0.05. With every pair counted, the chance that the rule ever drops
 as the best is about alpha or less (the SE is a normal approximation, rough at 100 questions):
 measured over 1,000 simulated runs of four equal candidates, 5.1% with independent questions and 3.8%
 with a shared difficulty (`tests/test_sequential.py` checks it stays within two binomial SE of alpha).
-Nothing here trains or evaluates: it decides on the scores it is given (a library piece; wiring it
-into `select` is issue 28's next step).
+Settling drops no one, so the rate above is unchanged; what it risks is a different pick than
+scoring every question the drop rule allows would give: over 300 simulated runs of four candidates
+in each of three scenarios, at most settle of runs within two binomial SE (`tests/test_sequential.py`).
+Nothing here trains or evaluates: it decides on the scores it is given (strategies/fixed.py runs it).
 """
 
 from __future__ import annotations
@@ -69,10 +73,12 @@ class Decision:
 
 
 def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int, first: int = 100,
-           growth: float = 2.0, alpha: float = 0.05, margin: float = 0.0) -> Decision:
+           growth: float = 2.0, alpha: float = 0.05, margin: float = 0.0, settle: float = 0.0,
+           cost: dict[str, float] | None = None) -> Decision:
     """Run the rule. `score(name, n)` gives a candidate's per-question scores (higher is better) on the
     first n questions (a caller scores only what it has not yet). `margin`: a difference this small is
-    a tie, in the score's units (accuracy points, or bits per byte)."""
+    a tie, in the score's units (accuracy points, or bits per byte). `settle` > 0 (with each candidate's
+    training `cost`) also stops once the pick is settled at that probability (`settled`)."""
     plan = looks(min(first, total), total, growth)
     z = z_for(alpha, len(plan), len(names))
     alive = list(names)
@@ -91,10 +97,57 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
         if within:
             out.stopped = f"the {len(alive)} left are within the tie margin {margin:g} after {n} questions"
             break
+        pick = settled({a: scores[a] for a in alive}, cost, total, settle) if settle and cost else None
+        if pick is not None and n < total:
+            out.stopped = f"the pick ({pick}) is settled after {n} questions"
+            break
     else:
         out.stopped = f"all {total} questions used"
     out.survivors = alive
     return out
+
+
+def settled(scores: dict[str, np.ndarray], cost: dict[str, float], total: int, gamma: float,
+            k: float = 2.0) -> str | None:
+    """The pick, if the rest of the questions are unlikely to change it; else None.
+
+    The pick is the verdict's (summary.verdict): the cheapest candidate within k paired SE of the
+    best. It stands when, for every other candidate c, the predictive probability (a flat prior on
+    the true paired difference, so its uncertainty and the unseen questions' noise both count) is
+    below gamma that, on all `total` questions, the pick ends more than k SE behind c, or, for c
+    cheaper than the pick, that c ends within k SE of the best. What that buys: the candidates still
+    in the race are not scored on every question only to separate two the pick does not depend on
+    (ASDiv's Gemma-3 LoRA and DoRA took 800 questions to tell apart while the pick stayed DoRA)."""
+    names = list(scores)
+    n = min(len(v) for v in scores.values())
+    mean = {a: float(scores[a][:n].mean()) for a in names}
+    best = max(names, key=mean.get)
+    tied = [a for a in names if a == best or _gap(scores[best][:n] - scores[a][:n]) <= k]
+    pick = min(tied, key=lambda a: (cost[a], -mean[a]))
+    for c in names:
+        if c == pick:
+            continue
+        if _ends_beyond(scores[c][:n] - scores[pick][:n], total, k) >= gamma:
+            return None
+        if cost[c] < cost[pick] and 1 - _ends_beyond(scores[best][:n] - scores[c][:n], total, k) >= gamma:
+            return None
+    return pick
+
+
+def _gap(d: np.ndarray) -> float:
+    se = _se(d)
+    return float(d.mean()) / se if se > 0 else (math.inf if d.mean() > 0 else 0.0)
+
+
+def _ends_beyond(d: np.ndarray, total: int, k: float) -> float:
+    """Predictive probability that the mean of d over all `total` questions exceeds k of its SEs there."""
+    n = len(d)
+    sd = float(d.std(ddof=1)) if n > 1 else 0.0
+    line = k * sd / math.sqrt(total)
+    spread = sd * math.sqrt(max(total - n, 0) / (total * n))
+    if spread == 0:
+        return float(d.mean() > line)
+    return 1 - NormalDist().cdf((line - float(d.mean())) / spread)
 
 
 def step(scores: dict[str, np.ndarray], z: float, margin: float) -> tuple[set[str], bool]:

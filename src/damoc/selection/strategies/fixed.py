@@ -14,7 +14,7 @@ from damoc.runinfo import stable_hash
 from damoc.selection.candidate import candidate_key, display_name, is_ok, rank
 from damoc.selection.launch import Job, launch
 from damoc.selection.runner import evaluate_kept
-from damoc.selection.sequential import looks, per_question, step, z_for
+from damoc.selection.sequential import looks, per_question, settled, step, z_for
 from damoc.selection.strategies import Context, strategy
 from damoc.selection.summary import summarise
 
@@ -66,12 +66,19 @@ def _sequential(ctx: Context) -> dict:
             alive = [c for c, r in zip(alive, results) if is_ok(r)]
         previous = n
         seen.update({c.name: n for c in alive})
-        worse, within = step({c.name: per_question(records[c.name], metric) for c in alive}, z, settings.margin)
+        scores = {c.name: per_question(records[c.name], metric) for c in alive}
+        worse, within = step(scores, z, settings.margin)
         dropped.update({name: n for name in worse})
         alive = [c for c in alive if c.name not in worse]
         if len(alive) <= 1 or within:
             stopped = (f"one candidate left after {n} questions" if len(alive) <= 1 else
                        f"the {len(alive)} left are within the tie margin {settings.margin:g} after {n} questions")
+            break
+        costs = {c.name: trained[c.name]["train_flops"] for c in alive}
+        pick = (settled({c.name: scores[c.name] for c in alive}, costs, len(scored), settings.settle)
+                if settings.settle and n < len(scored) else None)
+        if pick is not None:
+            stopped = f"the pick ({pick}) is settled after {n} questions"
             break
     _remove_kept(folder, config.candidates)
     final = {}
@@ -96,6 +103,7 @@ def _sequential(ctx: Context) -> dict:
     summary = summarise(config, task, ctx.data, order, runs,
                         {c.name: ctx.out / "sequential" / c.slug for c in alive})
     summary["sequential"] = {"looks": plan, "z": z, "alpha": settings.alpha, "margin": settings.margin,
+                             "settle": settings.settle,
                              "questions": seen, "dropped": dropped, "stopped": stopped,
                              "note": "candidates dropped early were scored on fewer questions; only the survivors "
                                      "enter the bootstrap"}
