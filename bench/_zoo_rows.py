@@ -80,7 +80,7 @@ def evaluated(summary: dict, scored: int) -> dict:
         layers = shape(c["model"]).layers
         after = c.get("layers_after") or c.get("prune", {}).get("layers_after") or layers
         out["runs"].append({"model": c["model"], "removed": layers - after, "looks": looks,
-                            "questions": c.get("eval_examples", scored)})
+                            "questions": c.get("eval_examples") or scored})
     if summary.get("zero_shot") or paid == []:
         questions = scored if paid == [] else min(summary["config"].get("zero_shot_questions") or scored, scored)
         out["zero_shot"] = {"models": sorted({c["model"] for c in summary["candidates"]}), "questions": questions}

@@ -183,4 +183,12 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
     fourth = run_select(wider, tmp_path / "run", progress=False)
     assert fourth["cost"]["training_runs"] == third["cost"]["training_runs"]
     assert fourth["cost"]["train_flops"] == pytest.approx(third["cost"]["train_flops"])
+    # the default also stops once the pick is settled; the run and its report say which rule stopped it
+    default = config.model_copy(update={"eval": EvalSettings(strategy="sequential", first=4, growth=2.0)})
+    fifth = run_select(default, tmp_path / "run", progress=False)["sequential"]
+    assert fifth["settle"] == 0.05
+    assert re.match(r"(one candidate left|the pick is settled|all 15 questions used)", fifth["stopped"])
+    if fifth["stopped"].startswith("the pick"):
+        assert max(fifth["questions"].values()) < 15
+    assert "predictive probability below 0.05" in (tmp_path / "run" / "report.md").read_text()
 

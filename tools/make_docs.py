@@ -590,11 +590,12 @@ def zoo_levers() -> str:
         if not tasks:
             continue
         mine, head = [zoo_rows(t)[name] for t in tasks], [zoo_rows(t)["headline"] for t in tasks]
+        saved = [r["speedup_flops"] for r in mine if r.get("speedup_flops")]
         what = LEVERS.get(name) or (f"{name.rsplit('-', 1)[0]} filter at rate {name.rsplit('-', 1)[1]}"
                                     if name.rsplit("-", 1)[-1].replace(".", "").isdigit() else name)
         rows.append([f"`{name}`", what, ", ".join(tasks), _beside(mine, head), _beside(mine, head, "method"),
                      f"{sum(r['in_tie_set'] for r in mine)} / {sum(r['in_tie_set'] for r in head)} of {len(tasks)}",
-                     span([r["speedup_flops"] for r in mine if r.get("speedup_flops")], x)])
+                     span(saved, x) if saved else "-"])
     if not rows:
         return ""
     return ("## Which part costs the ordering\n\nEach setting moves one lever from damoc's defaults; beside the "
@@ -1432,8 +1433,10 @@ def scaling_page() -> str:
              + " (the plot: `bench/results/scaling-law.png`).\n")
     body += source("scaling-law.json")
     body += ("## How the predictor's settings were chosen\n\nNo setting looks at the full-size column: the design "
-             f"study replays the protocol on {design['protocol']}; rule: {design['rule']}. The winner is the library's "
-             "default.\n\n")
+             f"study replays the protocol on {design['protocol']}; rule: {design['rule']}. "
+             + ("The winner is the library's default." if design["winner"] == design["library_default"] else
+                f"The winner ({design['winner']}) is not the library's default ({design['library_default']}).")
+             + "\n\n")
     srows = [[k + (" (default)" if k == design["library_default"] else ""), pct(v["pearcorr"], 1), pct(v["relacc"], 1),
               pct(v["median_rel_error"], 1) if v.get("median_rel_error") is not None else "-",
               pct(v["coverage_at_1/8"], 0) if v.get("coverage_at_1/8") is not None else "-"]

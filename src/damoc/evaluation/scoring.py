@@ -81,7 +81,8 @@ def _keep(requests: Sequence[Encoded], idx: list[int]) -> int:
 
 def scoring_cost(requests: Sequence[Encoded], batch_size: int) -> tuple[int, int]:
     """(real tokens through the body, positions through the output head) when `continuation_logprobs`
-    scores these requests: what its forward FLOPs are priced on (padding is not counted)."""
+    scores these requests: what its forward FLOPs are priced on. The body's padding is left out, as
+    everywhere damoc counts FLOPs; the head's kept positions are counted whether they are padding or not."""
     p = plan(requests, batch_size)
     tokens = sum(len(prompt) for batch in p.prompt_batches for prompt in batch)
     head = sum(len(batch) for batch in p.prompt_batches)

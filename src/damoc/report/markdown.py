@@ -62,8 +62,10 @@ def _sequential(res: SelectResults) -> list[str]:
         return []
     lines = ["## Sequential evaluation", "",
              f"Batches at {', '.join(map(str, s.looks))} questions; a candidate clearly worse than another "
-             f"(beyond z = {s.z:.2f} paired SE: alpha {s.alpha:g} over every batch and pair) was dropped. "
-             f"Stopped: {s.stopped}.", "", "| candidate | questions scored | dropped |", "|---|---|---|"]
+             f"(beyond z = {s.z:.2f} paired SE: alpha {s.alpha:g} over every batch and pair) was dropped"
+             + (f"; the run stops once the rest of the questions would change the pick with a predictive "
+                f"probability below {s.settle:g} against every other candidate" if s.settle else "")
+             + f". Stopped: {s.stopped}.", "", "| candidate | questions scored | dropped |", "|---|---|---|"]
     lines += [f"| {n} | {q} | {'yes' if n in s.dropped else ''} |" for n, q in s.questions.items()]
     return lines + ["", s.note + ".", ""]
 

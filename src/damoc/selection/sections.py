@@ -59,6 +59,7 @@ class Sequential(Record):
     z: float = 0.0
     alpha: float = 0.05
     margin: float = 0.0
+    settle: float = 0.0  # runs made before the settled stop have none: it was off
     questions: dict[str, int] = Field(default_factory=dict)
     dropped: dict[str, int] = Field(default_factory=dict)
     stopped: str = ""

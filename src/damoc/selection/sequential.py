@@ -79,6 +79,8 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
     first n questions (a caller scores only what it has not yet). `margin`: a difference this small is
     a tie, in the score's units (accuracy points, or bits per byte). `settle` > 0 (with each candidate's
     training `cost`) also stops once the pick is settled at that probability (`settled`)."""
+    if settle and cost is None:
+        raise ValueError("settling needs each candidate's training cost (the pick is the cheapest of the tied)")
     plan = looks(min(first, total), total, growth)
     z = z_for(alpha, len(plan), len(names))
     alive = list(names)
@@ -97,9 +99,8 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
         if within:
             out.stopped = f"the {len(alive)} left are within the tie margin {margin:g} after {n} questions"
             break
-        pick = settled({a: scores[a] for a in alive}, cost, total, settle) if settle and cost else None
-        if pick is not None and n < total:
-            out.stopped = f"the pick ({pick}) is settled after {n} questions"
+        if settle and n < total and settled({a: scores[a] for a in alive}, cost, total, settle) is not None:
+            out.stopped = f"the pick is settled after {n} questions"
             break
     else:
         out.stopped = f"all {total} questions used"
@@ -129,7 +130,8 @@ def settled(scores: dict[str, np.ndarray], cost: dict[str, float], total: int, g
             continue
         if _ends_beyond(scores[c][:n] - scores[pick][:n], total, k) >= gamma:
             return None
-        if cost[c] < cost[pick] and 1 - _ends_beyond(scores[best][:n] - scores[c][:n], total, k) >= gamma:
+        # one as cheap as the pick that ends in the tie set could take its place
+        if cost[c] <= cost[pick] and 1 - _ends_beyond(scores[best][:n] - scores[c][:n], total, k) >= gamma:
             return None
     return pick
 
@@ -140,13 +142,17 @@ def _gap(d: np.ndarray) -> float:
 
 
 def _ends_beyond(d: np.ndarray, total: int, k: float) -> float:
-    """Predictive probability that the mean of d over all `total` questions exceeds k of its SEs there."""
+    """Predictive probability that the mean of d over all `total` questions exceeds k of its SEs there.
+    Differences that have not varied yet (two candidates with the same answers so far) say nothing about
+    the unseen questions: 0.5, which settles nothing."""
     n = len(d)
     sd = float(d.std(ddof=1)) if n > 1 else 0.0
+    if n >= total:
+        return float(d.mean() > k * sd / math.sqrt(n))
+    if sd == 0:
+        return 0.5
     line = k * sd / math.sqrt(total)
-    spread = sd * math.sqrt(max(total - n, 0) / (total * n))
-    if spread == 0:
-        return float(d.mean() > line)
+    spread = sd * math.sqrt((total - n) / (total * n))
     return 1 - NormalDist().cdf((line - float(d.mean())) / spread)
 
 

@@ -77,8 +77,8 @@ def _sequential(ctx: Context) -> dict:
         costs = {c.name: trained[c.name]["train_flops"] for c in alive}
         pick = (settled({c.name: scores[c.name] for c in alive}, costs, len(scored), settings.settle)
                 if settings.settle and n < len(scored) else None)
-        if pick is not None:
-            stopped = f"the pick ({pick}) is settled after {n} questions"
+        if pick is not None:  # named by the verdict below, from the bootstrap, as every run's pick is
+            stopped = f"the pick is settled after {n} questions"
             break
     _remove_kept(folder, config.candidates)
     final = {}
