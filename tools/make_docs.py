@@ -538,8 +538,9 @@ def zoo_verdict() -> str:
             f"{fmt['headline']} (zero-shot {fmt['zero-shot']}, size {fmt['size']}; a pair a guess ties counts half; "
             "the target is 0.9 and 0.15 above both guesses)")
     if method:
+        guessed = {n: pooled(rows[n], "method") for n in GUESSES}
         text += (f"; the method pairs the truth separates: {method[0]:.2f} ({method[0] * method[1]:g} of "
-                 f"{method[1]}; target 0.8)")
+                 f"{method[1]}; target 0.8; " + ", ".join(f"{n} {g[0]:.2f}" for n, g in guessed.items() if g) + ")")
     text += (f". A free guess's pick falls outside the truth's tie set on {len(upset)} of {len(tasks)} tasks"
              + (f" ({', '.join(upset)})" if upset else "")
              + f". Training plus data stage cost {span([r['speedup_flops'] for r in heads], x)} fewer FLOPs than "
