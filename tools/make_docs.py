@@ -1337,7 +1337,7 @@ def history_page() -> str:
              f"{'is' if v['judged']['in_tie_set'] else 'is not'} in full fine-tuning's tie set "
              f"{{{', '.join(short(n) for n in v['truth_tie_set'])}}}; Kendall tau {v['by_rank']['kendall_tau']:.1f}; "
              f"{x(v['speedup_flops'])} fewer FLOPs with every overhead counted ({x(v['speedup_wall'])} wall time). "
-             f"It took {demo['seconds'] / 60:.0f} minutes under load ({demo['load']}).\n")
+             f"It took {demo['seconds'] / 60:.0f} minutes ({demo['load']}; {demo['torch_threads']} torch threads).\n")
     body += source("demo.json")
     if exists("demo-pubmedqa-2026-11-26.json"):
         o = load("demo-pubmedqa-2026-11-26.json")
