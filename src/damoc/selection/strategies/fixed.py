@@ -74,10 +74,9 @@ def _sequential(ctx: Context) -> dict:
             stopped = (f"one candidate left after {n} questions" if len(alive) <= 1 else
                        f"the {len(alive)} left are within the tie margin {settings.margin:g} after {n} questions")
             break
-        costs = {c.name: trained[c.name]["train_flops"] for c in alive}
-        pick = (settled({c.name: scores[c.name] for c in alive}, costs, len(scored), settings.settle)
-                if settings.settle and n < len(scored) else None)
-        if pick is not None:  # named by the verdict below, from the bootstrap, as every run's pick is
+        if settings.settle and n < len(scored) and settled(
+                {c.name: scores[c.name] for c in alive}, {c.name: trained[c.name]["train_flops"] for c in alive},
+                len(scored), settings.settle) is not None:  # the verdict below names the pick, as in every run
             stopped = f"the pick is settled after {n} questions"
             break
     _remove_kept(folder, config.candidates)
