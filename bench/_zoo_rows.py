@@ -79,8 +79,9 @@ def evaluated(summary: dict, scored: int) -> dict:
     for c in runs:
         layers = shape(c["model"]).layers
         after = c.get("layers_after") or c.get("prune", {}).get("layers_after") or layers
+        lo, hi = c.get("eval_range") or (0, c.get("eval_examples") or scored)  # a batch of halving's rounds
         out["runs"].append({"model": c["model"], "removed": layers - after, "looks": looks,
-                            "questions": c.get("eval_examples") or scored})
+                            "questions": hi, **({"from": lo} if lo else {})})
     if summary.get("zero_shot") or paid == []:
         questions = scored if paid == [] else min(summary["config"].get("zero_shot_questions") or scored, scored)
         out["zero_shot"] = {"models": sorted({c["model"] for c in summary["candidates"]}), "questions": questions}
@@ -108,7 +109,8 @@ def eval_flops(task: str, seed: int, done: dict, truth_names: list[str]) -> tupl
 
     damoc = 0.0
     for c in done["runs"]:
-        bounds = [0, *(k for k in c["looks"] or [] if k < c["questions"]), c["questions"]]
+        lo = c.get("from", 0)
+        bounds = [lo, *(k for k in c["looks"] or [] if lo < k < c["questions"]), c["questions"]]
         damoc += sum(price(c["model"], lo, hi, c["removed"]) for lo, hi in zip(bounds, bounds[1:]))
     zero = done["zero_shot"]
     zero_flops = sum(price(m, 0, zero["questions"]) for m in zero["models"]) if zero else 0.0

@@ -192,3 +192,73 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
         assert max(fifth["questions"].values()) < 15
     assert "predictive probability below 0.05" in (tmp_path / "run" / "report.md").read_text()
 
+
+
+@pytest.mark.parametrize(("means", "keep"), [({"a": 0.6, "b": 0.6, "c": 0.6, "d": 0.6}, 2),
+                                             ({"a": 0.62, "b": 0.6, "c": 0.58, "d": 0.56}, 2),
+                                             ({f"x{i}": 0.5 + 0.02 * i for i in range(8)}, 4)])
+def test_a_halving_round_settles_its_better_half_as_scoring_everything_would(means, keep):
+    """Successive halving's rule under sequential evaluation: the part a round keeps when it stops early
+    differs from the part every question would keep in at most gamma of runs (two binomial SE)."""
+    from damoc.selection.sequential import best_part, part_decided, part_settled
+
+    changed, questions, runs = 0, [], 300
+    for seed in range(runs):
+        scores = simulate(means, 1000, seed, shared=0.3)
+        plan = looks(100, 1000)
+        z = z_for(0.05, len(plan), len(means))
+        for n in plan:
+            seen = {k: v[:n] for k, v in scores.items()}
+            if part_decided(seen, keep, z) or (n < 1000 and part_settled(seen, 1000, keep, 0.05)):
+                break
+        changed += set(best_part(seen, keep)) != set(best_part(scores, keep))
+        questions.append(n)
+    assert changed / runs <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / runs)
+    assert np.mean(questions) < 1000  # it does stop early
+
+
+def test_a_part_far_ahead_is_decided_and_one_level_with_the_rest_is_not():
+    from damoc.selection.sequential import part_decided, part_settled
+
+    scores = simulate({"a": 0.9, "b": 0.85, "c": 0.3, "d": 0.25}, 400, 0)
+    assert part_decided(scores, 2, z_for(0.05, 4, 4)) and part_settled(scores, 1000, 2, 0.05)
+    level = simulate({"a": 0.6, "b": 0.6, "c": 0.6, "d": 0.6}, 100, 1)
+    assert not part_decided(level, 2, z_for(0.05, 4, 4)) and not part_settled(level, 1000, 2, 0.05)
+
+
+def test_halving_rounds_score_only_until_their_better_half_is_decided(tmp_path, cls_file):
+    """Four tiny candidates under successive halving with batches of 4, 8 and 15 test questions: each round
+    scores its candidates on the same questions until its better half is decided, every batch it paid for
+    is on record with its questions, the kept copies are removed, and a re-run trains nothing."""
+    from conftest import save_tiny
+
+    from damoc.finetune import FinetuneConfig
+    from damoc.selection.candidate import Candidate
+    from damoc.selection.config import EvalSettings, FilterSettings, SelectConfig
+    from damoc.selection.pipeline import run_select
+    from damoc.tasks import DataSpec
+
+    models = [str(save_tiny(tmp_path, "llama", seed=1)), str(save_tiny(tmp_path, "llama", seed=3))]
+    config = SelectConfig(
+        data=DataSpec(path=cls_file, format="classification", fields={"context": "passage", "label": "y"},
+                      test_fraction=0.5),
+        candidates=[Candidate(model=m, method=method) for m in models for method in ("lora", "full")],
+        finetune=FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=4, min_steps=2),
+        eval_batch_size=4, filter=FilterSettings(method="random", rate=0.5), compress=None, prune=None,
+        zero_shot=False, strategy="halving", eval=EvalSettings(strategy="sequential", first=4, growth=2.0))
+    events: list[str] = []
+    summary = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    rounds = summary["halving"]["rounds"]
+    assert [len(r["ranking"]) for r in rounds] == [4, 2] and summary["halving"]["evaluation"] == "sequential"
+    assert all(r["questions"] in (4, 8, 15) and r["stopped"] for r in rounds), rounds
+    assert max(r["questions"] for r in rounds) > 4, rounds  # the tiny models need more than one batch
+    paid = summary["paid_runs"]
+    assert summary["cost"]["training_runs"] == 6 and sum(p["eval_range"][0] == 0 for p in paid) == 6
+    assert sum(p["eval_range"][1] - p["eval_range"][0] for p in paid) == sum(
+        len(r["ranking"]) * r["questions"] for r in rounds)
+    assert not list((tmp_path / "run" / "halving").glob("round-*/*/model"))
+    ranked = sorted((c for c in summary["candidates"] if c["status"] == "ok"), key=lambda c: c["rank"])
+    assert f"{ranked[0]['model']} {ranked[0]['method']}" == rounds[1]["kept"][0]
+    events.clear()
+    again = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
+    assert events.count("start") == 0 and again["halving"]["rounds"] == rounds

@@ -90,7 +90,8 @@ def print_select(summary: dict, out: Path) -> None:
     print_ranking(summary)
     res = SelectResults.model_validate(summary)
     for r in res.halving.rounds if res.halving else []:
-        print(f"halving round {r.round}: {len(r.ranking)} candidates on {r.examples} examples, "
+        scored = f", scored on {r.questions} test questions" if r.questions is not None else ""
+        print(f"halving round {r.round}: {len(r.ranking)} candidates on {r.examples} examples{scored}, "
               f"kept {', '.join(r.kept)}")
     for line in res.warnings:
         print(f"warning: degenerate predictions: {line}")

@@ -51,9 +51,17 @@ def _halving(res: SelectResults) -> list[str]:
     h = res.halving
     if h is None:
         return []
-    return (["## Successive halving", "", "| round | training examples | ranking | kept |", "|---|---|---|---|"]
-            + [f"| {r.round} | {r.examples} | {' > '.join(r.ranking)} | {', '.join(r.kept)} |" for r in h.rounds]
-            + ["", h.note + ".", ""])
+    lines = ["## Successive halving", "", "| round | training examples | test questions | ranking | kept |",
+             "|---|---|---|---|---|"]
+    for r in h.rounds:
+        questions = r.questions if r.questions is not None else "all"
+        lines.append(f"| {r.round} | {r.examples} | {questions} | {' > '.join(r.ranking)} | {', '.join(r.kept)} |")
+    lines += ["", h.note + "."]
+    if h.evaluation == "sequential":
+        stops = "; ".join(f"round {r.round}: {r.stopped}" for r in h.rounds)
+        lines.append("Each round's candidates were scored on growing batches of the same test questions until its "
+                     f"better half was decided (`--eval.strategy sequential`): {stops}.")
+    return lines + [""]
 
 
 def _sequential(res: SelectResults) -> list[str]:

@@ -69,7 +69,8 @@ class BaselineConfig(TaskSource):
 class EvalSettings(BaseModel):
     """How the compressed candidates are evaluated (the truth side and `baseline` always score every
     question). sequential: growing batches of the same questions, the clearly worse dropped, stopped
-    when the decision is made (damoc.selection.sequential; the fixed strategy only). It keeps each
+    when the decision is made (damoc.selection.sequential; the fixed strategy, and each round of
+    halving until its better half is decided; adaptive scores its own rungs). It keeps each
     trained candidate on disk (as large as the model) until the decision, then removes the copies.
     The default since 2026-12-06: on the zoo it kept full evaluation's pick on every task measured
     (bench/results/sequential-eval.json; zoo-nq-open.json's `headline` row beside `full-eval`)

@@ -16,10 +16,13 @@ class HalvingRound(Record):
     examples: int
     ranking: list[str]
     kept: list[str]
+    questions: int | None = None  # test questions each candidate of the round was scored on (older runs: none)
+    stopped: str = ""
 
 
 class Halving(Record):
     rounds: list[HalvingRound] = Field(default_factory=list)
+    evaluation: str = "full"  # runs made before halving scored in batches scored every question
     note: str = ""
 
 

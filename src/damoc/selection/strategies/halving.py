@@ -1,13 +1,18 @@
 """Successive halving: all candidates on 1/n of the compressed data, the better half on twice as
-much, and so on until one is left (every round costs about the first's)."""
+much, and so on until one is left (every round costs about the first's training). Under sequential
+evaluation (the default) a round scores its candidates only until its better half is decided."""
 
 from __future__ import annotations
 
 import math
 
+from damoc.evaluation.evaluate import metrics_of
+from damoc.io import write_jsonl_atomic
+from damoc.selection.batched import score_in_batches
 from damoc.selection.candidate import display_name as _name
 from damoc.selection.candidate import is_ok, rank
 from damoc.selection.launch import launch
+from damoc.selection.sequential import looks, part_decided, part_settled, z_for
 from damoc.selection.strategies import Context, strategy
 from damoc.selection.summary import summarise
 
@@ -35,15 +40,20 @@ def halving(ctx: Context) -> dict:
         folder = out / "halving" / f"round-{r}"
         notify("stage", {"name": f"halving round {r}: {len(survivors)} candidates on {n} examples",
                          "candidates": len(survivors)})
-        results = launch(ctx.jobs(survivors, examples[:n], folder, {"halving_examples": n}), ctx.launch_settings,
-                         notify)
-        runs += results
+        keeps = math.ceil(len(survivors) / 2)
+        if config.eval.strategy == "sequential":
+            results, paid, scored_on, stopped = _scored_in_batches(ctx, survivors, examples[:n], folder, keeps)
+        else:
+            results = launch(ctx.jobs(survivors, examples[:n], folder, {"halving_examples": n}), ctx.launch_settings,
+                             notify)
+            paid, scored_on, stopped = results, {c.name: folder / c.slug for c in survivors}, "every question"
+        runs += paid
         ranked = rank(task.primary_metric, [dict(x) for x in results])
-        keep = [x for x in ranked if is_ok(x)][: math.ceil(len(survivors) / 2)]
-        for x in ranked:
-            folders[_name(x)] = folder / by_name(config, x).slug
+        keep = [x for x in ranked if is_ok(x)][:keeps]
+        folders.update({_name(x): scored_on[_name(x)] for x in ranked if _name(x) in scored_on})
         rounds.append({"round": r, "share": share, "examples": n, "ranking": [_name(x) for x in ranked],
-                       "kept": [_name(x) for x in keep]})
+                       "kept": [_name(x) for x in keep],
+                       "questions": max((x.get("eval_examples") or 0 for x in ranked), default=0), "stopped": stopped})
         eliminated = [x for x in ranked if x not in keep] + eliminated
         survivors = [by_name(config, x) for x in keep]
         if len(survivors) <= 1:
@@ -53,7 +63,39 @@ def halving(ctx: Context) -> dict:
         x["rank"] = i + 1
     summary = summarise(config, task, ctx.data, final, runs, {k: v for k, v in folders.items()
                                                           if k in {_name(x) for x in keep}})
-    summary["halving"] = {"rounds": rounds,
+    summary["halving"] = {"rounds": rounds, "evaluation": config.eval.strategy,
                           "note": "candidates eliminated early were trained on less data; their metrics are "
                                   "from their last round and only the finalists enter the bootstrap"}
     return summary
+
+
+def _scored_in_batches(ctx: Context, survivors: list, train: list, folder, keeps: int):
+    """A round under sequential evaluation: its candidates scored on growing batches of the same questions
+    until the better `keeps` are separated (the drop rule's z) or settled (`eval.settle`), instead of all of
+    them on every question. Returns each candidate's round record, the runs paid, where its predictions
+    on all the questions it saw are, and why the round stopped scoring."""
+    config, task, scored, settings = ctx.config, ctx.task, ctx.scored, ctx.config.eval
+    plan = looks(min(settings.first, len(scored)), len(scored), settings.growth)
+    z = z_for(settings.alpha, len(plan), len(survivors))
+
+    def look(scores: dict, n: int, trained: dict) -> tuple[list[str], str]:
+        if part_decided(scores, keeps, z):
+            return list(scores), f"the better {keeps} separated after {n} questions"
+        if settings.settle and n < len(scored) and part_settled(scores, len(scored), keeps, settings.settle):
+            return list(scores), f"the better {keeps} settled after {n} questions"
+        return list(scores), ""
+
+    b = score_in_batches(ctx, survivors, train, folder, plan, look, {"halving_examples": len(train)})
+    results, places = [], {}
+    for c in survivors:
+        x = {k: v for k, v in b.trained[c.name].items() if k != "eval_range"}
+        if is_ok(x):
+            mine = [y for y in b.runs if _name(y) == c.name]
+            x.update({"metrics": metrics_of(b.records[c.name], task.is_choice, config.seed),
+                      "eval_examples": b.seen[c.name],
+                      "eval_flops": sum(y.get("eval_flops") or 0.0 for y in mine),
+                      "eval_seconds": sum(y.get("eval_seconds", 0.0) for y in mine)})
+            places[c.name] = folder / "sequential" / c.slug
+            write_jsonl_atomic(places[c.name] / "predictions.jsonl", b.records[c.name])
+        results.append(x)
+    return results, b.runs, places, b.stopped
