@@ -60,14 +60,11 @@ def test_a_tie_within_the_margin_stops_before_the_questions_run_out():
 
 
 def _pick(scores: dict[str, np.ndarray], result, cost: dict[str, float]) -> str:
-    """The verdict's rule on a run's survivors: the cheapest within 2 paired SE of the best."""
-    from damoc.selection.sequential import _gap
+    """The verdict's rule on a run's survivors, on the questions they all saw."""
+    from damoc.selection.sequential import cheapest_tied
 
-    alive = result.survivors
-    n = min(result.questions[a] for a in alive)
-    best = max(alive, key=lambda a: scores[a][:n].mean())
-    tied = [a for a in alive if a == best or _gap(scores[best][:n] - scores[a][:n]) <= 2]
-    return min(tied, key=lambda a: (cost[a], -scores[a][:n].mean()))
+    n = min(result.questions[a] for a in result.survivors)
+    return cheapest_tied({a: scores[a][:n] for a in result.survivors}, cost)
 
 
 @pytest.mark.parametrize("means", [{"a": 0.6, "b": 0.6, "c": 0.6, "d": 0.6},

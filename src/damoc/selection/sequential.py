@@ -108,6 +108,16 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
     return out
 
 
+def cheapest_tied(scores: dict[str, np.ndarray], cost: dict[str, float], k: float = 2.0) -> str:
+    """The verdict's pick (summary.verdict) on per-question scores: the cheapest candidate within k paired
+    SE of the best on the questions all have answered, the better score breaking a tie in cost."""
+    n = min(len(v) for v in scores.values())
+    mean = {a: float(scores[a][:n].mean()) for a in scores}
+    best = max(mean, key=mean.get)
+    tied = [a for a in scores if a == best or _gap(scores[best][:n] - scores[a][:n]) <= k]
+    return min(tied, key=lambda a: (cost[a], -mean[a]))
+
+
 def settled(scores: dict[str, np.ndarray], cost: dict[str, float], total: int, gamma: float,
             k: float = 2.0) -> str | None:
     """The pick, if the rest of the questions are unlikely to change it; else None.
@@ -121,10 +131,8 @@ def settled(scores: dict[str, np.ndarray], cost: dict[str, float], total: int, g
     (ASDiv's Gemma-3 LoRA and DoRA took 800 questions to tell apart while the pick stayed DoRA)."""
     names = list(scores)
     n = min(len(v) for v in scores.values())
-    mean = {a: float(scores[a][:n].mean()) for a in names}
-    best = max(names, key=mean.get)
-    tied = [a for a in names if a == best or _gap(scores[best][:n] - scores[a][:n]) <= k]
-    pick = min(tied, key=lambda a: (cost[a], -mean[a]))
+    best = max(names, key=lambda a: float(scores[a][:n].mean()))
+    pick = cheapest_tied(scores, cost, k)
     for c in names:
         if c == pick:
             continue
