@@ -230,6 +230,7 @@ def test_halving_rounds_score_only_until_their_better_half_is_decided(tmp_path, 
     from conftest import save_tiny
 
     from damoc.finetune import FinetuneConfig
+    from damoc.layers import PruneConfig
     from damoc.selection.candidate import Candidate
     from damoc.selection.config import EvalSettings, FilterSettings, SelectConfig
     from damoc.selection.pipeline import run_select
@@ -241,7 +242,8 @@ def test_halving_rounds_score_only_until_their_better_half_is_decided(tmp_path, 
                       test_fraction=0.5),
         candidates=[Candidate(model=m, method=method) for m in models for method in ("lora", "full")],
         finetune=FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=4, min_steps=2),
-        eval_batch_size=4, filter=FilterSettings(method="random", rate=0.5), compress=None, prune=None,
+        eval_batch_size=4, filter=FilterSettings(method="random", rate=0.5), compress=None,
+        prune=PruneConfig(threshold=-1.0, max_fraction=0.25),
         zero_shot=False, strategy="halving", eval=EvalSettings(strategy="sequential", first=4, growth=2.0))
     events: list[str] = []
     summary = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
@@ -253,9 +255,59 @@ def test_halving_rounds_score_only_until_their_better_half_is_decided(tmp_path, 
     assert summary["cost"]["training_runs"] == 6 and sum(p["eval_range"][0] == 0 for p in paid) == 6
     assert sum(p["eval_range"][1] - p["eval_range"][0] for p in paid) == sum(
         len(r["ranking"]) * r["questions"] for r in rounds)
+    # a later batch scores the pruned model its training kept, and says so (its FLOPs are priced on it)
+    assert {p["layers_after"] for p in paid} == {p["layers_after"] for p in paid if p["eval_range"][0] == 0} != {None}
     assert not list((tmp_path / "run" / "halving").glob("round-*/*/model"))
     ranked = sorted((c for c in summary["candidates"] if c["status"] == "ok"), key=lambda c: c["rank"])
     assert f"{ranked[0]['model']} {ranked[0]['method']}" == rounds[1]["kept"][0]
     events.clear()
     again = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
     assert events.count("start") == 0 and again["halving"]["rounds"] == rounds
+
+
+def test_a_candidate_whose_later_batch_fails_is_reported_failed(tmp_path, cls_file, monkeypatch):
+    """A batch after the first that fails (a kept model unreadable, a device error) fails its candidate
+    with the error, instead of leaving it ranked on fewer questions than the rest."""
+    from conftest import save_tiny
+
+    import damoc.selection.batched as batched
+    from damoc.finetune import FinetuneConfig
+    from damoc.selection.candidate import Candidate
+    from damoc.selection.config import EvalSettings, FilterSettings, SelectConfig
+    from damoc.selection.pipeline import run_select
+    from damoc.tasks import DataSpec
+
+    models = [str(save_tiny(tmp_path, "llama", seed=1)), str(save_tiny(tmp_path, "llama", seed=3))]
+    real = batched.evaluate_kept
+
+    def flaky(config, candidate, *args):
+        if candidate.model == models[1]:
+            raise RuntimeError("device lost")
+        return real(config, candidate, *args)
+
+    monkeypatch.setattr(batched, "evaluate_kept", flaky)
+    config = SelectConfig(
+        data=DataSpec(path=cls_file, format="classification", fields={"context": "passage", "label": "y"},
+                      test_fraction=0.5),
+        candidates=[Candidate(model=m, method="lora") for m in models],
+        finetune=FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=4, min_steps=2),
+        eval_batch_size=4, filter=FilterSettings(method="random", rate=0.5), compress=None, prune=None,
+        zero_shot=False, eval=EvalSettings(strategy="sequential", first=4, growth=2.0, alpha=1e-9, settle=0.0))
+    summary = run_select(config, tmp_path / "run", progress=False)
+    status = {c["model"]: c["status"] for c in summary["candidates"]}
+    assert status == {models[0]: "ok", models[1]: "failed"}
+    broken = next(c for c in summary["candidates"] if c["model"] == models[1])
+    assert "device lost" in broken["error"] and "rank" not in broken
+
+
+def test_the_pick_is_the_cheapest_within_two_paired_se_of_the_best():
+    from damoc.selection.sequential import cheapest_tied
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, 400)
+    scores = {"best": base + 0.10 + rng.normal(0, 0.5, 400), "near": base + 0.08 + rng.normal(0, 0.5, 400),
+              "far": base - 0.5 + rng.normal(0, 0.5, 400)}
+    cost = {"best": 3.0, "near": 2.0, "far": 1.0}
+    assert cheapest_tied(scores, cost) == "near"  # within 2 SE of the best, and cheaper; "far" is not tied
+    assert cheapest_tied(scores, {**cost, "near": 4.0}) == "best"
+    assert cheapest_tied({"a": base, "b": base.copy()}, {"a": 1.0, "b": 1.0}) == "a"  # equal: the order given

@@ -34,6 +34,13 @@ class Batched:
     seen: dict[str, int]  # name -> how many questions it was scored on
     alive: list[str]  # the candidates the rule kept scoring to the end
     stopped: str
+    failed: dict[str, dict]  # name -> the record of a later batch that failed (the candidate failed with it)
+
+    def record(self, name: str) -> dict:
+        """A candidate's record to build on: its failed batch's, or its training run's (without the range)."""
+        if name in self.failed:
+            return dict(self.failed[name])
+        return {k: v for k, v in self.trained[name].items() if k != "eval_range"}
 
 
 def score_in_batches(ctx, candidates: list, train: list, folder: Path, plan: list[int], look: Look,
@@ -49,7 +56,7 @@ def score_in_batches(ctx, candidates: list, train: list, folder: Path, plan: lis
     trained = {c.name: r for c, r in zip(candidates, first)}
     records = {c.name: read_predictions(folder / c.slug) for c, r in zip(candidates, first) if is_ok(r)}
     runs, alive = list(first), [c for c in candidates if c.name in records]
-    seen, stopped, previous = {}, f"all {len(scored)} questions used", 0
+    seen, failed, stopped, previous = {}, {}, f"all {len(scored)} questions used", 0
     for i, n in enumerate(plan):
         if i:  # those still scored, on the next batch, from their kept models
             ctx.notify("stage", {"name": f"sequential evaluation: test questions {previous + 1}-{n}",
@@ -60,11 +67,15 @@ def score_in_batches(ctx, candidates: list, train: list, folder: Path, plan: lis
                               partial(evaluate_kept, config, c, task, scored[previous:n], folder / c.slug / "model",
                                       ctx.progress)) for c in alive]
             _retrain_missing(batch_jobs, {c.name: j for c, j in zip(candidates, trainers)})
-            results = [dict(r, eval_range=[previous, n]) for r in launch(batch_jobs, ctx.launch_settings, ctx.notify)]
+            # a batch scores the pruned model its training kept: its layers, for pricing the batch
+            results = [dict(r, eval_range=[previous, n], layers_after=(trained[c.name].get("prune") or {}).get(
+                "layers_after")) for c, r in zip(alive, launch(batch_jobs, ctx.launch_settings, ctx.notify))]
             runs += results
             for c, r in zip(alive, results):
                 if is_ok(r):
                     records[c.name] += read_predictions(folder / c.slug / f"questions-{n}")
+                else:
+                    failed[c.name] = r
             alive = [c for c, r in zip(alive, results) if is_ok(r)]
         previous = n
         seen.update({c.name: n for c in alive})
@@ -74,7 +85,7 @@ def score_in_batches(ctx, candidates: list, train: list, folder: Path, plan: lis
             stopped = why
             break
     remove_kept(folder, candidates)
-    return Batched(trained, records, runs, seen, [c.name for c in alive], stopped)
+    return Batched(trained, records, runs, seen, [c.name for c in alive], stopped, failed)
 
 
 def _retrain_missing(batch_jobs: list[Job], trainers: dict[str, Job]) -> None:

@@ -57,7 +57,7 @@ def _sequential(ctx: Context) -> dict:
     records, alive = b.records, [c for c in config.candidates if c.name in b.alive]
     final = {}
     for c in config.candidates:
-        r = {k: v for k, v in b.trained[c.name].items() if k != "eval_range"}
+        r = b.record(c.name)
         if is_ok(r):
             mine = [x for x in b.runs if display_name(x) == c.name]  # its training run and its later batches
             r.update({"metrics": metrics_of(records[c.name], task.is_choice, config.seed),

@@ -88,7 +88,7 @@ def _scored_in_batches(ctx: Context, survivors: list, train: list, folder, keeps
     b = score_in_batches(ctx, survivors, train, folder, plan, look, {"halving_examples": len(train)})
     results, places = [], {}
     for c in survivors:
-        x = {k: v for k, v in b.trained[c.name].items() if k != "eval_range"}
+        x = b.record(c.name)
         if is_ok(x):
             mine = [y for y in b.runs if _name(y) == c.name]
             x.update({"metrics": metrics_of(b.records[c.name], task.is_choice, config.seed),
