@@ -10,6 +10,7 @@ long run's own ratio is what a run of that length reaches, start included.
 
     python bench/gpu_throughput.py --out bench/results/gpu-throughput.json        # on the GPU
     python bench/gpu_throughput.py --tiny --out /tmp/t.json                       # a CPU smoke run
+    python bench/gpu_throughput.py --variants plain fused-adamw compile --out ... # each lever timed alone
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import torch
 from _common import envelope, write_json_atomic
 
 MODELS = ["meta-llama/Llama-3.1-8B", "Qwen/Qwen2.5-7B"]
+# each timed alone (issue 28): the fused AdamW kernel, and torch.compile on the decoder (finetune/train.py);
+# the examples fill max_seq_len, so packing would remove no padding here
+VARIANTS = {"plain": {}, "fused-adamw": {"optim": "adamw_torch_fused"}, "compile": {"torch_compile": True}}
 
 
 def examples(n: int, words: int) -> list:
@@ -76,15 +80,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs=3, default=[2, 8, 32],
                     help="a warm-up run (discarded: the first CUDA kernels), the short and the long run")
     ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=["plain"])
     args = ap.parse_args()
     tok = byte_tokenizer([e.prompt + " " + e.answer for e in examples(64, words=64)])
     rows = []
-    for spec in args.models:
+    for spec, variant in ((m, v) for m in args.models for v in args.variants):
         runs = []
         for steps in args.steps:
             model = build(spec, args.tiny)
             config = FinetuneConfig(method="lora", max_seq_len=args.max_seq_len, batch_size=args.batch,
-                                    micro_batch_size=args.micro_batch, min_steps=0, warmup_ratio=0.0)
+                                    micro_batch_size=args.micro_batch, min_steps=0, warmup_ratio=0.0,
+                                    **VARIANTS[variant])
             data = examples(steps * args.batch, words=args.max_seq_len)  # contexts cut to fill max_seq_len
             start = time.perf_counter()
             _, stats = finetune(model, tok, data, config, progress=False)
@@ -96,7 +102,8 @@ def main() -> None:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
         _, short, long = runs
-        rows.append({"model": spec if not args.tiny else "tiny-llama", "method": "lora", "runs": runs[1:],
+        rows.append({"model": spec if not args.tiny else "tiny-llama", "method": "lora", "variant": variant,
+                     "runs": runs[1:],
                      "flops_per_second": (long["flops"] - short["flops"]) / (long["seconds"] - short["seconds"]),
                      "flops_per_second_long_run": long["flops"] / long["seconds"],
                      "tokens_per_second": (long["tokens"] - short["tokens"]) / (long["seconds"] - short["seconds"]),

@@ -55,6 +55,20 @@ def test_settings_reach_the_trainer_as_given(tmp_path):
     assert auto.bf16 and auto.optim == "adamw_torch"  # auto: mixed precision follows bf16 weights
 
 
+def test_a_compiled_model_trains_as_the_plain_one(tok):
+    """torch.compile changes how the steps run, not what they compute: the same losses (the weights are
+    not compared: Adam turns the reordered sums' last bits on near-zero gradients into steps of a whole
+    learning rate); the decoder is compiled for training only."""
+    import torch._dynamo.utils
+
+    _, a = train(tok, "lora")
+    torch._dynamo.reset()
+    compiled, b = train(tok, "lora", torch_compile=True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # something was compiled
+    assert "forward" not in vars(compiled.get_base_model().get_decoder())
+    assert a.first_loss == pytest.approx(b.first_loss, rel=1e-4) and a.last_loss == pytest.approx(b.last_loss, rel=1e-3)
+
+
 @pytest.mark.skipif(CUDA, reason="checks the refusals on a machine without CUDA")
 @pytest.mark.parametrize("settings,message", [
     ({"mixed_precision": "fp16"}, "mixed_precision fp16 needs a CUDA GPU"),

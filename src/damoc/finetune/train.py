@@ -12,6 +12,7 @@ import math
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -73,6 +74,9 @@ class FinetuneConfig(BaseModel):
     fsdp: str | None = Field(None, json_schema_extra=ADDED_LATER, description=(
         "FSDP options handed to the Trainer, e.g. 'full_shard auto_wrap' (CUDA; launch with torchrun)"))
     fsdp_config: Path | None = Field(None, json_schema_extra=ADDED_LATER, description="an FSDP JSON config (with fsdp)")
+    torch_compile: bool = Field(False, json_schema_extra=ADDED_LATER, description=(
+        "compile the model with torch.compile: faster steps on a GPU once compiled, but the first steps pay "
+        "the compilation (minutes for an 8B model), so it pays only on long runs"))
 
     @model_validator(mode="after")
     def _alpha_follows_rank(self) -> FinetuneConfig:
@@ -345,6 +349,23 @@ def training_arguments(config: FinetuneConfig, plan: Schedule, out_dir: str, dev
     )
 
 
+@contextmanager
+def _compiled_decoder(model, on: bool):
+    """torch.compile on the decoder's forward for the training steps only. The Trainer's own
+    `torch_compile` would compile the model's forward, which the answer loss never calls (it runs the
+    decoder, then the head where the loss is taken); evaluation afterwards runs uncompiled, as always."""
+    if not on:
+        yield
+        return
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = base.get_decoder()
+    decoder.forward = torch.compile(decoder.forward)
+    try:
+        yield
+    finally:
+        del decoder.forward  # the instance attribute goes: the class's forward again
+
+
 def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
              progress: bool = True, loss_fn=None, head_everywhere: bool = False):
     """Train in place (full) or wrap with LoRA adapters; returns (model, TrainStats). `loss_fn(model,
@@ -382,7 +403,8 @@ def finetune(model, tokenizer, examples: list[Example], config: FinetuneConfig,
                                     data_collator=_Collator(tokenizer.pad_token_id))
         _quiet_logs(trainer, progress, steps)
         start = time.perf_counter()
-        trainer.train()
+        with _compiled_decoder(model, config.torch_compile):
+            trainer.train()
         seconds = time.perf_counter() - start
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     model.eval()
