@@ -24,6 +24,7 @@ def settings() -> list[tuple[str, dict]]:
             ("full-eval", {"eval": EvalSettings(strategy="full")}),
             ("subset", {"prune": None, "compress": None}),
             ("no-prune", {"prune": None}), ("halving", {"strategy": "halving"}),
+            ("halving-full-eval", {"strategy": "halving", "eval": EvalSettings(strategy="full")}),
             ("adaptive", {"strategy": "adaptive"}), ("no-compress", {"compress": None})]
     rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})
              for rate in (0.1, 0.05, 0.2) for sel in ("random", "graphcut", "perplexity")
