@@ -116,27 +116,39 @@ def test_per_question_bits_average_to_the_bits_per_byte_difference():
     assert diff == pytest.approx(bpb(b) - bpb(a))  # higher score = fewer bits
 
 
-def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path, cls_file, capsys):
-    """Two tiny models on a classification file, batches of 4, 8 and 12 test questions; the rule decides on
-    the same questions for both; the trained models are kept for the later batches; a re-run trains nothing."""
-    import json
-
+def tiny_select(tmp_path, cls_file, methods=("lora",), **settings):
+    """Two tiny models (x `methods`) on a classification file, 15 test questions, batches of 4, 8 and 15;
+    `settings` override the SelectConfig (eval settings included). Returns (model paths, config)."""
     from conftest import save_tiny
 
     from damoc.finetune import FinetuneConfig
     from damoc.selection.candidate import Candidate
     from damoc.selection.config import EvalSettings, FilterSettings, SelectConfig
-    from damoc.selection.pipeline import run_select
     from damoc.tasks import DataSpec
 
     models = [str(save_tiny(tmp_path, "llama", seed=1)), str(save_tiny(tmp_path, "llama", seed=3))]
-    config = SelectConfig(
-        data=DataSpec(path=cls_file, format="classification", fields={"context": "passage", "label": "y"},
-                      test_fraction=0.5),
-        candidates=[Candidate(model=m, method="lora") for m in models],
-        finetune=FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=4, min_steps=2),
-        eval_batch_size=4, filter=FilterSettings(method="random", rate=0.5), compress=None, prune=None,
-        zero_shot=False, eval=EvalSettings(strategy="sequential", first=4, growth=2.0, settle=0.0))  # the batches run
+    config = SelectConfig(**{
+        "data": DataSpec(path=cls_file, format="classification", fields={"context": "passage", "label": "y"},
+                         test_fraction=0.5),
+        "candidates": [Candidate(model=m, method=method) for m in models for method in methods],
+        "finetune": FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=4, min_steps=2),
+        "eval_batch_size": 4, "filter": FilterSettings(method="random", rate=0.5), "compress": None,
+        "prune": None, "zero_shot": False, "eval": EvalSettings(strategy="sequential", first=4, growth=2.0),
+        **settings})
+    return models, config
+
+
+def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path, cls_file, capsys):
+    """Two tiny models on a classification file, batches of 4, 8 and 12 test questions; the rule decides on
+    the same questions for both; the trained models are kept for the later batches; a re-run trains nothing."""
+    import json
+
+    from damoc.selection.candidate import Candidate
+    from damoc.selection.config import EvalSettings
+    from damoc.selection.pipeline import run_select
+
+    models, config = tiny_select(tmp_path, cls_file,  # settle off: the batches run
+                                 eval=EvalSettings(strategy="sequential", first=4, growth=2.0, settle=0.0))
     import re
 
     from damoc.cli.printing import progress_printer
@@ -227,24 +239,11 @@ def test_halving_rounds_score_only_until_their_better_half_is_decided(tmp_path, 
     """Four tiny candidates under successive halving with batches of 4, 8 and 15 test questions: each round
     scores its candidates on the same questions until its better half is decided, every batch it paid for
     is on record with its questions, the kept copies are removed, and a re-run trains nothing."""
-    from conftest import save_tiny
-
-    from damoc.finetune import FinetuneConfig
     from damoc.layers import PruneConfig
-    from damoc.selection.candidate import Candidate
-    from damoc.selection.config import EvalSettings, FilterSettings, SelectConfig
     from damoc.selection.pipeline import run_select
-    from damoc.tasks import DataSpec
 
-    models = [str(save_tiny(tmp_path, "llama", seed=1)), str(save_tiny(tmp_path, "llama", seed=3))]
-    config = SelectConfig(
-        data=DataSpec(path=cls_file, format="classification", fields={"context": "passage", "label": "y"},
-                      test_fraction=0.5),
-        candidates=[Candidate(model=m, method=method) for m in models for method in ("lora", "full")],
-        finetune=FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=4, min_steps=2),
-        eval_batch_size=4, filter=FilterSettings(method="random", rate=0.5), compress=None,
-        prune=PruneConfig(threshold=-1.0, max_fraction=0.25),
-        zero_shot=False, strategy="halving", eval=EvalSettings(strategy="sequential", first=4, growth=2.0))
+    _, config = tiny_select(tmp_path, cls_file, ("lora", "full"), strategy="halving",
+                            prune=PruneConfig(threshold=-1.0, max_fraction=0.25))
     events: list[str] = []
     summary = run_select(config, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
     rounds = summary["halving"]["rounds"]
@@ -268,16 +267,12 @@ def test_halving_rounds_score_only_until_their_better_half_is_decided(tmp_path, 
 def test_a_candidate_whose_later_batch_fails_is_reported_failed(tmp_path, cls_file, monkeypatch):
     """A batch after the first that fails (a kept model unreadable, a device error) fails its candidate
     with the error, instead of leaving it ranked on fewer questions than the rest."""
-    from conftest import save_tiny
-
     import damoc.selection.batched as batched
-    from damoc.finetune import FinetuneConfig
-    from damoc.selection.candidate import Candidate
-    from damoc.selection.config import EvalSettings, FilterSettings, SelectConfig
+    from damoc.selection.config import EvalSettings
     from damoc.selection.pipeline import run_select
-    from damoc.tasks import DataSpec
 
-    models = [str(save_tiny(tmp_path, "llama", seed=1)), str(save_tiny(tmp_path, "llama", seed=3))]
+    models, config = tiny_select(tmp_path, cls_file,  # no drop, no settling: the second batch runs
+                                 eval=EvalSettings(strategy="sequential", first=4, growth=2.0, alpha=1e-9, settle=0.0))
     real = batched.evaluate_kept
 
     def flaky(config, candidate, *args):
@@ -286,13 +281,6 @@ def test_a_candidate_whose_later_batch_fails_is_reported_failed(tmp_path, cls_fi
         return real(config, candidate, *args)
 
     monkeypatch.setattr(batched, "evaluate_kept", flaky)
-    config = SelectConfig(
-        data=DataSpec(path=cls_file, format="classification", fields={"context": "passage", "label": "y"},
-                      test_fraction=0.5),
-        candidates=[Candidate(model=m, method="lora") for m in models],
-        finetune=FinetuneConfig(max_seq_len=96, batch_size=4, micro_batch_size=4, min_steps=2),
-        eval_batch_size=4, filter=FilterSettings(method="random", rate=0.5), compress=None, prune=None,
-        zero_shot=False, eval=EvalSettings(strategy="sequential", first=4, growth=2.0, alpha=1e-9, settle=0.0))
     summary = run_select(config, tmp_path / "run", progress=False)
     status = {c["model"]: c["status"] for c in summary["candidates"]}
     assert status == {models[0]: "ok", models[1]: "failed"}
