@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from damoc.runinfo import stable_hash
-from damoc.selection.candidate import candidate_key, is_ok
+from damoc.selection.candidate import candidate_key, display_name, is_ok
 from damoc.selection.launch import Job, launch
 from damoc.selection.runner import evaluate_kept
 from damoc.selection.sequential import per_question
@@ -36,11 +36,23 @@ class Batched:
     stopped: str
     failed: dict[str, dict]  # name -> the record of a later batch that failed (the candidate failed with it)
 
-    def record(self, name: str) -> dict:
-        """A candidate's record to build on: its failed batch's, or its training run's (without the range)."""
+    def result(self, name: str, choice: bool, seed: int, where: Path) -> dict:
+        """A candidate's record over every batch it was scored on (metrics from all its predictions, the
+        questions it saw, what all its batches' scoring cost), its predictions written to `where`; or the
+        record of the batch that failed it."""
+        from damoc.evaluation.evaluate import metrics_of
+        from damoc.io import write_jsonl_atomic
+
         if name in self.failed:
             return dict(self.failed[name])
-        return {k: v for k, v in self.trained[name].items() if k != "eval_range"}
+        r = {k: v for k, v in self.trained[name].items() if k != "eval_range"}
+        if is_ok(r):
+            mine = [x for x in self.runs if display_name(x) == name]  # its training run and its later batches
+            r.update({"metrics": metrics_of(self.records[name], choice, seed), "eval_examples": self.seen[name],
+                      "eval_flops": sum(x.get("eval_flops") or 0.0 for x in mine),
+                      "eval_seconds": sum(x.get("eval_seconds", 0.0) for x in mine)})
+            write_jsonl_atomic(where / "predictions.jsonl", self.records[name])
+        return r
 
 
 def score_in_batches(ctx, candidates: list, train: list, folder: Path, plan: list[int], look: Look,

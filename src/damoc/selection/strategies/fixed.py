@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from damoc.evaluation.evaluate import metrics_of
-from damoc.io import write_jsonl_atomic
 from damoc.selection.batched import score_in_batches
-from damoc.selection.candidate import display_name, is_ok, rank
+from damoc.selection.candidate import is_ok, rank
 from damoc.selection.launch import launch
 from damoc.selection.sequential import looks, per_question, settled, step, z_for
 from damoc.selection.strategies import Context, strategy
@@ -57,15 +55,7 @@ def _sequential(ctx: Context) -> dict:
     records, alive = b.records, [c for c in config.candidates if c.name in b.alive]
     final = {}
     for c in config.candidates:
-        r = b.record(c.name)
-        if is_ok(r):
-            mine = [x for x in b.runs if display_name(x) == c.name]  # its training run and its later batches
-            r.update({"metrics": metrics_of(records[c.name], task.is_choice, config.seed),
-                      "eval_examples": b.seen[c.name],
-                      "eval_flops": sum(x.get("eval_flops") or 0.0 for x in mine),
-                      "eval_seconds": sum(x.get("eval_seconds", 0.0) for x in mine)})
-            write_jsonl_atomic(ctx.out / "sequential" / c.slug / "predictions.jsonl", records[c.name])
-        final[c.name] = r
+        final[c.name] = b.result(c.name, task.is_choice, config.seed, ctx.out / "sequential" / c.slug)
     # survivors by the metric, then the dropped (the later, the higher), then failures
     order = rank(task.primary_metric, [final[c.name] for c in alive])
     late_first = sorted(dropped, key=lambda name: (-dropped[name], -np.mean(per_question(records[name], metric))))

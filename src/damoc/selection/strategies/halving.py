@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import math
 
-from damoc.evaluation.evaluate import metrics_of
-from damoc.io import write_jsonl_atomic
 from damoc.selection.batched import score_in_batches
 from damoc.selection.candidate import display_name as _name
 from damoc.selection.candidate import is_ok, rank
@@ -88,14 +86,7 @@ def _scored_in_batches(ctx: Context, survivors: list, train: list, folder, keeps
     b = score_in_batches(ctx, survivors, train, folder, plan, look, {"halving_examples": len(train)})
     results, places = [], {}
     for c in survivors:
-        x = b.record(c.name)
-        if is_ok(x):
-            mine = [y for y in b.runs if _name(y) == c.name]
-            x.update({"metrics": metrics_of(b.records[c.name], task.is_choice, config.seed),
-                      "eval_examples": b.seen[c.name],
-                      "eval_flops": sum(y.get("eval_flops") or 0.0 for y in mine),
-                      "eval_seconds": sum(y.get("eval_seconds", 0.0) for y in mine)})
+        results.append(b.result(c.name, task.is_choice, config.seed, folder / "sequential" / c.slug))
+        if is_ok(results[-1]):
             places[c.name] = folder / "sequential" / c.slug
-            write_jsonl_atomic(places[c.name] / "predictions.jsonl", b.records[c.name])
-        results.append(x)
     return results, b.runs, places, b.stopped
