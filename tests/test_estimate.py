@@ -151,7 +151,7 @@ def test_evaluation_is_priced_as_a_real_evaluation_counts_it(tmp_path):
 
     model = save_tiny(tmp_path, layers=4)
     train, test = varied_examples(12), varied_examples(6)
-    plain = estimate(config_for(model, zero_shot=False), train, test=test)
+    plain = estimate(config_for(model, "full", zero_shot=False), train, test=test)  # no adapters
     m, tok = load_model(str(model)), load_tokenizer(str(model))
     measured = evaluate(m, tok, Task(name="t", format="generation", train=train, test=test), max_len=96,
                         generation=False)
@@ -159,11 +159,12 @@ def test_evaluation_is_priced_as_a_real_evaluation_counts_it(tmp_path):
     assert plain["candidates"][0]["eval_head_positions"] == measured.head_positions
     assert plain["full_eval_flops"] == pytest.approx(forward_flops(m, measured.scored_tokens, measured.head_positions))
     assert plain["zero_shot_eval_flops"] == 0
-    pruned = estimate(config_for(model, prune=PruneConfig(max_fraction=0.5)), train, test=test)
+    pruned = estimate(config_for(model, "full", prune=PruneConfig(max_fraction=0.5)), train, test=test)
     row = pruned["candidates"][0]
     assert row["damoc_eval_flops"] < row["full_eval_flops"]  # a pruned candidate is cheaper to score
     assert pruned["zero_shot_eval_flops"] == pytest.approx(row["full_eval_flops"])  # one model, unpruned
-    half = estimate(config_for(model, prune=PruneConfig(max_fraction=0.5), zero_shot_questions=3), train, test=test)
+    half = estimate(config_for(model, "full", prune=PruneConfig(max_fraction=0.5), zero_shot_questions=3), train,
+                    test=test)
     assert half["zero_shot_eval_flops"] == pytest.approx(row["full_eval_flops"] / 2)  # 3 of the 6 questions
     assert pruned["speedup_flops_with_evaluation"] < pruned["speedup_flops"]
     assert "speedup_flops_with_evaluation" not in estimate(config_for(model), train)
@@ -183,3 +184,34 @@ def test_sequential_evaluation_is_priced_between_its_best_and_worst_case(tmp_pat
     assert e["speedup_flops_with_evaluation_best_case"] > e["speedup_flops_with_evaluation"]
     full = config_for(model, eval=EvalSettings(strategy="full"))
     assert "damoc_eval_flops_best_case" not in estimate(full, train, test=test)
+
+
+def test_halving_is_priced_by_its_rounds_as_a_real_halving_run_pays(models, cls_file, tmp_path):
+    """Halving trains every candidate on a quarter of the data, the better half on half of it: the
+    estimate's rounds are the run's, its training FLOPs bracket what the run paid (which candidates
+    survive is not known before), and its evaluation counts one scoring per round and candidate."""
+    from conftest import small_config
+
+    from damoc.selection.candidate import Candidate
+    from damoc.selection.config import EvalSettings
+    from damoc.selection.estimate import estimate
+    from damoc.selection.pipeline import run_select
+    from damoc.selection.runner import select_examples
+    from damoc.tasks import load_task
+
+    config = small_config(models, cls_file, filter=None, strategy="halving", zero_shot=False,
+                          eval=EvalSettings(strategy="full"),
+                          candidates=[Candidate(model=m, method=x) for m in models for x in ("lora", "full")])
+    summary = run_select(config, tmp_path / "run", progress=False)
+    train, test = select_examples(load_task(config.task, config.data), config, quiet=True)
+    e = estimate(config, train, test=test)
+    ran = summary["halving"]["rounds"]
+    assert [(k["candidates"], k["examples"]) for k in e["halving"]["rounds"]] == \
+        [(len(r["ranking"]), r["examples"]) for r in ran] == [(4, 6), (2, 12)]
+
+    paid = summary["cost"]["train_flops"]
+    low, high = e["halving"]["train_flops_low"], e["halving"]["train_flops_high"]
+    assert low < high  # the survivors' methods differ in cost (LoRA 4 N T, full 6 N T)
+    assert low * 0.95 <= paid <= high * 1.05 and low <= e["damoc_train_flops"] <= high
+    assert e["damoc_eval_flops"] == pytest.approx(summary["cost"]["eval_flops"], rel=1e-6)  # 6 scorings
+    assert any("halving" in n for n in e["notes"]) and not any("fixed strategy" in n for n in e["notes"])

@@ -29,13 +29,18 @@ def _mean(values: list[float]) -> float:
 
 def training_flops(s: Shape, method: str, tokens: float, loss_tokens: float, removed: int = 0,
                    lora_r: int = 0) -> float:
-    """damoc.flops' training rule on a Shape, low-rank adapters (lora, dora; loha's two rank-r pairs
-    count as rank 2r at its default) on the layers that remain; full and ia3 add no matmul."""
+    """damoc.flops' training rule on a Shape, with the adapters on the layers that remain; full and ia3
+    add no matmul."""
     from damoc.flops import training_flops as rule
 
+    return rule(s.body(removed) + adapter_params(s, method, removed, lora_r), s.head, tokens, loss_tokens, method)
+
+
+def adapter_params(s: Shape, method: str, removed: int = 0, lora_r: int = 0) -> float:
+    """The low-rank adapters' matmul parameters on the layers that remain (lora, dora; loha's two rank-r
+    pairs count as rank 2r at its default): a candidate trains and is scored with them unmerged."""
     rank = {"lora": lora_r, "dora": lora_r, "loha": 16}.get(method, 0)
-    adapters = rank * s.lora_per_rank * (s.layers - removed) / max(s.layers, 1)
-    return rule(s.body(removed) + adapters, s.head, tokens, loss_tokens, method)
+    return rank * s.lora_per_rank * (s.layers - removed) / max(s.layers, 1)
 
 
 def eval_cost(tok, examples: list[Example], max_len: int, batch_size: int) -> tuple[int, int]:
@@ -53,6 +58,20 @@ def _run_tokens(ls: list[Lengths], n: int, config: FinetuneConfig, ratio: float)
     per = _mean([x.trained(config.max_seq_len, ratio) for x in ls])
     return {"examples": n, "epochs": plan.epochs, "steps": plan.steps,
             "tokens": n * plan.epochs * per, "loss_tokens": n * plan.epochs * _mean([x.answer for x in ls])}
+
+
+def halving_plan(n_candidates: int, n_kept: int) -> list[dict]:
+    """Successive halving's rounds as strategies/halving.py runs them: how many candidates train in
+    each, on how many of the kept examples."""
+    from damoc.selection.strategies.halving import halving_shares
+
+    plan, alive = [], n_candidates
+    for r, share in enumerate(halving_shares(n_candidates), start=1):
+        plan.append({"round": r, "candidates": alive, "examples": max(1, math.ceil(share * n_kept))})
+        alive = math.ceil(alive / 2)
+        if alive <= 1:
+            break
+    return plan
 
 
 def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple[float, dict]:
@@ -101,7 +120,7 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
     n_kept = resolve_budget(n_all, None if f is None or f.budget else f.rate, f.budget if f else None) \
         if f is not None else n_all
     ratio = c.ratio if c is not None else 1.0
-    notes = [] if config.strategy == "fixed" else [
+    notes = [] if config.strategy in ("fixed", "halving") else [
         f"priced as the fixed strategy: {config.strategy}'s rounds depend on what each round finds"]
     data: dict = {"input_examples": n_all, "kept_examples": n_kept}
     flops = {"filter": 0.0, "compress_surprisal": 0.0, "compress_bertscore": 0.0}
@@ -119,6 +138,8 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         if c.rewriter is not None:
             notes.append("LLM rewriting is on: its generation is not priced")
     rows, measured, measured_test, tok_of = [], {}, {}, {}
+    plan = halving_plan(len(config.candidates), n_kept) if config.strategy == "halving" else []
+    per_round: dict[str, list[float]] = {}
     for cand in config.candidates:
         s = shapes[cand.model]
         if cand.model not in measured:  # a model's methods share its token counts
@@ -141,10 +162,15 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
                                                       config.eval_batch_size)
             eval_tokens, head_positions = measured_test[cand.model]
             evaluation = {"eval_tokens": eval_tokens, "eval_head_positions": head_positions,
-                          "full_eval_flops": s.forward_flops(eval_tokens, head_tokens=head_positions),
-                          "damoc_eval_flops": s.forward_flops(eval_tokens, removed, head_positions)}
+                          "full_eval_flops": s.forward_flops(eval_tokens, head_tokens=head_positions)
+                          + 2.0 * adapter_params(s, cand.method, 0, r) * eval_tokens,
+                          "damoc_eval_flops": s.forward_flops(eval_tokens, removed, head_positions)
+                          + 2.0 * adapter_params(s, cand.method, removed, r) * eval_tokens}
         else:
             evaluation = {}
+        if config.strategy == "halving":
+            per_round[cand.name] = [training_flops(s, cand.method, t["tokens"], t["loss_tokens"], removed, r)
+                                    for t in (_run_tokens(ls, k["examples"], ft, ratio) for k in plan)]
         rows.append({
             "candidate": cand.name, "model": cand.model, "method": cand.method, "shape_from": s.source,
             "tokens_counted_with": counted_with, "layers": s.layers, "layers_removed": removed,
@@ -154,6 +180,15 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
                       "prune_tokens": prune_tokens, "prune_flops": 2.0 * s.body() * prune_tokens}, **evaluation})
     full_flops = sum(r["full"]["flops"] for r in rows)
     train_flops = sum(r["damoc"]["flops"] for r in rows)
+    halving: dict = {}
+    if plan:  # round i trains its survivors on its share of the kept examples
+        rounds = [sorted(costs[i] for costs in per_round.values()) for i in range(len(plan))]
+        train_flops = sum(k["candidates"] * _mean(c) for k, c in zip(plan, rounds))
+        halving = {"rounds": plan,
+                   "train_flops_low": sum(sum(c[:k["candidates"]]) for k, c in zip(plan, rounds)),
+                   "train_flops_high": sum(sum(c[-k["candidates"]:]) for k, c in zip(plan, rounds))}
+        notes.append("halving: which candidates survive a round is not known before running; priced at the mean "
+                     "candidate, with the range from the cheapest to the dearest survivors")
     # the candidates of one model share one similarity pass (runner.pruner): each model's once
     overhead = sum(flops.values()) + sum({r["model"]: r["damoc"]["prune_flops"] for r in rows}.values())
     out = {"data": data, "data_stage_flops": flops, "candidates": rows, "full_flops": full_flops,
@@ -161,7 +196,7 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
            "speedup_flops": _ratio(full_flops, train_flops + overhead),
            "speedup_flops_training_only": _ratio(full_flops, train_flops),
            "data_stage_flops_share": _ratio(overhead, train_flops),
-           "notes": sorted(set(notes))}
+           "notes": sorted(set(notes)), **({"halving": halving} if halving else {})}
     if test:
         full_eval = sum(r["full_eval_flops"] for r in rows)
         # the zero-shot pass evaluates each model once, unpruned, on the first zero_shot_questions questions
@@ -169,14 +204,17 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         zero = (share * sum(shapes[m].forward_flops(tokens, head_tokens=head)
                             for m, (tokens, head) in measured_test.items())
                 if config.zero_shot else 0.0)
-        damoc_eval = sum(r["damoc_eval_flops"] for r in rows) + zero
+        # halving scores every round's survivors: as many scorings as its rounds have candidates
+        scorings = sum(k["candidates"] for k in plan) if plan else len(rows)
+        candidates_eval = scorings * _mean([r["damoc_eval_flops"] for r in rows])
+        damoc_eval = candidates_eval + zero
         out |= {"test_examples": len(test), "full_eval_flops": full_eval, "damoc_eval_flops": damoc_eval,
                 "zero_shot_eval_flops": zero,
                 "speedup_flops_with_evaluation": _ratio(full_flops + full_eval, train_flops + overhead + damoc_eval)}
         if config.eval.strategy == "sequential":
             # at best every candidate but one is dropped after the first batch; at worst none is (the above)
             share = min(config.eval.first, len(test)) / len(test)
-            best = sum(r["damoc_eval_flops"] for r in rows) * share + zero
+            best = candidates_eval * share + zero
             out |= {"damoc_eval_flops_best_case": best,
                     "speedup_flops_with_evaluation_best_case": _ratio(full_flops + full_eval,
                                                                       train_flops + overhead + best)}

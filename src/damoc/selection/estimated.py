@@ -38,6 +38,18 @@ class DataStageFlops(Record):
     compress_bertscore: float = 0.0
 
 
+class HalvingRound(Record):
+    round: int
+    candidates: int
+    examples: int
+
+
+class HalvingCost(Record):
+    rounds: list[HalvingRound]
+    train_flops_low: float
+    train_flops_high: float
+
+
 class Estimate(Record):
     candidates: list[CandidateCost]
     data: DataCost
@@ -49,6 +61,7 @@ class Estimate(Record):
     speedup_flops_training_only: float | None = None
     data_stage_flops_share: float | None = None
     notes: list[str] = Field(default_factory=list)
+    halving: HalvingCost | None = None
     # with test questions
     test_examples: int | None = None
     full_eval_flops: float | None = None
