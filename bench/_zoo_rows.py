@@ -75,14 +75,18 @@ def evaluated(summary: dict, scored: int) -> dict:
 
     looks = (summary.get("sequential") or {}).get("looks")
     paid = summary.get("paid_runs")  # [] for the zero-shot strategy: its evaluation is the zero-shot pass
-    runs = ([c for c in summary["candidates"] if is_ok(c)] if looks or paid is None else paid)
+    # runs since batches carried their range: each priced on its own batch (a retrained one on its first too)
+    ranged = bool(paid) and all(r.get("eval_range") for r in paid)
+    runs = paid if ranged else ([c for c in summary["candidates"] if is_ok(c)] if looks or paid is None else paid)
     out: dict = {"runs": [], "zero_shot": None}
     for c in runs:
         layers = shape(c["model"]).layers
         after = c.get("layers_after") or c.get("prune", {}).get("layers_after") or layers
-        lo, hi = c.get("eval_range") or (0, c.get("eval_examples") or scored)  # a batch of halving's rounds
-        out["runs"].append({"model": c["model"], "removed": layers - after, "looks": looks,
-                            "questions": hi, **({"from": lo} if lo else {})})
+        batches = [c["eval_range"], *([c["rescored"]] if c.get("rescored") else [])] if ranged else \
+            [c.get("eval_range") or (0, c.get("eval_examples") or scored)]
+        for lo, hi in batches:
+            out["runs"].append({"model": c["model"], "removed": layers - after, "looks": None if ranged else looks,
+                                "questions": hi, **({"from": lo} if lo else {})})
     if summary.get("zero_shot") or paid == []:
         questions = scored if paid == [] else min(summary["config"].get("zero_shot_questions") or scored, scored)
         out["zero_shot"] = {"models": sorted({c["model"] for c in summary["candidates"]}), "questions": questions}

@@ -187,6 +187,10 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
     needed = sum(n >= 12 for n in third["sequential"]["questions"].values())
     assert third["sequential"]["looks"] == [4, 12, 15] and needed >= 1
     assert third["cost"]["training_runs"] == 2 + needed  # each batch's evaluation is a start event too
+    # a batch that trained again also scored the first batch again: it says which questions, for pricing
+    again_paid = [r for r in third["paid_runs"] if r.get("rescored")]
+    assert len(again_paid) == needed and all(r["rescored"] == [0, 4] and r["eval_range"] == [4, 12]
+                                             for r in again_paid)
     assert not list((tmp_path / "run" / "candidates").glob("*/model"))
     # that training's cost is stored with the batch it served: a re-run from the cache reports it too
     fourth = run_select(wider, tmp_path / "run", progress=False)

@@ -78,7 +78,7 @@ def score_in_batches(ctx, candidates: list, train: list, folder: Path, plan: lis
                                            "eval_questions": [previous, n]}),
                               partial(evaluate_kept, config, c, task, scored[previous:n], folder / c.slug / "model",
                                       ctx.progress)) for c in alive]
-            _retrain_missing(batch_jobs, {c.name: j for c, j in zip(candidates, trainers)})
+            _retrain_missing(batch_jobs, {c.name: j for c, j in zip(candidates, trainers)}, plan[0])
             # a batch scores the pruned model its training kept: its layers, for pricing the batch
             results = [dict(r, eval_range=[previous, n], layers_after=(trained[c.name].get("prune") or {}).get(
                 "layers_after")) for c, r in zip(alive, launch(batch_jobs, ctx.launch_settings, ctx.notify))]
@@ -100,22 +100,24 @@ def score_in_batches(ctx, candidates: list, train: list, folder: Path, plan: lis
     return Batched(trained, records, runs, seen, [c.name for c in alive], stopped, failed)
 
 
-def _retrain_missing(batch_jobs: list[Job], trainers: dict[str, Job]) -> None:
+def _retrain_missing(batch_jobs: list[Job], trainers: dict[str, Job], first: int) -> None:
     """Kept models are removed once a run has decided; a later run with other settings (more batches)
     may need one back. That batch's job then trains its candidate again first (seeded: the same
     weights on the same device and settings; a GPU's kernels need not be bitwise repeatable) and its
-    stored result carries what the training cost, so a re-run from the cache reports it too."""
+    stored result carries what the training cost (its first batch, scored again, in `rescored`), so a
+    re-run from the cache reports it too."""
     from damoc.selection.launch import cached
 
     for job in batch_jobs:
         if cached(job) is None and not (job.folder.parent / "model").is_dir():
-            job.run = partial(_trained_then_scored, trainers[job.candidate.name].run, job.run)
+            job.run = partial(_trained_then_scored, trainers[job.candidate.name].run, job.run, first)
 
 
-def _trained_then_scored(train, score) -> tuple[dict, list[dict]]:
+def _trained_then_scored(train, score, first: int) -> tuple[dict, list[dict]]:
     trained, _ = train()  # saves the kept model; its first-batch predictions are already on record
     record, predictions = score()
-    return {**record, "evaluation_only": False, "retrained": True, "train_flops": trained["train_flops"],
+    return {**record, "evaluation_only": False, "retrained": True, "rescored": [0, first],
+            "train_flops": trained["train_flops"],
             "train_seconds": trained["train_seconds"], "prune": trained.get("prune", {}),
             "eval_flops": (record.get("eval_flops") or 0.0) + (trained.get("eval_flops") or 0.0),
             "eval_seconds": record.get("eval_seconds", 0.0) + trained.get("eval_seconds", 0.0)}, predictions

@@ -59,6 +59,7 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
                        "examples": r.get("train", {}).get("examples"),
                        "eval_examples": r.get("eval_examples"), "train_flops": r["train_flops"],
                        **({"eval_range": r["eval_range"]} if r.get("eval_range") else {}),
+                       **({"rescored": r["rescored"]} if r.get("rescored") else {}),
                        "layers_after": r.get("prune", {}).get("layers_after") or r.get("layers_after")} for r in paid],
         "seconds": {"data_stage": sum(data.get("seconds", {}).values()),
                     "candidates": cost["load_seconds"] + cost["prune_seconds"] + cost["train_seconds"]
