@@ -185,6 +185,17 @@ def test_an_adaptive_select_run_stops_when_confident_ranks_by_the_prediction_and
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## Adaptive selection" in report and "reached probability 1.00" in report
     assert "Learning curves and their fits" in (tmp_path / "run" / "report.html").read_text()
+    # `damoc estimate` prices the rungs this run paid for at least, and all five at most
+    from damoc.selection.estimate import estimate
+    from damoc.selection.runner import select_examples
+    from damoc.tasks import load_task
+
+    train, test = select_examples(load_task(config.task, config.data), config, quiet=True)
+    e = estimate(config, train, test=test)
+    assert [(k["candidates"], k["examples"]) for k in e["rounds"]["rounds"]] == [(2, n) for n in (2, 4, 6, 8, 10)]
+    assert e["rounds"]["train_flops_low"] == pytest.approx(summary["cost"]["train_flops"], rel=0.1)
+    assert e["damoc_train_flops"] == e["rounds"]["train_flops_high"] > 1.3 * e["rounds"]["train_flops_low"]
+    assert e["damoc_eval_flops"] / 10 == pytest.approx(summary["cost"]["eval_flops"] / 8, rel=1e-6)  # per scoring
 
 
 def test_a_candidate_raced_out_is_ranked_last_and_reported(tmp_path, gen_file):

@@ -206,11 +206,11 @@ def test_halving_is_priced_by_its_rounds_as_a_real_halving_run_pays(models, cls_
     train, test = select_examples(load_task(config.task, config.data), config, quiet=True)
     e = estimate(config, train, test=test)
     ran = summary["halving"]["rounds"]
-    assert [(k["candidates"], k["examples"]) for k in e["halving"]["rounds"]] == \
+    assert [(k["candidates"], k["examples"]) for k in e["rounds"]["rounds"]] == \
         [(len(r["ranking"]), r["examples"]) for r in ran] == [(4, 6), (2, 12)]
 
     paid = summary["cost"]["train_flops"]
-    low, high = e["halving"]["train_flops_low"], e["halving"]["train_flops_high"]
+    low, high = e["rounds"]["train_flops_low"], e["rounds"]["train_flops_high"]
     assert low < high  # the survivors' methods differ in cost (LoRA 4 N T, full 6 N T)
     assert low * 0.95 <= paid <= high * 1.05 and low <= e["damoc_train_flops"] <= high
     assert e["damoc_eval_flops"] == pytest.approx(summary["cost"]["eval_flops"], rel=1e-6)  # 6 scorings

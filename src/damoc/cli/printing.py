@@ -131,10 +131,13 @@ def print_estimate(estimate: dict) -> None:
           f"{_flops(stage.filter)}, compression {_flops(stage.compress_surprisal + stage.compress_bertscore)}")
     print(f"full fine-tuning: {_flops(e.full_flops)} FLOPs; damoc: {_flops(e.damoc_train_flops)} training + "
           f"{_flops(e.damoc_overhead_flops)} data stage and pruning")
-    if e.halving is not None:
-        rounds = ", ".join(f"{k.candidates} on {k.examples}" for k in e.halving.rounds)
-        print(f"successive halving: rounds of {rounds} examples; training {_flops(e.halving.train_flops_low)} "
-              f"to {_flops(e.halving.train_flops_high)} FLOPs as the cheapest or the dearest candidates survive")
+    if e.rounds is not None:
+        k = e.rounds
+        steps = ", ".join(f"{x.candidates} on {x.examples}" for x in k.rounds)
+        why = ("as the cheapest or the dearest candidates survive" if k.strategy == "halving" else
+               "as the racing decides after its first rungs or never")
+        print(f"{k.strategy}: rounds of {steps} examples; training {_flops(k.train_flops_low)} to "
+              f"{_flops(k.train_flops_high)} FLOPs {why}")
     print(f"predicted saving: {_fmt(e.speedup_flops, '.1f', 'x')} FLOPs with every overhead "
           f"({_fmt(e.speedup_flops_training_only, '.1f', 'x')} training only; overhead "
           f"{_fmt(e.data_stage_flops_share, '.0%')} of damoc's training)")

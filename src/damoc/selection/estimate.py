@@ -74,6 +74,19 @@ def halving_plan(n_candidates: int, n_kept: int) -> list[dict]:
     return plan
 
 
+def adaptive_plan(settings, n_candidates: int, n_all: int) -> list[dict]:
+    """Adaptive selection's rungs as damoc.selection.adaptive runs them, each with every candidate (its
+    most: racing may drop some after `min_rungs`): shares of the whole split up to `max_share`."""
+    shares = [x for x in sorted(settings.rungs) if x <= settings.max_share + 1e-12]
+    return [{"round": r, "candidates": n_candidates, "examples": max(1, math.ceil(x * n_all))}
+            for r, x in enumerate(shares, start=1)]
+
+
+def scoring_flops(s: Shape, tokens: float, head: float, method: str, removed: int = 0, lora_r: int = 0) -> float:
+    """Scoring's forward FLOPs, the adapters included (a candidate is scored with them unmerged)."""
+    return s.forward_flops(tokens, removed, head) + 2.0 * adapter_params(s, method, removed, lora_r) * tokens
+
+
 def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple[float, dict]:
     """The selector's forward passes, as damoc.filtering.selectors runs them: an embedding of every
     example (GraphCut, facility location; hybrid: of its IFD pool), and a scorer's pass over every
@@ -117,11 +130,11 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
     n_all = n_examples or len(examples)
     scale = n_all / len(examples)
     f, c, p = config.filter, config.compress, config.prune
+    # adaptive selection orders (and compresses) the whole split and trains on growing prefixes of it
     n_kept = resolve_budget(n_all, None if f is None or f.budget else f.rate, f.budget if f else None) \
-        if f is not None else n_all
+        if f is not None and config.strategy != "adaptive" else n_all
     ratio = c.ratio if c is not None else 1.0
-    notes = [] if config.strategy in ("fixed", "halving") else [
-        f"priced as the fixed strategy: {config.strategy}'s rounds depend on what each round finds"]
+    notes = []
     data: dict = {"input_examples": n_all, "kept_examples": n_kept}
     flops = {"filter": 0.0, "compress_surprisal": 0.0, "compress_bertscore": 0.0}
     if f is not None:
@@ -138,7 +151,9 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         if c.rewriter is not None:
             notes.append("LLM rewriting is on: its generation is not priced")
     rows, measured, measured_test, tok_of = [], {}, {}, {}
-    plan = halving_plan(len(config.candidates), n_kept) if config.strategy == "halving" else []
+    plan = {"halving": lambda: halving_plan(len(config.candidates), n_kept),
+            "adaptive": lambda: adaptive_plan(config.adaptive, len(config.candidates), n_all)}.get(
+        config.strategy, list)()
     per_round: dict[str, list[float]] = {}
     for cand in config.candidates:
         s = shapes[cand.model]
@@ -162,13 +177,11 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
                                                       config.eval_batch_size)
             eval_tokens, head_positions = measured_test[cand.model]
             evaluation = {"eval_tokens": eval_tokens, "eval_head_positions": head_positions,
-                          "full_eval_flops": s.forward_flops(eval_tokens, head_tokens=head_positions)
-                          + 2.0 * adapter_params(s, cand.method, 0, r) * eval_tokens,
-                          "damoc_eval_flops": s.forward_flops(eval_tokens, removed, head_positions)
-                          + 2.0 * adapter_params(s, cand.method, removed, r) * eval_tokens}
+                          "full_eval_flops": scoring_flops(s, eval_tokens, head_positions, cand.method, 0, r),
+                          "damoc_eval_flops": scoring_flops(s, eval_tokens, head_positions, cand.method, removed, r)}
         else:
             evaluation = {}
-        if config.strategy == "halving":
+        if plan:
             per_round[cand.name] = [training_flops(s, cand.method, t["tokens"], t["loss_tokens"], removed, r)
                                     for t in (_run_tokens(ls, k["examples"], ft, ratio) for k in plan)]
         rows.append({
@@ -180,15 +193,21 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
                       "prune_tokens": prune_tokens, "prune_flops": 2.0 * s.body() * prune_tokens}, **evaluation})
     full_flops = sum(r["full"]["flops"] for r in rows)
     train_flops = sum(r["damoc"]["flops"] for r in rows)
-    halving: dict = {}
-    if plan:  # round i trains its survivors on its share of the kept examples
+    staged: dict = {}
+    if plan:  # round i trains its candidates on its share of the examples
         rounds = [sorted(costs[i] for costs in per_round.values()) for i in range(len(plan))]
-        train_flops = sum(k["candidates"] * _mean(c) for k, c in zip(plan, rounds))
-        halving = {"rounds": plan,
-                   "train_flops_low": sum(sum(c[:k["candidates"]]) for k, c in zip(plan, rounds)),
-                   "train_flops_high": sum(sum(c[-k["candidates"]:]) for k, c in zip(plan, rounds))}
-        notes.append("halving: which candidates survive a round is not known before running; priced at the mean "
-                     "candidate, with the range from the cheapest to the dearest survivors")
+        if config.strategy == "halving":
+            train_flops = sum(k["candidates"] * _mean(c) for k, c in zip(plan, rounds))
+            low = sum(sum(c[:k["candidates"]]) for k, c in zip(plan, rounds))
+            high = sum(sum(c[-k["candidates"]:]) for k, c in zip(plan, rounds))
+            notes.append("halving: which candidates survive a round is not known before running; priced at the "
+                         "mean candidate, with the range from the cheapest to the dearest survivors")
+        else:  # adaptive: at most every candidate on every rung; at least on the rungs before any decision
+            train_flops = high = sum(sum(c) for c in rounds)
+            low = sum(sum(c) for c in rounds[:config.adaptive.min_rungs])
+            notes.append(f"adaptive: priced as if no candidate were dropped and no pick made early; at least "
+                         f"{config.adaptive.min_rungs} rungs run for every candidate")
+        staged = {"strategy": config.strategy, "rounds": plan, "train_flops_low": low, "train_flops_high": high}
     # the candidates of one model share one similarity pass (runner.pruner): each model's once
     overhead = sum(flops.values()) + sum({r["model"]: r["damoc"]["prune_flops"] for r in rows}.values())
     out = {"data": data, "data_stage_flops": flops, "candidates": rows, "full_flops": full_flops,
@@ -196,7 +215,7 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
            "speedup_flops": _ratio(full_flops, train_flops + overhead),
            "speedup_flops_training_only": _ratio(full_flops, train_flops),
            "data_stage_flops_share": _ratio(overhead, train_flops),
-           "notes": sorted(set(notes)), **({"halving": halving} if halving else {})}
+           "notes": sorted(set(notes)), **({"rounds": staged} if staged else {})}
     if test:
         full_eval = sum(r["full_eval_flops"] for r in rows)
         # the zero-shot pass evaluates each model once, unpruned, on the first zero_shot_questions questions
@@ -204,14 +223,21 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         zero = (share * sum(shapes[m].forward_flops(tokens, head_tokens=head)
                             for m, (tokens, head) in measured_test.items())
                 if config.zero_shot else 0.0)
-        # halving scores every round's survivors: as many scorings as its rounds have candidates
+        # halving scores every round's survivors, adaptive every rung's candidates on its first questions
         scorings = sum(k["candidates"] for k in plan) if plan else len(rows)
-        candidates_eval = scorings * _mean([r["damoc_eval_flops"] for r in rows])
+        per_scoring = _mean([r["damoc_eval_flops"] for r in rows])
+        if config.strategy == "adaptive":
+            q = min(config.adaptive.eval_questions, len(test))
+            first = {m: eval_cost(tok, test[:q], config.finetune.max_seq_len, config.eval_batch_size)
+                     for m, tok in tok_of.items()}
+            per_scoring = _mean([scoring_flops(shapes[r["model"]], *first[r["model"]], r["method"], r["layers_removed"],
+                                               config.finetune.lora_r) for r in rows])
+        candidates_eval = scorings * per_scoring
         damoc_eval = candidates_eval + zero
         out |= {"test_examples": len(test), "full_eval_flops": full_eval, "damoc_eval_flops": damoc_eval,
                 "zero_shot_eval_flops": zero,
                 "speedup_flops_with_evaluation": _ratio(full_flops + full_eval, train_flops + overhead + damoc_eval)}
-        if config.eval.strategy == "sequential":
+        if config.eval.strategy == "sequential" and config.strategy in ("fixed", "halving"):
             # at best every candidate but one is dropped after the first batch; at worst none is (the above)
             share = min(config.eval.first, len(test)) / len(test)
             best = candidates_eval * share + zero

@@ -38,14 +38,15 @@ class DataStageFlops(Record):
     compress_bertscore: float = 0.0
 
 
-class HalvingRound(Record):
+class Round(Record):
     round: int
     candidates: int
     examples: int
 
 
-class HalvingCost(Record):
-    rounds: list[HalvingRound]
+class StagedCost(Record):
+    strategy: str
+    rounds: list[Round]
     train_flops_low: float
     train_flops_high: float
 
@@ -61,7 +62,7 @@ class Estimate(Record):
     speedup_flops_training_only: float | None = None
     data_stage_flops_share: float | None = None
     notes: list[str] = Field(default_factory=list)
-    halving: HalvingCost | None = None
+    rounds: StagedCost | None = None  # halving's rounds, adaptive's rungs
     # with test questions
     test_examples: int | None = None
     full_eval_flops: float | None = None
