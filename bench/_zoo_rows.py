@@ -88,7 +88,10 @@ def evaluated(summary: dict, scored: int) -> dict:
             out["runs"].append({"model": c["model"], "removed": layers - after, "looks": None if ranged else looks,
                                 "questions": hi, **({"from": lo} if lo else {})})
     if summary.get("zero_shot") or paid == []:
-        questions = scored if paid == [] else min(summary["config"].get("zero_shot_questions") or scored, scored)
+        config = summary["config"]
+        if config.get("strategy") == "adaptive":  # its zero-shot pass is among the questions its rungs score
+            scored = min(scored, (config.get("adaptive") or {}).get("eval_questions") or scored)
+        questions = scored if paid == [] else min(config.get("zero_shot_questions") or scored, scored)
         out["zero_shot"] = {"models": sorted({c["model"] for c in summary["candidates"]}), "questions": questions}
     return out
 

@@ -182,6 +182,11 @@ def test_sequential_evaluation_is_priced_between_its_best_and_worst_case(tmp_pat
     e = estimate(config, train, test=test)
     assert e["damoc_eval_flops_best_case"] == pytest.approx(e["damoc_eval_flops"] * 2 / 8, rel=0.3)
     assert e["speedup_flops_with_evaluation_best_case"] > e["speedup_flops_with_evaluation"]
+    # it scores the kept copy with its LoRA merged; full fine-tuning's LoRA run is scored unmerged
+    row = e["candidates"][0]
+    assert row["layers_removed"] == 0 and row["damoc_eval_flops"] < row["full_eval_flops"]
+    unmerged = estimate(config.model_copy(update={"eval": EvalSettings(strategy="full")}), train, test=test)
+    assert unmerged["candidates"][0]["damoc_eval_flops"] == pytest.approx(row["full_eval_flops"])
     full = config_for(model, eval=EvalSettings(strategy="full"))
     assert "damoc_eval_flops_best_case" not in estimate(full, train, test=test)
 

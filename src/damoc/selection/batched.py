@@ -82,6 +82,9 @@ def score_in_batches(ctx, candidates: list, train: list, folder: Path, plan: lis
             # a batch scores the pruned model its training kept: its layers, for pricing the batch
             results = [dict(r, eval_range=[previous, n], layers_after=(trained[c.name].get("prune") or {}).get(
                 "layers_after")) for c, r in zip(alive, launch(batch_jobs, ctx.launch_settings, ctx.notify))]
+            for r in results:  # (a retrained batch cached before `rescored` was recorded)
+                if r.get("retrained") and not r.get("rescored"):
+                    r["rescored"] = [0, plan[0]]
             runs += results
             for c, r in zip(alive, results):
                 if is_ok(r):

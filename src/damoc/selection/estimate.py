@@ -37,9 +37,9 @@ def training_flops(s: Shape, method: str, tokens: float, loss_tokens: float, rem
 
 
 def adapter_params(s: Shape, method: str, removed: int = 0, lora_r: int = 0) -> float:
-    """The low-rank adapters' matmul parameters on the layers that remain (lora, dora; loha's two rank-r
-    pairs count as rank 2r at its default): a candidate trains and is scored with them unmerged."""
-    rank = {"lora": lora_r, "dora": lora_r, "loha": 16}.get(method, 0)
+    """The low-rank adapters' matmul parameters on the layers that remain (lora, dora), as damoc.flops
+    counts them on a run's model: it trains with them, and is scored with them unless merged first."""
+    rank = {"lora": lora_r, "dora": lora_r}.get(method, 0)
     return rank * s.lora_per_rank * (s.layers - removed) / max(s.layers, 1)
 
 
@@ -78,8 +78,9 @@ def adaptive_plan(settings, n_candidates: int, n_all: int) -> list[dict]:
     """Adaptive selection's rungs as damoc.selection.adaptive runs them, each with every candidate (its
     most: racing may drop some after `min_rungs`): shares of the whole split up to `max_share`."""
     shares = [x for x in sorted(settings.rungs) if x <= settings.max_share + 1e-12]
-    return [{"round": r, "candidates": n_candidates, "examples": max(1, math.ceil(x * n_all))}
+    plan = [{"round": r, "candidates": n_candidates, "examples": max(1, math.ceil(x * n_all))}
             for r, x in enumerate(shares, start=1)]
+    return plan[:1] if n_candidates <= 1 else plan  # one candidate: nothing to race after its first rung
 
 
 def scoring_flops(s: Shape, tokens: float, head: float, method: str, removed: int = 0, lora_r: int = 0) -> float:
@@ -134,7 +135,8 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
     n_kept = resolve_budget(n_all, None if f is None or f.budget else f.rate, f.budget if f else None) \
         if f is not None and config.strategy != "adaptive" else n_all
     ratio = c.ratio if c is not None else 1.0
-    notes = []
+    notes = [] if config.strategy in ("fixed", "halving", "adaptive") else [
+        f"priced as the fixed strategy: {config.strategy} was not priced on its own"]
     data: dict = {"input_examples": n_all, "kept_examples": n_kept}
     flops = {"filter": 0.0, "compress_surprisal": 0.0, "compress_bertscore": 0.0}
     if f is not None:
@@ -151,6 +153,7 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         if c.rewriter is not None:
             notes.append("LLM rewriting is on: its generation is not priced")
     rows, measured, measured_test, tok_of = [], {}, {}, {}
+    merged = config.eval.strategy == "sequential" and config.strategy in ("fixed", "halving")
     plan = {"halving": lambda: halving_plan(len(config.candidates), n_kept),
             "adaptive": lambda: adaptive_plan(config.adaptive, len(config.candidates), n_all)}.get(
         config.strategy, list)()
@@ -178,7 +181,9 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
             eval_tokens, head_positions = measured_test[cand.model]
             evaluation = {"eval_tokens": eval_tokens, "eval_head_positions": head_positions,
                           "full_eval_flops": scoring_flops(s, eval_tokens, head_positions, cand.method, 0, r),
-                          "damoc_eval_flops": scoring_flops(s, eval_tokens, head_positions, cand.method, removed, r)}
+                          # sequential evaluation scores the kept copy, its adapters merged
+                          "damoc_eval_flops": scoring_flops(s, eval_tokens, head_positions,
+                                                            "full" if merged else cand.method, removed, r)}
         else:
             evaluation = {}
         if plan:
@@ -219,7 +224,9 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
     if test:
         full_eval = sum(r["full_eval_flops"] for r in rows)
         # the zero-shot pass evaluates each model once, unpruned, on the first zero_shot_questions questions
-        share = min(config.zero_shot_questions or len(test), len(test)) / len(test)
+        # (adaptive scores only its first eval_questions, the zero-shot pass among them)
+        asked = config.adaptive.eval_questions if config.strategy == "adaptive" else len(test)
+        share = min(config.zero_shot_questions or len(test), asked, len(test)) / len(test)
         zero = (share * sum(shapes[m].forward_flops(tokens, head_tokens=head)
                             for m, (tokens, head) in measured_test.items())
                 if config.zero_shot else 0.0)
