@@ -27,7 +27,7 @@ def config_for(model, method="lora", **levers):
                         **{**off, **levers})
 
 
-@pytest.mark.parametrize("method", ["lora", "full"])
+@pytest.mark.parametrize("method", ["lora", "full", "loha"])
 def test_full_route_matches_a_real_training_run(tiny_llama, method):
     from damoc.finetune import finetune
     from damoc.models import load_model, load_tokenizer

@@ -79,6 +79,31 @@ def test_each_method_is_costed_by_its_own_rule(name):
     assert estimate_flops(model, tokens, name, loss_tokens, micro_batches=micro) == pytest.approx(expected)
 
 
+def test_loha_pays_for_its_dense_update_in_training_and_in_unmerged_scoring():
+    """peft's LoHa rebuilds each update as a dense matrix the size of its layer and applies it with a second
+    matmul per token: its run costs 10 N per token (4 N frozen, 6 N the trained dense update), and
+    scoring it before merging twice the forward of the model it adapts."""
+    from damoc.finetune.methods import decoder_linears
+    from damoc.flops import dense_delta_params, forward_flops
+
+    tok = build_tokenizer()
+    model = build_model("llama", len(tok))
+    head = head_params(model)
+    body = matmul_params(model) - head
+    assert body > 0 and set(decoder_linears(model))  # every decoder linear gets an update
+    cfg = FinetuneConfig(method="loha", epochs=1, batch_size=4, micro_batch_size=2, max_seq_len=96, min_steps=0)
+    trained, stats = finetune(model, tok, examples(8), cfg, progress=False)
+    assert dense_delta_params(trained) == body
+    # IA3 on the same run pays 4 N per token (its vectors add no matmul): LoHa 6 N more
+    _, ia3 = finetune(build_model("llama", len(tok)), tok, examples(8), cfg.model_copy(update={"method": "ia3"}),
+                      progress=False)
+    assert ia3.train_tokens == stats.train_tokens
+    assert stats.train_flops - ia3.train_flops == pytest.approx(6 * body * stats.train_tokens)
+    assert forward_flops(trained, 100, head_tokens=0) == pytest.approx(2 * 2 * body * 100)
+    merged = trained.merge_and_unload()
+    assert dense_delta_params(merged) == 0 and forward_flops(merged, 100, head_tokens=0) == pytest.approx(2 * body * 100)
+
+
 def test_dora_costs_more_than_lora_on_the_same_run():
     tok = build_tokenizer()
     cfg = FinetuneConfig(method="lora", epochs=1, batch_size=4, micro_batch_size=2, max_seq_len=96, min_steps=0)

@@ -27,9 +27,23 @@ def matmul_params(model: nn.Module) -> int:
 def forward_flops(model: nn.Module, tokens: float, head_tokens: float | None = None) -> float:
     """2 N T: a forward pass (scoring, generation), N counted as for training, with the output head on
     `head_tokens` positions: every token by default, fewer where only some logits are computed
-    (evaluation keeps the answer's), 0 for a pass that stops at the last hidden state (layer similarity)."""
+    (evaluation keeps the answer's), 0 for a pass that stops at the last hidden state (layer similarity).
+    An unmerged LoHa's dense update is one more matmul per token (`dense_delta_params`)."""
     head = head_params(model)
-    return 2.0 * ((matmul_params(model) - head) * tokens + head * (tokens if head_tokens is None else head_tokens))
+    body = matmul_params(model) - head + dense_delta_params(model)
+    return 2.0 * (body * tokens + head * (tokens if head_tokens is None else head_tokens))
+
+
+def dense_delta_params(model: nn.Module) -> int:
+    """LyCORIS adapters (LoHa) rebuild their update as a dense matrix the size of the layer they adapt and
+    apply it as a second matmul per token (peft: F.linear(x, delta_weight)), so while unmerged each costs
+    what its base layer costs, again; low-rank LoRA factors are Linear layers, counted by matmul_params."""
+    try:
+        from peft.tuners.lycoris_utils import LycorisLayer
+    except ImportError:  # peft is a dependency; a stripped environment simply has no such layers
+        return 0
+    return sum(m.get_base_layer().weight.numel() * len(m.active_adapters) for m in model.modules()
+               if isinstance(m, LycorisLayer) and not m.merged)
 
 
 def head_params(model: nn.Module) -> int:
@@ -46,20 +60,25 @@ def estimate_flops(model: nn.Module, tokens: int, method: str, loss_tokens: int 
 
     head = head_params(model)
     body = matmul_params(model) - head
-    total = training_flops(body, head, tokens, tokens if loss_tokens is None else loss_tokens, method)
+    total = training_flops(body, head, tokens, tokens if loss_tokens is None else loss_tokens, method,
+                           dense_delta_params(model))
     spec = get_method(method)
     if spec.step_flops is not None and micro_batches:
         total += micro_batches * spec.step_flops(body, options if options is not None else spec.parse({}), run)
     return total
 
 
-def training_flops(body: float, head: float, tokens: float, loss_tokens: float, method: str) -> float:
+def training_flops(body: float, head: float, tokens: float, loss_tokens: float, method: str,
+                   dense_delta: float = 0.0) -> float:
     """The training rule on parameter counts: `body` the matmul parameters without the head (a
     LoRA model's adapters included), `head` the output head's, which runs on `loss_tokens`; 6 per
-    parameter and token where the method trains every weight (full), 4 where weights are frozen."""
+    parameter and token where the method trains every weight (full), 4 where weights are frozen.
+    `dense_delta`: a LoHa's rebuilt updates, each a trained dense matrix per token (6 per parameter:
+    forward, the input's gradient and its own)."""
     from damoc.finetune.methods import get_method
 
-    return (6 if get_method(method).weight_gradients else 4) * (body * tokens + head * loss_tokens)
+    per = 6 if get_method(method).weight_gradients else 4
+    return per * (body * tokens + head * loss_tokens) + 6 * dense_delta * tokens
 
 
 @functools.lru_cache(maxsize=16)

@@ -56,6 +56,7 @@ class Method:
     weight_gradients: bool = False  # every weight trained: 6N per token instead of 4N
     quantized: bool = False  # trains on 4-bit weights (QLoRA): only methods that leave the weights frozen
     step_flops: Callable | None = None  # (body_params, options, run_config) -> FLOPs per micro-batch, if any
+    dense_delta: bool = False  # the update is rebuilt as a dense matrix and applied per token (damoc.flops)
 
     def parse(self, options: dict | None) -> BaseModel:
         """The options validated; unknown ones refused in one line."""
@@ -75,11 +76,12 @@ DEFAULT = ORDER[0]  # the method a candidate gets when none is named
 
 
 def method(name: str, *, description: str, learning_rate: float, options: type[BaseModel] = NoOptions,
-           weight_gradients: bool = False, quantized: bool = False, step_flops: Callable | None = None):
+           weight_gradients: bool = False, quantized: bool = False, step_flops: Callable | None = None,
+           dense_delta: bool = False):
     """Register the decorated `wrap(model, options, run_config)` as fine-tuning method `name`."""
     def register(wrap: Callable) -> Callable:
         METHODS.add(name, Method(name, description, learning_rate, options, wrap, weight_gradients, quantized,
-                                 step_flops), description=description)
+                                 step_flops, dense_delta), description=description)
         return wrap
     return register
 
@@ -180,9 +182,10 @@ def ia3(model, opts: NoOptions, run):
     return _peft(model, config, run)
 
 
-@method("loha", learning_rate=2e-4, options=LohaOptions,
+@method("loha", learning_rate=2e-4, options=LohaOptions, dense_delta=True,
         description="LoHa (Hyeon-Woo et al. 2022, LyCORIS): the update is the Hadamard product of two "
-                    "low-rank matrices, a higher effective rank than LoRA for the same parameters; 4N per token")
+                    "low-rank matrices, a higher effective rank than LoRA for the same parameters; peft applies it "
+                    "as a dense matrix, so 10N per token (4N, and 6N for the dense update)")
 def loha(model, opts: LohaOptions, run):
     from peft import LoHaConfig
 

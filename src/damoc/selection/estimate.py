@@ -33,7 +33,16 @@ def training_flops(s: Shape, method: str, tokens: float, loss_tokens: float, rem
     add no matmul."""
     from damoc.flops import training_flops as rule
 
-    return rule(s.body(removed) + adapter_params(s, method, removed, lora_r), s.head, tokens, loss_tokens, method)
+    return rule(s.body(removed) + adapter_params(s, method, removed, lora_r), s.head, tokens, loss_tokens, method,
+                dense_delta(s, method, removed))
+
+
+def dense_delta(s: Shape, method: str, removed: int = 0) -> float:
+    """A method that rebuilds a dense update (LoHa) does so for every decoder linear it adapts (all of
+    them) and applies it as a second matmul per token while unmerged: damoc.flops.dense_delta_params."""
+    from damoc.finetune.methods import get_method
+
+    return float(s.body(removed)) if get_method(method).dense_delta else 0.0
 
 
 def adapter_params(s: Shape, method: str, removed: int = 0, lora_r: int = 0) -> float:
@@ -85,7 +94,8 @@ def adaptive_plan(settings, n_candidates: int, n_all: int) -> list[dict]:
 
 def scoring_flops(s: Shape, tokens: float, head: float, method: str, removed: int = 0, lora_r: int = 0) -> float:
     """Scoring's forward FLOPs, the adapters included (a candidate is scored with them unmerged)."""
-    return s.forward_flops(tokens, removed, head) + 2.0 * adapter_params(s, method, removed, lora_r) * tokens
+    unmerged = adapter_params(s, method, removed, lora_r) + dense_delta(s, method, removed)
+    return s.forward_flops(tokens, removed, head) + 2.0 * unmerged * tokens
 
 
 def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple[float, dict]:
