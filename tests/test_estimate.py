@@ -220,3 +220,22 @@ def test_halving_is_priced_by_its_rounds_as_a_real_halving_run_pays(models, cls_
     assert low * 0.95 <= paid <= high * 1.05 and low <= e["damoc_train_flops"] <= high
     assert e["damoc_eval_flops"] == pytest.approx(summary["cost"]["eval_flops"], rel=1e-6)  # 6 scorings
     assert any("halving" in n for n in e["notes"]) and not any("fixed strategy" in n for n in e["notes"])
+
+
+def test_the_zero_shot_strategy_is_priced_as_the_scoring_it_runs(models, cls_file, tmp_path):
+    """No data stage, no training: each model scored once, unmerged and unpruned, on every question."""
+    from conftest import small_config
+
+    from damoc.selection.estimate import estimate
+    from damoc.selection.pipeline import run_select
+    from damoc.selection.runner import select_examples
+    from damoc.tasks import load_task
+
+    config = small_config(models, cls_file, strategy="zero-shot")
+    summary = run_select(config, tmp_path / "run", progress=False)
+    train, test = select_examples(load_task(config.task, config.data), config, quiet=True)
+    e = estimate(config, train, test=test)
+    assert e["damoc_train_flops"] == 0 and e["damoc_overhead_flops"] == 0 and e["speedup_flops"] is None
+    assert e["damoc_eval_flops"] == e["zero_shot_eval_flops"] > 0
+    assert e["damoc_eval_flops"] == pytest.approx(summary["cost"]["zero_shot_eval_flops"], rel=1e-6)
+    assert any(n.startswith("zero-shot") for n in e["notes"])

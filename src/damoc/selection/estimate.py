@@ -145,9 +145,11 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
     n_kept = resolve_budget(n_all, None if f is None or f.budget else f.rate, f.budget if f else None) \
         if f is not None and config.strategy != "adaptive" else n_all
     ratio = c.ratio if c is not None else 1.0
-    notes = [] if config.strategy in ("fixed", "halving", "adaptive") else [
-        f"priced as the fixed strategy: {config.strategy} was not priced on its own"]
-    data: dict = {"input_examples": n_all, "kept_examples": n_kept}
+    untrained = config.strategy == "zero-shot"  # no data stage, no training: each model scored as it is
+    if untrained:
+        f = c = p = None
+    notes = ["zero-shot: nothing is trained; each model is scored once on every question"] if untrained else []
+    data: dict = {"input_examples": n_all, "kept_examples": 0 if untrained else n_kept}
     flops = {"filter": 0.0, "compress_surprisal": 0.0, "compress_bertscore": 0.0}
     if f is not None:
         flops["filter"], data["filter_tokens"] = _filter_cost(f, examples, scale, n_kept)
@@ -179,7 +181,8 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
             notes.append(f"{cand.model}: tokens counted with {counted_with}'s tokenizer")
         ft = config.finetune.model_copy(update={"method": cand.method})
         full = _run_tokens(ls, n_all, ft, 1.0)
-        cheap = _run_tokens(ls, n_kept, ft, ratio)
+        cheap = _run_tokens(ls, n_kept, ft, ratio) if not untrained else \
+            {"examples": 0, "epochs": 0, "steps": 0, "tokens": 0.0, "loss_tokens": 0.0}
         removed = int(p.max_fraction * s.layers) if p is not None else 0
         prune_tokens = min(config.calibration_samples, n_kept) * _mean(
             [min(x.trained(config.finetune.max_seq_len, ratio), p.max_len) for x in ls]) if p is not None else 0.0
@@ -236,10 +239,10 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
         # the zero-shot pass evaluates each model once, unpruned, on the first zero_shot_questions questions
         # (adaptive scores only its first eval_questions, the zero-shot pass among them)
         asked = config.adaptive.eval_questions if config.strategy == "adaptive" else len(test)
-        share = min(config.zero_shot_questions or len(test), asked, len(test)) / len(test)
+        share = 1.0 if untrained else min(config.zero_shot_questions or len(test), asked, len(test)) / len(test)
         zero = (share * sum(shapes[m].forward_flops(tokens, head_tokens=head)
                             for m, (tokens, head) in measured_test.items())
-                if config.zero_shot else 0.0)
+                if config.zero_shot or untrained else 0.0)
         # halving scores every round's survivors, adaptive every rung's candidates on its first questions
         scorings = sum(k["candidates"] for k in plan) if plan else len(rows)
         per_scoring = _mean([r["damoc_eval_flops"] for r in rows])
@@ -249,7 +252,7 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
                      for m, tok in tok_of.items()}
             per_scoring = _mean([scoring_flops(shapes[r["model"]], *first[r["model"]], r["method"], r["layers_removed"],
                                                config.finetune.lora_r) for r in rows])
-        candidates_eval = scorings * per_scoring
+        candidates_eval = 0.0 if untrained else scorings * per_scoring
         damoc_eval = candidates_eval + zero
         out |= {"test_examples": len(test), "full_eval_flops": full_eval, "damoc_eval_flops": damoc_eval,
                 "zero_shot_eval_flops": zero,
