@@ -182,7 +182,36 @@ def truth_summary(task: str, seed: int = 0) -> dict:
         out |= {"best": ties["best"], "tie_set": ties["tie_set"], "confident": len(ties["tie_set"]) == 1,
                 "differences_to_best": ties["differences"], "pairs": ties["pairs"],
                 "order_by_bpb": sorted(rows, key=lambda n: out["metrics"][n]["answer_bpb"])}
+    out["replication"] = replication(rows, preds, t.is_choice, seed)
     return out
+
+
+def replication(rows: dict, preds: dict, choice: bool, seed: int = 0) -> dict | None:
+    """How well one full fine-tuning run orders the pairs another seed's run separates (on question noise,
+    the judge's rule), both ways round, over the candidates with both seeds: the most any cheaper route
+    can be asked for, since the truth itself replicates no better."""
+    from damoc.selection.confidence import tie_set_over_seeds
+    from damoc.selection.validation import judge
+
+    both = sorted(n for n in preds if set(preds[n]) >= set(TRUTH_SEEDS[:2]))
+    if len(both) < 2:
+        return None
+    key = "accuracy" if choice else "answer_bpb"
+    ways = []
+    for ref, other in (TRUTH_SEEDS[:2], TRUTH_SEEDS[1::-1]):
+        ties = tie_set_over_seeds({n: [preds[n][ref]] for n in both}, choice=choice, seed=seed)
+        value = {n: rows[n][other]["metrics"][key] for n in both}
+        order = sorted(both, key=lambda n: -value[n] if choice else value[n])
+        j = judge({n: i for i, n in enumerate(order, start=1)},
+                  {k: ties[k] for k in ("best", "tie_set", "pairs")} | {"differences": ties["differences"]}, choice)
+        ways.append({"separated_by_seed": ref, "ranked_by_seed": other, **{k: j[k] for k in (
+            "separated_pairs", "separated_pairs_agreement", "method_pairs", "method_pairs_agreement")}})
+    pairs = sum(w["separated_pairs"] for w in ways)
+    methods = sum(w["method_pairs"] for w in ways)
+    return {"candidates": both, "ways": ways, "separated_pairs": pairs,
+            "separated_pairs_right": sum(w["separated_pairs"] * (w["separated_pairs_agreement"] or 0) for w in ways),
+            "method_pairs": methods,
+            "method_pairs_right": sum(w["method_pairs"] * (w["method_pairs_agreement"] or 0) for w in ways)}
 
 
 def mean_of_flops(by_seed: dict[int, dict], key: str) -> float:
