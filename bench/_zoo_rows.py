@@ -25,7 +25,9 @@ def settings() -> list[tuple[str, dict]]:
             ("subset", {"prune": None, "compress": None}),
             ("no-prune", {"prune": None}), ("halving", {"strategy": "halving"}),
             ("halving-full-eval", {"strategy": "halving", "eval": EvalSettings(strategy="full")}),
-            ("adaptive", {"strategy": "adaptive"}), ("no-compress", {"compress": None})]
+            ("adaptive", {"strategy": "adaptive"}), ("no-compress", {"compress": None}),
+            # GraphCut within a seeded random pool of 3x the budget: a third of the embedding pass
+            ("graphcut-pool3", {"filter": FilterSettings(options={"pool_factor": 3})})]
     rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})
              for rate in (0.1, 0.05, 0.2) for sel in ("random", "graphcut", "perplexity")
              if (sel, rate) != ("graphcut", 0.1)]

@@ -239,3 +239,31 @@ def test_the_zero_shot_strategy_is_priced_as_the_scoring_it_runs(models, cls_fil
     assert e["damoc_eval_flops"] == e["zero_shot_eval_flops"] > 0
     assert e["damoc_eval_flops"] == pytest.approx(summary["cost"]["zero_shot_eval_flops"], rel=1e-6)
     assert any(n.startswith("zero-shot") for n in e["notes"])
+
+
+def test_graphcut_on_a_random_pool_embeds_only_the_pool_and_is_priced_so(tmp_path, tiny_llama, monkeypatch):
+    """`pool_factor`: a seeded random pool of that many times the budget is embedded and chosen from; the
+    rest of the data costs nothing, and the estimate prices the pool's share of the embedding pass."""
+    import random
+
+    from damoc.filtering.run import filter_examples
+    from damoc.selection.config import FilterSettings
+    from damoc.selection.estimate import estimate
+
+    monkeypatch.setenv("DAMOC_HOME", str(tmp_path / "home"))
+    bert = str(tiny_encoder(tmp_path))
+    examples = varied_examples(16)
+    opts = {"embedder": bert}
+    whole, whole_info = filter_examples(examples, "graphcut", budget=4, **opts)
+    kept, info = filter_examples(examples, "graphcut", budget=4, seed=3, pool_factor=2, **opts)
+    pool = {examples[i].id for i in random.Random(3).sample(range(16), 8)}
+    assert len(kept) == 4 and {e.id for e in kept} <= pool
+    assert [e.id for e in filter_examples(examples, "graphcut", budget=4, seed=3, pool_factor=2, **opts)[0]] == \
+        [e.id for e in kept]  # seeded
+    assert 0 < info["forward_flops"] < whole_info["forward_flops"]
+    with pytest.raises(Exception, match="pool_factor"):
+        filter_examples(examples, "graphcut", budget=4, pool_factor=0.5, **opts)
+    f = FilterSettings(budget=4, options={"embedder": bert, "pool_factor": 2})
+    predicted = estimate(config_for(tiny_llama, filter=f), examples)["data_stage_flops"]["filter"]
+    assert predicted == pytest.approx(info["forward_flops"], rel=0.3)  # the pool's mean length is the data's
+    assert predicted == pytest.approx(whole_info["forward_flops"] / 2, rel=0.01)

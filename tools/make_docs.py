@@ -582,7 +582,8 @@ def zoo_verdict() -> str:
 
 
 LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune": "no pruning",
-          "no-compress": "no token compression", "full-eval": "every question scored (no sequential evaluation)"}
+          "no-compress": "no token compression", "full-eval": "every question scored (no sequential evaluation)",
+          "graphcut-pool3": "graphcut within a seeded random pool of 3x the budget"}
 
 
 def _beside(mine: list[dict], head: list[dict], kind: str = "separated") -> str:

@@ -56,16 +56,26 @@ class _Embedded(Selector):
 
 @register("graphcut")
 class GraphCutSelector(_Embedded):
-    description = "distribution-aware: greedy GraphCut over sentence embeddings (lam trades coverage for diversity)"
+    description = ("distribution-aware: greedy GraphCut over sentence embeddings (lam trades coverage for diversity; "
+                   "pool_factor=K embeds only a seeded random K x budget of the data)")
 
-    def __init__(self, embedder: str = BUNDLED_EMBEDDER, lam: float = 0.4):
+    def __init__(self, embedder: str = BUNDLED_EMBEDDER, lam: float = 0.4, pool_factor: float | None = None):
         super().__init__(embedder)
         if not 0 <= lam < 0.5:
             raise ValueError(f"lam must be in [0, 0.5) for a monotone submodular GraphCut, got {lam}")
-        self.lam = lam
+        if pool_factor is not None and not pool_factor >= 1:
+            raise ValueError(f"pool_factor must be at least 1 (a pool that many times the budget), got {pool_factor}")
+        self.lam, self.pool_factor = lam, pool_factor
 
     def select(self, examples, budget, seed=0):
-        return graphcut_greedy(self.embeddings(examples), budget, self.lam)
+        """With `pool_factor`, only a seeded random pool of pool_factor x budget examples is embedded and
+        chosen from: the embedding pass is the selector's whole cost and grows with the data, while the
+        budget does not."""
+        pool = list(range(len(examples)))
+        if self.pool_factor is not None and self.pool_factor * budget < len(examples):
+            pool = sorted(random.Random(seed).sample(pool, math.ceil(self.pool_factor * budget)))
+        e = self.embeddings([examples[i] for i in pool])
+        return [pool[k] for k in graphcut_greedy(e, budget, self.lam)]
 
 
 @register("facility-location")

@@ -111,8 +111,11 @@ def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple
         per = _mean([x.trained(512) + x.answer for x in lengths(tok, examples)])
         tokens["scorer"] = scale * len(examples) * per
         flops += shape(scorer).forward_flops(tokens["scorer"])
-    embedded = {"graphcut": 1.0, "facility-location": 1.0,
-                "hybrid": min(1.0, f.options.get("pool_factor", 3.0) * n_kept / (scale * len(examples)))}
+    def pooled(factor: float | None) -> float:  # the share of the examples a pool of factor x budget embeds
+        return min(1.0, factor * n_kept / (scale * len(examples))) if factor else 1.0
+
+    embedded = {"graphcut": pooled(f.options.get("pool_factor")), "facility-location": 1.0,
+                "hybrid": pooled(f.options.get("pool_factor", 3.0))}
     if f.method in embedded:
         embedder = f.options.get("embedder", BUNDLED_EMBEDDER)
         tok, limit = encoder_tokenizer(embedder)
