@@ -27,7 +27,9 @@ def settings() -> list[tuple[str, dict]]:
             ("halving-full-eval", {"strategy": "halving", "eval": EvalSettings(strategy="full")}),
             ("adaptive", {"strategy": "adaptive"}), ("no-compress", {"compress": None}),
             # GraphCut within a seeded random pool of 3x the budget: a third of the embedding pass
-            ("graphcut-pool3", {"filter": FilterSettings(options={"pool_factor": 3})})]
+            ("graphcut-pool3", {"filter": FilterSettings(options={"pool_factor": 3})}),
+            # random-0.05 again on a second sample (same training seed): one draw decided nothing alone
+            ("random-0.05-draw1", {"filter": FilterSettings(method="random", rate=0.05, options={"draw": 1})})]
     rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})
              for rate in (0.1, 0.05, 0.2) for sel in ("random", "graphcut", "perplexity")
              if (sel, rate) != ("graphcut", 0.1)]

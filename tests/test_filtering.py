@@ -146,6 +146,13 @@ def test_random_is_seeded_and_distinct():
     c, _ = filter_examples(exs, "random", rate=0.25, seed=2)
     assert [e.id for e in a] == [e.id for e in b] != [e.id for e in c]
     assert len({e.id for e in a}) == 10
+    # another draw under the same seed: a different sample, itself repeatable; draw 0 is the default's
+    d, _ = filter_examples(exs, "random", rate=0.25, seed=1, draw=1)
+    assert [e.id for e in d] != [e.id for e in a] and len({e.id for e in d}) == 10
+    assert [e.id for e in filter_examples(exs, "random", rate=0.25, seed=1, draw=1)[0]] == [e.id for e in d]
+    assert [e.id for e in filter_examples(exs, "random", rate=0.25, seed=1, draw=0)[0]] == [e.id for e in a]
+    with pytest.raises(Exception, match="draw"):
+        filter_examples(exs, "random", rate=0.25, draw=-1)
 
 
 def test_selection_file_round_trips(tmp_path):

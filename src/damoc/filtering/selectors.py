@@ -37,10 +37,17 @@ def get_selector(name: str, **options) -> Selector:
 
 @register("random")
 class RandomSelector(Selector):
-    description = "a seeded uniform sample"
+    description = "a seeded uniform sample (draw=K: another sample under the same run seed)"
+
+    def __init__(self, draw: int = 0):
+        if isinstance(draw, bool) or not isinstance(draw, int) or draw < 0:
+            raise ValueError(f"draw must be a whole number of at least 0, got {draw!r}")
+        self.draw = draw
 
     def select(self, examples, budget, seed=0):
-        return random.Random(seed).sample(range(len(examples)), budget)
+        """`draw` picks another sample without changing the run's seed (which also seeds training): how a
+        result that rests on one random sample is checked on a second."""
+        return random.Random(seed if not self.draw else f"{seed}/{self.draw}").sample(range(len(examples)), budget)
 
 
 class _Embedded(Selector):
