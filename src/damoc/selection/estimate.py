@@ -92,10 +92,11 @@ def adaptive_plan(settings, n_candidates: int, n_all: int) -> list[dict]:
     return plan[:1] if n_candidates <= 1 else plan  # one candidate: nothing to race after its first rung
 
 
-def scoring_flops(s: Shape, tokens: float, head: float, method: str, removed: int = 0, lora_r: int = 0) -> float:
-    """Scoring's forward FLOPs, the adapters included (a candidate is scored with them unmerged)."""
-    unmerged = adapter_params(s, method, removed, lora_r) + dense_delta(s, method, removed)
-    return s.forward_flops(tokens, removed, head) + 2.0 * unmerged * tokens
+def scoring_flops(s: Shape, tokens: float, head: float, method: str, removed: int = 0, lora_r: int = 0,
+                  unmerged: bool = True) -> float:
+    """Scoring's forward FLOPs; a candidate scored with its adapters unmerged pays for them too."""
+    extra = adapter_params(s, method, removed, lora_r) + dense_delta(s, method, removed) if unmerged else 0.0
+    return s.forward_flops(tokens, removed, head) + 2.0 * extra * tokens
 
 
 def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple[float, dict]:
@@ -169,9 +170,11 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
             notes.append("LLM rewriting is on: its generation is not priced")
     rows, measured, measured_test, tok_of = [], {}, {}, {}
     merged = config.eval.strategy == "sequential" and config.strategy in ("fixed", "halving")
-    plan = {"halving": lambda: halving_plan(len(config.candidates), n_kept),
-            "adaptive": lambda: adaptive_plan(config.adaptive, len(config.candidates), n_all)}.get(
-        config.strategy, list)()
+    plan: list[dict] = []
+    if config.strategy == "halving":
+        plan = halving_plan(len(config.candidates), n_kept)
+    elif config.strategy == "adaptive":
+        plan = adaptive_plan(config.adaptive, len(config.candidates), n_all)
     per_round: dict[str, list[float]] = {}
     for cand in config.candidates:
         s = shapes[cand.model]
@@ -198,8 +201,8 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
             evaluation = {"eval_tokens": eval_tokens, "eval_head_positions": head_positions,
                           "full_eval_flops": scoring_flops(s, eval_tokens, head_positions, cand.method, 0, r),
                           # sequential evaluation scores the kept copy, its adapters merged
-                          "damoc_eval_flops": scoring_flops(s, eval_tokens, head_positions,
-                                                            "full" if merged else cand.method, removed, r)}
+                          "damoc_eval_flops": scoring_flops(s, eval_tokens, head_positions, cand.method, removed,
+                                                            r, unmerged=not merged)}
         else:
             evaluation = {}
         if plan:
