@@ -13,6 +13,7 @@ each context, pruning removes its cap of `max_fraction` of the layers."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from damoc.errors import DamocError
 from damoc.filtering.base import example_text, resolve_budget
@@ -134,104 +135,14 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
     candidate is scored on) evaluation is priced too: every candidate on both routes (damoc's pruned),
     and damoc's zero-shot pass of each model; generation for ROUGE-L is not priced. Every number is
     finite or None (strict JSON)."""
-    if throughput is not None and not (math.isfinite(throughput) and throughput > 0):
-        raise DamocError(f"--throughput {throughput}: give the FLOP/s your device achieves, a positive finite number "
-                         "(e.g. 1e14)")
-    if n_examples is not None and (isinstance(n_examples, bool) or n_examples < 1):
-        raise DamocError(f"--examples {n_examples}: give a count of at least 1")
-    if not examples:
-        raise DamocError("no training examples to measure")
-    shapes = {c.model: shape(c.model) for c in config.candidates}  # an unknown model fails before any work
-    n_all = n_examples or len(examples)
-    scale = n_all / len(examples)
-    f, c, p = config.filter, config.compress, config.prune
-    # adaptive selection orders (and compresses) the whole split and trains on growing prefixes of it
-    n_kept = resolve_budget(n_all, None if f is None or f.budget else f.rate, f.budget if f else None) \
-        if f is not None and config.strategy != "adaptive" else n_all
-    ratio = c.ratio if c is not None else 1.0
-    untrained = config.strategy == "zero-shot"  # no data stage, no training: each model scored as it is
-    if untrained:
-        f = c = p = None
-    notes = ["zero-shot: nothing is trained; each model is scored once on every question"] if untrained else []
-    data: dict = {"input_examples": n_all, "kept_examples": 0 if untrained else n_kept}
-    flops = {"filter": 0.0, "compress_surprisal": 0.0, "compress_bertscore": 0.0}
-    if f is not None:
-        flops["filter"], data["filter_tokens"] = _filter_cost(f, examples, scale, n_kept)
-    if c is not None:
-        tok, _ = tokenizer_for(c.scorer)
-        context = _mean([x.context for x in lengths(tok, examples)]) * n_kept
-        flops["compress_surprisal"] = shape(c.scorer).forward_flops(context)
-        bert_tok, _ = encoder_tokenizer(c.bert_model)
-        bert_context = _mean([min(len(x), 512) for x in bert_tok([e.context for e in examples])["input_ids"]]) \
-            * n_kept
-        flops["compress_bertscore"] = shape(c.bert_model, causal=False).forward_flops(bert_context) * (1 + ratio)
-        data["scorer_context_tokens"] = context
-        if c.rewriter is not None:
-            notes.append("LLM rewriting is on: its generation is not priced")
-    rows, measured, measured_test, tok_of = [], {}, {}, {}
-    merged = config.eval.strategy == "sequential" and config.strategy in ("fixed", "halving")
-    plan: list[dict] = []
-    if config.strategy == "halving":
-        plan = halving_plan(len(config.candidates), n_kept)
-    elif config.strategy == "adaptive":
-        plan = adaptive_plan(config.adaptive, len(config.candidates), n_all)
-    per_round: dict[str, list[float]] = {}
-    for cand in config.candidates:
-        s = shapes[cand.model]
-        if cand.model not in measured:  # a model's methods share its token counts
-            tok, counted_with = tokenizer_for(cand.model)
-            measured[cand.model] = (lengths(tok, examples), counted_with)
-            tok_of[cand.model] = tok
-        ls, counted_with = measured[cand.model]
-        if counted_with != cand.model:
-            notes.append(f"{cand.model}: tokens counted with {counted_with}'s tokenizer")
-        ft = config.finetune.model_copy(update={"method": cand.method})
-        full = _run_tokens(ls, n_all, ft, 1.0)
-        cheap = _run_tokens(ls, n_kept, ft, ratio) if not untrained else \
-            {"examples": 0, "epochs": 0, "steps": 0, "tokens": 0.0, "loss_tokens": 0.0}
-        removed = int(p.max_fraction * s.layers) if p is not None else 0
-        prune_tokens = min(config.calibration_samples, n_kept) * _mean(
-            [min(x.trained(config.finetune.max_seq_len, ratio), p.max_len) for x in ls]) if p is not None else 0.0
-        r = ft.lora_r
-        if test:
-            if cand.model not in measured_test:
-                measured_test[cand.model] = eval_cost(tok_of[cand.model], test, config.finetune.max_seq_len,
-                                                      config.eval_batch_size)
-            eval_tokens, head_positions = measured_test[cand.model]
-            evaluation = {"eval_tokens": eval_tokens, "eval_head_positions": head_positions,
-                          "full_eval_flops": scoring_flops(s, eval_tokens, head_positions, cand.method, 0, r),
-                          # sequential evaluation scores the kept copy, its adapters merged
-                          "damoc_eval_flops": scoring_flops(s, eval_tokens, head_positions, cand.method, removed,
-                                                            r, unmerged=not merged)}
-        else:
-            evaluation = {}
-        if plan:
-            per_round[cand.name] = [training_flops(s, cand.method, t["tokens"], t["loss_tokens"], removed, r)
-                                    for t in (_run_tokens(ls, k["examples"], ft, ratio) for k in plan)]
-        rows.append({
-            "candidate": cand.name, "model": cand.model, "method": cand.method, "shape_from": s.source,
-            "tokens_counted_with": counted_with, "layers": s.layers, "layers_removed": removed,
-            "full": {**full, "flops": training_flops(s, cand.method, full["tokens"], full["loss_tokens"], 0, r)},
-            "damoc": {**cheap, "flops": training_flops(s, cand.method, cheap["tokens"], cheap["loss_tokens"],
-                                                       removed, r),
-                      "prune_tokens": prune_tokens, "prune_flops": 2.0 * s.body() * prune_tokens}, **evaluation})
+    _check(examples, n_examples, throughput)
+    route = _Route.of(config, examples, n_examples)
+    flops, data, notes = _data_stage(route, examples)
+    plan = _plan(config, route)
+    rows, per_round, measured = _candidate_rows(route, examples, plan, test, notes)
     full_flops = sum(r["full"]["flops"] for r in rows)
-    train_flops = sum(r["damoc"]["flops"] for r in rows)
-    staged: dict = {}
-    if plan:  # round i trains its candidates on its share of the examples
-        rounds = [sorted(costs[i] for costs in per_round.values()) for i in range(len(plan))]
-        if config.strategy == "halving":
-            train_flops = sum(k["candidates"] * _mean(c) for k, c in zip(plan, rounds))
-            low = sum(sum(c[:k["candidates"]]) for k, c in zip(plan, rounds))
-            high = sum(sum(c[-k["candidates"]:]) for k, c in zip(plan, rounds))
-            notes.append("halving: which candidates survive a round is not known before running; priced at the "
-                         "mean candidate, with the range from the cheapest to the dearest survivors")
-        else:  # adaptive: at most every candidate on every rung; at least on the rungs before any decision
-            train_flops = high = sum(sum(c) for c in rounds)
-            low = sum(sum(c) for c in rounds[:config.adaptive.min_rungs])
-            notes.append(f"adaptive: priced as if no candidate were dropped and no pick made early; at least "
-                         f"{config.adaptive.min_rungs} rungs run for every candidate")
-        staged = {"strategy": config.strategy, "rounds": plan, "train_flops_low": low, "train_flops_high": high}
+    train_flops, staged = _staged(config, plan, per_round, notes) if plan else \
+        (sum(r["damoc"]["flops"] for r in rows), {})
     # the candidates of one model share one similarity pass (runner.pruner): each model's once
     overhead = sum(flops.values()) + sum({r["model"]: r["damoc"]["prune_flops"] for r in rows}.values())
     out = {"data": data, "data_stage_flops": flops, "candidates": rows, "full_flops": full_flops,
@@ -241,40 +152,201 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
            "data_stage_flops_share": _ratio(overhead, train_flops),
            "notes": sorted(set(notes)), **({"rounds": staged} if staged else {})}
     if test:
-        full_eval = sum(r["full_eval_flops"] for r in rows)
-        # the zero-shot pass evaluates each model once, unpruned, on the first zero_shot_questions questions
-        # (adaptive scores only its first eval_questions, the zero-shot pass among them)
-        asked = config.adaptive.eval_questions if config.strategy == "adaptive" else len(test)
-        share = 1.0 if untrained else min(config.zero_shot_questions or len(test), asked, len(test)) / len(test)
-        zero = (share * sum(shapes[m].forward_flops(tokens, head_tokens=head)
-                            for m, (tokens, head) in measured_test.items())
-                if config.zero_shot or untrained else 0.0)
-        # halving scores every round's survivors, adaptive every rung's candidates on its first questions
-        scorings = sum(k["candidates"] for k in plan) if plan else len(rows)
-        per_scoring = _mean([r["damoc_eval_flops"] for r in rows])
-        if config.strategy == "adaptive":
-            q = min(config.adaptive.eval_questions, len(test))
-            first = {m: eval_cost(tok, test[:q], config.finetune.max_seq_len, config.eval_batch_size)
-                     for m, tok in tok_of.items()}
-            per_scoring = _mean([scoring_flops(shapes[r["model"]], *first[r["model"]], r["method"], r["layers_removed"],
-                                               config.finetune.lora_r) for r in rows])
-        candidates_eval = 0.0 if untrained else scorings * per_scoring
-        damoc_eval = candidates_eval + zero
-        out |= {"test_examples": len(test), "full_eval_flops": full_eval, "damoc_eval_flops": damoc_eval,
-                "zero_shot_eval_flops": zero,
-                "speedup_flops_with_evaluation": _ratio(full_flops + full_eval, train_flops + overhead + damoc_eval)}
-        if config.eval.strategy == "sequential" and config.strategy in ("fixed", "halving"):
-            # at best every candidate but one is dropped after the first batch; at worst none is (the above)
-            share = min(config.eval.first, len(test)) / len(test)
-            best = candidates_eval * share + zero
-            out |= {"damoc_eval_flops_best_case": best,
-                    "speedup_flops_with_evaluation_best_case": _ratio(full_flops + full_eval,
-                                                                      train_flops + overhead + best)}
+        evaluation = _evaluation(route, rows, plan, measured, test)
+        damoc_flops = train_flops + overhead
+        full_total = full_flops + evaluation["full_eval_flops"]
+        out |= {"test_examples": len(test), **evaluation,
+                "speedup_flops_with_evaluation": _ratio(full_total, damoc_flops + evaluation["damoc_eval_flops"])}
+        if "damoc_eval_flops_best_case" in evaluation:
+            out["speedup_flops_with_evaluation_best_case"] = _ratio(
+                full_total, damoc_flops + evaluation["damoc_eval_flops_best_case"])
     if throughput is not None:
         out["throughput_flops_per_second"] = throughput
         out["full_hours"] = full_flops / throughput / 3600
         out["damoc_hours"] = (train_flops + overhead) / throughput / 3600
     return _finite(out)
+
+
+def _check(examples: list[Example], n_examples: int | None, throughput: float | None) -> None:
+    if throughput is not None and not (math.isfinite(throughput) and throughput > 0):
+        raise DamocError(f"--throughput {throughput}: give the FLOP/s your device achieves, a positive finite number "
+                         "(e.g. 1e14)")
+    if n_examples is not None and (isinstance(n_examples, bool) or n_examples < 1):
+        raise DamocError(f"--examples {n_examples}: give a count of at least 1")
+    if not examples:
+        raise DamocError("no training examples to measure")
+
+
+@dataclass
+class _Route:
+    """The settings a `select` run prices by: which stages run, on how many examples, kept how much."""
+
+    config: object  # the SelectConfig
+    shapes: dict[str, Shape]
+    n_all: int  # training examples priced (the user's count, or the data's)
+    scale: float  # n_all over the examples measured
+    n_kept: int  # what the filter keeps; adaptive orders and trains on growing prefixes of all of them
+    ratio: float  # share of each context compression keeps
+    untrained: bool  # zero-shot: no data stage, no training, each model scored as it is
+    merged: bool  # sequential evaluation scores the kept copy, its adapters merged
+
+    @classmethod
+    def of(cls, config, examples: list[Example], n_examples: int | None) -> _Route:
+        shapes = {c.model: shape(c.model) for c in config.candidates}  # an unknown model fails before any work
+        n_all = n_examples or len(examples)
+        f = config.filter
+        n_kept = resolve_budget(n_all, None if f.budget else f.rate, f.budget) \
+            if f is not None and config.strategy != "adaptive" else n_all
+        return cls(config, shapes, n_all, n_all / len(examples), n_kept,
+                   config.compress.ratio if config.compress is not None else 1.0,
+                   config.strategy == "zero-shot",
+                   config.eval.strategy == "sequential" and config.strategy in ("fixed", "halving"))
+
+    @property
+    def filter(self):
+        return None if self.untrained else self.config.filter
+
+    @property
+    def compress(self):
+        return None if self.untrained else self.config.compress
+
+    @property
+    def prune(self):
+        return None if self.untrained else self.config.prune
+
+
+def _data_stage(route: _Route, examples: list[Example]) -> tuple[dict, dict, list[str]]:
+    """The filter's and compression's forward passes (FLOPs by stage), what they see, and notes."""
+    notes = ["zero-shot: nothing is trained; each model is scored once on every question"] if route.untrained else []
+    data: dict = {"input_examples": route.n_all, "kept_examples": 0 if route.untrained else route.n_kept}
+    flops = {"filter": 0.0, "compress_surprisal": 0.0, "compress_bertscore": 0.0}
+    if route.filter is not None:
+        flops["filter"], data["filter_tokens"] = _filter_cost(route.filter, examples, route.scale, route.n_kept)
+    c = route.compress
+    if c is not None:
+        tok, _ = tokenizer_for(c.scorer)
+        context = _mean([x.context for x in lengths(tok, examples)]) * route.n_kept
+        flops["compress_surprisal"] = shape(c.scorer).forward_flops(context)
+        bert_tok, _ = encoder_tokenizer(c.bert_model)
+        bert_context = _mean([min(len(x), 512) for x in bert_tok([e.context for e in examples])["input_ids"]]) \
+            * route.n_kept
+        flops["compress_bertscore"] = shape(c.bert_model, causal=False).forward_flops(bert_context) * (1 + route.ratio)
+        data["scorer_context_tokens"] = context
+        if c.rewriter is not None:
+            notes.append("LLM rewriting is on: its generation is not priced")
+    return flops, data, notes
+
+
+def _plan(config, route: _Route) -> list[dict]:
+    """The rounds a staged strategy trains in; none for one that trains every candidate once."""
+    if config.strategy == "halving":
+        return halving_plan(len(config.candidates), route.n_kept)
+    if config.strategy == "adaptive":
+        return adaptive_plan(config.adaptive, len(config.candidates), route.n_all)
+    return []
+
+
+@dataclass
+class _Measured:
+    """A model's token counts, shared by its methods: training lengths, and the test's scoring cost."""
+
+    tok: object
+    counted_with: str
+    lengths: list[Lengths]
+    test_cost: tuple[int, int] | None = None
+
+
+def _candidate_rows(route: _Route, examples: list[Example], plan: list[dict], test: list[Example] | None,
+                    notes: list[str]) -> tuple[list[dict], dict[str, list[float]], dict[str, _Measured]]:
+    """Each candidate's training on both routes (and per round of a staged strategy), pruning's
+    calibration pass, and its scoring on both routes when `test` is given."""
+    config, p = route.config, route.prune
+    rows, per_round, measured = [], {}, {}
+    for cand in config.candidates:
+        s = route.shapes[cand.model]
+        if cand.model not in measured:
+            tok, counted_with = tokenizer_for(cand.model)
+            measured[cand.model] = _Measured(tok, counted_with, lengths(tok, examples))
+        m = measured[cand.model]
+        if m.counted_with != cand.model:
+            notes.append(f"{cand.model}: tokens counted with {m.counted_with}'s tokenizer")
+        ft = config.finetune.model_copy(update={"method": cand.method})
+        r = ft.lora_r
+        full = _run_tokens(m.lengths, route.n_all, ft, 1.0)
+        cheap = _run_tokens(m.lengths, route.n_kept, ft, route.ratio) if not route.untrained else \
+            {"examples": 0, "epochs": 0, "steps": 0, "tokens": 0.0, "loss_tokens": 0.0}
+        removed = int(p.max_fraction * s.layers) if p is not None else 0
+        prune_tokens = min(config.calibration_samples, route.n_kept) * _mean(
+            [min(x.trained(ft.max_seq_len, route.ratio), p.max_len) for x in m.lengths]) if p is not None else 0.0
+        evaluation = {}
+        if test:
+            if m.test_cost is None:
+                m.test_cost = eval_cost(m.tok, test, ft.max_seq_len, config.eval_batch_size)
+            tokens, head = m.test_cost
+            evaluation = {"eval_tokens": tokens, "eval_head_positions": head,
+                          "full_eval_flops": scoring_flops(s, tokens, head, cand.method, 0, r),
+                          "damoc_eval_flops": scoring_flops(s, tokens, head, cand.method, removed, r,
+                                                            unmerged=not route.merged)}
+        if plan:
+            per_round[cand.name] = [training_flops(s, cand.method, t["tokens"], t["loss_tokens"], removed, r)
+                                    for t in (_run_tokens(m.lengths, k["examples"], ft, route.ratio) for k in plan)]
+        rows.append({
+            "candidate": cand.name, "model": cand.model, "method": cand.method, "shape_from": s.source,
+            "tokens_counted_with": m.counted_with, "layers": s.layers, "layers_removed": removed,
+            "full": {**full, "flops": training_flops(s, cand.method, full["tokens"], full["loss_tokens"], 0, r)},
+            "damoc": {**cheap, "flops": training_flops(s, cand.method, cheap["tokens"], cheap["loss_tokens"],
+                                                       removed, r),
+                      "prune_tokens": prune_tokens, "prune_flops": 2.0 * s.body() * prune_tokens}, **evaluation})
+    return rows, per_round, measured
+
+
+def _staged(config, plan: list[dict], per_round: dict[str, list[float]], notes: list[str]) -> tuple[float, dict]:
+    """A staged strategy's training FLOPs (round i trains its candidates on its share of the examples),
+    with the least and most it can cost, since who survives a round is known only after it."""
+    rounds = [sorted(costs[i] for costs in per_round.values()) for i in range(len(plan))]
+    if config.strategy == "halving":
+        train_flops = sum(k["candidates"] * _mean(c) for k, c in zip(plan, rounds))
+        low = sum(sum(c[:k["candidates"]]) for k, c in zip(plan, rounds))
+        high = sum(sum(c[-k["candidates"]:]) for k, c in zip(plan, rounds))
+        notes.append("halving: which candidates survive a round is not known before running; priced at the "
+                     "mean candidate, with the range from the cheapest to the dearest survivors")
+    else:  # adaptive: at most every candidate on every rung; at least on the rungs before any decision
+        train_flops = high = sum(sum(c) for c in rounds)
+        low = sum(sum(c) for c in rounds[:config.adaptive.min_rungs])
+        notes.append(f"adaptive: priced as if no candidate were dropped and no pick made early; at least "
+                     f"{config.adaptive.min_rungs} rungs run for every candidate")
+    return train_flops, {"strategy": config.strategy, "rounds": plan, "train_flops_low": low,
+                         "train_flops_high": high}
+
+
+def _evaluation(route: _Route, rows: list[dict], plan: list[dict], measured: dict[str, _Measured],
+                test: list[Example]) -> dict:
+    """Scoring on both routes: every candidate fully trained on every question; damoc's candidates as
+    its strategy scores them, and its zero-shot pass of each model."""
+    config = route.config
+    full_eval = sum(r["full_eval_flops"] for r in rows)
+    # the zero-shot pass evaluates each model once, unpruned, on the first zero_shot_questions questions
+    # (adaptive scores only its first eval_questions, the zero-shot pass among them)
+    asked = config.adaptive.eval_questions if config.strategy == "adaptive" else len(test)
+    share = 1.0 if route.untrained else min(config.zero_shot_questions or len(test), asked, len(test)) / len(test)
+    zero = (share * sum(route.shapes[model].forward_flops(m.test_cost[0], head_tokens=m.test_cost[1])
+                        for model, m in measured.items())
+            if config.zero_shot or route.untrained else 0.0)
+    # halving scores every round's survivors, adaptive every rung's candidates on its first questions
+    scorings = sum(k["candidates"] for k in plan) if plan else len(rows)
+    per_scoring = _mean([r["damoc_eval_flops"] for r in rows])
+    if config.strategy == "adaptive":
+        q = min(config.adaptive.eval_questions, len(test))
+        first = {model: eval_cost(m.tok, test[:q], config.finetune.max_seq_len, config.eval_batch_size)
+                 for model, m in measured.items()}
+        per_scoring = _mean([scoring_flops(route.shapes[r["model"]], *first[r["model"]], r["method"],
+                                           r["layers_removed"], config.finetune.lora_r) for r in rows])
+    candidates_eval = 0.0 if route.untrained else scorings * per_scoring
+    out = {"full_eval_flops": full_eval, "damoc_eval_flops": candidates_eval + zero, "zero_shot_eval_flops": zero}
+    if route.merged:
+        # at best every candidate but one is dropped after the first batch; at worst none is (the above)
+        out["damoc_eval_flops_best_case"] = candidates_eval * min(config.eval.first, len(test)) / len(test) + zero
+    return out
 
 
 def _ratio(a: float, b: float) -> float | None:
