@@ -5,12 +5,15 @@ and the plot set-up.
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from damoc.io import read_json, write_json_atomic
 
-__all__ = ["BUNDLED", "RESULTS", "ROOT", "RUNS", "envelope", "pyplot", "read_json", "save_figure",
+__all__ = ["BUNDLED", "RESULTS", "ROOT", "RUNS", "envelope", "locked", "pyplot", "read_json", "save_figure",
            "write_json_atomic"]
 
 ROOT = Path(__file__).resolve().parent
@@ -26,6 +29,18 @@ def envelope(load: bool = False, **fields) -> dict:
 
     return {**fields, **({"load_average": os.getloadavg()[0]} if load else {}),
             "machine": machine(), "versions": versions()}
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path`'s folder for a read-modify-write of a shared result file: two jobs
+    saving rows of one task (or one saving while another rejudges) would otherwise lose one's change."""
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def pyplot():

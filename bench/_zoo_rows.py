@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, read_json, write_json_atomic
+from _common import RESULTS, locked, read_json, write_json_atomic
 from _zoo_truth import plot, truth_config, truth_summary
 
 from damoc.runinfo import machine, versions
@@ -215,11 +215,12 @@ def part_rejudge(args) -> None:
     if not ready(truth):
         raise SystemExit(f"{args.task}: a candidate has no truth row yet ({truth.get('candidates_done')})")
     choice = load_task(args.task).is_choice
-    current = read_json(path)
-    rows = [refreshed({**r, **judged(truth, r["ranks"], choice)}, truth, args.task, args.seed) if "ranks" in r else r
-            for r in current.get("rows", [])]
+    with locked(path):
+        current = read_json(path)
+        rows = [refreshed({**r, **judged(truth, r["ranks"], choice)}, truth, args.task, args.seed)
+                if "ranks" in r else r for r in current.get("rows", [])]
+        write_json_atomic(path, {**current, "truth": truth, "rows": rows})
     stale = [r["name"] for r in rows if "ranks" not in r]
-    write_json_atomic(path, {**current, "truth": truth, "rows": rows})
     plot(path)
     print(f"{args.task}: {len(rows) - len(stale)} rows judged again against seeds {truth['seeds_done']}"
           + (f"; without ranks (run them again): {stale}" if stale else ""))
@@ -248,12 +249,13 @@ def refreshed(row: dict, truth: dict, task: str, seed: int) -> dict:
 
 
 def save_row(args, path: Path, truth: dict, row: dict) -> None:
-    current = read_json(path) if path.exists() else {}
-    rows = [r for r in current.get("rows", []) if r["name"] != row["name"]] + [row]
-    write_json_atomic(path, {**current, "truth": truth, "rows": rows, "machine": machine(),
-                             "versions": versions(), "seed": args.seed,
-                             "command": f"python bench/zoo.py --task {args.task} --part rows"})
-    plot(path)
+    with locked(path):
+        current = read_json(path) if path.exists() else {}
+        rows = [r for r in current.get("rows", []) if r["name"] != row["name"]] + [row]
+        write_json_atomic(path, {**current, "truth": truth, "rows": rows, "machine": machine(),
+                                 "versions": versions(), "seed": args.seed,
+                                 "command": f"python bench/zoo.py --task {args.task} --part rows"})
+        plot(path)
     print(f"{row['name']}: chosen {row['chosen']} (in tie set {row['in_tie_set']}, top-1 {row['top1']}), "
           f"regret {row['regret']:.4f} +- {row['regret_se']:.4f}", flush=True)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import BUNDLED, RESULTS, pyplot, read_json, save_figure, write_json_atomic
+from _common import BUNDLED, RESULTS, locked, pyplot, read_json, save_figure, write_json_atomic
 
 from damoc.finetune import FinetuneConfig
 from damoc.io import read_jsonl, write_jsonl_atomic
@@ -221,10 +221,11 @@ def mean_of_flops(by_seed: dict[int, dict], key: str) -> float:
 
 def part_summary(args) -> None:
     path = RESULTS / f"zoo-{args.task}.json"
-    previous = read_json(path) if path.exists() else {}
     truth = truth_summary(args.task, args.seed)
-    write_json_atomic(path, {**previous, "truth": truth, "machine": machine(), "versions": versions(),
-                             "seed": args.seed, "command": f"python bench/zoo.py --task {args.task} --part truth"})
+    with locked(path):
+        previous = read_json(path) if path.exists() else {}
+        write_json_atomic(path, {**previous, "truth": truth, "machine": machine(), "versions": versions(),
+                                 "seed": args.seed, "command": f"python bench/zoo.py --task {args.task} --part truth"})
     print(json.dumps({k: truth.get(k) for k in ("candidates_done", "best", "tie_set", "confident", "prob_best")},
                      indent=1))
     if truth.get("complete"):
