@@ -29,11 +29,26 @@ def settings() -> list[tuple[str, dict]]:
             # GraphCut within a seeded random pool of 3x the budget: a third of the embedding pass
             ("graphcut-pool3", {"filter": FilterSettings(options={"pool_factor": 3})}),
             # random-0.05 again on a second sample (same training seed): one draw decided nothing alone
-            ("random-0.05-draw1", {"filter": FilterSettings(method="random", rate=0.05, options={"draw": 1})})]
+            ("random-0.05-draw1", {"filter": FilterSettings(method="random", rate=0.05, options={"draw": 1})}),
+            # the defaults again at another run seed (training sample, filter, compression, pruning, training):
+            # the headline row is one seed's
+            ("headline-seed1", {"seed": 1})]
     rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})
              for rate in (0.1, 0.05, 0.2) for sel in ("random", "graphcut", "perplexity")
              if (sel, rate) != ("graphcut", 0.1)]
     return rows
+
+
+SEEDED = ("finetune", "compress", "prune")  # the sections a run's seed decides (BaselineConfig's validator)
+
+
+def at_seed(dumped: dict, seed: int | None) -> dict:
+    """A dumped config whose sections follow a row's own run seed (as a run's sections follow its seed
+    unless given their own); unchanged without one."""
+    if seed is None:
+        return dumped
+    return {k: ({kk: vv for kk, vv in v.items() if kk != "seed"} if k in SEEDED and v else v)
+            for k, v in dumped.items()}
 
 
 def cheap_ranks(summary: dict) -> dict[str, int]:
@@ -162,7 +177,7 @@ def part_rows(args) -> None:
         if row_name == "size":
             save_row(args, path, truth, size_row(args.task, truth, choice))
             continue
-        config = SelectConfig(**{**base.model_dump(), **overrides})
+        config = SelectConfig(**{**at_seed(base.model_dump(), overrides.get("seed")), **overrides})
         start = time.perf_counter()
         summary = run_select(config, args.run_dir / args.task / "rows" / row_name, progress=False)
         cost = summary["cost"]
