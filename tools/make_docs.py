@@ -629,6 +629,22 @@ def zoo_levers() -> str:
                      "training + data FLOPs saving"], rows))
 
 
+def zoo_misses() -> str:
+    """Every pick of a damoc row outside the truth's tie set, by the method it picked: whether the misses share
+    a cause (the compressed route trains on a tenth of the examples or fewer)."""
+    rows = [(t, r) for t in zoo_tasks() for r in zoo(t).get("rows", []) if r["name"] not in GUESSES and r.get("chosen")]
+    if not rows:
+        return ""
+    missed = [(t, r) for t, r in rows if not r["in_tie_set"]]
+    full = [(t, r) for t, r in missed if r["chosen"].endswith(" full")]
+    picked_full = sum(r["chosen"].endswith(" full") for _, r in rows)
+    text = (f"\n## Where the picks miss\n\nOver every damoc row of every task ({len(rows)} picks), {len(missed)} fall "
+            f"outside the truth's tie set, {len(full)} of them a full fine-tune")
+    if missed:
+        text += " (" + "; ".join(f"{t} `{r['name']}`: {r['chosen']}" for t, r in missed) + ")"
+    return text + (f". Full fine-tuning is {picked_full} of the {len(rows)} picks in all.\n")
+
+
 def zoo_readme_block() -> str:
     return zoo_headline_table() + "\n" + zoo_verdict()
 
@@ -648,7 +664,7 @@ def zoo_page() -> str:
             "methods in the registry's default order), beside `subset` (the same training examples without "
             "pruning or compression).\n\n")
     body += "## damoc against the free guesses\n\n" + zoo_headline_table() + "\n" + zoo_verdict()
-    body += zoo_levers()
+    body += zoo_levers() + zoo_misses()
     body += ("\n## Every row\n\n`regret` is in the truth's metric (answer bits per byte). Rows ran with the load "
              "in each row's `load_average`.\n\n")
     body += grid([{**r, "task": t} for t in tasks for r in zoo(t).get("rows", [])], {
