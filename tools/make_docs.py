@@ -596,7 +596,8 @@ LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune"
           "no-compress": "no token compression", "full-eval": "every question scored (no sequential evaluation)",
           "graphcut-pool3": "graphcut within a seeded random pool of 3x the budget",
           "random-0.05-draw1": "random filter at rate 0.05, a second sample",
-          "headline-seed1": "nothing: the defaults at run seed 1 (another training sample and training)"}
+          "headline-seed1": "nothing: the defaults at run seed 1 (another training sample and training)",
+          "graphcut-0.05-seed1": "graphcut filter at rate 0.05, at run seed 1"}
 
 
 def _beside(mine: list[dict], head: list[dict], kind: str = "separated") -> str:
