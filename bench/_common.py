@@ -32,15 +32,14 @@ def envelope(load: bool = False, **fields) -> dict:
 
 
 @contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `path`'s folder for a read-modify-write of a shared result file: two jobs
-    saving rows of one task (or one saving while another rejudges) would otherwise lose one's change."""
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+def locked(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock (on the file `lock`, made if missing) for a read-modify-write of a shared
+    result file: two jobs saving rows of one file would otherwise lose one's change. The lock goes with
+    the file handle, so a killed job releases it."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def pyplot():

@@ -5,11 +5,10 @@ runs nothing (`bench/paser.py --part rebuild`, `--part table`).
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, pyplot, read_json, save_figure
+from _common import RESULTS, locked, pyplot, read_json, save_figure
 
 from damoc.recovery.compare import METRICS, paired_difference, pooled_figure
 
@@ -30,18 +29,6 @@ def split_rate(label: str) -> tuple[str, str]:
         base, rate = label.rsplit(" (lr ", 1)
         return base, f" (lr {rate}"
     return label, ""
-
-
-@contextlib.contextmanager
-def locked(lock: Path):
-    """Serialises the read-modify-write of the result file between benchmark processes (the
-    lock goes with the file handle)."""
-    import fcntl
-
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
 
 
 def grouped(runs: list[dict]) -> dict[tuple[str, float], list[dict]]:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 from _common import RESULTS, locked, read_json, write_json_atomic
-from _zoo_truth import plot, truth_config, truth_summary
+from _zoo_truth import lock_for, plot, truth_config, truth_summary
 
 from damoc.runinfo import machine, versions
 from damoc.selection.candidate import is_ok
+from damoc.selection.config import SEEDED_SECTIONS
 from damoc.tasks import load_task
 
 
@@ -30,7 +31,7 @@ def settings() -> list[tuple[str, dict]]:
             ("graphcut-pool3", {"filter": FilterSettings(options={"pool_factor": 3})}),
             # random-0.05 again on a second sample (same training seed): one draw decided nothing alone
             ("random-0.05-draw1", {"filter": FilterSettings(method="random", rate=0.05, options={"draw": 1})}),
-            # the defaults again at another run seed (training sample, filter, compression, pruning, training):
+            # the defaults again at another run seed (training sample, compression, pruning, training):
             # the headline row is one seed's
             ("headline-seed1", {"seed": 1}),
             # GraphCut at 5% at run seed 1: whether graphcut-0.05 holds on a second seed before it could be a default
@@ -41,15 +42,12 @@ def settings() -> list[tuple[str, dict]]:
     return rows
 
 
-SEEDED = ("finetune", "compress", "prune")  # the sections a run's seed decides (BaselineConfig's validator)
-
-
 def at_seed(dumped: dict, seed: int | None) -> dict:
     """A dumped config whose sections follow a row's own run seed (as a run's sections follow its seed
     unless given their own); unchanged without one."""
     if seed is None:
         return dumped
-    return {k: ({kk: vv for kk, vv in v.items() if kk != "seed"} if k in SEEDED and v else v)
+    return {k: ({kk: vv for kk, vv in v.items() if kk != "seed"} if k in SEEDED_SECTIONS and v else v)
             for k, v in dumped.items()}
 
 
@@ -232,7 +230,7 @@ def part_rejudge(args) -> None:
     if not ready(truth):
         raise SystemExit(f"{args.task}: a candidate has no truth row yet ({truth.get('candidates_done')})")
     choice = load_task(args.task).is_choice
-    with locked(path):
+    with locked(lock_for(args, path)):
         current = read_json(path)
         rows = [refreshed({**r, **judged(truth, r["ranks"], choice)}, truth, args.task, args.seed)
                 if "ranks" in r else r for r in current.get("rows", [])]
@@ -266,13 +264,13 @@ def refreshed(row: dict, truth: dict, task: str, seed: int) -> dict:
 
 
 def save_row(args, path: Path, truth: dict, row: dict) -> None:
-    with locked(path):
+    with locked(lock_for(args, path)):
         current = read_json(path) if path.exists() else {}
         rows = [r for r in current.get("rows", []) if r["name"] != row["name"]] + [row]
         write_json_atomic(path, {**current, "truth": truth, "rows": rows, "machine": machine(),
                                  "versions": versions(), "seed": args.seed,
                                  "command": f"python bench/zoo.py --task {args.task} --part rows"})
-        plot(path)
+    plot(path)
     print(f"{row['name']}: chosen {row['chosen']} (in tie set {row['in_tie_set']}, top-1 {row['top1']}), "
           f"regret {row['regret']:.4f} +- {row['regret_se']:.4f}", flush=True)
 

@@ -219,10 +219,15 @@ def mean_of_flops(by_seed: dict[int, dict], key: str) -> float:
     return float(np.mean([r[key] for r in by_seed.values()]))
 
 
+def lock_for(args, path: Path) -> Path:
+    """The lock every job that rewrites zoo-TASK.json takes (rows, rejudging, the truth's summary)."""
+    return args.run_dir / f"{path.stem}.lock"
+
+
 def part_summary(args) -> None:
     path = RESULTS / f"zoo-{args.task}.json"
     truth = truth_summary(args.task, args.seed)
-    with locked(path):
+    with locked(lock_for(args, path)):
         previous = read_json(path) if path.exists() else {}
         write_json_atomic(path, {**previous, "truth": truth, "machine": machine(), "versions": versions(),
                                  "seed": args.seed, "command": f"python bench/zoo.py --task {args.task} --part truth"})

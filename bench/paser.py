@@ -41,13 +41,12 @@ import argparse
 import os
 from pathlib import Path
 
-from _common import RESULTS, RUNS, envelope, read_json, write_json_atomic
+from _common import RESULTS, RUNS, envelope, locked, read_json, write_json_atomic
 from _paser_report import (
     DEFAULT_LR,
     RECOVER,
     aggregate,
     best_versus_random,
-    locked,
     plot,
     rebuild,
     split_rate,

@@ -563,8 +563,8 @@ def zoo_verdict() -> str:
         text += (f". The defaults again at another run seed (`headline-seed1`: another training sample, compression, "
                  f"pruning and training, on {count(len(again), 'task')}): the pick is in the tie set on "
                  f"{sum(r['in_tie_set'] for r in again)} of {len(again)}, the separated pairs ordered right "
-                 f"{a[0]:.2f} ({a[0] * a[1]:g} of {a[1]}), {span([r['speedup_flops'] for r in again], x)} fewer "
-                 "training and data-stage FLOPs")
+                 + (f"{a[0]:.2f} ({a[0] * a[1]:g} of {a[1]})" if a else "-")
+                 + f", {span([r['speedup_flops'] for r in again], x)} fewer training and data-stage FLOPs")
         again_eval = [r["speedup_flops_with_evaluation"] for r in again if r.get("speedup_flops_with_evaluation")]
         if again_eval:
             text += f", {span(again_eval, x)} with evaluation"
@@ -596,8 +596,8 @@ LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune"
           "no-compress": "no token compression", "full-eval": "every question scored (no sequential evaluation)",
           "graphcut-pool3": "graphcut within a seeded random pool of 3x the budget",
           "random-0.05-draw1": "random filter at rate 0.05, a second sample",
-          "headline-seed1": "nothing: the defaults at run seed 1 (another training sample and training)",
-          "graphcut-0.05-seed1": "graphcut filter at rate 0.05, at run seed 1"}
+          "headline-seed1": "the run seed (1): another training sample, compression, pruning and training",
+          "graphcut-0.05-seed1": "graphcut filter at rate 0.05 (beside `headline-seed1`: both at run seed 1)"}
 
 
 def _beside(mine: list[dict], head: list[dict], kind: str = "separated") -> str:
@@ -611,10 +611,12 @@ def zoo_levers() -> str:
     rows = []
     names = sorted({n for t in zoo_tasks() for n in zoo_rows(t)} - {"headline", *GUESSES})
     for name in names:
-        tasks = [t for t in zoo_tasks() if name in zoo_rows(t) and "headline" in zoo_rows(t)]
+        # a row at another run seed is compared with the defaults at that seed
+        base = "headline-seed1" if name.endswith("-seed1") and name != "headline-seed1" else "headline"
+        tasks = [t for t in zoo_tasks() if name in zoo_rows(t) and base in zoo_rows(t)]
         if not tasks:
             continue
-        mine, head = [zoo_rows(t)[name] for t in tasks], [zoo_rows(t)["headline"] for t in tasks]
+        mine, head = [zoo_rows(t)[name] for t in tasks], [zoo_rows(t)[base] for t in tasks]
         saved = [r["speedup_flops"] for r in mine if r.get("speedup_flops")]
         what = LEVERS.get(name) or (f"{name.rsplit('-', 1)[0]} filter at rate {name.rsplit('-', 1)[1]}"
                                     if name.rsplit("-", 1)[-1].replace(".", "").isdigit() else name)
@@ -631,8 +633,8 @@ def zoo_levers() -> str:
 
 
 def zoo_misses() -> str:
-    """Every pick of a damoc row outside the truth's tie set, by the method it picked: whether the misses share
-    a cause (the compressed route trains on a tenth of the examples or fewer)."""
+    """Every pick of a damoc row outside the truth's tie set, with the method it picked: whether the misses
+    share a pattern."""
     rows = [(t, r) for t in zoo_tasks() for r in zoo(t).get("rows", []) if r["name"] not in GUESSES and r.get("chosen")]
     if not rows:
         return ""
@@ -640,10 +642,11 @@ def zoo_misses() -> str:
     full = [(t, r) for t, r in missed if r["chosen"].endswith(" full")]
     picked_full = sum(r["chosen"].endswith(" full") for _, r in rows)
     text = (f"\n## Where the picks miss\n\nOver every damoc row of every task ({len(rows)} picks), {len(missed)} fall "
-            f"outside the truth's tie set, {len(full)} of them a full fine-tune")
+            "outside the truth's tie set")
     if missed:
-        text += " (" + "; ".join(f"{t} `{r['name']}`: {r['chosen']}" for t, r in missed) + ")"
-    return text + (f". Full fine-tuning is {picked_full} of the {len(rows)} picks in all.\n")
+        text += (f", {len(full)} of them a full fine-tune ("
+                 + "; ".join(f"{t} `{r['name']}`: {r['chosen']}" for t, r in missed) + ")")
+    return text + f". Full fine-tuning is {picked_full} of the {len(rows)} picks in all.\n"
 
 
 def zoo_readme_block() -> str:

@@ -16,6 +16,9 @@ from damoc.selection.candidate import Candidate
 from damoc.tasks import TaskSource
 from damoc.tokens import CompressConfig
 
+# The sections a run's `seed` decides unless they were given their own (BaselineConfig's validator).
+SEEDED_SECTIONS = ("finetune", "compress", "prune")
+
 
 class BaselineConfig(TaskSource):
     """Everything that decides a baseline run's figures; hashed for caching."""
@@ -43,7 +46,7 @@ class BaselineConfig(TaskSource):
     def _seeds_follow_the_run(self) -> BaselineConfig:
         """One `seed` decides a run: training, compression and pruning take it unless their own
         seed was given. (A data file's split keeps its own: the test set must not move with it.)"""
-        for name in ("finetune", "compress", "prune"):
+        for name in SEEDED_SECTIONS:
             section = getattr(self, name, None)
             if section is not None and "seed" not in section.model_fields_set and section.seed != self.seed:
                 setattr(self, name, section.model_copy(update={"seed": self.seed}))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from damoc.errors import DamocError
 from damoc.filtering.base import example_text, resolve_budget
@@ -22,6 +23,9 @@ from damoc.finetune.train import schedule
 from damoc.models.bundled import BUNDLED_SCORER
 from damoc.selection.shapes import Lengths, Shape, encoder_tokenizer, lengths, shape, tokenizer_for
 from damoc.tasks import Example
+
+if TYPE_CHECKING:
+    from damoc.selection.config import SelectConfig
 
 
 def _mean(values: list[float]) -> float:
@@ -127,7 +131,7 @@ def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple
     return flops, tokens
 
 
-def estimate(config, examples: list[Example], n_examples: int | None = None,
+def estimate(config: SelectConfig, examples: list[Example], n_examples: int | None = None,
              throughput: float | None = None, test: list[Example] | None = None) -> dict:
     """Predicted tokens and FLOPs of `select` (config: a SelectConfig) and of full fine-tuning on
     `examples` (the training sample), scaled to `n_examples` when given; hours when `throughput`
@@ -138,10 +142,10 @@ def estimate(config, examples: list[Example], n_examples: int | None = None,
     _check(examples, n_examples, throughput)
     route = _Route.of(config, examples, n_examples)
     flops, data, notes = _data_stage(route, examples)
-    plan = _plan(config, route)
+    plan = _plan(route)
     rows, per_round, measured = _candidate_rows(route, examples, plan, test, notes)
     full_flops = sum(r["full"]["flops"] for r in rows)
-    train_flops, staged = _staged(config, plan, per_round, notes) if plan else \
+    train_flops, staged = _staged(route, plan, per_round, notes) if plan else \
         (sum(r["damoc"]["flops"] for r in rows), {})
     # the candidates of one model share one similarity pass (runner.pruner): each model's once
     overhead = sum(flops.values()) + sum({r["model"]: r["damoc"]["prune_flops"] for r in rows}.values())
@@ -181,7 +185,7 @@ def _check(examples: list[Example], n_examples: int | None, throughput: float | 
 class _Route:
     """The settings a `select` run prices by: which stages run, on how many examples, kept how much."""
 
-    config: object  # the SelectConfig
+    config: SelectConfig
     shapes: dict[str, Shape]
     n_all: int  # training examples priced (the user's count, or the data's)
     scale: float  # n_all over the examples measured
@@ -191,7 +195,7 @@ class _Route:
     merged: bool  # sequential evaluation scores the kept copy, its adapters merged
 
     @classmethod
-    def of(cls, config, examples: list[Example], n_examples: int | None) -> _Route:
+    def of(cls, config: SelectConfig, examples: list[Example], n_examples: int | None) -> _Route:
         shapes = {c.model: shape(c.model) for c in config.candidates}  # an unknown model fails before any work
         n_all = n_examples or len(examples)
         f = config.filter
@@ -237,8 +241,9 @@ def _data_stage(route: _Route, examples: list[Example]) -> tuple[dict, dict, lis
     return flops, data, notes
 
 
-def _plan(config, route: _Route) -> list[dict]:
+def _plan(route: _Route) -> list[dict]:
     """The rounds a staged strategy trains in; none for one that trains every candidate once."""
+    config = route.config
     if config.strategy == "halving":
         return halving_plan(len(config.candidates), route.n_kept)
     if config.strategy == "adaptive":
@@ -300,9 +305,11 @@ def _candidate_rows(route: _Route, examples: list[Example], plan: list[dict], te
     return rows, per_round, measured
 
 
-def _staged(config, plan: list[dict], per_round: dict[str, list[float]], notes: list[str]) -> tuple[float, dict]:
+def _staged(route: _Route, plan: list[dict], per_round: dict[str, list[float]],
+            notes: list[str]) -> tuple[float, dict]:
     """A staged strategy's training FLOPs (round i trains its candidates on its share of the examples),
     with the least and most it can cost, since who survives a round is known only after it."""
+    config = route.config
     rounds = [sorted(costs[i] for costs in per_round.values()) for i in range(len(plan))]
     if config.strategy == "halving":
         train_flops = sum(k["candidates"] * _mean(c) for k, c in zip(plan, rounds))
