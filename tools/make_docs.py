@@ -521,6 +521,20 @@ def _evaluation(r: dict) -> str:
     return (r.get("config") or {}).get("eval", {}).get("strategy", "full")
 
 
+def _replicate(tasks: list[str], row: str, seed: int) -> str:
+    again = [zoo_rows(t)[row] for t in tasks if row in zoo_rows(t)]
+    if not again:
+        return ""
+    a = pooled(again)
+    right = f"{a[0]:.2f} ({a[0] * a[1]:g} of {a[1]})" if a else "-"
+    text = (f". At run seed {seed} (`{row}`: another training sample, compression, pruning and training, on "
+            f"{count(len(again), 'task')}) the pick is in the tie set on {sum(r['in_tie_set'] for r in again)} of "
+            f"{len(again)}, the separated pairs ordered right {right}, "
+            f"{span([r['speedup_flops'] for r in again], x)} fewer training and data-stage FLOPs")
+    with_eval = [r["speedup_flops_with_evaluation"] for r in again if r.get("speedup_flops_with_evaluation")]
+    return text + (f", {span(with_eval, x)} with evaluation" if with_eval else "")
+
+
 def zoo_verdict() -> str:
     """The issue's targets, pooled over the tasks that have damoc's row and both guesses."""
     tasks = [t for t in zoo_tasks() if damoc_row(zoo_rows(t)) and set(GUESSES) <= set(zoo_rows(t))]
@@ -557,17 +571,8 @@ def zoo_verdict() -> str:
     with_eval = [r["speedup_flops_with_evaluation"] for r in heads if r.get("speedup_flops_with_evaluation")]
     if with_eval:
         text += f"; {span(with_eval, x)} counting both routes' evaluations and the zero-shot pass"
-    again = [zoo_rows(t)["headline-seed1"] for t in tasks if "headline-seed1" in zoo_rows(t)]
-    if again:
-        a = pooled(again)
-        text += (f". The defaults again at another run seed (`headline-seed1`: another training sample, compression, "
-                 f"pruning and training, on {count(len(again), 'task')}): the pick is in the tie set on "
-                 f"{sum(r['in_tie_set'] for r in again)} of {len(again)}, the separated pairs ordered right "
-                 + (f"{a[0]:.2f} ({a[0] * a[1]:g} of {a[1]})" if a else "-")
-                 + f", {span([r['speedup_flops'] for r in again], x)} fewer training and data-stage FLOPs")
-        again_eval = [r["speedup_flops_with_evaluation"] for r in again if r.get("speedup_flops_with_evaluation")]
-        if again_eval:
-            text += f", {span(again_eval, x)} with evaluation"
+    for seed in (1, 2):  # the defaults again at other run seeds, where those rows ran
+        text += _replicate(tasks, f"headline-seed{seed}", seed)
     same = [t for t in tasks if "subset" in zoo_rows(t)]
     if same:
         sub, head = pooled([zoo_rows(t)["subset"] for t in same]), pooled([damoc_row(zoo_rows(t)) for t in same])
@@ -597,6 +602,7 @@ LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune"
           "graphcut-pool3": "graphcut within a seeded random pool of 3x the budget",
           "random-0.05-draw1": "random filter at rate 0.05, a second sample",
           "headline-seed1": "the run seed (1): another training sample, compression, pruning and training",
+          "headline-seed2": "the run seed (2): another training sample, compression, pruning and training",
           "graphcut-0.05-seed1": "graphcut filter at rate 0.05 (beside `headline-seed1`: both at run seed 1)"}
 
 
