@@ -60,6 +60,11 @@ class _Embedded(Selector):
         self.forward_flops += cost["forward_flops"]
         return normalise(emb)
 
+    def graphcut_within(self, examples, pool: list[int], budget: int, lam: float) -> list[int]:
+        """GraphCut over the embeddings of `pool` (indices into `examples`) alone; indices into `examples`."""
+        e = self.embeddings([examples[i] for i in pool])
+        return [pool[k] for k in graphcut_greedy(e, budget, lam)]
+
 
 @register("graphcut")
 class GraphCutSelector(_Embedded):
@@ -81,8 +86,7 @@ class GraphCutSelector(_Embedded):
         pool = list(range(len(examples)))
         if self.pool_factor is not None and self.pool_factor * budget < len(examples):
             pool = sorted(random.Random(seed).sample(pool, math.ceil(self.pool_factor * budget)))
-        e = self.embeddings([examples[i] for i in pool])
-        return [pool[k] for k in graphcut_greedy(e, budget, self.lam)]
+        return self.graphcut_within(examples, pool, budget, self.lam)
 
 
 @register("facility-location")
@@ -172,12 +176,15 @@ class IFDSelector(Selector):
         return [int(i) for i in np.argsort(key, kind="stable")[:budget]]
 
 
+HYBRID_POOL_FACTOR = 3.0  # the hybrid's IFD pool, in budgets (damoc estimate prices the same default)
+
+
 @register("hybrid")
 class HybridSelector(_Embedded):
     description = "IFD pre-filter to a pool of pool_factor x budget, then GraphCut within it"
 
     def __init__(self, embedder: str = BUNDLED_EMBEDDER, scorer: str = BUNDLED_SCORER,
-                 lam: float = 0.4, pool_factor: float = 3.0):
+                 lam: float = 0.4, pool_factor: float = HYBRID_POOL_FACTOR):
         super().__init__(embedder)
         self.ifd = IFDSelector(scorer)
         self.lam, self.pool_factor = lam, pool_factor
@@ -185,5 +192,4 @@ class HybridSelector(_Embedded):
     def select(self, examples, budget, seed=0):
         pool = self.ifd.select(examples, min(len(examples), math.ceil(self.pool_factor * budget)), seed)
         self.forward_flops += self.ifd.forward_flops
-        e = self.embeddings([examples[i] for i in pool])
-        return [pool[k] for k in graphcut_greedy(e, budget, self.lam)]
+        return self.graphcut_within(examples, pool, budget, self.lam)

@@ -109,6 +109,7 @@ def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple
     example (GraphCut, facility location; hybrid: of its IFD pool), and a scorer's pass over every
     example with its prompt and over its answer alone (perplexity, IFD, hybrid)."""
     from damoc.filtering.embeddings import BUNDLED_EMBEDDER
+    from damoc.filtering.selectors import HYBRID_POOL_FACTOR
 
     flops, tokens = 0.0, {}
     scorer = f.options.get("scorer", BUNDLED_SCORER)
@@ -121,7 +122,7 @@ def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple
         return min(1.0, factor * n_kept / (scale * len(examples))) if factor else 1.0
 
     embedded = {"graphcut": pooled(f.options.get("pool_factor")), "facility-location": 1.0,
-                "hybrid": pooled(f.options.get("pool_factor", 3.0))}
+                "hybrid": pooled(f.options.get("pool_factor", HYBRID_POOL_FACTOR))}
     if f.method in embedded:
         embedder = f.options.get("embedder", BUNDLED_EMBEDDER)
         tok, limit = encoder_tokenizer(embedder)
