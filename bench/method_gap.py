@@ -1,0 +1,127 @@
+"""Benchmark, from the zoo's result files only (no training): is a full fine-tune's lead on the compressed
+route evidence, and would spending twice the training on two replicate runs buy a better pick than spending
+it on twice the data?
+
+Every pick outside the truth's tie set in the zoo is a full fine-tune. Two cheap fixes come to mind, and
+the rows already hold what it takes to judge both before building either:
+
+- **Method gap**: for each task and model, the truth's gap between full fine-tuning and the model's best
+  PEFT method (on 1,000 examples, two seeds) beside the same gap on each run of damoc's defaults (100
+  examples). Where the truth separates the two (|gap| beyond 2 SE, both noises), does the compressed gap
+  carry its sign? If it does not, no correction that reads the compressed gap can be right.
+- **Replicates at equal budget**: the mean of two runs at 5% of the data (rows that differ only in their
+  sample or run seed) against one run at 10% (the defaults at each run seed): about the same training
+  FLOPs. The pair's pick is its best candidate by the mean of the two runs' bits per byte. The same is
+  done for pairs of 10% runs, to see what replicating the defaults would buy at twice their cost.
+
+    .venv/bin/python bench/method_gap.py     # writes results/method-gap.json
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from _common import RESULTS, envelope, read_json, write_json_atomic
+
+TASKS = ["asdiv", "medmcqa", "nq-open", "siqa"]
+DEFAULTS = ["headline", "headline-seed1", "headline-seed2", "headline-seed3"]  # 10% of the data, one run each
+HALF_PAIRS = {"random-0.05": ("random-0.05", "random-0.05-draw1"),  # 5% of the data, two runs each
+              "graphcut-0.05": ("graphcut-0.05", "graphcut-0.05-seed1")}
+K = 2.0  # the truth's tie line, in SE
+
+
+def _bpb(row: dict) -> dict[str, float]:
+    return {name: m["answer_bpb"] for name, m in row["metrics"].items()}
+
+
+def _train_flops(row: dict) -> float:
+    f = row["flops"]
+    return f["train"] + f.get("data_stage", 0.0) + f.get("prune", 0.0)
+
+
+def _pair_se(truth: dict, a: str, b: str) -> float:
+    for p in truth["pairs"]:
+        if {p["a"], p["b"]} == {a, b}:
+            return p["bpb_diff_se"]
+    raise KeyError(f"the truth has no pair {a} / {b}")
+
+
+def method_gaps(task: str, zoo: dict) -> list[dict]:
+    """Per model: full fine-tuning minus the best PEFT method, in the truth and on each default run."""
+    truth, rows = zoo["truth"], {r["name"]: r for r in zoo["rows"]}
+    truth_bpb = {n: m["answer_bpb"] for n, m in truth["metrics"].items()}
+    out = []
+    for model in sorted({n.rsplit(" ", 1)[0] for n in truth_bpb}):
+        peft = [n for n in truth_bpb if n.startswith(model + " ") and not n.endswith(" full")]
+        full = f"{model} full"
+        best = min(peft, key=truth_bpb.get)
+        gap, se = truth_bpb[full] - truth_bpb[best], _pair_se(truth, full, best)
+        runs = {}
+        for name in DEFAULTS:
+            if name in rows:
+                b = _bpb(rows[name])
+                runs[name] = b[full] - min(b[n] for n in peft)
+        separated = abs(gap) > K * se
+        out.append({"task": task, "model": model, "truth_best_peft": best.rsplit(" ", 1)[1],
+                    "truth_gap": gap, "truth_gap_se": se, "truth_separates": separated,
+                    "compressed_gaps": runs,
+                    "same_sign": {n: (g > 0) == (gap > 0) for n, g in runs.items()} if separated else None})
+    return out
+
+
+def _pick(bpbs: list[dict[str, float]]) -> str:
+    mean = {n: sum(b[n] for b in bpbs) / len(bpbs) for n in bpbs[0]}
+    return min(mean, key=mean.get)
+
+
+def replicates(task: str, zoo: dict) -> dict:
+    """One run's pick against the mean of two runs' pick, judged by the truth's tie set."""
+    tie, rows = set(zoo["truth"]["tie_set"]), {r["name"]: r for r in zoo["rows"]}
+    singles = [{"row": n, "in_tie_set": rows[n]["in_tie_set"], "pick": rows[n]["chosen"],
+                "train_flops": _train_flops(rows[n])} for n in DEFAULTS if n in rows]
+    pairs = []
+    groups = [(name, pair) for name, pair in HALF_PAIRS.items()]
+    groups += [(f"{a}+{b}", (a, b)) for a, b in itertools.combinations([n for n in DEFAULTS if n in rows], 2)]
+    for name, pair in groups:
+        if not all(p in rows for p in pair):
+            continue
+        pick = _pick([_bpb(rows[p]) for p in pair])
+        pairs.append({"pair": name, "rows": list(pair), "share": "5%" if name in HALF_PAIRS else "10%",
+                      "pick": pick, "in_tie_set": pick in tie,
+                      "single_in_tie_set": [rows[p]["in_tie_set"] for p in pair],
+                      "train_flops": sum(_train_flops(rows[p]) for p in pair)})
+    return {"task": task, "tie_set": sorted(tie), "singles_10": singles, "pairs": pairs}
+
+
+def _rate(flags: list[bool]) -> dict:
+    return {"in_tie_set": sum(flags), "of": len(flags), "rate": sum(flags) / len(flags) if flags else None}
+
+
+def main() -> None:
+    zoos = {t: read_json(RESULTS / f"zoo-{t}.json") for t in TASKS if (RESULTS / f"zoo-{t}.json").exists()}
+    gaps = [g for t, z in zoos.items() for g in method_gaps(t, z)]
+    reps = [replicates(t, z) for t, z in zoos.items()]
+    signs = [s for g in gaps if g["same_sign"] for s in g["same_sign"].values()]
+    flops = {"one run at 10%": [s["train_flops"] for r in reps for s in r["singles_10"]],
+             "two runs at 5%": [p["train_flops"] for r in reps for p in r["pairs"] if p["share"] == "5%"]}
+    summary = {
+        "method_gap_sign_agreement": _rate(signs),
+        "separated_model_tasks": [f"{g['task']} {g['model']}" for g in gaps if g["truth_separates"]],
+        "one_run_10": _rate([s["in_tie_set"] for r in reps for s in r["singles_10"]]),
+        "two_runs_5_mean": _rate([p["in_tie_set"] for r in reps for p in r["pairs"] if p["share"] == "5%"]),
+        "one_run_5": _rate([x for r in reps for p in r["pairs"] if p["share"] == "5%"
+                            for x in p["single_in_tie_set"]]),
+        "two_runs_10_mean": _rate([p["in_tie_set"] for r in reps for p in r["pairs"] if p["share"] == "10%"]),
+        "train_flops_range": {k: [min(v), max(v)] for k, v in flops.items() if v},
+    }
+    out = RESULTS / "method-gap.json"
+    write_json_atomic(out, envelope(source=[f"results/zoo-{t}.json" for t in zoos], k=K, summary=summary,
+                                    method_gaps=gaps, replicates=reps,
+                                    command="python bench/method_gap.py"))
+    for key, value in summary.items():
+        print(f"{key}: {value}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
