@@ -33,7 +33,7 @@ def settings() -> list[tuple[str, dict]]:
             ("random-0.05-draw1", {"filter": FilterSettings(method="random", rate=0.05, options={"draw": 1})}),
             # the defaults again at another run seed (training sample, compression, pruning, training):
             # the headline row is one seed's
-            ("headline-seed1", {"seed": 1}), ("headline-seed2", {"seed": 2}),
+            ("headline-seed1", {"seed": 1}), ("headline-seed2", {"seed": 2}), ("headline-seed3", {"seed": 3}),
             # GraphCut at 5% at run seed 1: whether graphcut-0.05 holds on a second seed before it could be a default
             ("graphcut-0.05-seed1", {"filter": FilterSettings(rate=0.05), "seed": 1})]
     rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})
