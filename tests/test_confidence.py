@@ -57,3 +57,55 @@ def test_tie_set_from_a_paired_bootstrap_where_the_answer_is_known():
     low, high = _records([1] * n, nll=1.0), _records([1] * n, nll=2.0)
     gen = tie_set({"low": low, "high": high}, choice=False, seed=0)
     assert gen["best"] == "low" and gen["differences"]["high"]["diff"] > 0
+
+
+def _bpb_records(rng, mean: float, n: int = 300) -> list[dict]:
+    return [{"id": str(i), "answer_nll": float(x), "answer_bytes": 10}
+            for i, x in enumerate(mean * 10 * np.log(2) + 0.5 * rng.standard_normal(n))]
+
+
+def _ran(name: str, preds: dict[str, list[dict]], flops: float) -> dict:
+    model, method = name.split()
+    nll = sum(r["answer_nll"] for r in preds[name]) / sum(r["answer_bytes"] for r in preds[name]) / np.log(2)
+    return {"model": model, "method": method, "train_flops": flops, "metrics": {"answer_bpb": nll}}
+
+
+def test_a_full_fine_tune_pick_names_its_own_models_lighter_method_and_the_gap():
+    from damoc.report.text import lighter_sentence
+    from damoc.selection.results import Verdict
+    from damoc.selection.summary import verdict
+
+    rng = np.random.default_rng(0)
+    preds = {"big full": _bpb_records(rng, 1.00), "big lora": _bpb_records(rng, 1.06),
+             "big ia3": _bpb_records(rng, 1.20), "small lora": _bpb_records(rng, 1.03)}
+    ok = [_ran(n, preds, f) for n, f in [("big full", 3.0), ("big lora", 2.0), ("big ia3", 2.0), ("small lora", 1.0)]]
+    v = verdict(ok, preds, choice=False, seed=0)
+    assert v["recommended"] == "big full" and not v["tied"]
+    alt = v["lighter_method"]
+    # the same model's best other method (not the other model's LoRA, closer to the pick)
+    assert alt["candidate"] == "big lora" and alt["metric"] == "answer_bpb"
+    assert alt["diff"] == pytest.approx(ok[1]["metrics"]["answer_bpb"] - ok[0]["metrics"]["answer_bpb"])
+    assert alt["diff"] > 2 * alt["se"] > 0
+    line = lighter_sentence(Verdict.model_validate(v))
+    assert "big lora" in line and f"{alt['diff']:.3g}" in line and "bits per byte behind" in line
+    # a LoRA pick needs no such line; neither does a full fine-tune whose model has no other method here
+    lora_first = {**preds, "big lora": _bpb_records(rng, 0.95)}
+    ok2 = [_ran(n, lora_first, f) for n, f in [("big full", 3.0), ("big lora", 2.0), ("big ia3", 2.0)]]
+    assert "lighter_method" not in verdict(ok2, lora_first, choice=False, seed=0)
+    alone = {k: preds[k] for k in ("big full", "small lora")}
+    ok3 = [_ran(n, alone, f) for n, f in [("big full", 3.0), ("small lora", 1.0)]]
+    assert verdict(ok3, alone, choice=False, seed=0)["recommended"] == "big full"
+    assert "lighter_method" not in verdict(ok3, alone, choice=False, seed=0)
+    assert lighter_sentence(Verdict.model_validate(verdict(ok3, alone, choice=False, seed=0))) is None
+
+
+def test_the_report_and_the_terminal_carry_the_lighter_method_line(tmp_path, capsys):
+    from damoc.cli.printing import print_select
+    from damoc.report.markdown import select_report
+
+    alt = {"candidate": "m lora", "metric": "accuracy", "diff": 0.031, "se": 0.012}
+    v = {"tie_set": ["m full"], "tied": False, "recommended": "m full", "rule": "cheapest", "lighter_method": alt}
+    summary = {"task": "t", "primary_metric": "accuracy", "candidates": [], "verdict": v, "warnings": []}
+    assert "m lora is 3.1 ± 1.2 accuracy points behind" in select_report(summary)
+    print_select({**summary, "ranking_bpb": []}, tmp_path)
+    assert "m lora is 3.1 ± 1.2 accuracy points behind" in capsys.readouterr().out

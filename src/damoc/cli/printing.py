@@ -84,7 +84,7 @@ def table(columns: list[str], rows: list[dict]) -> None:
 
 def print_select(summary: dict, out: Path) -> None:
     """A select run's ranking, verdict, confidence and validation, then where its files are."""
-    from damoc.report.text import validation_lines, verdict_sentence, zero_shot_lines
+    from damoc.report.text import lighter_sentence, validation_lines, verdict_sentence, zero_shot_lines
     from damoc.selection.results import SelectResults
 
     print_ranking(summary)
@@ -95,7 +95,7 @@ def print_select(summary: dict, out: Path) -> None:
               f"kept {', '.join(r.kept)}")
     for line in res.warnings:
         print(f"warning: degenerate predictions: {line}")
-    for line in [verdict_sentence(res.verdict), *zero_shot_lines(res)]:
+    for line in [verdict_sentence(res.verdict), lighter_sentence(res.verdict), *zero_shot_lines(res)]:
         if line:
             print(line)
     if res.confidence is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from damoc.report.text import apart_sentence, num, validation_lines, verdict_sentence, zero_shot_lines
+from damoc.report.text import apart_sentence, lighter_sentence, num, validation_lines, verdict_sentence, zero_shot_lines
 from damoc.selection.results import SelectResults, Verdict
 
 
@@ -15,7 +15,9 @@ def verdict_lines(verdict: Verdict | None) -> list[str]:
     sentence = verdict_sentence(verdict)
     if not sentence:
         return []
-    return [f"**{sentence}** Rule: {verdict.rule}." if verdict.tied else f"**{sentence}**", ""]
+    lighter = lighter_sentence(verdict)
+    return ([f"**{sentence}** Rule: {verdict.rule}." if verdict.tied else f"**{sentence}**", ""]
+            + ([lighter, ""] if lighter else []))
 
 
 def select_report(summary: dict | SelectResults) -> str:

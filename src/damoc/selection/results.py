@@ -77,12 +77,22 @@ class Confidence(Record):
     pairs: list[Pair] = Field(default_factory=list)
 
 
+class LighterMethod(Record):
+    """The pick's own model with its best other method, when the pick is a full fine-tune."""
+
+    candidate: str
+    metric: str
+    diff: float  # positive: behind the pick
+    se: float
+
+
 class Verdict(Record):
     tie_set: list[str]
     tied: bool
     recommended: str
     rule: str = ""
     best_by_metric: str | None = None
+    lighter_method: LighterMethod | None = None
 
 
 class Cost(Record):
