@@ -272,3 +272,11 @@ def test_cli_filter_writes_selection_and_refuses_bad_rates(tmp_path, cls_file, c
     assert main(args + ["--budget", "999", "--overwrite"]) == 2
     assert "larger than the data" in capsys.readouterr().err
     assert len(read_selection(out)) == 6  # the earlier output is untouched
+
+
+def test_hybrid_refuses_a_pool_smaller_than_the_budget():
+    """As GraphCut's pool does: a pool below the budget would leave GraphCut short of examples."""
+    from damoc.filtering.run import filter_examples
+
+    with pytest.raises(DamocError, match="hybrid.*pool_factor must be at least 1"):
+        filter_examples(examples(8), "hybrid", budget=4, pool_factor=0.5)

@@ -186,6 +186,8 @@ class HybridSelector(_Embedded):
     def __init__(self, embedder: str = BUNDLED_EMBEDDER, scorer: str = BUNDLED_SCORER,
                  lam: float = 0.4, pool_factor: float = HYBRID_POOL_FACTOR):
         super().__init__(embedder)
+        if not pool_factor >= 1:  # a pool smaller than the budget would leave GraphCut short of examples
+            raise ValueError(f"pool_factor must be at least 1 (a pool that many times the budget), got {pool_factor}")
         self.ifd = IFDSelector(scorer)
         self.lam, self.pool_factor = lam, pool_factor
 
