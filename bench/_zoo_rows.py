@@ -175,7 +175,7 @@ def part_rows(args) -> None:
         if args.only and row_name not in args.only:
             continue
         if row_name == "size":
-            save_row(args, path, truth, size_row(args.task, truth, choice))
+            save_row(args, path, truth, size_row(args.task, truth, choice), choice)
             continue
         config = SelectConfig(**{**at_seed(base.model_dump(), overrides.get("seed")), **overrides})
         start = time.perf_counter()
@@ -212,7 +212,7 @@ def part_rows(args) -> None:
                "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
                "overrides": {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in overrides.items()},
                "config": config.model_dump(mode="json")}
-        save_row(args, path, truth, row)
+        save_row(args, path, truth, row, choice)
 
 
 def ready(truth: dict) -> bool:
@@ -263,8 +263,14 @@ def refreshed(row: dict, truth: dict, task: str, seed: int) -> dict:
                                                    cheap + f["eval"] + f.get("zero_shot_eval", 0.0))}
 
 
-def save_row(args, path: Path, truth: dict, row: dict) -> None:
+def save_row(args, path: Path, truth: dict, row: dict, choice: bool) -> None:
+    """Add `row` to the task's file. A truth summary that landed while the row ran (rows take many minutes,
+    truths hours) is read again here, and the row is judged against it rather than writing the older one
+    back over it."""
     with locked(lock_for(args, path)):
+        fresh = truth_summary(args.task, args.seed)
+        if fresh != truth and ready(fresh):
+            truth, row = fresh, refreshed({**row, **judged(fresh, row["ranks"], choice)}, fresh, args.task, args.seed)
         current = read_json(path) if path.exists() else {}
         rows = [r for r in current.get("rows", []) if r["name"] != row["name"]] + [row]
         write_json_atomic(path, {**current, "truth": truth, "rows": rows, "machine": machine(),
