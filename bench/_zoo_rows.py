@@ -16,6 +16,8 @@ from damoc.selection.candidate import is_ok
 from damoc.selection.config import SEEDED_SECTIONS
 from damoc.tasks import load_task
 
+RUN_SEEDS = (1, 2, 3, 4, 5)  # the defaults again at these run seeds: `headline-seedN`
+
 
 def settings() -> list[tuple[str, dict]]:
     """(row name, SelectConfig overrides): the defaults first, then one lever at a time."""
@@ -33,7 +35,7 @@ def settings() -> list[tuple[str, dict]]:
             ("random-0.05-draw1", {"filter": FilterSettings(method="random", rate=0.05, options={"draw": 1})}),
             # the defaults again at another run seed (training sample, compression, pruning, training):
             # the headline row is one seed's
-            ("headline-seed1", {"seed": 1}), ("headline-seed2", {"seed": 2}), ("headline-seed3", {"seed": 3}),
+            *((f"headline-seed{s}", {"seed": s}) for s in RUN_SEEDS),
             # GraphCut at 5% at run seed 1: whether graphcut-0.05 holds on a second seed before it could be a default
             ("graphcut-0.05-seed1", {"filter": FilterSettings(rate=0.05), "seed": 1})]
     rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})

@@ -24,7 +24,7 @@ import itertools
 from _common import RESULTS, envelope, read_json, write_json_atomic
 
 TASKS = ["asdiv", "medmcqa", "nq-open", "siqa"]
-DEFAULTS = ["headline", "headline-seed1", "headline-seed2", "headline-seed3"]  # 10% of the data, one run each
+DEFAULTS = ["headline", *(f"headline-seed{s}" for s in range(1, 10))]  # 10% of the data, one run each, where run
 HALF_PAIRS = {"random-0.05": ("random-0.05", "random-0.05-draw1"),  # 5% of the data, two runs each
               "graphcut-0.05": ("graphcut-0.05", "graphcut-0.05-seed1")}
 K = 2.0  # the truth's tie line, in SE

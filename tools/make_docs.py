@@ -521,17 +521,28 @@ def _evaluation(r: dict) -> str:
     return (r.get("config") or {}).get("eval", {}).get("strategy", "full")
 
 
-def _replicate(tasks: list[str], row: str, seed: int) -> str:
-    again = [zoo_rows(t)[row] for t in tasks if row in zoo_rows(t)]
-    if not again:
+def seed_rows() -> list[int]:
+    """The run seeds whose `headline-seedN` row (the defaults again at another run seed) ran on some task."""
+    names = {n for t in zoo_tasks() for n in zoo_rows(t)}
+    return sorted(int(n.removeprefix("headline-seed")) for n in names
+                  if n.startswith("headline-seed") and n.removeprefix("headline-seed").isdigit())
+
+
+def _replicates(tasks: list[str]) -> str:
+    """The defaults at the other run seeds, one figure per seed, in one sentence."""
+    seeds = [(s, [zoo_rows(t)[f"headline-seed{s}"] for t in tasks if f"headline-seed{s}" in zoo_rows(t)])
+             for s in seed_rows()]
+    seeds = [(s, rows) for s, rows in seeds if rows]
+    if not seeds:
         return ""
-    a = pooled(again)
-    right = f"{a[0]:.2f} ({a[0] * a[1]:g} of {a[1]})" if a else "-"
-    text = (f". At run seed {seed} (`{row}`: another training sample, compression, pruning and training, on "
-            f"{count(len(again), 'task')}) the pick is in the tie set on {sum(r['in_tie_set'] for r in again)} of "
-            f"{len(again)}, the separated pairs ordered right {right}, "
-            f"{span([r['speedup_flops'] for r in again], x)} fewer training and data-stage FLOPs")
-    with_eval = [r["speedup_flops_with_evaluation"] for r in again if r.get("speedup_flops_with_evaluation")]
+    every = [r for _, rows in seeds for r in rows]
+    agree = [pooled(rows) for _, rows in seeds]
+    text = (f". At run seeds {', '.join(str(s) for s, _ in seeds)} (`headline-seedN`: another training sample, "
+            "compression, pruning and training) the pick is in the tie set on "
+            + ", ".join(f"{sum(r['in_tie_set'] for r in rows)}/{len(rows)}" for _, rows in seeds)
+            + " tasks, the separated pairs ordered right " + ", ".join(f"{a[0]:.2f}" if a else "-" for a in agree)
+            + f"; {span([r['speedup_flops'] for r in every], x)} fewer training and data-stage FLOPs")
+    with_eval = [r["speedup_flops_with_evaluation"] for r in every if r.get("speedup_flops_with_evaluation")]
     return text + (f", {span(with_eval, x)} with evaluation" if with_eval else "")
 
 
@@ -571,8 +582,7 @@ def zoo_verdict() -> str:
     with_eval = [r["speedup_flops_with_evaluation"] for r in heads if r.get("speedup_flops_with_evaluation")]
     if with_eval:
         text += f"; {span(with_eval, x)} counting both routes' evaluations and the zero-shot pass"
-    for seed in (1, 2, 3):  # the defaults again at other run seeds, where those rows ran
-        text += _replicate(tasks, f"headline-seed{seed}", seed)
+    text += _replicates(tasks)  # the defaults again at other run seeds, where those rows ran
     same = [t for t in tasks if "subset" in zoo_rows(t)]
     if same:
         sub, head = pooled([zoo_rows(t)["subset"] for t in same]), pooled([damoc_row(zoo_rows(t)) for t in same])
@@ -601,10 +611,15 @@ LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune"
           "no-compress": "no token compression", "full-eval": "every question scored (no sequential evaluation)",
           "graphcut-pool3": "graphcut within a seeded random pool of 3x the budget",
           "random-0.05-draw1": "random filter at rate 0.05, a second sample",
-          "headline-seed1": "the run seed (1): another training sample, compression, pruning and training",
-          "headline-seed2": "the run seed (2): another training sample, compression, pruning and training",
-          "headline-seed3": "the run seed (3): another training sample, compression, pruning and training",
           "graphcut-0.05-seed1": "graphcut filter at rate 0.05 (beside `headline-seed1`: both at run seed 1)"}
+
+
+def lever(name: str) -> str:
+    """What a row moved against the defaults."""
+    if name.startswith("headline-seed"):
+        return f"the run seed ({name.removeprefix('headline-seed')}): another training sample, compression, pruning " \
+               "and training"
+    return LEVERS[name]
 
 
 def _beside(mine: list[dict], head: list[dict], kind: str = "separated") -> str:
@@ -625,8 +640,9 @@ def zoo_levers() -> str:
             continue
         mine, head = [zoo_rows(t)[name] for t in tasks], [zoo_rows(t)[base] for t in tasks]
         saved = [r["speedup_flops"] for r in mine if r.get("speedup_flops")]
-        what = LEVERS.get(name) or (f"{name.rsplit('-', 1)[0]} filter at rate {name.rsplit('-', 1)[1]}"
-                                    if name.rsplit("-", 1)[-1].replace(".", "").isdigit() else name)
+        what = lever(name) if name in LEVERS or name.startswith("headline-seed") else (
+            f"{name.rsplit('-', 1)[0]} filter at rate {name.rsplit('-', 1)[1]}"
+            if name.rsplit("-", 1)[-1].replace(".", "").isdigit() else name)
         rows.append([f"`{name}`", what, ", ".join(tasks), _beside(mine, head), _beside(mine, head, "method"),
                      f"{sum(r['in_tie_set'] for r in mine)} / {sum(r['in_tie_set'] for r in head)} of {len(tasks)}",
                      span(saved, x) if saved else "-"])
