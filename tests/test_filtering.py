@@ -274,9 +274,9 @@ def test_cli_filter_writes_selection_and_refuses_bad_rates(tmp_path, cls_file, c
     assert len(read_selection(out)) == 6  # the earlier output is untouched
 
 
-def test_hybrid_refuses_a_pool_smaller_than_the_budget():
-    """As GraphCut's pool does: a pool below the budget would leave GraphCut short of examples."""
-    from damoc.filtering.run import filter_examples
-
+def test_hybrid_refuses_graphcut_settings_as_graphcut_does():
+    """A pool below the budget would leave GraphCut short of examples; lam from 0.5 loses its guarantee."""
     with pytest.raises(DamocError, match="hybrid.*pool_factor must be at least 1"):
         filter_examples(examples(8), "hybrid", budget=4, pool_factor=0.5)
+    with pytest.raises(DamocError, match="hybrid.*lam must be in"):
+        filter_examples(examples(8), "hybrid", budget=4, lam=0.6)

@@ -54,6 +54,15 @@ class _Embedded(Selector):
     def __init__(self, embedder: str = BUNDLED_EMBEDDER):
         self.embedder = embedder
 
+    @staticmethod
+    def check_graphcut(lam: float, pool_factor: float | None) -> None:
+        """GraphCut's settings, refused alike wherever it runs: lam outside [0, 0.5) loses the greedy's
+        guarantee (the objective stops being monotone submodular); a pool below the budget leaves it short."""
+        if not 0 <= lam < 0.5:
+            raise ValueError(f"lam must be in [0, 0.5) for a monotone submodular GraphCut, got {lam}")
+        if pool_factor is not None and not pool_factor >= 1:
+            raise ValueError(f"pool_factor must be at least 1 (a pool that many times the budget), got {pool_factor}")
+
     def embeddings(self, examples: list[Example]) -> np.ndarray:
         texts = [example_text(e) for e in examples]
         emb, cost = embed_with_cost(texts, self.embedder, progress=len(texts) > 1000)
@@ -73,10 +82,7 @@ class GraphCutSelector(_Embedded):
 
     def __init__(self, embedder: str = BUNDLED_EMBEDDER, lam: float = 0.4, pool_factor: float | None = None):
         super().__init__(embedder)
-        if not 0 <= lam < 0.5:
-            raise ValueError(f"lam must be in [0, 0.5) for a monotone submodular GraphCut, got {lam}")
-        if pool_factor is not None and not pool_factor >= 1:
-            raise ValueError(f"pool_factor must be at least 1 (a pool that many times the budget), got {pool_factor}")
+        self.check_graphcut(lam, pool_factor)
         self.lam, self.pool_factor = lam, pool_factor
 
     def select(self, examples, budget, seed=0):
@@ -186,8 +192,7 @@ class HybridSelector(_Embedded):
     def __init__(self, embedder: str = BUNDLED_EMBEDDER, scorer: str = BUNDLED_SCORER,
                  lam: float = 0.4, pool_factor: float = HYBRID_POOL_FACTOR):
         super().__init__(embedder)
-        if not pool_factor >= 1:  # a pool smaller than the budget would leave GraphCut short of examples
-            raise ValueError(f"pool_factor must be at least 1 (a pool that many times the budget), got {pool_factor}")
+        self.check_graphcut(lam, pool_factor)
         self.ifd = IFDSelector(scorer)
         self.lam, self.pool_factor = lam, pool_factor
 
