@@ -99,6 +99,32 @@ def test_a_full_fine_tune_pick_names_its_own_models_lighter_method_and_the_gap()
     assert lighter_sentence(Verdict.model_validate(verdict(ok3, alone, choice=False, seed=0))) is None
 
 
+def test_on_a_choice_task_the_lighter_method_is_judged_by_accuracy(tmp_path):
+    from damoc.selection.summary import verdict
+
+    rng = np.random.default_rng(1)
+
+    def answers(p: float, n: int = 400) -> list[dict]:
+        right = rng.random(n) < p
+        return [{"id": str(i), "label": 1, "pred": 1 if r else 0, "answer_nll": float(1 + rng.random()),
+                 "answer_bytes": 4} for i, r in enumerate(right)]
+
+    preds = {"big full": answers(0.85), "big lora": answers(0.60), "big dora": answers(0.55),
+             "small lora": answers(0.62)}
+    ok = []
+    for name, flops in [("big full", 3.0), ("big lora", 2.0), ("big dora", 2.0), ("small lora", 1.0)]:
+        model, method = name.split()
+        acc = float(np.mean([r["pred"] == r["label"] for r in preds[name]]))
+        ok.append({"model": model, "method": method, "train_flops": flops,
+                   "metrics": {"accuracy": acc, "answer_bpb": 1.0}})
+    v = verdict(ok, preds, choice=True, seed=0)
+    assert v["recommended"] == "big full"
+    alt = v["lighter_method"]
+    assert alt["candidate"] == "big lora" and alt["metric"] == "accuracy"
+    assert alt["diff"] == pytest.approx(ok[0]["metrics"]["accuracy"] - ok[1]["metrics"]["accuracy"])
+    assert alt["diff"] > 2 * alt["se"] > 0  # positive: the lighter method is behind
+
+
 def test_the_report_and_the_terminal_carry_the_lighter_method_line(tmp_path, capsys):
     from damoc.cli.printing import print_select
     from damoc.report.markdown import select_report
@@ -109,3 +135,5 @@ def test_the_report_and_the_terminal_carry_the_lighter_method_line(tmp_path, cap
     assert "m lora is 3.1 ± 1.2 accuracy points behind" in select_report(summary)
     print_select({**summary, "ranking_bpb": []}, tmp_path)
     assert "m lora is 3.1 ± 1.2 accuracy points behind" in capsys.readouterr().out
+    ahead = {**summary, "verdict": {**v, "lighter_method": {**alt, "diff": -0.02}}}  # outside the tie set, ahead
+    assert "m lora is 2 ± 1.2 accuracy points ahead of it" in select_report(ahead)

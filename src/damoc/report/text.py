@@ -27,17 +27,18 @@ def verdict_sentence(verdict: Verdict | None) -> str | None:
 
 
 def lighter_sentence(verdict: Verdict | None) -> str | None:
-    """When the pick is a full fine-tune: what its own model's lighter method gives up, and why that gap
-    deserves a second look before paying for full fine-tuning."""
+    """When the pick is a full fine-tune: how far its own model's lighter method is from it, and why that
+    gap deserves a look before paying for full fine-tuning."""
     alt = verdict.lighter_method if verdict is not None else None
     if alt is None:
         return None
     unit = "accuracy points" if alt.metric == "accuracy" else "bits per byte"
     scale = 100 if alt.metric == "accuracy" else 1
-    return (f"The pick is a full fine-tune: {alt.candidate} is {scale * alt.diff:.3g} ± {scale * alt.se:.2g} "
-            f"{unit} behind it on these questions. A full fine-tune's lead on a small training sample often "
-            "does not hold on all the data (the validation zoo: docs/benchmarks/zoo.md), and the lighter method "
-            "is cheaper to train and serve: weigh that gap before choosing full fine-tuning.")
+    side = "behind" if alt.diff > 0 else "ahead of"
+    return (f"The pick is a full fine-tune: {alt.candidate} is {scale * abs(alt.diff):.3g} ± {scale * alt.se:.2g} "
+            f"{unit} {side} it on these questions. A full fine-tune's lead on a small training sample may not "
+            "hold on all the data (docs/benchmarks/zoo.md), and the lighter method is cheaper to train and "
+            "serve: weigh that gap before choosing full fine-tuning.")
 
 
 def apart_sentence(verdict: Verdict | None) -> str | None:

@@ -82,7 +82,7 @@ class LighterMethod(Record):
 
     candidate: str
     metric: str
-    diff: float  # positive: behind the pick
+    diff: float  # positive: behind the pick (ahead only where the pick's tie set leaves it out)
     se: float
 
 
