@@ -172,12 +172,12 @@ def part_rows(args) -> None:
                          "run --part truth")
     base = truth_config(args.task, args.seed)
     choice = load_task(args.task).is_choice
-    full_flops, full_seconds = sum(truth["train_flops"].values()), sum(truth["train_seconds"].values())
     for row_name, overrides in settings():
         if args.only and row_name not in args.only:
             continue
+        full_flops, full_seconds = sum(truth["train_flops"].values()), sum(truth["train_seconds"].values())
         if row_name == "size":
-            save_row(args, path, truth, size_row(args.task, truth, choice), choice)
+            truth = save_row(args, path, truth, size_row(args.task, truth, choice), choice)
             continue
         config = SelectConfig(**{**at_seed(base.model_dump(), overrides.get("seed")), **overrides})
         start = time.perf_counter()
@@ -214,7 +214,7 @@ def part_rows(args) -> None:
                "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
                "overrides": {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in overrides.items()},
                "config": config.model_dump(mode="json")}
-        save_row(args, path, truth, row, choice)
+        truth = save_row(args, path, truth, row, choice)
 
 
 def ready(truth: dict) -> bool:
@@ -234,13 +234,18 @@ def part_rejudge(args) -> None:
     choice = load_task(args.task).is_choice
     with locked(lock_for(args, path)):
         current = read_json(path)
-        rows = [refreshed({**r, **judged(truth, r["ranks"], choice)}, truth, args.task, args.seed)
-                if "ranks" in r else r for r in current.get("rows", [])]
+        rows = rejudged(current.get("rows", []), truth, args, choice)
         write_json_atomic(path, {**current, "truth": truth, "rows": rows})
     stale = [r["name"] for r in rows if "ranks" not in r]
     plot(path)
     print(f"{args.task}: {len(rows) - len(stale)} rows judged again against seeds {truth['seeds_done']}"
           + (f"; without ranks (run them again): {stale}" if stale else ""))
+
+
+def rejudged(rows: list[dict], truth: dict, args, choice: bool) -> list[dict]:
+    """Rows judged again against `truth` from their ranks (a row without ranks is left as it was)."""
+    return [refreshed({**r, **judged(truth, r["ranks"], choice)}, truth, args.task, args.seed) if "ranks" in r else r
+            for r in rows]
 
 
 def ratio(a: float, b: float) -> float | None:
@@ -265,22 +270,24 @@ def refreshed(row: dict, truth: dict, task: str, seed: int) -> dict:
                                                    cheap + f["eval"] + f.get("zero_shot_eval", 0.0))}
 
 
-def save_row(args, path: Path, truth: dict, row: dict, choice: bool) -> None:
-    """Add `row` to the task's file. A truth summary that landed while the row ran (rows take many minutes,
-    truths hours) is read again here, and the row is judged against it rather than writing the older one
-    back over it."""
+def save_row(args, path: Path, truth: dict, row: dict, choice: bool) -> dict:
+    """Add `row` to the task's file; returns the truth it was judged against. A truth summary that landed
+    while the row ran (rows take many minutes, truths hours) is read again here, and every row is judged
+    against it rather than the older one being written back over it."""
     with locked(lock_for(args, path)):
-        fresh = truth_summary(args.task, args.seed)
-        if fresh != truth and ready(fresh):
-            truth, row = fresh, refreshed({**row, **judged(fresh, row["ranks"], choice)}, fresh, args.task, args.seed)
         current = read_json(path) if path.exists() else {}
         rows = [r for r in current.get("rows", []) if r["name"] != row["name"]] + [row]
+        fresh = truth_summary(args.task, args.seed)
+        if fresh != truth and ready(fresh):
+            truth, rows = fresh, rejudged(rows, fresh, args, choice)
         write_json_atomic(path, {**current, "truth": truth, "rows": rows, "machine": machine(),
                                  "versions": versions(), "seed": args.seed,
                                  "command": f"python bench/zoo.py --task {args.task} --part rows"})
     plot(path)
+    row = rows[-1]
     print(f"{row['name']}: chosen {row['chosen']} (in tie set {row['in_tie_set']}, top-1 {row['top1']}), "
           f"regret {row['regret']:.4f} +- {row['regret_se']:.4f}", flush=True)
+    return truth
 
 
 def size_row(task: str, truth: dict, choice: bool) -> dict:
