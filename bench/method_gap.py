@@ -20,11 +20,13 @@ the rows already hold what it takes to judge both before building either:
 from __future__ import annotations
 
 import itertools
+import math
 
 from _common import RESULTS, envelope, read_json, write_json_atomic
 
 TASKS = ["asdiv", "medmcqa", "nq-open", "siqa"]
-DEFAULTS = ["headline", *(f"headline-seed{s}" for s in range(1, 10))]  # 10% of the data, one run each, where run
+# the defaults (10% of the data), one run each: at run seed 0 and at the `headline-seedN` seeds that ran
+DEFAULTS = ["headline", *(f"headline-seed{s}" for s in range(1, 10))]
 HALF_PAIRS = {"random-0.05": ("random-0.05", "random-0.05-draw1"),  # 5% of the data, two runs each
               "graphcut-0.05": ("graphcut-0.05", "graphcut-0.05-seed1")}
 K = 2.0  # the truth's tie line, in SE
@@ -94,31 +96,55 @@ def replicates(task: str, zoo: dict) -> dict:
 
 
 def _rate(flags: list[bool]) -> dict:
-    return {"in_tie_set": sum(flags), "of": len(flags), "rate": sum(flags) / len(flags) if flags else None}
+    return {"yes": sum(flags), "of": len(flags), "rate": sum(flags) / len(flags) if flags else None}
 
 
-def main() -> None:
+def fisher_greater(a: dict, b: dict) -> float | None:
+    """One-sided Fisher exact p that `a`'s rate exceeds `b`'s by chance alone (hypergeometric tail): small
+    counts like these decide little, and the page should say how little."""
+    n1, n2, hits = a["of"], b["of"], a["yes"] + b["yes"]
+    if not n1 or not n2:
+        return None
+    total = math.comb(n1 + n2, n1)
+    return sum(math.comb(hits, k) * math.comb(n1 + n2 - hits, n1 - k)
+               for k in range(a["yes"], min(n1, hits) + 1)) / total
+
+
+def study() -> dict:
+    """Everything the result file holds but its envelope, from the zoo files as they stand."""
     zoos = {t: read_json(RESULTS / f"zoo-{t}.json") for t in TASKS if (RESULTS / f"zoo-{t}.json").exists()}
     gaps = [g for t, z in zoos.items() for g in method_gaps(t, z)]
     reps = [replicates(t, z) for t, z in zoos.items()]
     signs = [s for g in gaps if g["same_sign"] for s in g["same_sign"].values()]
+    halves = [p for r in reps for p in r["pairs"] if p["share"] == "5%"]
     flops = {"one run at 10%": [s["train_flops"] for r in reps for s in r["singles_10"]],
-             "two runs at 5%": [p["train_flops"] for r in reps for p in r["pairs"] if p["share"] == "5%"]}
+             "two runs at 5%": [p["train_flops"] for p in halves]}
+    one_10, two_5 = _rate([s["in_tie_set"] for r in reps for s in r["singles_10"]]), _rate([p["in_tie_set"]
+                                                                                          for p in halves])
+    rows = [r for z in zoos.values() for r in z["rows"] if r["name"] in DEFAULTS]
     summary = {
         "method_gap_sign_agreement": _rate(signs),
         "separated_model_tasks": [f"{g['task']} {g['model']}" for g in gaps if g["truth_separates"]],
-        "one_run_10": _rate([s["in_tie_set"] for r in reps for s in r["singles_10"]]),
-        "two_runs_5_mean": _rate([p["in_tie_set"] for r in reps for p in r["pairs"] if p["share"] == "5%"]),
-        "one_run_5": _rate([x for r in reps for p in r["pairs"] if p["share"] == "5%"
-                            for x in p["single_in_tie_set"]]),
+        "one_run_10": one_10, "two_runs_5_mean": two_5,
+        "two_runs_5_mean_by_filter": {f: _rate([p["in_tie_set"] for p in halves if p["pair"] == f"{f}-0.05"])
+                                      for f in ("random", "graphcut")},
+        "one_run_10_over_two_runs_5_fisher_p": fisher_greater(one_10, two_5),
+        "one_run_5": _rate([x for p in halves for x in p["single_in_tie_set"]]),
         "two_runs_10_mean": _rate([p["in_tie_set"] for r in reps for p in r["pairs"] if p["share"] == "10%"]),
         "train_flops_range": {k: [min(v), max(v)] for k, v in flops.items() if v},
+        "truth_train_examples": sorted({z["truth"]["train_examples"] for z in zoos.values()}),
+        "truth_seeds": sorted({len(z["truth"]["seeds"]) for z in zoos.values()}),
+        "defaults_train_examples": sorted({r["train_examples"] for r in rows}),
     }
+    return {"source": [f"results/zoo-{t}.json" for t in zoos], "k": K, "summary": summary,
+            "method_gaps": gaps, "replicates": reps, "command": "python bench/method_gap.py"}
+
+
+def main() -> None:
+    found = study()
     out = RESULTS / "method-gap.json"
-    write_json_atomic(out, envelope(source=[f"results/zoo-{t}.json" for t in zoos], k=K, summary=summary,
-                                    method_gaps=gaps, replicates=reps,
-                                    command="python bench/method_gap.py"))
-    for key, value in summary.items():
+    write_json_atomic(out, envelope(**found))
+    for key, value in found["summary"].items():
         print(f"{key}: {value}")
     print(f"wrote {out}")
 

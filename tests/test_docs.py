@@ -4,6 +4,7 @@ builds with `mkdocs build --strict`; the README stays short and its quickstart p
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -36,6 +37,18 @@ def test_generated_pages_are_up_to_date(generated):
     they must equal the committed files."""
     stale = [str(p.relative_to(ROOT)) for p, text in generated.items() if not p.exists() or p.read_text() != text]
     assert not stale, f"stale generated docs: {', '.join(stale)}; regenerate with {REGENERATE}"
+
+
+def test_the_method_gap_study_is_up_to_date_with_the_zoo_files(monkeypatch):
+    """bench/results/method-gap.json is derived from the zoo's files alone: when a zoo row lands it must be
+    made again, or the zoo page would print figures the rows no longer give."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location("method_gap", ROOT / "bench" / "method_gap.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    stored = json.loads((ROOT / "bench" / "results" / "method-gap.json").read_text())
+    fresh = json.loads(json.dumps(module.study()))
+    assert {k: stored[k] for k in fresh} == fresh, "stale: run .venv/bin/python bench/method_gap.py"
 
 
 def test_every_page_of_the_nav_exists():

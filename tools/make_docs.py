@@ -540,7 +540,8 @@ def _replicates(tasks: list[str]) -> str:
     text = (f". At run seeds {', '.join(str(s) for s, _ in seeds)} (`headline-seedN`: another training sample, "
             "compression, pruning and training) the pick is in the tie set on "
             + ", ".join(f"{sum(r['in_tie_set'] for r in rows)}/{len(rows)}" for _, rows in seeds)
-            + " tasks, the separated pairs ordered right " + ", ".join(f"{a[0]:.2f}" if a else "-" for a in agree)
+            + " tasks, the separated pairs ordered right "
+            + ", ".join(f"{a[0]:.2f} ({a[0] * a[1]:g}/{a[1]})" if a else "-" for a in agree)
             + f"; {span([r['speedup_flops'] for r in every], x)} fewer training and data-stage FLOPs")
     with_eval = [r["speedup_flops_with_evaluation"] for r in every if r.get("speedup_flops_with_evaluation")]
     return text + (f", {span(with_eval, x)} with evaluation" if with_eval else "")
@@ -617,8 +618,8 @@ LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune"
 def lever(name: str) -> str:
     """What a row moved against the defaults."""
     if name.startswith("headline-seed"):
-        return f"the run seed ({name.removeprefix('headline-seed')}): another training sample, compression, pruning " \
-               "and training"
+        return (f"the run seed ({name.removeprefix('headline-seed')}): another training sample, compression, "
+                "pruning and training")
     return LEVERS[name]
 
 
@@ -681,33 +682,39 @@ def zoo_method_gap() -> str:
     s = doc["summary"]
 
     def rate(r: dict) -> str:
-        return f"{r['in_tie_set']} of {r['of']}"
+        return f"{r['yes']} of {r['of']}"
 
-    signs = s["method_gap_sign_agreement"]
-    rows = [[g["task"], short(g["model"]), g["truth_best_peft"], pm(g["truth_gap"], g["truth_gap_se"]),
+    def sizes(key: str) -> str:
+        return " / ".join(f"{n:,}" for n in s[key])
+
+    rows = [[g["task"], short(g["model"]), g["truth_best_peft"], f"{g['truth_gap']:+.3f} ± {g['truth_gap_se']:.3f}",
              yes(g["truth_separates"], False),
              ", ".join(f"{v:+.3f}" for v in g["compressed_gaps"].values())] for g in doc["method_gaps"]]
-    more_data = s["one_run_10"]["rate"] > s["two_runs_5_mean"]["rate"]
-    verdict = ("At equal cost, more data beats replicates here; replicating the defaults would halve their saving."
-               if more_data else "At equal cost, replicates do as well as more data here.")
     tied = [g for g in doc["method_gaps"] if not g["truth_separates"]]
     steady = [f"{g['task']} {short(g['model'])}: full {'behind' if min(g['compressed_gaps'].values()) > 0 else 'ahead'}"
               for g in tied if len(g["compressed_gaps"]) > 1
               and (min(g["compressed_gaps"].values()) > 0 or max(g["compressed_gaps"].values()) < 0)]
+    ahead = (s["two_runs_5_mean"]["rate"] or 0) < (s["one_run_10"]["rate"] or 0)
+    verdict = ("Replicates were not built: at equal cost they did no better here, on counts too small to say more."
+               if ahead else "At equal cost replicates did as well here: worth a row of their own.")
+    by_filter = "; ".join(f"{f} {rate(r)}" for f, r in s["two_runs_5_mean_by_filter"].items())
+    p = s["one_run_10_over_two_runs_5_fisher_p"]
     text = ("\n### Could a cheap fix catch them?\n\nFull fine-tuning minus the model's best PEFT method (bits per "
-            "byte, positive: full is worse), in the truth (1,000 examples, two seeds; SE with both noises) and on "
-            "each run of the defaults (100 examples, run seeds in order):\n\n")
+            f"byte, positive: full is worse), in the truth ({sizes('truth_train_examples')} examples, "
+            f"{sizes('truth_seeds')} seeds; SE with both noises) and on each run of the defaults "
+            f"({sizes('defaults_train_examples')} examples; run seeds in order):\n\n")
     text += table(["task", "model", "best PEFT", "truth gap ± SE", "separated", "defaults' gaps"], rows)
     text += (f"\nWhere the truth separates full fine-tuning from the best PEFT method "
              f"({', '.join(s['separated_model_tasks'])}), the compressed gap has the truth's sign in "
-             f"{rate(signs)} runs; where the truth ties them, every run still puts full fine-tuning on one side in "
-             f"{len(steady)} of {len(tied)} ({'; '.join(steady) or 'none'}). A correction that reads the compressed "
-             "gap, or shifts full fine-tuning by a constant, would have to be right in both directions. Spending the "
-             "training twice: "
-             f"one run on 10% of the data puts the pick in the tie set in {rate(s['one_run_10'])} runs; the mean of "
-             f"two runs on 5% (about the same FLOPs) in {rate(s['two_runs_5_mean'])} pairs, while those 5% runs "
-             f"alone got {rate(s['one_run_5'])}; the mean of two 10% runs (twice the defaults' training) in "
-             f"{rate(s['two_runs_10_mean'])} pairs. " + verdict
+             f"{rate(s['method_gap_sign_agreement'])} runs; where the truth ties them, every run still puts full "
+             f"fine-tuning on one side in {len(steady)} of {len(tied)} ({'; '.join(steady) or 'none'}). A correction "
+             "that reads the compressed gap, or shifts full fine-tuning by a constant, would have to be right in "
+             "both directions. Spending the training twice: one run on 10% of the data puts the pick in the tie set "
+             f"in {rate(s['one_run_10'])} runs; the mean of two runs on 5% (about the same FLOPs) in "
+             f"{rate(s['two_runs_5_mean'])} pairs ({by_filter}; the defaults filter by graphcut)"
+             + (f", one-sided Fisher p = {p:.2f} for the single run's lead" if p is not None else "")
+             + f"; those 5% runs alone got {rate(s['one_run_5'])}; the mean of two 10% runs (twice the defaults' "
+             f"training) in {rate(s['two_runs_10_mean'])} pairs. " + verdict
              + source("method-gap.json", command="python bench/method_gap.py"))
     return text
 
