@@ -30,6 +30,7 @@ DEFAULTS = ["headline", *(f"headline-seed{s}" for s in range(1, 10))]
 HALF_PAIRS = {"random-0.05": ("random-0.05", "random-0.05-draw1"),  # 5% of the data, two runs each
               "graphcut-0.05": ("graphcut-0.05", "graphcut-0.05-seed1")}
 K = 2.0  # the truth's tie line, in SE
+GUESSES = ("zero-shot", "size")  # rows that are free guesses, not damoc's runs
 
 
 def _bpb(row: dict) -> dict[str, float]:
@@ -68,6 +69,22 @@ def method_gaps(task: str, zoo: dict) -> list[dict]:
                     "truth_gap": gap, "truth_gap_se": se, "truth_separates": separated,
                     "compressed_gaps": runs,
                     "same_sign": {n: (g > 0) == (gap > 0) for n, g in runs.items()} if separated else None})
+    return out
+
+
+def full_picks(task: str, zoo: dict) -> list[dict]:
+    """Every damoc row whose pick is a full fine-tune, beside what following `select`'s lighter-method line
+    would have picked: the same model's best other method on that row's run (by its bits per byte)."""
+    tie = set(zoo["truth"]["tie_set"])
+    out = []
+    for r in zoo["rows"]:
+        if r["name"] in GUESSES or not r.get("chosen", "").endswith(" full") or not r.get("metrics"):
+            continue
+        model = r["chosen"].rsplit(" ", 1)[0]
+        b = _bpb(r)
+        lighter = min((n for n in b if n.startswith(model + " ") and not n.endswith(" full")), key=b.get)
+        out.append({"task": task, "row": r["name"], "pick": r["chosen"], "pick_in_tie_set": r["in_tie_set"],
+                    "lighter": lighter, "lighter_in_tie_set": lighter in tie})
     return out
 
 
@@ -122,6 +139,7 @@ def study() -> dict:
     one_10, two_5 = _rate([s["in_tie_set"] for r in reps for s in r["singles_10"]]), _rate([p["in_tie_set"]
                                                                                           for p in halves])
     rows = [r for z in zoos.values() for r in z["rows"] if r["name"] in DEFAULTS]
+    fulls = [f for t, z in zoos.items() for f in full_picks(t, z)]
     summary = {
         "method_gap_sign_agreement": _rate(signs),
         "separated_model_tasks": [f"{g['task']} {g['model']}" for g in gaps if g["truth_separates"]],
@@ -132,12 +150,19 @@ def study() -> dict:
         "one_run_5": _rate([x for p in halves for x in p["single_in_tie_set"]]),
         "two_runs_10_mean": _rate([p["in_tie_set"] for r in reps for p in r["pairs"] if p["share"] == "10%"]),
         "train_flops_range": {k: [min(v), max(v)] for k, v in flops.items() if v},
+        "full_picks_in_tie_set": _rate([f["pick_in_tie_set"] for f in fulls]),
+        "full_picks_lighter_in_tie_set": _rate([f["lighter_in_tie_set"] for f in fulls]),
+        # following the line: picks it would lose (full in, lighter out) and win (full out, lighter in)
+        "full_picks_lost_by_lighter": sum(f["pick_in_tie_set"] and not f["lighter_in_tie_set"] for f in fulls),
+        "full_picks_won_by_lighter": sum(f["lighter_in_tie_set"] and not f["pick_in_tie_set"] for f in fulls),
+        "truth_full_strictly_best_tasks": [t for t, z in zoos.items() if z["truth"]["tie_set"] == [
+            n for n in z["truth"]["tie_set"] if n.endswith(" full")]],
         "truth_train_examples": sorted({z["truth"]["train_examples"] for z in zoos.values()}),
         "truth_seeds": sorted({len(z["truth"]["seeds"]) for z in zoos.values()}),
         "defaults_train_examples": sorted({r["train_examples"] for r in rows}),
     }
     return {"source": [f"results/zoo-{t}.json" for t in zoos], "k": K, "summary": summary,
-            "method_gaps": gaps, "replicates": reps, "command": "python bench/method_gap.py"}
+            "method_gaps": gaps, "replicates": reps, "full_picks": fulls, "command": "python bench/method_gap.py"}
 
 
 def main() -> None:

@@ -697,6 +697,17 @@ def zoo_method_gap() -> str:
     ahead = (s["two_runs_5_mean"]["rate"] or 0) < (s["one_run_10"]["rate"] or 0)
     verdict = ("Replicates were not built: at equal cost they did no better here, on counts too small to say more."
                if ahead else "At equal cost replicates did as well here: worth a row of their own.")
+    lighter = ""
+    if s.get("full_picks_in_tie_set", {}).get("of"):
+        strict = s["truth_full_strictly_best_tasks"]
+        full, light = s["full_picks_in_tie_set"], s["full_picks_lighter_in_tie_set"]
+        lighter = (f" What `select`'s lighter-method line offers instead: of the {full['of']} damoc picks that were "
+                   f"full fine-tunes, {full['yes']} are in the truth's tie set; the same model's best other method on "
+                   f"the same run is in {light['yes']} (it would win {s['full_picks_won_by_lighter']} and lose "
+                   f"{s['full_picks_lost_by_lighter']}). "
+                   + ("No task's truth has a full fine-tune alone at the top, so this zoo cannot show what the "
+                      "switch would cost where full fine-tuning truly leads." if not strict else
+                      f"Full fine-tuning alone leads the truth on {', '.join(strict)}."))
     by_filter = "; ".join(f"{f} {rate(r)}" for f, r in s["two_runs_5_mean_by_filter"].items())
     p = s["one_run_10_over_two_runs_5_fisher_p"]
     text = ("\n### Could a cheap fix catch them?\n\nFull fine-tuning minus the model's best PEFT method (bits per "
@@ -714,7 +725,7 @@ def zoo_method_gap() -> str:
              f"{rate(s['two_runs_5_mean'])} pairs ({by_filter}; the defaults filter by graphcut)"
              + (f", one-sided Fisher p = {p:.2f} for the single run's lead" if p is not None else "")
              + f"; those 5% runs alone got {rate(s['one_run_5'])}; the mean of two 10% runs (twice the defaults' "
-             f"training) in {rate(s['two_runs_10_mean'])} pairs. " + verdict
+             f"training) in {rate(s['two_runs_10_mean'])} pairs. " + verdict + lighter
              + source("method-gap.json", command="python bench/method_gap.py"))
     return text
 
