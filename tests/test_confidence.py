@@ -125,6 +125,29 @@ def test_on_a_choice_task_the_lighter_method_is_judged_by_accuracy(tmp_path):
     assert alt["diff"] > 2 * alt["se"] > 0  # positive: the lighter method is behind
 
 
+def test_a_rival_dropped_early_is_measured_on_the_questions_both_answered():
+    """Sequential evaluation drops the clearly worse after the first batch: the pick has 300 answers, its
+    model's LoRA 100. The gap is taken on those 100, and the line says so."""
+    from damoc.report.text import lighter_sentence
+    from damoc.selection.results import Verdict
+    from damoc.selection.summary import lighter_on_shared_questions
+
+    rng = np.random.default_rng(2)
+    records = {"big full": _bpb_records(rng, 1.00), "big lora": _bpb_records(rng, 1.10)[:100],
+               "small full": _bpb_records(rng, 1.30)[:100]}
+    ok = [_ran(n, records, 1.0) for n in records]
+    alt = lighter_on_shared_questions("big full", ok, records, choice=False, seed=0)
+    first = {k: v[:100] for k, v in records.items()}
+    bpb = {n: _ran(n, first, 1.0)["metrics"]["answer_bpb"] for n in first}
+    expected = bpb["big lora"] - bpb["big full"]
+    assert alt["candidate"] == "big lora" and alt["questions"] == 100
+    assert alt["diff"] == pytest.approx(expected) and alt["diff"] > 2 * alt["se"] > 0
+    assert "on the first 100 questions (it was dropped there)" in lighter_sentence(
+        Verdict(tie_set=["big full"], tied=False, recommended="big full", lighter_method=alt))
+    assert lighter_on_shared_questions("big lora", ok, records, choice=False, seed=0) is None  # not a full pick
+    assert lighter_on_shared_questions("small full", ok, records, choice=False, seed=0) is None  # no rival
+
+
 def test_the_report_and_the_terminal_carry_the_lighter_method_line(tmp_path, capsys):
     from damoc.cli.printing import print_select
     from damoc.report.markdown import select_report

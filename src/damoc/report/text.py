@@ -35,10 +35,11 @@ def lighter_sentence(verdict: Verdict | None) -> str | None:
     unit = "accuracy points" if alt.metric == "accuracy" else "bits per byte"
     scale = 100 if alt.metric == "accuracy" else 1
     side = "behind" if alt.diff > 0 else "ahead of"
+    where = f"the first {alt.questions} questions (it was dropped there)" if alt.questions else "these questions"
     return (f"The pick is a full fine-tune: {alt.candidate} is {scale * abs(alt.diff):.3g} ± {scale * alt.se:.2g} "
-            f"{unit} {side} it on these questions. A full fine-tune's lead on a small training sample may not "
-            "hold on all the data (docs/benchmarks/zoo.md), and the lighter method is cheaper to train and "
-            "serve: weigh that gap before choosing full fine-tuning.")
+            f"{unit} {side} it on {where}. A full fine-tune's lead on a small training sample may not hold on all "
+            "the data (docs/benchmarks/zoo.md), and the lighter method is cheaper to train and serve: weigh that "
+            "gap before choosing full fine-tuning.")
 
 
 def apart_sentence(verdict: Verdict | None) -> str | None:

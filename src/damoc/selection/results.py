@@ -84,6 +84,7 @@ class LighterMethod(Record):
     metric: str
     diff: float  # positive: behind the pick (ahead only where the pick's tie set leaves it out)
     se: float
+    questions: int | None = None  # where measured on fewer questions than the pick's (dropped early)
 
 
 class Verdict(Record):

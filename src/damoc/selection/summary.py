@@ -120,6 +120,29 @@ def lighter_method(recommended: str, by_name: dict[str, dict], pairs: list[dict]
             "diff": diff if choice else -diff, "se": p[f"{key}_diff_se"]}
 
 
+def lighter_on_shared_questions(recommended: str, ok: list[dict], records: dict[str, list[dict]], choice: bool,
+                                seed: int) -> dict | None:
+    """`lighter_method` where the rivals were scored on fewer questions than the pick: sequential evaluation
+    drops the clearly worse early, so the verdict (over the survivors) can hold no rival of a full fine-tune
+    pick. Each gap is then measured on the questions both answered (the first ones, the order being seeded
+    and the same for every candidate), and says how many."""
+    from damoc.selection.confidence import paired_bootstrap
+
+    by_name = {_name(r): r for r in ok}
+    pick = by_name.get(recommended)
+    if pick is None or pick["method"] != "full" or recommended not in records:
+        return None
+    pairs, shared = [], {}
+    for n, r in by_name.items():
+        if r["model"] == pick["model"] and r["method"] != "full" and records.get(n):
+            shared[n] = min(len(records[n]), len(records[recommended]))
+            if shared[n] >= 2:
+                pairs += paired_bootstrap({recommended: records[recommended][: shared[n]], n: records[n][: shared[n]]},
+                                          seed=seed)["pairs"]
+    alt = lighter_method(recommended, by_name, pairs, choice)
+    return {**alt, "questions": shared[alt["candidate"]]} if alt else None
+
+
 def validation(task: Task, damoc: dict, full: dict) -> dict:
     """Agreement with the full fine-tuning ranking, and what the compressed route saved."""
     from damoc.selection.validation import compare_rankings
