@@ -13,13 +13,19 @@ from pathlib import Path
 
 from damoc.io import read_json, write_json_atomic
 
-__all__ = ["BUNDLED", "RESULTS", "ROOT", "RUNS", "envelope", "locked", "pyplot", "read_json", "save_figure",
-           "write_json_atomic"]
+__all__ = ["BUNDLED", "RESULTS", "ROOT", "RUNS", "RUN_SEEDS", "envelope", "locked", "pyplot", "read_json",
+           "route_flops", "save_figure", "write_json_atomic"]
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 RUNS = ROOT.parent / "runs"
 BUNDLED = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
+RUN_SEEDS = (1, 2, 3, 4, 5)  # the zoo runs damoc's defaults again at these run seeds: rows `headline-seedN`
+
+
+def route_flops(flops: dict) -> float:
+    """A zoo row's compressed route without evaluation: training, the data stage and pruning's passes."""
+    return flops["train"] + flops.get("data_stage", 0.0) + flops.get("prune", 0.0)
 
 
 def envelope(load: bool = False, **fields) -> dict:

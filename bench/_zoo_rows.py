@@ -8,15 +8,13 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, locked, read_json, write_json_atomic
+from _common import RESULTS, RUN_SEEDS, locked, read_json, route_flops, write_json_atomic
 from _zoo_truth import lock_for, plot, truth_config, truth_summary
 
 from damoc.runinfo import machine, versions
 from damoc.selection.candidate import is_ok
 from damoc.selection.config import SEEDED_SECTIONS
 from damoc.tasks import load_task
-
-RUN_SEEDS = (1, 2, 3, 4, 5)  # the defaults again at these run seeds: `headline-seedN`
 
 
 def settings() -> list[tuple[str, dict]]:
@@ -259,7 +257,7 @@ def refreshed(row: dict, truth: dict, task: str, seed: int) -> dict:
     if not f:
         return row
     full = sum(truth["train_flops"].values())
-    cheap = f["train"] + f.get("data_stage", 0.0) + f.get("prune", 0.0)
+    cheap = route_flops(f)
     f = {**f, "truth_train": full}
     if row.get("evaluated"):
         f["eval"], f["zero_shot_eval"], f["truth_eval"] = eval_flops(task, seed, row["evaluated"],

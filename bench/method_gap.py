@@ -22,11 +22,10 @@ from __future__ import annotations
 import itertools
 import math
 
-from _common import RESULTS, envelope, read_json, write_json_atomic
+from _common import RESULTS, RUN_SEEDS, envelope, read_json, route_flops, write_json_atomic
 
-TASKS = ["asdiv", "medmcqa", "nq-open", "siqa"]
-# the defaults (10% of the data), one run each: at run seed 0 and at the `headline-seedN` seeds that ran
-DEFAULTS = ["headline", *(f"headline-seed{s}" for s in range(1, 10))]
+# the defaults (10% of the data), one run each: at run seed 0 and at the other run seeds
+DEFAULTS = ["headline", *(f"headline-seed{s}" for s in RUN_SEEDS)]
 HALF_PAIRS = {"random-0.05": ("random-0.05", "random-0.05-draw1"),  # 5% of the data, two runs each
               "graphcut-0.05": ("graphcut-0.05", "graphcut-0.05-seed1")}
 K = 2.0  # the truth's tie line, in SE
@@ -35,11 +34,6 @@ GUESSES = ("zero-shot", "size")  # rows that are free guesses, not damoc's runs
 
 def _bpb(row: dict) -> dict[str, float]:
     return {name: m["answer_bpb"] for name, m in row["metrics"].items()}
-
-
-def _train_flops(row: dict) -> float:
-    f = row["flops"]
-    return f["train"] + f.get("data_stage", 0.0) + f.get("prune", 0.0)
 
 
 def _pair_se(truth: dict, a: str, b: str) -> float:
@@ -97,7 +91,7 @@ def replicates(task: str, zoo: dict) -> dict:
     """One run's pick against the mean of two runs' pick, judged by the truth's tie set."""
     tie, rows = set(zoo["truth"]["tie_set"]), {r["name"]: r for r in zoo["rows"]}
     singles = [{"row": n, "in_tie_set": rows[n]["in_tie_set"], "pick": rows[n]["chosen"],
-                "train_flops": _train_flops(rows[n])} for n in DEFAULTS if n in rows]
+                "train_flops": route_flops(rows[n]["flops"])} for n in DEFAULTS if n in rows]
     pairs = []
     groups = [(name, pair) for name, pair in HALF_PAIRS.items()]
     groups += [(f"{a}+{b}", (a, b)) for a, b in itertools.combinations([n for n in DEFAULTS if n in rows], 2)]
@@ -108,7 +102,7 @@ def replicates(task: str, zoo: dict) -> dict:
         pairs.append({"pair": name, "rows": list(pair), "share": "5%" if name in HALF_PAIRS else "10%",
                       "pick": pick, "in_tie_set": pick in tie,
                       "single_in_tie_set": [rows[p]["in_tie_set"] for p in pair],
-                      "train_flops": sum(_train_flops(rows[p]) for p in pair)})
+                      "train_flops": sum(route_flops(rows[p]["flops"]) for p in pair)})
     return {"task": task, "tie_set": sorted(tie), "singles_10": singles, "pairs": pairs}
 
 
@@ -129,7 +123,8 @@ def fisher_greater(a: dict, b: dict) -> float | None:
 
 def study() -> dict:
     """Everything the result file holds but its envelope, from the zoo files as they stand."""
-    zoos = {t: read_json(RESULTS / f"zoo-{t}.json") for t in TASKS if (RESULTS / f"zoo-{t}.json").exists()}
+    files = sorted(p for p in RESULTS.glob("zoo-*.json") if not p.name.startswith("zoo-pilot-"))
+    zoos = {p.stem.removeprefix("zoo-"): z for p in files if (z := read_json(p)).get("truth", {}).get("pairs")}
     gaps = [g for t, z in zoos.items() for g in method_gaps(t, z)]
     reps = [replicates(t, z) for t, z in zoos.items()]
     signs = [s for g in gaps if g["same_sign"] for s in g["same_sign"].values()]

@@ -616,11 +616,18 @@ LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune"
 
 
 def lever(name: str) -> str:
-    """What a row moved against the defaults."""
+    """What a row moved against the defaults: the run seed, a named lever, or a filter at a rate (`random-0.05`)."""
     if name.startswith("headline-seed"):
         return (f"the run seed ({name.removeprefix('headline-seed')}): another training sample, compression, "
                 "pruning and training")
-    return LEVERS[name]
+    method, _, rate = name.rpartition("-")
+    return LEVERS.get(name) or (f"{method} filter at rate {rate}" if rate.replace(".", "").isdigit() else name)
+
+
+def _baseline_row(name: str) -> str:
+    """The defaults a row is compared with: at its own run seed where it names one (`graphcut-0.05-seed1`)."""
+    _, _, seed = name.rpartition("-seed")
+    return f"headline-seed{seed}" if seed.isdigit() and not name.startswith("headline-seed") else "headline"
 
 
 def _beside(mine: list[dict], head: list[dict], kind: str = "separated") -> str:
@@ -634,17 +641,13 @@ def zoo_levers() -> str:
     rows = []
     names = sorted({n for t in zoo_tasks() for n in zoo_rows(t)} - {"headline", *GUESSES})
     for name in names:
-        # a row at another run seed is compared with the defaults at that seed
-        base = "headline-seed1" if name.endswith("-seed1") and name != "headline-seed1" else "headline"
+        base = _baseline_row(name)
         tasks = [t for t in zoo_tasks() if name in zoo_rows(t) and base in zoo_rows(t)]
         if not tasks:
             continue
         mine, head = [zoo_rows(t)[name] for t in tasks], [zoo_rows(t)[base] for t in tasks]
         saved = [r["speedup_flops"] for r in mine if r.get("speedup_flops")]
-        what = lever(name) if name in LEVERS or name.startswith("headline-seed") else (
-            f"{name.rsplit('-', 1)[0]} filter at rate {name.rsplit('-', 1)[1]}"
-            if name.rsplit("-", 1)[-1].replace(".", "").isdigit() else name)
-        rows.append([f"`{name}`", what, ", ".join(tasks), _beside(mine, head), _beside(mine, head, "method"),
+        rows.append([f"`{name}`", lever(name), ", ".join(tasks), _beside(mine, head), _beside(mine, head, "method"),
                      f"{sum(r['in_tie_set'] for r in mine)} / {sum(r['in_tie_set'] for r in head)} of {len(tasks)}",
                      span(saved, x) if saved else "-"])
     if not rows:
