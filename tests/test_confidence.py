@@ -146,6 +146,14 @@ def test_a_rival_dropped_early_is_measured_on_the_questions_both_answered():
         Verdict(tie_set=["big full"], tied=False, recommended="big full", lighter_method=alt))
     assert lighter_on_shared_questions("big lora", ok, records, choice=False, seed=0) is None  # not a full pick
     assert lighter_on_shared_questions("small full", ok, records, choice=False, seed=0) is None  # no rival
+    # the verdict itself: the pick the only survivor (no pair to bootstrap), its rivals' early answers given
+    from damoc.selection.summary import verdict
+
+    survivor = {"big full": records["big full"]}
+    early = {k: v for k, v in records.items() if k != "big full"}
+    v = verdict(ok, survivor, choice=False, seed=0, dropped=early)
+    assert v["recommended"] == "big full" and v["lighter_method"] == alt
+    assert "lighter_method" not in verdict(ok, survivor, choice=False, seed=0)  # without them, nothing to say
 
 
 def test_the_report_and_the_terminal_carry_the_lighter_method_line(tmp_path, capsys):

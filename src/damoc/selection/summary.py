@@ -21,17 +21,19 @@ def predictions(folders: dict[str, Path]) -> dict[str, list[dict]]:
 
 
 def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], runs: list[dict],
-              folders: dict[str, Path]) -> dict:
+              folders: dict[str, Path], dropped: dict[str, list[dict]] | None = None) -> dict:
     """`ranked`: the final order (ranks set); `runs`: every training run paid for (several per
     candidate under successive halving), for the cost; `folders`: where ranked candidates'
-    predictions are, for the bootstrap."""
+    predictions are, for the bootstrap; `dropped`: the predictions of candidates sequential evaluation
+    dropped early (on the first questions only), which the bootstrap leaves out but the verdict's
+    lighter-method line may need."""
     from damoc.selection.confidence import degenerate, paired_bootstrap
 
     ok = [r for r in ranked if is_ok(r)]
     by_bpb = sorted(ok, key=lambda r: r["metrics"]["answer_bpb"])
     preds = predictions({k: v for k, v in folders.items() if k in {_name(r) for r in ok}})
     confidence = paired_bootstrap(preds, seed=config.seed) if len(preds) >= 2 and task.is_choice else None
-    verdict_ = verdict(ok, preds, task.is_choice, config.seed, boot=confidence)
+    verdict_ = verdict(ok, preds, task.is_choice, config.seed, boot=confidence, dropped=dropped)
     warnings = [f"{name} {why}: it has not learned the task at this budget, so its rank says little"
                 for name, why in degenerate(preds).items()]
     paid = [r for r in runs if is_ok(r)]
@@ -74,22 +76,28 @@ TIE_RULE = ("when the compressed ranking cannot tell its leaders apart (within 2
 
 
 def verdict(ok: list[dict], preds: dict[str, list[dict]], choice: bool, seed: int,
-            boot: dict | None = None) -> dict | None:
+            boot: dict | None = None, dropped: dict[str, list[dict]] | None = None) -> dict | None:
     """The pick, honest about ties: the compressed ranking's own tie set, and a documented rule
-    for choosing within it instead of a silent coin toss."""
+    for choosing within it instead of a silent coin toss. `dropped`: predictions of candidates dropped
+    before the end (sequential evaluation), for the lighter-method line only."""
     from damoc.selection.confidence import tie_set
 
     if not ok:
         return None
-    if len(preds) < 2:
-        return {"tie_set": [_name(ok[0])], "tied": False, "recommended": _name(ok[0]), "rule": TIE_RULE}
-    ties = tie_set(preds, choice=choice, seed=seed, boot=boot)
     by_name = {_name(r): r for r in ok}
-    members = [n for n in ties["tie_set"] if n in by_name]
-    recommended = min(members, key=lambda n: (by_name[n]["train_flops"], by_name[n]["metrics"]["answer_bpb"]))
-    out = {"tie_set": members, "tied": len(members) > 1, "recommended": recommended,
-           "best_by_metric": ties["best"], "differences_to_best": ties["differences"], "rule": TIE_RULE}
-    alternative = lighter_method(recommended, by_name, ties["pairs"], choice)
+    if len(preds) < 2:
+        out = {"tie_set": [_name(ok[0])], "tied": False, "recommended": _name(ok[0]), "rule": TIE_RULE}
+        pairs = []
+    else:
+        ties = tie_set(preds, choice=choice, seed=seed, boot=boot)
+        members = [n for n in ties["tie_set"] if n in by_name]
+        recommended = min(members, key=lambda n: (by_name[n]["train_flops"], by_name[n]["metrics"]["answer_bpb"]))
+        out = {"tie_set": members, "tied": len(members) > 1, "recommended": recommended,
+               "best_by_metric": ties["best"], "differences_to_best": ties["differences"], "rule": TIE_RULE}
+        pairs = ties["pairs"]
+    alternative = lighter_method(out["recommended"], by_name, pairs, choice)
+    if alternative is None and dropped:  # its rivals were dropped before the end
+        alternative = lighter_on_shared_questions(out["recommended"], ok, {**dropped, **preds}, choice, seed)
     return {**out, "lighter_method": alternative} if alternative else out
 
 

@@ -11,7 +11,7 @@ from damoc.selection.candidate import is_ok, rank
 from damoc.selection.launch import launch
 from damoc.selection.sequential import looks, per_question, settled, step, z_for
 from damoc.selection.strategies import Context, strategy
-from damoc.selection.summary import lighter_on_shared_questions, summarise
+from damoc.selection.summary import summarise
 
 
 @strategy("fixed", description="every candidate once on the filtered data")
@@ -65,13 +65,8 @@ def _sequential(ctx: Context) -> dict:
     for name in dropped:
         final[name]["dropped_at_questions"] = dropped[name]
     summary = summarise(config, task, ctx.data, order, b.runs,
-                        {c.name: ctx.out / "sequential" / c.slug for c in alive})
-    v = summary["verdict"]
-    if v is not None and "lighter_method" not in v:  # its rivals were dropped before the end
-        alt = lighter_on_shared_questions(v["recommended"], [r for r in order if is_ok(r)], records,
-                                          task.is_choice, config.seed)
-        if alt:
-            v["lighter_method"] = alt
+                        {c.name: ctx.out / "sequential" / c.slug for c in alive},
+                        dropped={name: records[name] for name in dropped if name in records})
     summary["sequential"] = {"looks": plan, "z": z, "alpha": settings.alpha, "margin": settings.margin,
                              "settle": settings.settle,
                              "questions": b.seen, "dropped": dropped, "stopped": b.stopped,
