@@ -66,9 +66,16 @@ def cheap_ranks(summary: dict) -> dict[str, int]:
     return ranks
 
 
-def judged(truth: dict, cheap_rank: dict[str, int], choice: bool) -> dict:
+def recommended(verdict: dict | None) -> str | None:
+    """The run's recommendation (the verdict's cheapest of its tie set) in the truth's names: what a user is
+    told to fine-tune, so what a row judges; None where a row has no verdict (the size guess ranks only)."""
+    return verdict["recommended"].removeprefix("bundled:") if verdict and verdict.get("recommended") else None
+
+
+def judged(truth: dict, cheap_rank: dict[str, int], choice: bool, pick: str | None = None) -> dict:
     """The library's judgement (tie set, top-1, regret and its SE, separated pairs) plus rank
-    correlations. It needs only the row's ranks, so a row is judged again when more truth seeds land."""
+    correlations, the pick being the run's recommendation (`recommended`), or else the ranking's first.
+    It needs only the row's ranks and verdict, so a row is judged again when more truth seeds land."""
     from damoc.finetune.methods import ORDER
     from damoc.selection.validation import compare_rankings, judge
 
@@ -81,7 +88,7 @@ def judged(truth: dict, cheap_rank: dict[str, int], choice: bool) -> dict:
     true = {n: m[metric] for n, m in truth["metrics"].items()}
     truth_rank = {n: -i for i, n in enumerate(sorted(true, key=lambda n: -true[n] if choice else true[n]))}
     agreement = compare_rankings({n: -r for n, r in cheap_rank.items()}, truth_rank, higher_is_better=True)
-    return {**judge(cheap_rank, ties, choice), "kendall_tau": agreement["kendall_tau"],
+    return {**judge(cheap_rank, ties, choice, pick), "kendall_tau": agreement["kendall_tau"],
             "spearman_rho": agreement["spearman_rho"], "ranking": sorted(cheap_rank, key=cheap_rank.get),
             "ranks": cheap_rank, "truth_seeds_done": truth.get("seeds_done")}
 
@@ -188,7 +195,8 @@ def part_rows(args) -> None:
         # as `select --validate` counts them: training and data stage; then the whole bill, both routes'
         # evaluations with damoc's zero-shot pass (a zero-shot row's whole evaluation is that pass)
         damoc_eval, zero, full_eval = eval_flops(args.task, args.seed, done, list(truth["metrics"]))
-        row = {"name": row_name, "task": args.task, **judged(truth, cheap_ranks(summary), choice),
+        pick = recommended(summary.get("verdict"))
+        row = {"name": row_name, "task": args.task, **judged(truth, cheap_ranks(summary), choice, pick),
                "compressed_verdict": summary.get("verdict"),
                "speedup_flops": ratio(full_flops, cost["train_flops"] + overhead),
                "speedup_flops_with_evaluation": ratio(full_flops + full_eval,
@@ -242,8 +250,8 @@ def part_rejudge(args) -> None:
 
 def rejudged(rows: list[dict], truth: dict, args, choice: bool) -> list[dict]:
     """Rows judged again against `truth` from their ranks (a row without ranks is left as it was)."""
-    return [refreshed({**r, **judged(truth, r["ranks"], choice)}, truth, args.task, args.seed) if "ranks" in r else r
-            for r in rows]
+    return [refreshed({**r, **judged(truth, r["ranks"], choice, recommended(r.get("compressed_verdict")))},
+                      truth, args.task, args.seed) if "ranks" in r else r for r in rows]
 
 
 def ratio(a: float, b: float) -> float | None:

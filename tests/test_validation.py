@@ -53,6 +53,39 @@ def test_judging_a_pick_against_a_truth_with_ties():
     wrong = judge({"c": 1, "a": 2, "b": 3}, truth, choice=True)
     assert not wrong["in_tie_set"] and wrong["regret"] == pytest.approx(0.25)
     assert wrong["separated_pairs_agreement"] == 0.0
+    # the run recommends another than its ranking's first (the cheapest of its tie set): that pick is judged,
+    # the pairs still from the ranking
+    recommended = judge({"a": 1, "b": 2, "c": 3}, truth, choice=True, pick="c")
+    assert recommended["chosen"] == "c" and not recommended["in_tie_set"]
+    assert recommended["regret"] == pytest.approx(0.25) and recommended["separated_pairs_agreement"] == 1.0
+    with pytest.raises(ValueError, match="no full fine-tuning result"):
+        judge({"a": 1, "b": 2}, truth, choice=True, pick="d")
+
+
+def test_validation_judges_what_the_run_recommends_not_its_ranking_first():
+    """`select --validate`: the verdict's pick (the cheapest of the compressed tie set) is what a user
+    fine-tunes, so its regret is the one reported, and the text names both when they differ."""
+    from damoc.report.text import validation_lines
+    from damoc.selection.results import SelectResults
+    from damoc.selection.summary import validation
+    from damoc.tasks import load_task
+
+    def cand(method: str, rank: int, acc: float, flops: float = 1.0) -> dict:
+        return {"model": "m", "method": method, "status": "ok", "rank": rank, "train_seconds": 1.0,
+                "train_flops": flops, "metrics": {"accuracy": acc, "answer_bpb": 1.0}}
+
+    task = load_task("boolq")
+    full = {"candidates": [cand("full", 1, 0.80, 6.0), cand("lora", 2, 0.70, 4.0)]}
+    damoc = {"candidates": [cand("full", 1, 0.62), cand("lora", 2, 0.61)],
+             "verdict": {"recommended": "m lora", "tie_set": ["m full", "m lora"], "tied": True},
+             "cost": {"train_flops": 1.0, "prune_flops": 0.0, "train_seconds": 1.0, "prune_seconds": 0.0},
+             "seconds": {"data_stage": 0.0}, "data": {}}
+    out = validation(task, damoc, full)
+    assert out["by_rank"]["chosen"] == "m full" and out["pick"] == "m lora"
+    assert out["regret"] == pytest.approx(0.10)
+    res = SelectResults.model_validate({"task": "boolq", "primary_metric": "accuracy", "candidates": [],
+                                        "validation": out})
+    assert validation_lines(res)[0].startswith("recommended: m lora (the ranking's first: m full")
 
 
 def test_a_guess_that_ties_a_pair_is_half_right_and_method_pairs_are_counted_apart():

@@ -83,7 +83,10 @@ def validation_lines(results: SelectResults) -> list[str]:
     if v is None:
         return [f"Validation skipped: {results.validation_skipped}"] if results.validation_skipped else []
     r = v.by_rank
-    lines = [f"chosen: {r.chosen}; truly best: {r.best}; top-1 match: {r.top1_match}",
+    first = (f"chosen: {r.chosen}; truly best: {r.best}; top-1 match: {r.top1_match}" if v.pick in (None, r.chosen)
+             else f"recommended: {v.pick} (the ranking's first: {r.chosen}, top-1 match: {r.top1_match}); "
+                  f"truly best: {r.best}")
+    lines = [first,
              f"Kendall tau {num(r.kendall_tau)}, Spearman rho {num(r.spearman_rho)} (ranks); regret "
              f"{num(v.regret, '.4f')} in {results.primary_metric}",
              f"speed-up: {num(v.speedup_wall, '.1f')}x wall time ({v.speedup_wall_note}); "

@@ -136,7 +136,8 @@ class Judged(Record):
 
 class Validation(Record):
     by_rank: Agreement
-    regret: float | None = None
+    pick: str | None = None  # the recommendation judged (the verdict's), where runs recorded it
+    regret: float | None = None  # the pick's
     speedup_wall: float | None = None
     speedup_wall_note: str = ""
     speedup_flops: float | None = None

@@ -169,8 +169,10 @@ def validation(task: Task, damoc: dict, full: dict) -> dict:
     out = {"by_rank": compare_rankings(ranked_scores(damoc), ranked_scores(full), higher_is_better=True),
            "by_primary_metric": compare_rankings(scores(damoc, primary), scores(full, primary), higher),
            "by_bpb": compare_rankings(scores(damoc, "answer_bpb"), scores(full, "answer_bpb"), False)}
-    chosen = out["by_rank"]["chosen"]
     true = scores(full, primary)
+    # the pick is the verdict's recommendation (the cheapest of its tie set), not always the ranking's first
+    pick = (damoc.get("verdict") or {}).get("recommended")
+    chosen = out["pick"] = pick if pick in true else out["by_rank"]["chosen"]
     best = max(true.values()) if higher else min(true.values())
     out["regret"] = abs(best - true[chosen])
     full_ok = [r for r in full["candidates"] if is_ok(r)]
@@ -234,7 +236,8 @@ def add_validation(summary: dict, config: SelectConfig, task: Task, full: dict, 
         summary["validation"]["truth_tie_set"] = truth["tie_set"]
         cheap = {_name(r): r["rank"] for r in summary["candidates"] if is_ok(r) and _name(r) in preds}
         if cheap:
-            summary["validation"]["judged"] = judge(cheap, truth, task.is_choice)
+            pick = summary["validation"]["pick"]
+            summary["validation"]["judged"] = judge(cheap, truth, task.is_choice, pick if pick in cheap else None)
 
 
 def _sum_known(values) -> float | None:

@@ -65,13 +65,17 @@ def compare_rankings(proxy: dict[str, float], truth: dict[str, float], higher_is
             "regret": float(t.max() - t[names.index(chosen)])}
 
 
-def judge(cheap_rank: dict[str, int], truth: dict, choice: bool) -> dict:
+def judge(cheap_rank: dict[str, int], truth: dict, choice: bool, pick: str | None = None) -> dict:
     """A cheap ranking (name -> rank, 1 best) judged against a truth with power: `truth` is
     `confidence.tie_set` on the full fine-tuning predictions. A truth whose tie set holds several
     candidates cannot judge a strict top-1, so the pick is judged by being in the tie set, by its
     regret (with the paired standard error), and by agreement on the pairs the truth separates
-    (difference beyond 2 paired SE), the only pairs whose order is known."""
-    chosen = min(cheap_rank, key=cheap_rank.get)
+    (difference beyond 2 paired SE), the only pairs whose order is known. `pick`: what the run
+    recommends, when that is not the ranking's first (the verdict's cheapest of its tie set): the user
+    fine-tunes the recommendation, so that is what is judged."""
+    chosen = pick if pick is not None else min(cheap_rank, key=cheap_rank.get)
+    if chosen not in truth["differences"]:
+        raise ValueError(f"the pick {chosen!r} has no full fine-tuning result to be judged against")
     key = "accuracy" if choice else "bpb"
     separated = agreed = 0.0
     methods = method_agreed = 0.0
