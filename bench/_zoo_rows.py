@@ -207,7 +207,7 @@ def part_rows(args) -> None:
                "eval_flops": damoc_eval, "truth_eval_flops": full_eval, "evaluated": done,
                "speedup_flops_training_only": ratio(full_flops, cost["train_flops"]),
                "data_stage_flops_share": ratio(overhead, cost["train_flops"]),
-               "speedup_wall": ratio(full_seconds, cheap_seconds),
+               "speedup_wall": ratio(full_seconds, cheap_seconds), "route_seconds": cheap_seconds,
                "speedup_wall_note": "truth seconds were measured at another time, under another load",
                "train_examples": summary["train_examples"], "input_examples": summary["data"].get("input_examples"),
                # a zero-shot row trains nothing: no steps
@@ -259,11 +259,14 @@ def ratio(a: float, b: float) -> float | None:
 
 
 def refreshed(row: dict, truth: dict, task: str, seed: int) -> dict:
-    """A row's savings against the truth's training FLOPs as they stand (seed-averaged: they move as seeds
-    land), its evaluations priced by today's rule from what they scored (`evaluated`)."""
+    """A row's savings against the truth's training FLOPs and seconds as they stand (seed-averaged: they move
+    as seeds land), its evaluations priced by today's rule from what they scored (`evaluated`). Rows from
+    before `route_seconds` was kept keep the wall-clock saving of their first judging."""
     f = row.get("flops")
     if not f:
         return row
+    if row.get("route_seconds"):
+        row = {**row, "speedup_wall": ratio(sum(truth["train_seconds"].values()), row["route_seconds"])}
     full = sum(truth["train_flops"].values())
     cheap = route_flops(f)
     f = {**f, "truth_train": full}
