@@ -733,6 +733,42 @@ def zoo_method_gap() -> str:
     return text
 
 
+def zoo_long_evaluations() -> str:
+    """Why sequential evaluation ran long on some runs: the settle rule replayed on cached runs
+    (bench/settle_replay.py)."""
+    if not exists("settle-replay.json"):
+        return ""
+    doc = load("settle-replay.json")
+    s = doc["summary"]
+    held: dict[tuple, list] = {}
+    for r in doc["rows"]:
+        for look in r["looks"]:
+            for b in look["blocking"]:
+                held.setdefault((r["task"], look["pick"], b["rival"], b["same_model"]), []).append((r["row"], b))
+    rows = [[task, pick, rival, yes(same, False), len({row for row, _ in bs}), len(bs),
+             f"{min(abs(b['diff']) for _, b in bs):.4f}-{max(abs(b['diff']) for _, b in bs):.4f}",
+             f"{min(b['se'] for _, b in bs):.4f}-{max(b['se'] for _, b in bs):.4f}"]
+            for (task, pick, rival, same), bs in sorted(held.items())]
+    text = ("\n### Why some evaluations ran long\n\nSequential evaluation stops once the pick is settled "
+            f"(`eval.settle`). Replayed on {s['runs']} cached runs of the defaults, {s['looks_blocked']} looks "
+            "could not stop; the rivals that held the pick there (difference to the pick in the metric's units, "
+            "and its paired SE):\n\n")
+    text += table(["task", "pick", "rival", "same model", "runs", "looks", "difference (abs)", "paired SE"], rows)
+    adapters = [b for (_, pick, rival, _), bs in held.items() for _, b in bs
+                if not pick.endswith(" full") and not rival.endswith(" full")]
+    text += (f"\nIn {s['looks_blocked_only_by_the_picks_own_model']} of the {s['looks_blocked']} the only rivals were "
+             "the pick's own model with another method.")
+    if adapters:
+        text += (f" Where both were adapters ({len(adapters)} looks), the difference was at most "
+                 f"{max(abs(b['diff']) for b in adapters):.4f}: two adapters of one model answer so alike that their "
+                 "paired SE is tiny, the 2-SE tie line sits at a difference no user would act on, and the rule scores "
+                 "more questions to learn which side of it they fall.")
+    text += (" A practical tie margin would stop such runs early; none is set by default, because it changes which "
+             "candidates the verdict counts as tied, and the margin should be chosen before the rows that test it run."
+             + source("settle-replay.json", command="python bench/settle_replay.py --run-dir RUNS"))
+    return text
+
+
 def zoo_readme_block() -> str:
     return zoo_headline_table() + "\n" + zoo_verdict()
 
@@ -752,7 +788,7 @@ def zoo_page() -> str:
             "methods in the registry's default order), beside `subset` (the same training examples without "
             "pruning or compression).\n\n")
     body += "## damoc against the free guesses\n\n" + zoo_headline_table() + "\n" + zoo_verdict()
-    body += zoo_levers() + zoo_misses()
+    body += zoo_levers() + zoo_misses() + zoo_long_evaluations()
     body += ("\n## Every row\n\n`regret` is in the truth's metric (answer bits per byte). Rows ran with the load "
              "in each row's `load_average`.\n\n")
     body += grid([{**r, "task": t} for t in tasks for r in zoo(t).get("rows", [])], {

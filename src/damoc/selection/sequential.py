@@ -136,10 +136,10 @@ def settled(scores: dict[str, np.ndarray], cost: dict[str, float], total: int, g
     for c in names:
         if c == pick:
             continue
-        if _ends_beyond(scores[c][:n] - scores[pick][:n], total, k) >= gamma:
+        if ends_beyond(scores[c][:n] - scores[pick][:n], total, k) >= gamma:
             return None
         # one as cheap as the pick that ends in the tie set could take its place
-        if cost[c] <= cost[pick] and 1 - _ends_beyond(scores[best][:n] - scores[c][:n], total, k) >= gamma:
+        if cost[c] <= cost[pick] and 1 - ends_beyond(scores[best][:n] - scores[c][:n], total, k) >= gamma:
             return None
     return pick
 
@@ -164,7 +164,7 @@ def part_settled(scores: dict[str, np.ndarray], total: int, keep: int, gamma: fl
     within two binomial SE)."""
     top = best_part(scores, keep)
     n = min(len(v) for v in scores.values())
-    return all(_ends_beyond(scores[b][:n] - scores[a][:n], total, 0.0) < gamma
+    return all(ends_beyond(scores[b][:n] - scores[a][:n], total, 0.0) < gamma
                for a in top for b in scores if b not in top)
 
 
@@ -173,7 +173,7 @@ def _gap(d: np.ndarray) -> float:
     return float(d.mean()) / se if se > 0 else (math.inf if d.mean() > 0 else 0.0)
 
 
-def _ends_beyond(d: np.ndarray, total: int, k: float) -> float:
+def ends_beyond(d: np.ndarray, total: int, k: float = 2.0) -> float:
     """Predictive probability that the mean of d over all `total` questions exceeds k of its SEs there.
     Differences that have not varied yet (two candidates with the same answers so far) say nothing about
     the unseen questions: 0.5, which settles nothing."""

@@ -1,0 +1,97 @@
+"""Diagnostic, no training: why sequential evaluation ran long. For each cached zoo run of damoc's defaults,
+replay the settle rule (damoc.selection.sequential.settled) at every look from the run's stored predictions
+and name the rivals that kept the pick from settling: for each, the paired difference to the pick and its
+SE, the predictive probability that the pick ends outside the tie set against it (`p_pick_out`), and, for a
+rival as cheap as the pick, that the rival ends inside it (`p_cheaper_in`). The run stops at the first look
+where every probability is below `eval.settle`.
+
+The figures come from the runs' folders (`--run-dir`, as `bench/zoo.py --part rows` left them), which a fresh
+machine does not have; the result file keeps what the last replay found.
+
+    .venv/bin/python bench/settle_replay.py --run-dir /work/runs/zoo     # writes results/settle-replay.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+from _common import RESULTS, envelope, read_json, write_json_atomic
+
+from damoc.io import read_jsonl
+from damoc.selection.sequential import cheapest_tied, ends_beyond, per_question
+
+
+def replay(run: Path) -> dict | None:
+    """One run's looks, replayed; None where the run has no sequential record or predictions."""
+    res = read_json(run / "results.json")
+    seq = res.get("sequential")
+    if not seq or not (run / "sequential").is_dir():
+        return None
+    metric = "accuracy" if res["primary_metric"] == "accuracy" else "answer_bpb"
+    cost = {f"{c['model']} {c['method']}": c["train_flops"] for c in res["candidates"] if "train_flops" in c}
+    slug = {n: n.replace(":", "_").replace(" ", "--") for n in cost}
+    scores = {}
+    for folder in (run / "sequential").iterdir():
+        name = next((n for n in cost if folder.name.startswith(slug[n] + "-")), None)
+        if name and (folder / "predictions.jsonl").is_file():
+            scores[name] = per_question(read_jsonl(folder / "predictions.jsonl"), metric)
+    total, settle, looks = res["test_examples"], seq["settle"], []
+    for n in seq["looks"]:
+        alive = [a for a in scores if seq["questions"].get(a, 0) >= n and seq["dropped"].get(a, math.inf) > n]
+        if len(alive) < 2 or n >= total:
+            break
+        s = {a: scores[a][:n] for a in alive}
+        pick = cheapest_tied(s, cost)  # the verdict's tie line, 2 paired SE
+        best = max(alive, key=lambda a: float(s[a].mean()))
+        rivals = []
+        for c in alive:
+            if c == pick:
+                continue
+            d = s[c] - s[pick]
+            out = ends_beyond(d, total)
+            cheaper_in = 1 - ends_beyond(s[best] - s[c], total) if cost[c] <= cost[pick] else 0.0
+            if max(out, cheaper_in) >= settle:
+                rivals.append({"rival": short(c), "diff": float(d.mean()), "se": float(d.std(ddof=1) / math.sqrt(n)),
+                               "p_pick_out": out, "p_cheaper_in": cheaper_in,
+                               "same_model": c.rsplit(" ", 1)[0] == pick.rsplit(" ", 1)[0]})
+        looks.append({"questions": n, "alive": len(alive), "pick": short(pick), "blocking": rivals})
+        if not rivals:
+            break
+    return {"metric": metric, "settle": settle, "stopped": seq["stopped"], "looks": looks}
+
+
+def short(name: str) -> str:
+    return name.removeprefix("bundled:")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run-dir", type=Path, required=True, help="where bench/zoo.py --part rows ran")
+    ap.add_argument("--out", type=Path, default=RESULTS / "settle-replay.json")
+    args = ap.parse_args()
+    rows = []
+    for run in sorted(args.run_dir.glob("*/rows/headline*")):
+        found = replay(run)
+        if found:
+            rows.append({"task": run.parent.parent.name, "row": run.name, **found})
+    blocked = [look for r in rows for look in r["looks"] if look["blocking"]]
+    same = [look for look in blocked if all(b["same_model"] for b in look["blocking"])]
+    own = [abs(b["diff"]) for look in same for b in look["blocking"]]
+    summary = {"runs": len(rows), "looks_blocked": len(blocked), "looks_blocked_only_by_the_picks_own_model": len(same),
+               "median_abs_diff_of_those_blockers": float(np.median(own)) if own else None}
+    write_json_atomic(args.out, envelope(command="python bench/settle_replay.py --run-dir RUNS", summary=summary,
+                                         rows=rows))
+    for r in rows:
+        print(r["task"], r["row"], r["stopped"])
+        for look in r["looks"]:
+            print(f"  {look['questions']:>4} questions, pick {look['pick']}: "
+                  + ("; ".join(f"{b['rival']} {b['diff']:+.4f} +- {b['se']:.4f} (P out {b['p_pick_out']:.2f}, "
+                               f"P cheaper in {b['p_cheaper_in']:.2f})" for b in look["blocking"]) or "settled"))
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
