@@ -8,7 +8,7 @@ where every probability is below `eval.settle`.
 The figures come from the runs' folders (`--run-dir`, as `bench/zoo.py --part rows` left them), which a fresh
 machine does not have; the result file keeps what the last replay found.
 
-    .venv/bin/python bench/settle_replay.py --run-dir /work/runs/zoo     # writes results/settle-replay.json
+    .venv/bin/python bench/settle_replay.py      # writes results/settle-replay.json (--run-dir: the zoo's)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, envelope, read_json, write_json_atomic
+from _common import RESULTS, RUNS, envelope, read_json, write_json_atomic
 
 from damoc.io import read_jsonl
 from damoc.selection.sequential import cheapest_tied, ends_beyond, per_question
@@ -69,7 +69,7 @@ def short(name: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run-dir", type=Path, required=True, help="where bench/zoo.py --part rows ran")
+    ap.add_argument("--run-dir", type=Path, default=RUNS / "zoo", help="where bench/zoo.py --part rows ran")
     ap.add_argument("--out", type=Path, default=RESULTS / "settle-replay.json")
     args = ap.parse_args()
     rows = []
@@ -82,8 +82,8 @@ def main() -> None:
     own = [abs(b["diff"]) for look in same for b in look["blocking"]]
     summary = {"runs": len(rows), "looks_blocked": len(blocked), "looks_blocked_only_by_the_picks_own_model": len(same),
                "median_abs_diff_of_those_blockers": float(np.median(own)) if own else None}
-    write_json_atomic(args.out, envelope(command="python bench/settle_replay.py --run-dir RUNS", summary=summary,
-                                         rows=rows))
+    write_json_atomic(args.out, envelope(command="python bench/settle_replay.py", run_dir=str(args.run_dir),
+                                         summary=summary, rows=rows))
     for r in rows:
         print(r["task"], r["row"], r["stopped"])
         for look in r["looks"]:

@@ -765,7 +765,7 @@ def zoo_long_evaluations() -> str:
                  "more questions to learn which side of it they fall.")
     text += (" A practical tie margin would stop such runs early; none is set by default, because it changes which "
              "candidates the verdict counts as tied, and the margin should be chosen before the rows that test it run."
-             + source("settle-replay.json", command="python bench/settle_replay.py --run-dir RUNS"))
+             + source("settle-replay.json"))
     return text
 
 
