@@ -103,6 +103,48 @@ def test_the_pick_settles_before_two_others_separate():
     assert settled({k: v[:100] for k, v in scores.items()}, cost, 1000, 0.05) is None  # too early to tell
 
 
+def test_a_margin_ends_the_race_between_two_near_identical_adapters():
+    """ASDiv's long runs: the cheaper adapter trails its twin by a hair (0.001) at a tiny paired SE, so
+    whether it ends within 2 SE of it, and becomes the pick, stays a coin toss to the last question. With
+    a margin above that hair the pair ties whatever the SE, the pick is the cheaper twin, and the run
+    stops at the first look (the two left provably within the margin, the pick settled); without one it
+    scores on."""
+    from damoc.selection.sequential import cheapest_tied, settled
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 1, 1000)
+    twin = base + rng.normal(0, 0.01, 1000)
+    scores = {"dora": twin + 0.001, "lora": twin + rng.normal(0, 0.01, 1000),
+              "other": base - 0.3 + rng.normal(0, 0.3, 1000)}
+    cost = {"dora": 1.1, "lora": 1.0, "other": 2.0}
+    first = {k: v[:100] for k, v in scores.items()}
+    assert settled(first, cost, 1000, 0.05) is None
+    assert cheapest_tied(first, cost, margin=0.01) == "lora"
+    assert settled(first, cost, 1000, 0.05, margin=0.01) == "lora"
+    plain = decide(lambda name, n: scores[name][:n], list(scores), 1000, settle=0.05, cost=cost)
+    wide = decide(lambda name, n: scores[name][:n], list(scores), 1000, settle=0.05, cost=cost, margin=0.01)
+    assert max(wide.questions.values()) == 100 < max(plain.questions.values())  # stopped at the first look
+    assert wide.survivors == ["dora", "lora"] and not wide.dropped.keys() - {"other"}
+
+
+def test_the_verdict_ties_a_difference_within_the_margin_however_many_se_it_is():
+    from damoc.report.text import verdict_sentence
+    from damoc.selection.results import Verdict
+    from damoc.selection.summary import verdict
+
+    rng = np.random.default_rng(2)
+    nll = 10 * np.log(2) * (1.0 + 0.3 * rng.standard_normal(400))
+    preds = {"m dora": [{"id": str(i), "answer_nll": float(x), "answer_bytes": 10} for i, x in enumerate(nll)],
+             "m lora": [{"id": str(i), "answer_nll": float(x) + 0.02, "answer_bytes": 10} for i, x in enumerate(nll)]}
+    ok = [{"model": "m", "method": m, "train_flops": f, "metrics": {"answer_bpb": b}}
+          for m, f, b in [("dora", 1.1, 1.0), ("lora", 1.0, 1.003)]]
+    strict = verdict(ok, preds, choice=False, seed=0)
+    assert strict["tie_set"] == ["m dora"] and strict["recommended"] == "m dora"  # 0.003 bpb, many SE
+    loose = verdict(ok, preds, choice=False, seed=0, margin=0.01)
+    assert loose["tie_set"] == ["m dora", "m lora"] and loose["recommended"] == "m lora"
+    assert "within two paired standard errors or 0.01 of the best" in verdict_sentence(Verdict.model_validate(loose))
+
+
 def test_per_question_bits_average_to_the_bits_per_byte_difference():
     rng = np.random.default_rng(0)
     nbytes = rng.integers(3, 40, 50)

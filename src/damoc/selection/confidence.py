@@ -59,13 +59,15 @@ def paired_bootstrap(predictions: dict[str, list[dict]], samples: int = 1000, se
 
 
 def tie_set(predictions: dict[str, list[dict]], choice: bool, samples: int = 1000, seed: int = 0,
-            k: float = 2.0, boot: dict | None = None) -> dict:
+            k: float = 2.0, boot: dict | None = None, margin: float = 0.0) -> dict:
     """The candidates that cannot be told apart from the best on these questions: those whose
     paired difference to the best, under the primary metric (accuracy for choice tasks, bits per
-    byte otherwise), is within `k` paired standard errors. One member: a confident leader.
+    byte otherwise), is within `k` paired standard errors, or within `margin` (a difference too small
+    to act on, however precisely measured: two adapters of one model can differ by 0.001 bits per byte
+    at a paired SE of 0.0005). One member: a confident leader.
 
     Returns {"best", "tie_set" (best first), "differences": name -> {"diff", "se"} against the
-    best (positive: worse), "prob_best", "metric", "k"}."""
+    best (positive: worse), "prob_best", "metric", "k", "margin"}."""
     boot = boot or paired_bootstrap(predictions, samples=samples, seed=seed)  # reuse one already made
     full = {n: _scores(_arrays(recs), np.arange(len(recs))) for n, recs in predictions.items()}
     best = min(full, key=lambda n: (-full[n][0], full[n][1]) if choice else (full[n][1], 0.0))
@@ -77,10 +79,10 @@ def tie_set(predictions: dict[str, list[dict]], choice: bool, samples: int = 100
         other = p["b"] if p["a"] == best else p["a"]
         d = p[f"{key}_diff"] if p["a"] == best else -p[f"{key}_diff"]  # best minus other
         diffs[other] = {"diff": d if choice else -d, "se": p[f"{key}_diff_se"]}  # positive: other is worse
-    tied = [n for n in predictions if n == best or diffs[n]["diff"] <= k * diffs[n]["se"]]
+    tied = [n for n in predictions if n == best or diffs[n]["diff"] <= max(k * diffs[n]["se"], margin)]
     tied.sort(key=lambda n: diffs[n]["diff"])
     return {"best": best, "tie_set": tied, "differences": diffs, "prob_best": boot["prob_best"],
-            "metric": "accuracy" if choice else "answer_bpb", "k": k, "pairs": boot["pairs"]}
+            "metric": "accuracy" if choice else "answer_bpb", "k": k, "margin": margin, "pairs": boot["pairs"]}
 
 
 def degenerate(predictions: dict[str, list[dict]]) -> dict[str, str]:

@@ -87,8 +87,10 @@ class EvalSettings(BaseModel):
     growth: float = Field(2.0, gt=1, description="each batch this many times the questions before it")
     alpha: float = Field(0.05, gt=0, lt=1, description="the chance of ever dropping a candidate as good as the "
                          "best (Bonferroni over batches and pairs)")
-    margin: float = Field(0.0, ge=0, description="a difference this small counts as a tie, in the primary "
-                          "metric's units (0: stop only by dropping)")
+    margin: float = Field(0.0, ge=0, description=(
+        "a difference this small counts as a tie, in the primary metric's units (accuracy as a fraction, or "
+        "bits per byte), however many paired SE it is: in the verdict's tie set, and for stopping (0: ties by "
+        "paired SE only)"))
     settle: float = Field(0.05, ge=0, lt=1, json_schema_extra=ADDED_LATER, description=(
         "also stop once the pick is settled: scoring the rest would change it with a predictive probability "
         "below this against every other candidate (0: off; sequential.settled)"))

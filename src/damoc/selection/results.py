@@ -94,6 +94,7 @@ class Verdict(Record):
     rule: str = ""
     best_by_metric: str | None = None
     lighter_method: LighterMethod | None = None
+    margin: float = 0.0  # eval.margin: a difference this small ties, however many SE it is
 
 
 class Cost(Record):

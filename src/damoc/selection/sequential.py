@@ -77,8 +77,9 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
            cost: dict[str, float] | None = None) -> Decision:
     """Run the rule. `score(name, n)` gives a candidate's per-question scores (higher is better) on the
     first n questions (a caller scores only what it has not yet). `margin`: a difference this small is
-    a tie, in the score's units (accuracy points, or bits per byte). `settle` > 0 (with each candidate's
-    training `cost`) also stops once the pick is settled at that probability (`settled`)."""
+    a tie, in the score's units (accuracy as a fraction, or bits per byte), for stopping and for the
+    pick. `settle` > 0 (with each candidate's training `cost`) also stops once the pick is settled at
+    that probability (`settled`)."""
     if settle and cost is None:
         raise ValueError("settling needs each candidate's training cost (the pick is the cheapest of the tied)")
     plan = looks(min(first, total), total, growth)
@@ -99,7 +100,8 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
         if within:
             out.stopped = f"the {len(alive)} left are within the tie margin {margin:g} after {n} questions"
             break
-        if settle and n < total and settled({a: scores[a] for a in alive}, cost, total, settle) is not None:
+        if settle and n < total and settled({a: scores[a] for a in alive}, cost, total, settle,
+                                            margin=margin) is not None:
             out.stopped = f"the pick is settled after {n} questions"
             break
     else:
@@ -108,18 +110,20 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
     return out
 
 
-def cheapest_tied(scores: dict[str, np.ndarray], cost: dict[str, float], k: float = 2.0) -> str:
+def cheapest_tied(scores: dict[str, np.ndarray], cost: dict[str, float], k: float = 2.0, margin: float = 0.0) -> str:
     """The verdict's pick (summary.verdict) on per-question scores: the cheapest candidate within k paired
-    SE of the best on the questions all have answered, the better score breaking a tie in cost."""
+    SE (or `margin`) of the best on the questions all have answered, the better score breaking a tie in
+    cost."""
     n = min(len(v) for v in scores.values())
     mean = {a: float(scores[a][:n].mean()) for a in scores}
     best = max(mean, key=mean.get)
-    tied = [a for a in scores if a == best or _gap(scores[best][:n] - scores[a][:n]) <= k]
+    tied = [a for a in scores if a == best or _gap(scores[best][:n] - scores[a][:n]) <= k
+            or mean[best] - mean[a] <= margin]
     return min(tied, key=lambda a: (cost[a], -mean[a]))
 
 
 def settled(scores: dict[str, np.ndarray], cost: dict[str, float], total: int, gamma: float,
-            k: float = 2.0) -> str | None:
+            k: float = 2.0, margin: float = 0.0) -> str | None:
     """The pick, if the rest of the questions are unlikely to change it; else None.
 
     The pick is the verdict's (summary.verdict): the cheapest candidate within k paired SE of the
@@ -128,18 +132,19 @@ def settled(scores: dict[str, np.ndarray], cost: dict[str, float], total: int, g
     below gamma that, on all `total` questions, the pick ends more than k SE behind c, or, for c
     cheaper than the pick, that c ends within k SE of the best. What that buys: the candidates still
     in the race are not scored on every question only to separate two the pick does not depend on
-    (ASDiv's Gemma-3 LoRA and DoRA took 800 questions to tell apart while the pick stayed DoRA)."""
+    (ASDiv's Gemma-3 LoRA and DoRA took 800 questions to tell apart while the pick stayed DoRA). With a
+    `margin`, the tie line is the larger of k SE and the margin, as in the verdict."""
     names = list(scores)
     n = min(len(v) for v in scores.values())
     best = max(names, key=lambda a: float(scores[a][:n].mean()))
-    pick = cheapest_tied(scores, cost, k)
+    pick = cheapest_tied(scores, cost, k, margin)
     for c in names:
         if c == pick:
             continue
-        if ends_beyond(scores[c][:n] - scores[pick][:n], total, k) >= gamma:
+        if ends_beyond(scores[c][:n] - scores[pick][:n], total, k, margin) >= gamma:
             return None
         # one as cheap as the pick that ends in the tie set could take its place
-        if cost[c] <= cost[pick] and 1 - ends_beyond(scores[best][:n] - scores[c][:n], total, k) >= gamma:
+        if cost[c] <= cost[pick] and 1 - ends_beyond(scores[best][:n] - scores[c][:n], total, k, margin) >= gamma:
             return None
     return pick
 
@@ -173,17 +178,17 @@ def _gap(d: np.ndarray) -> float:
     return float(d.mean()) / se if se > 0 else (math.inf if d.mean() > 0 else 0.0)
 
 
-def ends_beyond(d: np.ndarray, total: int, k: float = 2.0) -> float:
-    """Predictive probability that the mean of d over all `total` questions exceeds k of its SEs there.
-    Differences that have not varied yet (two candidates with the same answers so far) say nothing about
-    the unseen questions: 0.5, which settles nothing."""
+def ends_beyond(d: np.ndarray, total: int, k: float = 2.0, margin: float = 0.0) -> float:
+    """Predictive probability that the mean of d over all `total` questions exceeds k of its SEs there
+    (or `margin`, where that is larger). Differences that have not varied yet (two candidates with the
+    same answers so far) say nothing about the unseen questions: 0.5, which settles nothing."""
     n = len(d)
     sd = float(d.std(ddof=1)) if n > 1 else 0.0
     if n >= total:
-        return float(d.mean() > k * sd / math.sqrt(n))
+        return float(d.mean() > max(k * sd / math.sqrt(n), margin))
     if sd == 0:
         return 0.5
-    line = k * sd / math.sqrt(total)
+    line = max(k * sd / math.sqrt(total), margin)
     spread = sd * math.sqrt((total - n) / (total * n))
     return 1 - NormalDist().cdf((line - float(d.mean())) / spread)
 

@@ -33,7 +33,8 @@ def summarise(config: SelectConfig, task: Task, data: dict, ranked: list[dict], 
     by_bpb = sorted(ok, key=lambda r: r["metrics"]["answer_bpb"])
     preds = predictions({k: v for k, v in folders.items() if k in {_name(r) for r in ok}})
     confidence = paired_bootstrap(preds, seed=config.seed) if len(preds) >= 2 and task.is_choice else None
-    verdict_ = verdict(ok, preds, task.is_choice, config.seed, boot=confidence, dropped=dropped)
+    verdict_ = verdict(ok, preds, task.is_choice, config.seed, boot=confidence, dropped=dropped,
+                       margin=config.eval.margin)
     warnings = [f"{name} {why}: it has not learned the task at this budget, so its rank says little"
                 for name, why in degenerate(preds).items()]
     paid = [r for r in runs if is_ok(r)]
@@ -76,10 +77,12 @@ TIE_RULE = ("when the compressed ranking cannot tell its leaders apart (within 2
 
 
 def verdict(ok: list[dict], preds: dict[str, list[dict]], choice: bool, seed: int,
-            boot: dict | None = None, dropped: dict[str, list[dict]] | None = None) -> dict | None:
+            boot: dict | None = None, dropped: dict[str, list[dict]] | None = None,
+            margin: float = 0.0) -> dict | None:
     """The pick, honest about ties: the compressed ranking's own tie set, and a documented rule
     for choosing within it instead of a silent coin toss. `dropped`: predictions of candidates dropped
-    before the end (sequential evaluation), for the lighter-method line only."""
+    before the end (sequential evaluation), for the lighter-method line only. `margin` (`eval.margin`):
+    a difference this small ties too, however many SE it is."""
     from damoc.selection.confidence import tie_set
 
     if not ok:
@@ -89,11 +92,12 @@ def verdict(ok: list[dict], preds: dict[str, list[dict]], choice: bool, seed: in
         out = {"tie_set": [_name(ok[0])], "tied": False, "recommended": _name(ok[0]), "rule": TIE_RULE}
         pairs = []
     else:
-        ties = tie_set(preds, choice=choice, seed=seed, boot=boot)
+        ties = tie_set(preds, choice=choice, seed=seed, boot=boot, margin=margin)
         members = [n for n in ties["tie_set"] if n in by_name]
         recommended = min(members, key=lambda n: (by_name[n]["train_flops"], by_name[n]["metrics"]["answer_bpb"]))
         out = {"tie_set": members, "tied": len(members) > 1, "recommended": recommended,
-               "best_by_metric": ties["best"], "differences_to_best": ties["differences"], "rule": TIE_RULE}
+               "best_by_metric": ties["best"], "differences_to_best": ties["differences"], "rule": TIE_RULE,
+               **({"margin": margin} if margin else {})}
         pairs = ties["pairs"]
     alternative = lighter_method(out["recommended"], by_name, pairs, choice)
     if alternative is None and dropped:  # its rivals were dropped before the end

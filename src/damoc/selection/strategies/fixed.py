@@ -47,7 +47,7 @@ def _sequential(ctx: Context) -> dict:
             return alive, f"the {len(alive)} left are within the tie margin {settings.margin:g} after {n} questions"
         if settings.settle and n < len(scored) and settled(
                 {a: scores[a] for a in alive}, {a: trained[a]["train_flops"] for a in alive},
-                len(scored), settings.settle) is not None:  # the verdict below names the pick, as in every run
+                len(scored), settings.settle, margin=settings.margin) is not None:  # the verdict names the pick
             return alive, f"the pick is settled after {n} questions"
         return alive, ""
 
