@@ -24,20 +24,34 @@ from damoc.io import read_jsonl
 from damoc.selection.sequential import cheapest_tied, ends_beyond, per_question
 
 
-def replay(run: Path) -> dict | None:
-    """One run's looks, replayed; None where the run has no sequential record or predictions."""
-    res = read_json(run / "results.json")
-    seq = res.get("sequential")
-    if not seq or not (run / "sequential").is_dir():
+def load(run: Path) -> tuple[dict, dict[str, list[dict]], dict[str, float]] | None:
+    """A cached run's results, each candidate's stored predictions (every question it was scored on, in
+    order) and training FLOPs, by display name; None where the run has not finished or has no sequential
+    record."""
+    if not (run / "results.json").is_file():
         return None
-    metric = "accuracy" if res["primary_metric"] == "accuracy" else "answer_bpb"
+    res = read_json(run / "results.json")
+    if not res.get("sequential") or not (run / "sequential").is_dir():
+        return None
     cost = {f"{c['model']} {c['method']}": c["train_flops"] for c in res["candidates"] if "train_flops" in c}
     slug = {n: n.replace(":", "_").replace(" ", "--") for n in cost}
-    scores = {}
+    records = {}
     for folder in (run / "sequential").iterdir():
         name = next((n for n in cost if folder.name.startswith(slug[n] + "-")), None)
         if name and (folder / "predictions.jsonl").is_file():
-            scores[name] = per_question(read_jsonl(folder / "predictions.jsonl"), metric)
+            records[name] = read_jsonl(folder / "predictions.jsonl")
+    return res, records, cost
+
+
+def replay(run: Path) -> dict | None:
+    """One run's looks, replayed; None where the run has no sequential record or predictions."""
+    found = load(run)
+    if found is None:
+        return None
+    res, records, cost = found
+    seq = res["sequential"]
+    metric = "accuracy" if res["primary_metric"] == "accuracy" else "answer_bpb"
+    scores = {n: per_question(r, metric) for n, r in records.items()}
     total, settle, looks = res["test_examples"], seq["settle"], []
     for n in seq["looks"]:
         alive = [a for a in scores if seq["questions"].get(a, 0) >= n and seq["dropped"].get(a, math.inf) > n]
@@ -67,13 +81,23 @@ def short(name: str) -> str:
     return name.removeprefix("bundled:")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(doc: str, out: str) -> argparse.Namespace:
+    """The replays' command line: the zoo's run folder to read, the result file to write."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--run-dir", type=Path, default=RUNS / "zoo", help="where bench/zoo.py --part rows ran")
-    ap.add_argument("--out", type=Path, default=RESULTS / "settle-replay.json")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=RESULTS / out)
+    return ap.parse_args()
+
+
+def cached_runs(run_dir: Path) -> list[Path]:
+    """The run folders of the defaults' zoo rows (`headline`, `headline-seedN`) under `run_dir`."""
+    return sorted(run_dir.glob("*/rows/headline*"))
+
+
+def main() -> None:
+    args = arguments(__doc__, "settle-replay.json")
     rows = []
-    for run in sorted(args.run_dir.glob("*/rows/headline*")):
+    for run in cached_runs(args.run_dir):
         found = replay(run)
         if found:
             rows.append({"task": run.parent.parent.name, "row": run.name, **found})
