@@ -221,3 +221,18 @@ def test_min_rungs_cannot_exceed_the_ladder():
     with pytest.raises(ValidationError, match="min_rungs 4 is more than the 3 rungs"):
         AdaptiveSettings(rungs=[0.01, 0.02, 0.04])
     assert AdaptiveSettings(rungs=[0.01, 0.02, 0.04], min_rungs=3).min_rungs == 3
+
+
+def test_adaptive_warns_when_its_extrapolated_first_is_outside_its_measured_tie_set():
+    """The zoo's MedMCQA adaptive run: the curves ranked Gemma-3 DoRA first, the last rung's answers had
+    Gemma-3 full alone in the tie set. A pick within a tie (the cheapest of it) is the rule, not a warning."""
+    from damoc.selection.adaptive import disagreement
+
+    ranking = ["g dora", "g lora", "g full"]
+    alone = {"tie_set": ["g full"], "tied": False, "recommended": "g full"}
+    line = disagreement(alone, ranking)
+    assert line is not None and "g dora first" in line and "recommend g full" in line
+    tied = {"tie_set": ["g full", "g dora"], "tied": True, "recommended": "g full"}
+    assert disagreement(tied, ranking) is None
+    assert disagreement({"tie_set": ["g dora"], "tied": False, "recommended": "g dora"}, ranking) is None
+    assert disagreement(None, ranking) is None

@@ -116,6 +116,9 @@ def run_adaptive(config, task, data: dict, examples: list, train_size: int, jobs
         d["rank"], d["dropped_at_rung"] = i, dropped[display_name(d)]["rung"]
     summary = summarise(config, task, data, ok + [x for x in final if not is_ok(x)] + dropped_rows, runs,
                         {k: v for k, v in folders.items() if k in {display_name(x) for x in ok}})
+    warning = disagreement(summary["verdict"], [display_name(x) for x in ok])
+    if warning:
+        summary["warnings"].append(warning)
     summary["adaptive"] = {
         "train_size": train_size, "rungs": history, "dropped": dropped, "stopped": stopped,
         "fits": {name: {"law": p.fit.law, "params": p.fit.params, "loo_error": p.fit.loo_error,
@@ -124,6 +127,19 @@ def run_adaptive(config, task, data: dict, examples: list, train_size: int, jobs
         "note": "ranked by the fitted curve's bits per byte at the whole training split; each rung scored on "
                 f"the first {settings.eval_questions} test questions"}
     return summary
+
+
+def disagreement(verdict: dict | None, ranking: list[str]) -> str | None:
+    """A warning where the verdict's pick is not the ranking's first. Adaptive ranks by each learning curve
+    extrapolated to the whole training split, but its verdict (tie set and pick) is measured on the last
+    rung's answers: when the extrapolation reverses a measured lead, the two say different things, and the
+    user should see both rather than one quietly overruling the other (the validation zoo's MedMCQA run
+    ranked Gemma-3 DoRA first and recommended Gemma-3 full)."""
+    if verdict is None or not ranking or ranking[0] in verdict["tie_set"]:  # a pick within a tie is the rule's
+        return None
+    return (f"the learning curves rank {ranking[0]} first at the whole training split, but the last rung's answers "
+            f"put it outside the tie set and recommend {verdict['recommended']}: the extrapolation reverses what "
+            "was measured, so treat both as uncertain")
 
 
 def _last_rows(runs: list[dict]) -> list[dict]:
