@@ -21,6 +21,8 @@ import numpy as np
 from _common import RESULTS, RUNS, envelope, read_json, write_json_atomic
 
 from damoc.io import read_jsonl
+from damoc.selection.candidate import display_name, is_ok
+from damoc.selection.config import SelectConfig
 from damoc.selection.sequential import cheapest_tied, ends_beyond, per_question
 
 
@@ -33,13 +35,14 @@ def load(run: Path) -> tuple[dict, dict[str, list[dict]], dict[str, float]] | No
     res = read_json(run / "results.json")
     if not res.get("sequential") or not (run / "sequential").is_dir():
         return None
-    cost = {f"{c['model']} {c['method']}": c["train_flops"] for c in res["candidates"] if "train_flops" in c}
-    slug = {n: n.replace(":", "_").replace(" ", "--") for n in cost}
+    cost = {display_name(c): c["train_flops"] for c in res["candidates"] if is_ok(c)}
     records = {}
-    for folder in (run / "sequential").iterdir():
-        name = next((n for n in cost if folder.name.startswith(slug[n] + "-")), None)
-        if name and (folder / "predictions.jsonl").is_file():
-            records[name] = read_jsonl(folder / "predictions.jsonl")
+    for c in SelectConfig.model_validate(res["config"]).candidates:  # their folders, as the run named them
+        if c.name in cost:
+            folder = run / "sequential" / c.slug
+            if not (folder / "predictions.jsonl").is_file():
+                raise SystemExit(f"{run}: {c.name} finished but has no predictions in {folder}")
+            records[c.name] = read_jsonl(folder / "predictions.jsonl")
     return res, records, cost
 
 

@@ -754,17 +754,18 @@ def zoo_long_evaluations() -> str:
             "could not stop; the rivals that held the pick there (difference to the pick in the metric's units, "
             "and its paired SE):\n\n")
     text += table(["task", "pick", "rival", "same model", "runs", "looks", "difference (abs)", "paired SE"], rows)
-    adapters = [b for (_, pick, rival, _), bs in held.items() for _, b in bs
-                if not pick.endswith(" full") and not rival.endswith(" full")]
+    twins = [(r["row"], r["task"], look["questions"], b) for r in doc["rows"] for look in r["looks"]
+             for b in look["blocking"] if b["same_model"] and not look["pick"].endswith(" full")
+             and not b["rival"].endswith(" full")]
     text += (f"\nIn {s['looks_blocked_only_by_the_picks_own_model']} of the {s['looks_blocked']} the only rivals were "
              "the pick's own model with another method.")
-    if adapters:
-        text += (f" Where both were adapters ({len(adapters)} looks), the difference was at most "
-                 f"{max(abs(b['diff']) for b in adapters):.4f}: two adapters of one model answer so alike that their "
-                 "paired SE is tiny, the 2-SE tie line sits at a difference no user would act on, and the rule scores "
-                 "more questions to learn which side of it they fall.")
-    text += (" A practical tie margin would stop such runs early; none is set by default, because it changes which "
-             "candidates the verdict counts as tied, and the margin should be chosen before the rows that test it run."
+    if twins:
+        text += (f" Where both were adapters ({len({t[:3] for t in twins})} looks), the difference was at most "
+                 f"{max(abs(t[3]['diff']) for t in twins):.4f}: two adapters of one model answer so alike that "
+                 "their paired SE is tiny, the 2-SE tie line sits at a difference no user would act on, and the rule "
+                 "scores more questions to learn which side of it they fall.")
+    text += (" A practical tie margin is the lever the next section replays; none is set by default, because it "
+             "changes which candidates the verdict counts as tied."
              + source("settle-replay.json"))
     return text
 
@@ -785,20 +786,25 @@ def zoo_margin_replay() -> str:
 
     rows = [[r["task"], r["row"], *(cell(x) for x in r["replays"])] for r in doc["rows"]]
     wide = s[f"margin_{margins[-1]:g}"]
-    zero = s["margin_0"]
     text = ("\n### A practical tie margin, replayed\n\nEach cached run of the defaults replayed from its stored "
             f"predictions at `--eval.margin` {' and '.join(f'{m:g}' for m in margins)} (the margin and the pass line "
             "were written down before any replay, though after the diagnostic above had shown the differences that "
             "held those runs): the pick (in or out of the truth's tie set), the most questions "
             "any candidate was scored on, and the saving with evaluation counted.\n\n")
     text += table(["task", "row", *(f"margin {m:g}" for m in margins)], rows)
-    text += (f"\nMargin 0 reproduces {s['reproduced_at_0']} of the {s['runs']} stored runs (stop, pick and saving). "
-             f"At {margins[-1]:g}: the pick in the truth's tie set in {wide['in_tie_set']} of {s['runs']} (margin 0: "
-             f"{zero['in_tie_set']}); at least 8x with evaluation in {wide['at_least_8x']} (margin 0: "
-             f"{zero['at_least_8x']}). The pre-registered line (every run at least 8x, no pick lost) is "
+    same = s["replayed_at_both"]
+    unknown = (f" {wide['needs_more']} of them would need questions their runs never scored (with a margin, sequential "
+               "evaluation keeps a candidate within it that margin 0 dropped), so they cannot be replayed here."
+               if wide["needs_more"] else "")
+    text += (f"\nMargin 0 reproduces {s['reproduced_at_0']} of the {s['runs']} stored runs (stop, pick and saving) "
+             f"and {margins[-1]:g} replays {same['runs']}.{unknown} On the {same['runs']} replayed at both, margin 0 "
+             f"then {margins[-1]:g}: the pick in the truth's tie set in {same['in_tie_set'][0]} and "
+             f"{same['in_tie_set'][1]}; at least 8x with evaluation in {same['at_least_8x'][0]} and "
+             f"{same['at_least_8x'][1]}; "
+             + ("no run's pick left the tie set" if s["no_pick_lost"] else "a run's pick left the tie set")
+             + ". The pre-registered line (every run at least 8x, the pick in the tie set in as many runs) is "
              + ("met." if s["pre_registered_pass"] else
-                "not met, so the default stays 0: a margin moves the tie line from 2 SE to the margin, and a pair "
-                "that sits near the margin keeps the run going as before.")
+                f"not met ({', '.join(s['short_of_8x_or_unknown'])} short of 8x or unknown), so the default stays 0.")
              + source("margin-replay.json"))
     return text
 

@@ -18,12 +18,13 @@ def verdict_sentence(verdict: Verdict | None) -> str | None:
     """The recommendation, saying so when the leaders cannot be told apart (the verdict's tie set)."""
     if verdict is None:
         return None
-    within = "two paired standard errors" + (f" or {verdict.margin:g}" if verdict.margin else "")
+    m = verdict.margin
     if verdict.tied:
-        return (f"Tied: {', '.join(verdict.tie_set)} (within {within} of the best: cannot be "
-                f"told apart at this budget). Recommended: {verdict.recommended}, the cheapest of them to "
-                "fine-tune.")
-    return f"Recommended: {verdict.recommended} (ahead of every other candidate by more than {within})."
+        return (f"Tied: {', '.join(verdict.tie_set)} (within two paired standard errors{f' or {m:g}' if m else ''} "
+                f"of the best: cannot be told apart at this budget). Recommended: {verdict.recommended}, the "
+                "cheapest of them to fine-tune.")
+    return (f"Recommended: {verdict.recommended} (ahead of every other candidate by more than two paired standard "
+            f"errors{f' and {m:g}' if m else ''}).")
 
 
 def lighter_sentence(verdict: Verdict | None) -> str | None:

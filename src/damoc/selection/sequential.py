@@ -7,7 +7,8 @@ The rule, at each look (n = first, first x growth, ... questions, the same for e
   difference d and its standard error s (per-question differences; for bits per byte the
   per-question difference of answer bits over the mean answer bytes, which averages exactly to the
   difference of the two bits-per-byte figures, the answers' bytes being the same for both);
-- a candidate is dropped when some other candidate is clearly better than it: d > z s;
+- a candidate is dropped when some other candidate is clearly better than it: d > z s (and d > margin:
+  a candidate within the margin ties);
 - the run stops when one candidate is left, or when every pair left is provably within the tie
   margin (|d| + z s <= margin), or when the pick is settled (`settled`: the rest of the questions
   would change it with a predictive probability below `settle` against every other candidate), or
@@ -198,7 +199,7 @@ def step(scores: dict[str, np.ndarray], z: float, margin: float) -> tuple[set[st
     of the rest is provably within the tie margin. `scores`: per-question, higher is better, the same
     questions for all."""
     names = list(scores)
-    worse = {a for a in names for b in names if a != b and _clearly(scores[b] - scores[a], z)}
+    worse = {a for a in names for b in names if a != b and _clearly(scores[b] - scores[a], z, margin)}
     alive = [a for a in names if a not in worse]
     within = margin > 0 and all(_within(scores[a] - scores[b], z, margin)
                                 for i, a in enumerate(alive) for b in alive[i + 1:])
@@ -209,9 +210,10 @@ def _se(d: np.ndarray) -> float:
     return float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.inf
 
 
-def _clearly(d: np.ndarray, z: float) -> bool:
-    """The first candidate of the pair is clearly better: its mean paired advantage beyond z SE."""
-    return float(d.mean()) > z * _se(d)
+def _clearly(d: np.ndarray, z: float, margin: float = 0.0) -> bool:
+    """The first candidate of the pair is clearly better: its mean paired advantage beyond z SE, and beyond
+    the tie margin (a candidate within the margin ties the verdict's best, so it is not dropped)."""
+    return float(d.mean()) > max(z * _se(d), margin)
 
 
 def _within(d: np.ndarray, z: float, margin: float) -> bool:

@@ -96,7 +96,8 @@ def verdict(ok: list[dict], preds: dict[str, list[dict]], choice: bool, seed: in
         members = [n for n in ties["tie_set"] if n in by_name]
         recommended = min(members, key=lambda n: (by_name[n]["train_flops"], by_name[n]["metrics"]["answer_bpb"]))
         out = {"tie_set": members, "tied": len(members) > 1, "recommended": recommended,
-               "best_by_metric": ties["best"], "differences_to_best": ties["differences"], "rule": TIE_RULE,
+               "best_by_metric": ties["best"], "differences_to_best": ties["differences"],
+               "rule": TIE_RULE + (f"; a difference of at most {margin:g} counts as within" if margin else ""),
                **({"margin": margin} if margin else {})}
         pairs = ties["pairs"]
     alternative = lighter_method(out["recommended"], by_name, pairs, choice)
