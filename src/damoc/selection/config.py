@@ -89,8 +89,8 @@ class EvalSettings(BaseModel):
                          "best (Bonferroni over batches and pairs)")
     margin: float = Field(0.0, ge=0, description=(
         "a difference this small counts as a tie, in the primary metric's units (accuracy as a fraction, or "
-        "bits per byte), however many paired SE it is: in the verdict's tie set, and for stopping (0: ties by "
-        "paired SE only)"))
+        "bits per byte), however many paired SE it is: the verdict ties it, sequential evaluation does not drop "
+        "it, and a run stops when all left are within it (0: ties by paired SE only)"))
     settle: float = Field(0.05, ge=0, lt=1, json_schema_extra=ADDED_LATER, description=(
         "also stop once the pick is settled: scoring the rest would change it with a predictive probability "
         "below this against every other candidate (0: off; sequential.settled)"))
