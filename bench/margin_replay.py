@@ -16,13 +16,12 @@ the tie set is reported too: `no_pick_lost`).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from _common import RESULTS, envelope, read_json, route_flops, write_json_atomic
 from _zoo_rows import eval_flops
 from settle_replay import arguments, cached_runs, load, short
 
 from damoc.evaluation.evaluate import metrics_of
+from damoc.selection.candidate import display_name, is_ok, rank
 from damoc.selection.sequential import decide, per_question
 from damoc.selection.summary import verdict
 
@@ -33,12 +32,13 @@ class NeedsMore(Exception):
     """The replayed rule asks for questions the run never scored."""
 
 
-def replay(run: Path, row: dict, truth: dict, task: str, margin: float) -> dict:
-    res, records, cost = load(run)
+def replay(found: tuple, row: dict, truth: dict, task: str, margin: float) -> dict:
+    """One run (`settle_replay.load`'s) decided again at `margin`, its pick judged against `truth`."""
+    res, records, cost = found
     choice = res["primary_metric"] == "accuracy"
     metric = "accuracy" if choice else "answer_bpb"
     settings, seed, total = res["config"]["eval"], res["config"]["seed"], res["test_examples"]
-    by_name = {f"{c['model']} {c['method']}": c for c in res["candidates"] if c["status"] == "ok"}
+    by_name = {display_name(c): c for c in res["candidates"] if is_ok(c)}
 
     def score(name: str, n: int):
         if len(records[name]) < n:
@@ -51,9 +51,8 @@ def replay(run: Path, row: dict, truth: dict, task: str, margin: float) -> dict:
     except NeedsMore as e:
         return {"margin": margin, "needs_more": str(e)}
     n = min(d.questions[a] for a in d.survivors)
-    ok = [{**by_name[a], "metrics": metrics_of(records[a][:n], choice, seed)} for a in d.survivors]
-    ok.sort(key=lambda r: (-r["metrics"]["accuracy"], r["metrics"]["answer_bpb"]) if choice
-            else (r["metrics"]["answer_bpb"], 0.0))
+    ok = rank(res["primary_metric"], [{**by_name[a], "metrics": metrics_of(records[a][:n], choice, seed)}
+                                      for a in d.survivors])
     v = verdict(ok, {a: records[a][:n] for a in d.survivors}, choice, seed, margin=margin)
     pick = short(v["recommended"])
     removed = {r["model"]: r["removed"] for r in row["evaluated"]["runs"]}
@@ -75,14 +74,15 @@ def main() -> None:
     rows = []
     for run in cached_runs(args.run_dir):
         task = run.parent.parent.name
-        if load(run) is None:
+        found = load(run)
+        if found is None:
             continue
         zoo = read_json(RESULTS / f"zoo-{task}.json")
         row = next(r for r in zoo["rows"] if r["name"] == run.name)
         saving = row["speedup_flops_with_evaluation"]
-        stored = {"stopped": read_json(run / "results.json")["sequential"]["stopped"], "pick": row["chosen"],
+        stored = {"stopped": found[0]["sequential"]["stopped"], "pick": row["chosen"],
                   "in_tie_set": row["in_tie_set"], "speedup_flops_with_evaluation": saving}
-        replays = [replay(run, row, zoo["truth"], task, m) for m in MARGINS]
+        replays = [replay(found, row, zoo["truth"], task, m) for m in MARGINS]
         zero = replays[0]
         reproduced = ("needs_more" not in zero and zero["stopped"] == stored["stopped"]
                       and zero["pick"] == stored["pick"]
