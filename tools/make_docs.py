@@ -617,6 +617,9 @@ LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune"
 
 def lever(name: str) -> str:
     """What a row moved against the defaults: the run seed, a named lever, or a filter at a rate (`random-0.05`)."""
+    if name.startswith("margin-"):
+        margin, _, seed = name.removeprefix("margin-").partition("-seed")
+        return f"a tie margin of {margin} (`--eval.margin`; beside `headline-seed{seed}`: both at run seed {seed})"
     if name.startswith("headline-seed"):
         return (f"the run seed ({name.removeprefix('headline-seed')}): another training sample, compression, "
                 "pruning and training")
