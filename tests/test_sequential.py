@@ -130,6 +130,28 @@ def test_a_margin_ends_the_race_between_two_near_identical_adapters():
     assert step(near, 3.0, 0.0)[0] == {"b"} and step(near, 3.0, 0.01)[0] == set()
 
 
+def test_an_evaluation_budget_stops_before_the_batch_that_would_pass_it():
+    """Two candidates as good as each other: no rule can stop the run before the last question. With a
+    budget of 1x their training FLOPs (2,000) at 1 and 2 FLOPs per question, 400 questions cost 1,200 and 800
+    would cost 2,400: the run stops after 400. A dropped candidate's questions still count, at its drop."""
+    from damoc.selection.sequential import budget_passed, budget_stop
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(0, 1, 1000)
+    scores = {"a": base + rng.normal(0, 0.5, 1000), "b": base + rng.normal(0, 0.5, 1000)}
+    cost, per_question = {"a": 1000.0, "b": 1000.0}, {"a": 1.0, "b": 2.0}
+    free = decide(lambda name, n: scores[name][:n], list(scores), 1000, cost=cost)
+    capped = decide(lambda name, n: scores[name][:n], list(scores), 1000, cost=cost, budget=1.0,
+                    eval_cost=per_question)
+    assert free.stopped == "all 1000 questions used"
+    assert capped.stopped == budget_stop(1.0, 400) and capped.questions == {"a": 400, "b": 400}
+    assert capped.survivors == ["a", "b"]
+    assert not budget_passed({"a": 1.0, "b": 1.0}, {"a": 100, "b": 800}, 900.0, 1.0)
+    assert budget_passed({"a": 1.0, "b": 1.0}, {"a": 100, "b": 1000}, 900.0, 1.0)
+    with pytest.raises(ValueError, match="per question"):
+        decide(lambda name, n: scores[name][:n], list(scores), 1000, cost=cost, budget=1.0)
+
+
 def test_the_verdict_ties_a_difference_within_the_margin_however_many_se_it_is():
     from damoc.report.text import verdict_sentence
     from damoc.selection.results import Verdict
@@ -249,6 +271,14 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
     if fifth["stopped"].startswith("the pick"):
         assert max(fifth["questions"].values()) < 15
     assert "predictive probability below 0.05" in (tmp_path / "run" / "report.md").read_text()
+    # a budget smaller than the first batch already cost: no later batch is scored, and the report says why
+    capped = config.model_copy(update={"eval": EvalSettings(strategy="sequential", first=4, growth=2.0,
+                                                            settle=0.0, budget=1e-6)})
+    sixth = run_select(capped, tmp_path / "run", progress=False)["sequential"]
+    assert max(seq["questions"].values()) > 4  # without the budget this data goes past the first batch
+    assert sixth["stopped"] == "the evaluation budget (1e-06x the training FLOPs) would be passed by the next " \
+                               "batch, after 4 questions" and max(sixth["questions"].values()) == 4
+    assert "past 1e-06x the candidates' training FLOPs" in (tmp_path / "run" / "report.md").read_text()
 
 
 

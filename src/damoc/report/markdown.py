@@ -75,6 +75,8 @@ def _sequential(res: SelectResults) -> list[str]:
              f"(beyond z = {s.z:.2f} paired SE: alpha {s.alpha:g} over every batch and pair) was dropped"
              + (f"; the run stops once the rest of the questions would change the pick with a predictive "
                 f"probability below {s.settle:g} against every other candidate" if s.settle else "")
+             + (f", or before a batch that would take evaluation past {s.budget:g}x the candidates' training "
+                "FLOPs (the verdict then ties what the questions scored cannot separate)" if s.budget else "")
              + f". Stopped: {s.stopped}.", "", "| candidate | questions scored | dropped |", "|---|---|---|"]
     lines += [f"| {n} | {q} | {'yes' if n in s.dropped else ''} |" for n, q in s.questions.items()]
     return lines + ["", s.note + ".", ""]

@@ -94,6 +94,9 @@ class EvalSettings(BaseModel):
     settle: float = Field(0.05, ge=0, lt=1, json_schema_extra=ADDED_LATER, description=(
         "also stop once the pick is settled: scoring the rest would change it with a predictive probability "
         "below this against every other candidate (0: off; sequential.settled)"))
+    budget: float = Field(0.0, ge=0, json_schema_extra=ADDED_LATER, description=(
+        "also stop before a batch that would take the compressed candidates' evaluation FLOPs past this many "
+        "times their training FLOPs, and decide on the questions scored (0: no cap; the fixed strategy)"))
 
 
 class FilterSettings(BaseModel):

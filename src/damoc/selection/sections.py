@@ -63,6 +63,7 @@ class Sequential(Record):
     alpha: float = 0.05
     margin: float = 0.0
     settle: float = 0.0  # runs made before the settled stop have none: it was off
+    budget: float = 0.0  # nor before the evaluation budget
     questions: dict[str, int] = Field(default_factory=dict)
     dropped: dict[str, int] = Field(default_factory=dict)
     stopped: str = ""

@@ -12,7 +12,8 @@ The rule, at each look (n = first, first x growth, ... questions, the same for e
 - the run stops when one candidate is left, or when every pair left is provably within the tie
   margin (|d| + z s <= margin), or when the pick is settled (`settled`: the rest of the questions
   would change it with a predictive probability below `settle` against every other candidate), or
-  when the questions run out.
+  before a batch that would take evaluation past `budget` x the candidates' training FLOPs, or when
+  the questions run out.
 z is one-sided at level alpha / (looks x candidates x (candidates - 1)) (Bonferroni over every look
 and every ordered pair). Testing only against the leader would not do: the leader is the best of
 several by chance as well, and with four equal candidates that rule dropped one in 12% of simulated
@@ -75,14 +76,18 @@ class Decision:
 
 def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int, first: int = 100,
            growth: float = 2.0, alpha: float = 0.05, margin: float = 0.0, settle: float = 0.0,
-           cost: dict[str, float] | None = None) -> Decision:
+           cost: dict[str, float] | None = None, budget: float = 0.0,
+           eval_cost: dict[str, float] | None = None) -> Decision:
     """Run the rule. `score(name, n)` gives a candidate's per-question scores (higher is better) on the
     first n questions (a caller scores only what it has not yet). `margin`: a difference this small is
     a tie, in the score's units (accuracy as a fraction, or bits per byte), for stopping and for the
     pick. `settle` > 0 (with each candidate's training `cost`) also stops once the pick is settled at
-    that probability (`settled`)."""
-    if settle and cost is None:
-        raise ValueError("settling needs each candidate's training cost (the pick is the cheapest of the tied)")
+    that probability (`settled`). `budget` > 0 (with `cost` and each candidate's evaluation FLOPs per
+    question, `eval_cost`) stops before a batch that would pass it (`budget_passed`)."""
+    if (settle or budget) and cost is None:
+        raise ValueError("settling and a budget need each candidate's training cost")
+    if budget and eval_cost is None:
+        raise ValueError("a budget needs each candidate's evaluation FLOPs per question")
     plan = looks(min(first, total), total, growth)
     z = z_for(alpha, len(plan), len(names))
     alive = list(names)
@@ -105,10 +110,30 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
                                             margin=margin) is not None:
             out.stopped = f"the pick is settled after {n} questions"
             break
+        if budget and n < total and budget_passed(eval_cost, {**out.questions, **dict.fromkeys(
+                alive, plan[plan.index(n) + 1])}, sum(cost.values()), budget):
+            out.stopped = budget_stop(budget, n)
+            break
     else:
         out.stopped = f"all {total} questions used"
     out.survivors = alive
     return out
+
+
+def budget_passed(per_question: dict[str, float], questions_after: dict[str, int], train_flops: float,
+                  budget: float) -> bool:
+    """Whether the next batch would take evaluation past `budget` x the candidates' training FLOPs.
+    `questions_after`: every candidate's questions once the batch is scored (the dropped keep theirs);
+    `per_question`: its evaluation FLOPs per question, as its first batch cost (questions vary in length, so
+    this prices the plan, not each question). Why a cap at all: whatever the margin, some run's leaders sit
+    near it, and then no rule can tell them apart before the last question; the verdict on the questions
+    scored ties them, and the cheapest of the tie set is what the user fine-tunes."""
+    return sum(per_question[a] * q for a, q in questions_after.items()) > budget * train_flops
+
+
+def budget_stop(budget: float, n: int) -> str:
+    return (f"the evaluation budget ({budget:g}x the training FLOPs) would be passed by the next batch, "
+            f"after {n} questions")
 
 
 def cheapest_tied(scores: dict[str, np.ndarray], cost: dict[str, float], k: float = 2.0, margin: float = 0.0) -> str:

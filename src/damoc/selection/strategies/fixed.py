@@ -9,7 +9,7 @@ import numpy as np
 from damoc.selection.batched import score_in_batches
 from damoc.selection.candidate import is_ok, rank
 from damoc.selection.launch import launch
-from damoc.selection.sequential import looks, per_question, settled, step, z_for
+from damoc.selection.sequential import budget_passed, budget_stop, looks, per_question, settled, step, z_for
 from damoc.selection.strategies import Context, strategy
 from damoc.selection.summary import summarise
 
@@ -49,6 +49,12 @@ def _sequential(ctx: Context) -> dict:
                 {a: scores[a] for a in alive}, {a: trained[a]["train_flops"] for a in alive},
                 len(scored), settings.settle, margin=settings.margin) is not None:  # the verdict names the pick
             return alive, f"the pick is settled after {n} questions"
+        if settings.budget and n < len(scored):
+            ok = [a for a in trained if is_ok(trained[a])]
+            per_question = {a: (trained[a].get("eval_flops") or 0.0) / plan[0] for a in ok}
+            after = {a: dropped.get(a, n) for a in ok} | dict.fromkeys(alive, plan[plan.index(n) + 1])
+            if budget_passed(per_question, after, sum(trained[a]["train_flops"] for a in ok), settings.budget):
+                return alive, budget_stop(settings.budget, n)
         return alive, ""
 
     b = score_in_batches(ctx, config.candidates, ctx.examples, ctx.out / "candidates", plan, look)
@@ -68,7 +74,7 @@ def _sequential(ctx: Context) -> dict:
                         {c.name: ctx.out / "sequential" / c.slug for c in alive},
                         dropped={name: records[name] for name in dropped if name in records})
     summary["sequential"] = {"looks": plan, "z": z, "alpha": settings.alpha, "margin": settings.margin,
-                             "settle": settings.settle,
+                             "settle": settings.settle, "budget": settings.budget,
                              "questions": b.seen, "dropped": dropped, "stopped": b.stopped,
                              "note": "candidates dropped early were scored on fewer questions; only the survivors "
                                      "enter the bootstrap"}
