@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 RUNS = ROOT.parent / "runs"
 BUNDLED = ["bundled:smollm2-135m-instruct", "bundled:gemma3-270m"]
-RUN_SEEDS = (1, 2, 3, 4, 5)  # the zoo runs damoc's defaults again at these run seeds: rows `headline-seedN`
+RUN_SEEDS = (1, 2, 3, 4, 5, 6, 7)  # the zoo runs damoc's defaults again at these run seeds: rows `headline-seedN`
 
 
 def route_flops(flops: dict) -> float:

@@ -32,8 +32,10 @@ class NeedsMore(Exception):
     """The replayed rule asks for questions the run never scored."""
 
 
-def replay(found: tuple, row: dict, truth: dict, task: str, margin: float) -> dict:
-    """One run (`settle_replay.load`'s) decided again at `margin`, its pick judged against `truth`."""
+def replay(found: tuple, row: dict, truth: dict, task: str, margin: float, budget: float = 0.0,
+           eval_cost: dict[str, float] | None = None) -> dict:
+    """One run (`settle_replay.load`'s) decided again at `margin` (and an evaluation `budget`, with each
+    candidate's evaluation FLOPs per question), its pick judged against `truth`."""
     res, records, cost = found
     choice = res["primary_metric"] == "accuracy"
     metric = "accuracy" if choice else "answer_bpb"
@@ -47,9 +49,9 @@ def replay(found: tuple, row: dict, truth: dict, task: str, margin: float) -> di
 
     try:
         d = decide(score, list(records), total, settings["first"], settings["growth"], settings["alpha"], margin,
-                   settings["settle"], cost)
+                   settings["settle"], cost, budget, eval_cost)
     except NeedsMore as e:
-        return {"margin": margin, "needs_more": str(e)}
+        return {"margin": margin, "budget": budget, "needs_more": str(e)}
     n = min(d.questions[a] for a in d.survivors)
     ok = rank(res["primary_metric"], [{**by_name[a], "metrics": metrics_of(records[a][:n], choice, seed)}
                                       for a in d.survivors])
@@ -62,7 +64,8 @@ def replay(found: tuple, row: dict, truth: dict, task: str, margin: float) -> di
     damoc_eval, zero, _ = eval_flops(task, 0, done, [])
     f = row["flops"]
     diff = truth["differences_to_best"][pick]
-    return {"margin": margin, "stopped": d.stopped, "questions": {short(a): q for a, q in d.questions.items()},
+    return {"margin": margin, "budget": budget, "stopped": d.stopped,
+            "questions": {short(a): q for a, q in d.questions.items()},
             "pick": pick, "tie_set": [short(a) for a in v["tie_set"]], "in_tie_set": pick in truth["tie_set"],
             "regret": diff["diff"], "regret_se": diff["se"], "eval_flops": damoc_eval,
             "speedup_flops_with_evaluation": (f["truth_train"] + f["truth_eval"])
