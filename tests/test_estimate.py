@@ -189,6 +189,16 @@ def test_sequential_evaluation_is_priced_between_its_best_and_worst_case(tmp_pat
     assert unmerged["candidates"][0]["damoc_eval_flops"] == pytest.approx(row["full_eval_flops"])
     full = config_for(model, eval=EvalSettings(strategy="full"))
     assert "damoc_eval_flops_best_case" not in estimate(full, train, test=test)
+    # a budget caps the worst case at B x the training, never below the first batch, never above no cap
+    def capped(budget: float) -> dict:
+        return estimate(config_for(model, zero_shot=False, eval=EvalSettings(strategy="sequential", first=2,
+                                                                              budget=budget)), train, test=test)
+
+    assert capped(1e-9)["damoc_eval_flops"] == pytest.approx(e["damoc_eval_flops_best_case"])
+    assert capped(1e9)["damoc_eval_flops"] == pytest.approx(e["damoc_eval_flops"])
+    between = e["damoc_eval_flops_best_case"] * 1.5 / e["damoc_train_flops"]
+    assert capped(between)["damoc_eval_flops"] == pytest.approx(e["damoc_eval_flops_best_case"] * 1.5)
+    assert capped(between)["damoc_eval_flops_best_case"] == pytest.approx(e["damoc_eval_flops_best_case"])
 
 
 def test_halving_is_priced_by_its_rounds_as_a_real_halving_run_pays(models, cls_file, tmp_path):

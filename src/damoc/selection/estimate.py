@@ -157,7 +157,7 @@ def estimate(config: SelectConfig, examples: list[Example], n_examples: int | No
            "data_stage_flops_share": _ratio(overhead, train_flops),
            "notes": sorted(set(notes)), **({"rounds": staged} if staged else {})}
     if test:
-        evaluation = _evaluation(route, rows, plan, measured, test)
+        evaluation = _evaluation(route, rows, plan, measured, test, train_flops)
         damoc_flops = train_flops + overhead
         full_total = full_flops + evaluation["full_eval_flops"]
         out |= {"test_examples": len(test), **evaluation,
@@ -328,9 +328,10 @@ def _staged(route: _Route, plan: list[dict], per_round: dict[str, list[float]],
 
 
 def _evaluation(route: _Route, rows: list[dict], plan: list[dict], measured: dict[str, _Measured],
-                test: list[Example]) -> dict:
+                test: list[Example], train_flops: float) -> dict:
     """Scoring on both routes: every candidate fully trained on every question; damoc's candidates as
-    its strategy scores them, and its zero-shot pass of each model."""
+    its strategy scores them (at worst, every question; `--eval.budget` caps that), and its zero-shot pass
+    of each model."""
     config = route.config
     full_eval = sum(r["full_eval_flops"] for r in rows)
     # the zero-shot pass evaluates each model once, unpruned, on the first zero_shot_questions questions
@@ -350,10 +351,14 @@ def _evaluation(route: _Route, rows: list[dict], plan: list[dict], measured: dic
         per_scoring = _mean([scoring_flops(route.shapes[r["model"]], *first[r["model"]], r["method"],
                                            r["layers_removed"], config.finetune.lora_r) for r in rows])
     candidates_eval = 0.0 if route.untrained else scorings * per_scoring
+    first_batch = candidates_eval * min(config.eval.first, len(test)) / len(test)
+    if route.merged and config.strategy == "fixed" and config.eval.budget:
+        # no batch after the first takes evaluation past the budget (the first always runs)
+        candidates_eval = min(candidates_eval, max(first_batch, config.eval.budget * train_flops))
     out = {"full_eval_flops": full_eval, "damoc_eval_flops": candidates_eval + zero, "zero_shot_eval_flops": zero}
     if route.merged:
         # at best every candidate but one is dropped after the first batch; at worst none is (the above)
-        out["damoc_eval_flops_best_case"] = candidates_eval * min(config.eval.first, len(test)) / len(test) + zero
+        out["damoc_eval_flops_best_case"] = first_batch + zero
     return out
 
 
