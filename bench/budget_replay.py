@@ -5,9 +5,11 @@ replay, at the run's own margin, the budget priced as the library prices it (eac
 cost per question). A cap only stops a run earlier, so every replay is exact: it never needs a question the
 run did not score. No budget must reproduce every stored stop and pick.
 
-Pre-registered (before any replay): B = 1.0 ("never spend more judging than training"); pass: every run >= 8x
-cheaper with evaluation, the pick in the truth's tie set in at least as many runs as without the cap, and no
-run's pick leaving it. B = 0.5 is replayed for information only.
+Pre-registered, twice. First (before any replay): B = 1.0 ("never spend more judging than training") on the 24
+runs of run seeds 0-5; pass: every run >= 8x cheaper with evaluation, the pick in the truth's tie set in at least
+as many runs as without the cap, and no run's pick leaving it. It missed by one run (7.97x), while B = 0.5,
+replayed beside it for information, passed; so B = 0.5 was then tested on runs it had not seen (before they
+ran): the defaults at run seeds 6 and 7 on every task, each >= 8x at B = 0.5 and no pick leaving the tie set.
 
     .venv/bin/python bench/budget_replay.py      # writes results/budget-replay.json (--run-dir: the zoo's)
 """
@@ -23,7 +25,9 @@ from settle_replay import arguments, cached_runs, load
 from damoc.selection.config import SelectConfig
 
 BUDGETS = (0.0, 0.5, 1.0)
-PRE_REGISTERED = 1.0
+# (budget, the runs it was tested on): see the docstring
+PRE_REGISTERED = ((1.0, tuple(["headline", *(f"headline-seed{s}" for s in range(1, 6))])),
+                  (0.5, ("headline-seed6", "headline-seed7")))
 
 
 def per_question(run: Path, res: dict) -> dict[str, float]:
@@ -38,6 +42,21 @@ def per_question(run: Path, res: dict) -> dict[str, float]:
             if flops:
                 out[c.name] = flops / first
     return out
+
+
+def tally(rows: list[dict], i: int) -> dict:
+    """The runs' replays at BUDGETS[i], beside the same runs without a budget (BUDGETS[0])."""
+    rs, free = [row["replays"][i] for row in rows], [row["replays"][0] for row in rows]
+    name = [f"{row['task']} {row['row']}" for row in rows]
+    return {"in_tie_set": sum(r["in_tie_set"] for r in rs),
+            "at_least_8x": sum(r["speedup_flops_with_evaluation"] >= 8 for r in rs),
+            "stopped_by_budget": sum(r["stopped"].startswith("the evaluation budget") for r in rs),
+            "picks_changed": sum(r["pick"] != z["pick"] for r, z in zip(rs, free)),
+            "picks_lost": [n for n, r, z in zip(name, rs, free) if z["in_tie_set"] and not r["in_tie_set"]],
+            "short_of_8x": [f"{n}: {r['speedup_flops_with_evaluation']:.2f}x" for n, r in zip(name, rs)
+                            if r["speedup_flops_with_evaluation"] < 8],
+            "savings": [min((r["speedup_flops_with_evaluation"] for r in rs), default=None),
+                        max((r["speedup_flops_with_evaluation"] for r in rs), default=None)]}
 
 
 def main() -> None:
@@ -67,25 +86,15 @@ def main() -> None:
         for r in replays:
             print(task, run.name, r["budget"], f"{r['stopped']}; pick {r['pick']} (in tie set {r['in_tie_set']}); "
                   f"{r['speedup_flops_with_evaluation']:.1f}x with evaluation", flush=True)
-    at = {b: [row["replays"][i] for row in rows] for i, b in enumerate(BUDGETS)}
-    summary = {"runs": len(rows), "reproduced_without_budget": sum(r["reproduced"] for r in rows)}
-    for b, rs in at.items():
-        summary[f"budget_{b:g}"] = {
-            "in_tie_set": sum(r["in_tie_set"] for r in rs),
-            "at_least_8x": sum(r["speedup_flops_with_evaluation"] >= 8 for r in rs),
-            "stopped_by_budget": sum(r["stopped"].startswith("the evaluation budget") for r in rs),
-            "picks_changed": sum(r["pick"] != z["pick"] for r, z in zip(rs, at[0.0])),
-            "picks_lost": [f"{row['task']} {row['row']}" for row, r, z in zip(rows, rs, at[0.0])
-                           if z["in_tie_set"] and not r["in_tie_set"]],
-            "short_of_8x": [f"{row['task']} {row['row']}: {r['speedup_flops_with_evaluation']:.2f}x"
-                            for row, r in zip(rows, rs) if r["speedup_flops_with_evaluation"] < 8],
-            "savings": [min(r["speedup_flops_with_evaluation"] for r in rs),
-                        max(r["speedup_flops_with_evaluation"] for r in rs)]}
-    chosen = summary[f"budget_{PRE_REGISTERED:g}"]
-    summary["pre_registered"] = PRE_REGISTERED
-    summary["pre_registered_pass"] = (summary["reproduced_without_budget"] == len(rows)
-                                      and chosen["at_least_8x"] == len(rows) and not chosen["picks_lost"]
-                                      and chosen["in_tie_set"] >= summary["budget_0"]["in_tie_set"])
+    summary = {"runs": len(rows), "reproduced_without_budget": sum(r["reproduced"] for r in rows),
+               **{f"budget_{b:g}": tally(rows, i) for i, b in enumerate(BUDGETS)}, "pre_registered": []}
+    for budget, names in PRE_REGISTERED:
+        mine = [r for r in rows if r["row"] in names]
+        got = tally(mine, BUDGETS.index(budget))
+        summary["pre_registered"].append({
+            "budget": budget, "rows": list(names), "runs": len(mine), **got,
+            "pass": bool(mine) and all(r["reproduced"] for r in mine) and got["at_least_8x"] == len(mine)
+            and not got["picks_lost"] and got["in_tie_set"] >= tally(mine, 0)["in_tie_set"]})
     write_json_atomic(args.out, envelope(command="python bench/budget_replay.py", run_dir=str(args.run_dir),
                                          budgets=list(BUDGETS), summary=summary, rows=rows))
     print(summary)

@@ -812,6 +812,40 @@ def zoo_margin_replay() -> str:
     return text
 
 
+def zoo_budget_replay() -> str:
+    """An evaluation budget replayed on the cached runs of the defaults (bench/budget_replay.py)."""
+    if not exists("budget-replay.json"):
+        return ""
+    doc = load("budget-replay.json")
+    s, budgets = doc["summary"], doc["budgets"]
+
+    def cell(r: dict) -> str:
+        return (f"{r['pick']} ({'in' if r['in_tie_set'] else 'out'}), {max(r['questions'].values())} questions, "
+                f"{r['speedup_flops_with_evaluation']:.1f}x")
+
+    rows = [[r["task"], r["row"], *(cell(x) for x in r["replays"])] for r in doc["rows"]]
+    text = ("\n### An evaluation budget, replayed\n\nNo margin ends a run whose leaders sit near it, so a cap instead: "
+            "`--eval.budget B` stops before a batch that would take the candidates' evaluation past B x their "
+            "training FLOPs, and the verdict ties what the questions scored cannot separate. A cap only stops a "
+            "run earlier, so each cached run replays exactly from its stored predictions (no budget is the run "
+            "as it was): the pick (in or out of the truth's tie set), the most questions any candidate was scored "
+            "on, and the saving with evaluation counted.\n\n")
+    text += table(["task", "row", *("no budget" if b == 0 else f"budget {b:g}" for b in budgets)], rows)
+    def at(b: float) -> str:
+        t = s[f"budget_{b:g}"]
+        return (f"{'no budget' if b == 0 else f'budget {b:g}'}: at least 8x in {t['at_least_8x']} of {s['runs']}, "
+                f"the pick in the tie set in {t['in_tie_set']}, picks lost {len(t['picks_lost'])}")
+
+    text += (f"\nNo budget reproduces {s['reproduced_without_budget']} of the {s['runs']} stored runs. "
+             + (lambda t: t[:1].upper() + t[1:])("; ".join(at(b) for b in budgets)) + ".")
+    for p in s["pre_registered"]:
+        verdict = ("not run yet" if not p["runs"] else "met" if p["pass"] else
+                   "not met (" + ", ".join(p["short_of_8x"] + [f"{n}: pick lost" for n in p["picks_lost"]]) + ")")
+        text += (f" Pre-registered, budget {p['budget']:g} on {p['runs']} runs ({', '.join(p['rows'])}): "
+                 f"{verdict}.")
+    return text + source("budget-replay.json")
+
+
 def zoo_readme_block() -> str:
     return zoo_headline_table() + "\n" + zoo_verdict()
 
@@ -831,7 +865,7 @@ def zoo_page() -> str:
             "methods in the registry's default order), beside `subset` (the same training examples without "
             "pruning or compression).\n\n")
     body += "## damoc against the free guesses\n\n" + zoo_headline_table() + "\n" + zoo_verdict()
-    body += zoo_levers() + zoo_misses() + zoo_long_evaluations() + zoo_margin_replay()
+    body += zoo_levers() + zoo_misses() + zoo_long_evaluations() + zoo_margin_replay() + zoo_budget_replay()
     body += ("\n## Every row\n\n`regret` is in the truth's metric (answer bits per byte). Rows ran with the load "
              "in each row's `load_average`.\n\n")
     body += grid([{**r, "task": t} for t in tasks for r in zoo(t).get("rows", [])], {
