@@ -617,9 +617,10 @@ LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune"
 
 def lever(name: str) -> str:
     """What a row moved against the defaults: the run seed, a named lever, or a filter at a rate (`random-0.05`)."""
-    if name.startswith("margin-"):
-        margin, _, seed = name.removeprefix("margin-").partition("-seed")
-        return f"a tie margin of {margin} (`--eval.margin`; beside `headline-seed{seed}`: both at run seed {seed})"
+    if name.startswith(("margin-", "no-budget")):
+        what, _, seed = name.partition("-seed")
+        flag = "`--eval.budget 0` (no cap)" if what == "no-budget" else f"`--eval.margin {what[7:]}`"
+        return flag + (f" at run seed {seed} (beside `headline-seed{seed}`)" if seed else "")
     if name.startswith("headline-seed"):
         return (f"the run seed ({name.removeprefix('headline-seed')}): another training sample, compression, "
                 "pruning and training")
@@ -627,10 +628,22 @@ def lever(name: str) -> str:
     return LEVERS.get(name) or (f"{method} filter at rate {rate}" if rate.replace(".", "").isdigit() else name)
 
 
-def _baseline_row(name: str) -> str:
-    """The defaults a row is compared with: at its own run seed where it names one (`graphcut-0.05-seed1`)."""
+def default_budget() -> float:
+    from damoc.selection.config import EvalSettings
+
+    return EvalSettings().budget
+
+
+def _baseline_row(name: str, row: dict) -> str:
+    """The defaults a row is compared with: at its own run seed where it names one (`graphcut-0.05-seed1`), and
+    without the evaluation budget where the row ran before it became a default (`no-budget`,
+    `no-budget-seedN`: the defaults as they were then), so one lever moves at a time."""
     _, _, seed = name.rpartition("-seed")
-    return f"headline-seed{seed}" if seed.isdigit() and not name.startswith("headline-seed") else "headline"
+    base = f"headline-seed{seed}" if seed.isdigit() and not name.startswith("headline-seed") else "headline"
+    budget = ((row.get("config") or {}).get("eval") or {}).get("budget", 0.0)
+    if name.startswith("no-budget") or budget == default_budget():
+        return base
+    return base.replace("headline", "no-budget")
 
 
 def _beside(mine: list[dict], head: list[dict], kind: str = "separated") -> str:
@@ -644,7 +657,7 @@ def zoo_levers() -> str:
     rows = []
     names = sorted({n for t in zoo_tasks() for n in zoo_rows(t)} - {"headline", *GUESSES})
     for name in names:
-        base = _baseline_row(name)
+        base = _baseline_row(name, next(zoo_rows(t)[name] for t in zoo_tasks() if name in zoo_rows(t)))
         tasks = [t for t in zoo_tasks() if name in zoo_rows(t) and base in zoo_rows(t)]
         if not tasks:
             continue
@@ -656,7 +669,9 @@ def zoo_levers() -> str:
     if not rows:
         return ""
     return ("## Which part costs the ordering\n\nEach setting moves one lever from damoc's defaults; beside the "
-            "headline row on the same tasks (pooled: a pair either route ties counts half).\n\n"
+            "headline row on the same tasks (pooled: a pair either route ties counts half)."
+            + (" A row run before the evaluation budget became a default sits beside the defaults as they were "
+               "then (`no-budget`, `no-budget-seedN`)." if default_budget() else "") + "\n\n"
             + table(["row", "what changes", "tasks", "separated pairs right: row / headline",
                      "method pairs right: row / headline", "pick in tie set: row / headline",
                      "training + data FLOPs saving"], rows))
