@@ -93,8 +93,12 @@ def arguments(doc: str, out: str) -> argparse.Namespace:
 
 
 def cached_runs(run_dir: Path) -> list[Path]:
-    """The run folders of the defaults' zoo rows (`headline`, `headline-seedN`) under `run_dir`."""
-    return sorted(run_dir.glob("*/rows/headline*"))
+    """The run folders of the defaults' zoo rows without an evaluation budget under `run_dir`: `headline` and
+    `headline-seedN` while they ran without one, and their copies `no-budget`, `no-budget-seedN` once the
+    budget became a default (the replays study sequential evaluation as it ran uncapped)."""
+    runs = [*run_dir.glob("*/rows/headline*"), *run_dir.glob("*/rows/no-budget*")]
+    return sorted(r for r in runs if (r / "results.json").is_file()
+                  and not read_json(r / "results.json")["config"]["eval"].get("budget"))
 
 
 def main() -> None:
