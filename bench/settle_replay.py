@@ -96,9 +96,12 @@ def cached_runs(run_dir: Path) -> list[Path]:
     """The run folders of the defaults' zoo rows without an evaluation budget under `run_dir`: `headline` and
     `headline-seedN` while they ran without one, and their copies `no-budget`, `no-budget-seedN` once the
     budget became a default (the replays study sequential evaluation as it ran uncapped)."""
-    runs = [*run_dir.glob("*/rows/headline*"), *run_dir.glob("*/rows/no-budget*")]
-    return sorted(r for r in runs if (r / "results.json").is_file()
-                  and not read_json(r / "results.json")["config"]["eval"].get("budget"))
+    runs = {}  # (task, run seed) -> its folder: a no-budget copy stands for its headline row
+    for r in sorted([*run_dir.glob("*/rows/headline*"), *run_dir.glob("*/rows/no-budget*")]):
+        config = read_json(r / "results.json")["config"] if (r / "results.json").is_file() else None
+        if config and not config["eval"].get("budget"):
+            runs[(r.parent.parent.name, config["seed"])] = r
+    return sorted(runs.values())
 
 
 def main() -> None:

@@ -146,6 +146,12 @@ def test_an_evaluation_budget_stops_before_the_batch_that_would_pass_it():
     assert free.stopped == "all 1000 questions used"
     assert capped.stopped == budget_stop(1.0, 400) and capped.questions == {"a": 400, "b": 400}
     assert capped.survivors == ["a", "b"]
+    # a third, clearly worse and dearer to score, is dropped at 100: its 100 questions count, no more, so the
+    # run stops after 800 (priced as if it went on, after 400; without it, never)
+    third = {**scores, "c": base - 2 + rng.normal(0, 0.5, 1000)}
+    dropping = decide(lambda name, n: third[name][:n], list(third), 1000, cost={**cost, "c": 1000.0}, budget=1.0,
+                      eval_cost={**per_question, "c": 4.0})
+    assert dropping.dropped == {"c": 100} and dropping.stopped == budget_stop(1.0, 800)
     assert not budget_passed({"a": 1.0, "b": 1.0}, {"a": 100, "b": 800}, 900.0, 1.0)
     assert budget_passed({"a": 1.0, "b": 1.0}, {"a": 100, "b": 1000}, 900.0, 1.0)
     with pytest.raises(ValueError, match="per question"):
@@ -271,6 +277,27 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
     if fifth["stopped"].startswith("the pick"):
         assert max(fifth["questions"].values()) < 15
     assert "predictive probability below 0.05" in (tmp_path / "run" / "report.md").read_text()
+    # the run and the replays' rule (sequential.decide) stop alike: a budget between what the batches up to 8
+    # and to 15 questions cost stops after 8
+    from damoc.selection.sequential import budget_stop, decide, per_question
+
+    assert seq["stopped"] == "all 15 questions used"
+    ok = {f"{c['model']} {c['method']}": c for c in ranked}
+    slug = {c.name: c.slug for c in config.candidates}
+    price = {n: json.loads((tmp_path / "run" / "candidates" / slug[n] / "result.json").read_text())["eval_flops"] / 4
+             for n in ok}
+    train = {n: c["train_flops"] for n, c in ok.items()}
+    at = {k: sum(price[n] * min(q, k) for n, q in seq["questions"].items()) for k in (8, 15)}
+    budget = (at[8] + at[15]) / 2 / sum(train.values())
+    between = config.model_copy(update={"eval": EvalSettings(strategy="sequential", first=4, growth=2.0,
+                                                             settle=0.0, budget=budget)})
+    run = run_select(between, tmp_path / "run", progress=False)["sequential"]
+    preds = {n: [json.loads(line) for line in (tmp_path / "run" / "sequential" / slug[n] / "predictions.jsonl")
+                 .read_text().splitlines()] for n in ok}
+    replayed = decide(lambda n, k: per_question(preds[n][:k], "accuracy"), list(ok), 15, first=4, cost=train,
+                      budget=budget, eval_cost=price)
+    assert run["stopped"] == replayed.stopped == budget_stop(budget, 8)
+    assert run["questions"] == replayed.questions
     # a budget smaller than the first batch already cost: no later batch is scored, and the report says why
     capped = config.model_copy(update={"eval": EvalSettings(strategy="sequential", first=4, growth=2.0,
                                                             settle=0.0, budget=1e-6)})

@@ -620,7 +620,7 @@ def lever(name: str) -> str:
     if name.startswith(("margin-", "no-budget")):
         what, _, seed = name.partition("-seed")
         flag = "`--eval.budget 0` (no cap)" if what == "no-budget" else f"`--eval.margin {what[7:]}`"
-        return flag + (f" at run seed {seed} (beside `headline-seed{seed}`)" if seed else "")
+        return flag + (f" at run seed {seed}" if seed else "")
     if name.startswith("headline-seed"):
         return (f"the run seed ({name.removeprefix('headline-seed')}): another training sample, compression, "
                 "pruning and training")
@@ -641,9 +641,9 @@ def _baseline_row(name: str, row: dict) -> str:
     _, _, seed = name.rpartition("-seed")
     base = f"headline-seed{seed}" if seed.isdigit() and not name.startswith("headline-seed") else "headline"
     budget = ((row.get("config") or {}).get("eval") or {}).get("budget", 0.0)
-    if name.startswith("no-budget") or budget == default_budget():
-        return base
-    return base.replace("headline", "no-budget")
+    if default_budget() and not budget and not name.startswith("no-budget"):
+        return base.replace("headline", "no-budget")
+    return base
 
 
 def _beside(mine: list[dict], head: list[dict], kind: str = "separated") -> str:
@@ -854,10 +854,11 @@ def zoo_budget_replay() -> str:
     text += (f"\nNo budget reproduces {s['reproduced_without_budget']} of the {s['runs']} stored runs. "
              + (lambda t: t[:1].upper() + t[1:])("; ".join(at(b) for b in budgets)) + ".")
     for p in s["pre_registered"]:
-        verdict = ("not run yet" if not p["runs"] else "met" if p["pass"] else
-                   "not met (" + ", ".join(p["short_of_8x"] + [f"{n}: pick lost" for n in p["picks_lost"]]) + ")")
-        text += (f" Pre-registered, budget {p['budget']:g} on {p['runs']} runs ({', '.join(p['rows'])}): "
-                 f"{verdict}.")
+        verdict = ("not all run yet" if p["runs"] < len(p["seeds"]) * p["tasks"] else "met" if p["pass"] else
+                   "not met (" + ", ".join(p["short_of_8x"] + [f"{n}: pick lost" for n in p["picks_lost"]]
+                                           + p.get("other_failures", [])) + ")")
+        text += (f" Pre-registered, budget {p['budget']:g} on run seeds {', '.join(map(str, p['seeds']))} "
+                 f"({p['runs']} runs): {verdict}.")
     return text + source("budget-replay.json")
 
 

@@ -70,14 +70,16 @@ def _sequential(res: SelectResults) -> list[str]:
     s = res.sequential
     if s is None:
         return []
+    stops = ["one candidate is left", f"all left are within the tie margin {s.margin:g}" if s.margin else "",
+             "the rest of the questions would change the pick with a predictive "
+             f"probability below {s.settle:g} against every other candidate" if s.settle else "",
+             f"before a batch that would take evaluation past {s.budget:g}x the candidates' training FLOPs (the "
+             "verdict then ties what the questions scored cannot separate)" if s.budget else ""]
     lines = ["## Sequential evaluation", "",
              f"Batches at {', '.join(map(str, s.looks))} questions; a candidate clearly worse than another "
-             f"(beyond z = {s.z:.2f} paired SE: alpha {s.alpha:g} over every batch and pair) was dropped"
-             + (f"; the run stops once the rest of the questions would change the pick with a predictive "
-                f"probability below {s.settle:g} against every other candidate" if s.settle else "")
-             + (f", or before a batch that would take evaluation past {s.budget:g}x the candidates' training "
-                "FLOPs (the verdict then ties what the questions scored cannot separate)" if s.budget else "")
-             + f". Stopped: {s.stopped}.", "", "| candidate | questions scored | dropped |", "|---|---|---|"]
+             f"(beyond z = {s.z:.2f} paired SE: alpha {s.alpha:g} over every batch and pair) was dropped; the run "
+             f"stops once {', or '.join(x for x in stops if x)}. Stopped: {s.stopped}.", "",
+             "| candidate | questions scored | dropped |", "|---|---|---|"]
     lines += [f"| {n} | {q} | {'yes' if n in s.dropped else ''} |" for n, q in s.questions.items()]
     return lines + ["", s.note + ".", ""]
 

@@ -96,7 +96,9 @@ class EvalSettings(BaseModel):
         "below this against every other candidate (0: off; sequential.settled)"))
     budget: float = Field(0.0, ge=0, json_schema_extra=ADDED_LATER, description=(
         "also stop before a batch that would take the compressed candidates' evaluation FLOPs past this many "
-        "times their training FLOPs, and decide on the questions scored (0: no cap; the fixed strategy)"))
+        "times their training FLOPs (each priced at its first batch's cost per question; the first batch always "
+        "runs), and decide on the questions scored; 0: no cap. The fixed strategy with sequential evaluation "
+        "only"))
 
 
 class FilterSettings(BaseModel):

@@ -111,7 +111,7 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
             out.stopped = f"the pick is settled after {n} questions"
             break
         if budget and n < total and budget_passed(eval_cost, {**out.questions, **dict.fromkeys(
-                alive, plan[plan.index(n) + 1])}, sum(cost.values()), budget):
+                alive, plan[plan.index(n) + 1])}, sum(cost[a] for a in names), budget):
             out.stopped = budget_stop(budget, n)
             break
     else:

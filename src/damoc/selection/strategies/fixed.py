@@ -36,8 +36,10 @@ def _sequential(ctx: Context) -> dict:
     z = z_for(settings.alpha, len(plan), len(config.candidates))
     metric = "accuracy" if task.is_choice else "answer_bpb"
     dropped: dict[str, int] = {}
+    seen: dict[str, int] = {}  # questions each candidate was scored on (a dropped or failed one keeps its last)
 
     def look(scores: dict, n: int, trained: dict) -> tuple[list[str], str]:
+        seen.update(dict.fromkeys(scores, n))
         worse, within = step(scores, z, settings.margin)
         dropped.update({name: n for name in worse})
         alive = [name for name in scores if name not in worse]
@@ -49,11 +51,10 @@ def _sequential(ctx: Context) -> dict:
                 {a: scores[a] for a in alive}, {a: trained[a]["train_flops"] for a in alive},
                 len(scored), settings.settle, margin=settings.margin) is not None:  # the verdict names the pick
             return alive, f"the pick is settled after {n} questions"
-        if settings.budget and n < len(scored):
-            ok = [a for a in trained if is_ok(trained[a])]
-            per_question = {a: (trained[a].get("eval_flops") or 0.0) / plan[0] for a in ok}
-            after = {a: dropped.get(a, n) for a in ok} | dict.fromkeys(alive, plan[plan.index(n) + 1])
-            if budget_passed(per_question, after, sum(trained[a]["train_flops"] for a in ok), settings.budget):
+        if settings.budget and n < len(scored):  # priced as sequential.decide prices it
+            per_question = {a: (trained[a].get("eval_flops") or 0.0) / plan[0] for a in seen}
+            after = seen | dict.fromkeys(alive, plan[plan.index(n) + 1])
+            if budget_passed(per_question, after, sum(trained[a]["train_flops"] for a in seen), settings.budget):
                 return alive, budget_stop(settings.budget, n)
         return alive, ""
 
