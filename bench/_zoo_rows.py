@@ -29,6 +29,8 @@ def settings() -> list[tuple[str, dict]]:
             ("adaptive", {"strategy": "adaptive"}), ("no-compress", {"compress": None}),
             # GraphCut within a seeded random pool of 3x the budget: a third of the embedding pass
             ("graphcut-pool3", {"filter": FilterSettings(options={"pool_factor": 3})}),
+            # and of 2x: the pool the data stage's <= 0.10 share would need on ASDiv (by its FLOPs, before running)
+            ("graphcut-pool2", {"filter": FilterSettings(options={"pool_factor": 2})}),
             # random-0.05 again on a second sample (same training seed): one draw decided nothing alone
             ("random-0.05-draw1", {"filter": FilterSettings(method="random", rate=0.05, options={"draw": 1})}),
             # the defaults again at another run seed (training sample, compression, pruning, training):

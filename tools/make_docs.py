@@ -611,6 +611,7 @@ def zoo_verdict() -> str:
 LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune": "no pruning",
           "no-compress": "no token compression", "full-eval": "every question scored (no sequential evaluation)",
           "graphcut-pool3": "graphcut within a seeded random pool of 3x the budget",
+          "graphcut-pool2": "graphcut within a seeded random pool of 2x the budget",
           "random-0.05-draw1": "random filter at rate 0.05, a second sample",
           "graphcut-0.05-seed1": "graphcut filter at rate 0.05 (beside `headline-seed1`: both at run seed 1)"}
 
