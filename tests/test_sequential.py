@@ -221,7 +221,8 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
     from damoc.selection.pipeline import run_select
 
     models, config = tiny_select(tmp_path, cls_file,  # settle off: the batches run
-                                 eval=EvalSettings(strategy="sequential", first=4, growth=2.0, settle=0.0))
+                                 eval=EvalSettings(strategy="sequential", first=4, growth=2.0, settle=0.0,
+                                                   budget=0.0))
     import re
 
     from damoc.cli.printing import progress_printer
@@ -255,7 +256,8 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
     # Other batch sizes need the removed models back: the survivors of the first batch are trained again
     # (counted as paid) and their copies removed afterwards.
     events.clear()
-    wider = config.model_copy(update={"eval": EvalSettings(strategy="sequential", first=4, growth=3.0, settle=0.0)})
+    wider = config.model_copy(update={"eval": EvalSettings(strategy="sequential", first=4, growth=3.0, settle=0.0,
+                                                           budget=0.0)})
     third = run_select(wider, tmp_path / "run", progress=False, on_event=lambda k, i: events.append(k))
     needed = sum(n >= 12 for n in third["sequential"]["questions"].values())
     assert third["sequential"]["looks"] == [4, 12, 15] and needed >= 1
@@ -269,14 +271,17 @@ def test_a_sequential_select_run_scores_only_what_it_needs_and_resumes(tmp_path,
     fourth = run_select(wider, tmp_path / "run", progress=False)
     assert fourth["cost"]["training_runs"] == third["cost"]["training_runs"]
     assert fourth["cost"]["train_flops"] == pytest.approx(third["cost"]["train_flops"])
-    # the default also stops once the pick is settled; the run and its report say which rule stopped it
+    # the default also stops once the pick is settled, or before the evaluation budget is passed; the run and
+    # its report say which rule stopped it
     default = config.model_copy(update={"eval": EvalSettings(strategy="sequential", first=4, growth=2.0)})
     fifth = run_select(default, tmp_path / "run", progress=False)["sequential"]
-    assert fifth["settle"] == 0.05
-    assert re.match(r"(one candidate left|the pick is settled|all 15 questions used)", fifth["stopped"])
-    if fifth["stopped"].startswith("the pick"):
+    assert fifth["settle"] == 0.05 and fifth["budget"] == 0.5
+    assert re.match(r"(one candidate left|the pick is settled|the evaluation budget|all 15 questions used)",
+                    fifth["stopped"])
+    if not fifth["stopped"].startswith(("one", "all")):
         assert max(fifth["questions"].values()) < 15
-    assert "predictive probability below 0.05" in (tmp_path / "run" / "report.md").read_text()
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "predictive probability below 0.05" in report and "past 0.5x the candidates' training FLOPs" in report
     # the run and the replays' rule (sequential.decide) stop alike: a budget between what the batches up to 8
     # and to 15 questions cost stops after 8
     from damoc.selection.sequential import budget_stop, decide, per_question
@@ -377,8 +382,9 @@ def test_a_candidate_whose_later_batch_fails_is_reported_failed(tmp_path, cls_fi
     from damoc.selection.config import EvalSettings
     from damoc.selection.pipeline import run_select
 
-    models, config = tiny_select(tmp_path, cls_file,  # no drop, no settling: the second batch runs
-                                 eval=EvalSettings(strategy="sequential", first=4, growth=2.0, alpha=1e-9, settle=0.0))
+    models, config = tiny_select(tmp_path, cls_file,  # no drop, no settling, no budget: the second batch runs
+                                 eval=EvalSettings(strategy="sequential", first=4, growth=2.0, alpha=1e-9, settle=0.0,
+                                                   budget=0.0))
     real = batched.evaluate_kept
 
     def flaky(config, candidate, *args):

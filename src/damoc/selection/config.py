@@ -94,7 +94,9 @@ class EvalSettings(BaseModel):
     settle: float = Field(0.05, ge=0, lt=1, json_schema_extra=ADDED_LATER, description=(
         "also stop once the pick is settled: scoring the rest would change it with a predictive probability "
         "below this against every other candidate (0: off; sequential.settled)"))
-    budget: float = Field(0.0, ge=0, json_schema_extra=ADDED_LATER, description=(
+    # 0.5: in the zoo, replayed on 24 runs then tested on 8 fresh ones (bench/budget_replay.py), every run
+    # >= 8x cheaper than fine-tuning every candidate with evaluation counted, and no pick left the truth's tie set
+    budget: float = Field(0.5, ge=0, json_schema_extra=ADDED_LATER, description=(
         "also stop before a batch that would take the compressed candidates' evaluation FLOPs past this many "
         "times their training FLOPs (each priced at its first batch's cost per question; the first batch always "
         "runs), and decide on the questions scored; 0: no cap. The fixed strategy with sequential evaluation "
