@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _common import RESULTS, envelope, read_json, write_json_atomic
-from margin_replay import replay
-from settle_replay import arguments, cached_runs, load
+from _common import envelope, read_json, write_json_atomic
+from margin_replay import replay, stored_runs
+from settle_replay import arguments
 
 from damoc.selection.config import SelectConfig
 
@@ -61,14 +61,8 @@ def tally(rows: list[dict], i: int) -> dict:
 def main() -> None:
     args = arguments(__doc__, "budget-replay.json")
     rows = []
-    for run in cached_runs(args.run_dir):
-        task = run.parent.parent.name
-        found = load(run)
-        if found is None:
-            continue
+    for run, task, found, zoo, row in stored_runs(args.run_dir):
         res = found[0]
-        zoo = read_json(RESULTS / f"zoo-{task}.json")
-        row = next(r for r in zoo["rows"] if r["name"] == run.name)
         cost = per_question(run, res)
         missing = set(found[1]) - set(cost)
         if missing:

@@ -16,6 +16,8 @@ the tie set is reported too: `no_pick_lost`).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from _common import RESULTS, envelope, read_json, route_flops, write_json_atomic
 from _zoo_rows import eval_flops
 from settle_replay import arguments, cached_runs, load, short
@@ -73,16 +75,25 @@ def replay(found: tuple, row: dict, truth: dict, task: str, margin: float, budge
             / (route_flops(f) + damoc_eval + zero)}
 
 
+def stored_runs(run_dir: Path, seeds=None):
+    """(run folder, task, `load`'s triple, the task's zoo file, the run's zoo row) for every cached uncapped run
+    of the defaults (at `seeds`, where given)."""
+    for run in cached_runs(run_dir):
+        task = run.parent.parent.name
+        found = load(run)
+        if found is None or (seeds is not None and found[0]["config"]["seed"] not in seeds):
+            continue
+        zoo = read_json(RESULTS / f"zoo-{task}.json")
+        row = next((r for r in zoo["rows"] if r["name"] == run.name), None)
+        if row is None:
+            raise SystemExit(f"{run}: zoo-{task}.json has no row {run.name}")
+        yield run, task, found, zoo, row
+
+
 def main() -> None:
     args = arguments(__doc__, "margin-replay.json")
     rows = []
-    for run in cached_runs(args.run_dir):
-        task = run.parent.parent.name
-        found = load(run)
-        if found is None or found[0]["config"]["seed"] not in SEEDS:
-            continue
-        zoo = read_json(RESULTS / f"zoo-{task}.json")
-        row = next(r for r in zoo["rows"] if r["name"] == run.name)
+    for run, task, found, zoo, row in stored_runs(args.run_dir, SEEDS):
         saving = row["speedup_flops_with_evaluation"]
         stored = {"stopped": found[0]["sequential"]["stopped"], "pick": row["chosen"],
                   "in_tie_set": row["in_tie_set"], "speedup_flops_with_evaluation": saving}
