@@ -72,7 +72,8 @@ def full_picks(task: str, zoo: dict) -> list[dict]:
     tie = set(zoo["truth"]["tie_set"])
     out = []
     for r in zoo["rows"]:
-        if r["name"] in GUESSES or not r.get("chosen", "").endswith(" full") or not r.get("metrics"):
+        if (r["name"] in GUESSES or r["name"].startswith("no-budget")  # no-budget: a headline run's candidates again
+                or not r.get("chosen", "").endswith(" full") or not r.get("metrics")):
             continue
         model = r["chosen"].rsplit(" ", 1)[0]
         b = _bpb(r)

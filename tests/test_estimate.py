@@ -178,7 +178,7 @@ def test_sequential_evaluation_is_priced_between_its_best_and_worst_case(tmp_pat
 
     model = save_tiny(tmp_path, layers=2)
     train, test = varied_examples(12), varied_examples(8)
-    config = config_for(model, zero_shot=False, eval=EvalSettings(strategy="sequential", first=2))
+    config = config_for(model, zero_shot=False, eval=EvalSettings(strategy="sequential", first=2, budget=0.0))
     e = estimate(config, train, test=test)
     assert e["damoc_eval_flops_best_case"] == pytest.approx(e["damoc_eval_flops"] * 2 / 8, rel=0.3)
     assert e["speedup_flops_with_evaluation_best_case"] > e["speedup_flops_with_evaluation"]

@@ -586,10 +586,12 @@ def zoo_verdict() -> str:
     text += _replicates(tasks)  # the defaults again at other run seeds, where those rows ran
     same = [t for t in tasks if "subset" in zoo_rows(t)]
     if same:
-        sub, head = pooled([zoo_rows(t)["subset"] for t in same]), pooled([damoc_row(zoo_rows(t)) for t in same])
+        # beside the defaults as they were when it ran (one lever moved: `_baseline_row`)
+        bases = [zoo_rows(t).get(_baseline_row("subset", zoo_rows(t)["subset"])) or damoc_row(zoo_rows(t))
+                 for t in same]
+        sub, head = pooled([zoo_rows(t)["subset"] for t in same]), pooled(bases)
         count_out = sum(not zoo_rows(t)["subset"]["in_tie_set"] for t in same)
-        sub_m, head_m = (pooled([zoo_rows(t)["subset"] for t in same], "method"),
-                         pooled([damoc_row(zoo_rows(t)) for t in same], "method"))
+        sub_m, head_m = pooled([zoo_rows(t)["subset"] for t in same], "method"), pooled(bases, "method")
         text += (f". The same training examples without pruning or compression (`subset`, on {', '.join(same)}) "
                  f"order {sub[0]:.2f} of the separated pairs right against damoc's {head[0]:.2f} on those tasks"
                  + (f", and {sub_m[0]:.2f} of the method pairs against {head_m[0]:.2f}" if sub_m and head_m else "")
@@ -613,7 +615,7 @@ LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune"
           "graphcut-pool3": "graphcut within a seeded random pool of 3x the budget",
           "graphcut-pool2": "graphcut within a seeded random pool of 2x the budget",
           "random-0.05-draw1": "random filter at rate 0.05, a second sample",
-          "graphcut-0.05-seed1": "graphcut filter at rate 0.05 (beside `headline-seed1`: both at run seed 1)"}
+          "graphcut-0.05-seed1": "graphcut filter at rate 0.05 at run seed 1 (beside the defaults at that seed)"}
 
 
 def lever(name: str) -> str:
@@ -658,11 +660,12 @@ def zoo_levers() -> str:
     rows = []
     names = sorted({n for t in zoo_tasks() for n in zoo_rows(t)} - {"headline", *GUESSES})
     for name in names:
-        base = _baseline_row(name, next(zoo_rows(t)[name] for t in zoo_tasks() if name in zoo_rows(t)))
-        tasks = [t for t in zoo_tasks() if name in zoo_rows(t) and base in zoo_rows(t)]
+        # each task's row beside its own baseline: a row may have run before a default changed on one task only
+        base = {t: _baseline_row(name, zoo_rows(t)[name]) for t in zoo_tasks() if name in zoo_rows(t)}
+        tasks = [t for t in base if base[t] in zoo_rows(t)]
         if not tasks:
             continue
-        mine, head = [zoo_rows(t)[name] for t in tasks], [zoo_rows(t)[base] for t in tasks]
+        mine, head = [zoo_rows(t)[name] for t in tasks], [zoo_rows(t)[base[t]] for t in tasks]
         saved = [r["speedup_flops"] for r in mine if r.get("speedup_flops")]
         rows.append([f"`{name}`", lever(name), ", ".join(tasks), _beside(mine, head), _beside(mine, head, "method"),
                      f"{sum(r['in_tie_set'] for r in mine)} / {sum(r['in_tie_set'] for r in head)} of {len(tasks)}",
@@ -673,17 +676,18 @@ def zoo_levers() -> str:
             "headline row on the same tasks (pooled: a pair either route ties counts half)."
             + (" A row run before the evaluation budget became a default sits beside the defaults as they were "
                "then (`no-budget`, `no-budget-seedN`)." if default_budget() else "") + "\n\n"
-            + table(["row", "what changes", "tasks", "separated pairs right: row / headline",
-                     "method pairs right: row / headline", "pick in tie set: row / headline",
+            + table(["row", "what changes", "tasks", "separated pairs right: row / defaults",
+                     "method pairs right: row / defaults", "pick in tie set: row / defaults",
                      "training + data FLOPs saving"], rows))
 
 
 def zoo_misses() -> str:
     """Every pick of a damoc row outside the truth's tie set, with the method it picked: whether the misses
     share a pattern."""
-    # a copied row (`no-budget`: a headline run judged again without the cap) would count its training twice
+    # a `no-budget` row (the same trained candidates as a headline row, evaluated without the cap) would count
+    # a run twice
     rows = [(t, r) for t in zoo_tasks() for r in zoo(t).get("rows", [])
-            if r["name"] not in GUESSES and r.get("chosen") and not r.get("copied_from")]
+            if r["name"] not in GUESSES and r.get("chosen") and not r["name"].startswith("no-budget")]
     if not rows:
         return ""
     missed = [(t, r) for t, r in rows if not r["in_tie_set"]]
@@ -772,7 +776,8 @@ def zoo_long_evaluations() -> str:
              f"{min(b['se'] for _, b in bs):.4f}-{max(b['se'] for _, b in bs):.4f}"]
             for (task, pick, rival, same), bs in sorted(held.items())]
     text = ("\n### Why some evaluations ran long\n\nSequential evaluation stops once the pick is settled "
-            f"(`eval.settle`). Replayed on {s['runs']} cached runs of the defaults, {s['looks_blocked']} looks "
+            f"(`eval.settle`). Replayed on {s['runs']} cached runs of the defaults without the evaluation budget "
+            f"(`no-budget` rows), {s['looks_blocked']} looks "
             "could not stop; the rivals that held the pick there (difference to the pick in the metric's units, "
             "and its paired SE):\n\n")
     text += table(["task", "pick", "rival", "same model", "runs", "looks", "difference (abs)", "paired SE"], rows)
@@ -808,7 +813,8 @@ def zoo_margin_replay() -> str:
 
     rows = [[r["task"], r["row"], *(cell(x) for x in r["replays"])] for r in doc["rows"]]
     wide = s[f"margin_{margins[-1]:g}"]
-    text = ("\n### A practical tie margin, replayed\n\nEach cached run of the defaults replayed from its stored "
+    text = ("\n### A practical tie margin, replayed\n\nEach cached run of the defaults without the budget "
+            "(`no-budget` rows) replayed from its stored "
             f"predictions at `--eval.margin` {' and '.join(f'{m:g}' for m in margins)} (the margin and the pass line "
             "were written down before any replay, though after the diagnostic above had shown the differences that "
             "held those runs): the pick (in or out of the truth's tie set), the most questions "

@@ -80,8 +80,9 @@ def add_select(sub) -> None:
         description="Filters the training data (GraphCut 10%), compresses its contexts (ratio 0.5, rescaled "
                     "BERTScore >= 0.7, no LLM rewriting unless --compress.rewriter), prunes each candidate's most "
                     "redundant layers (similarity >= 0.85, at most 25%), trains each for one epoch (at least 25 "
-                    "optimizer steps: with few examples the batch shrinks) and evaluates it on the full test "
-                    "split. When the leaders cannot be told apart it says so and recommends the cheapest of them. "
+                    "optimizer steps: with few examples the batch shrinks) and evaluates it on growing batches of "
+                    "the test split until the pick is decided or evaluation would pass half the training's FLOPs "
+                    "(--eval.*). When the leaders cannot be told apart it says so and recommends the cheapest of them. "
                     "Every stage is cached in --out: re-running resumes. --validate also runs full fine-tuning and "
                     "reports how well the rankings agree and the time saved. Settings: flags > --config RUN.yaml "
                     "(the fields of damoc.selection.config.SelectConfig) > defaults.")

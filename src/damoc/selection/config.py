@@ -76,8 +76,10 @@ class EvalSettings(BaseModel):
     halving until its better half is decided; adaptive scores its own rungs). It keeps each
     trained candidate on disk (as large as the model) until the decision, then removes the copies.
     The default since 2026-12-06: on the zoo it kept full evaluation's pick on every task measured
-    (bench/results/sequential-eval.json; zoo-nq-open.json's `headline` row beside `full-eval`)
-    at a fraction of its evaluation FLOPs."""
+    (bench/results/sequential-eval.json; zoo-nq-open.json's `no-budget` row, the defaults before the
+    budget, beside `full-eval`) at a fraction of its evaluation FLOPs. The budget (since 2026-12-07) stops
+    it earlier and ties more often; its evidence is bench/results/budget-replay.json. Old results were made
+    without it: `eval` is in no cache key, so they are reused as they are."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
