@@ -117,3 +117,19 @@ def test_mkdocs_build_strict(tmp_path, generated):
                          cwd=ROOT, capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert (tmp_path / "site" / "index.html").exists()
+
+
+def test_a_lever_row_is_set_beside_the_defaults_it_ran_under(make_docs):
+    """A zoo row made before the evaluation budget became a default is compared with the defaults as they were
+    (`no-budget`), at its own run seed; a row at today's default with today's headline rows."""
+    def row(budget: float) -> dict:
+        return {"config": {"eval": {"budget": budget}}}
+
+    today = make_docs.default_budget()
+    assert today > 0  # the comparison below only means something while the default caps evaluation
+    assert make_docs._baseline_row("graphcut-pool2", row(0.0)) == "no-budget"
+    assert make_docs._baseline_row("graphcut-0.05-seed1", row(0.0)) == "no-budget-seed1"
+    assert make_docs._baseline_row("graphcut-pool2", row(today)) == "headline"
+    assert make_docs._baseline_row("graphcut-pool2", {}) == "no-budget"  # rows from before the field existed
+    assert make_docs._baseline_row("no-budget-seed3", row(0.0)) == "headline-seed3"
+    assert make_docs._baseline_row("headline-seed2", row(today)) == "headline"
