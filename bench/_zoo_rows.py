@@ -44,7 +44,11 @@ def settings() -> list[tuple[str, dict]]:
             # a practical tie margin (0.01 bits per byte or accuracy) at the run seeds whose replay needed
             # questions margin 0 never scored (bench/margin_replay.py): run from scratch
             # (without the budget, as they ran: they study the margin alone)
-            *((f"margin-0.01-seed{s}", {"eval": EvalSettings(margin=0.01, budget=0.0), "seed": s}) for s in (2, 4, 5))]
+            *((f"margin-0.01-seed{s}", {"eval": EvalSettings(margin=0.01, budget=0.0), "seed": s}) for s in (2, 4, 5)),
+            # graphcut-pool2 at the other run seeds: whether its data-stage share (<= 0.10 on every task at seed 0)
+            # and its picks hold before it could become the default
+            *((f"graphcut-pool2-seed{s}", {"filter": FilterSettings(options={"pool_factor": 2}), "seed": s})
+              for s in RUN_SEEDS)]
     rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})
              for rate in (0.1, 0.05, 0.2) for sel in ("random", "graphcut", "perplexity")
              if (sel, rate) != ("graphcut", 0.1)]
