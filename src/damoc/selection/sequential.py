@@ -74,6 +74,42 @@ class Decision:
     looks: list[int] = field(default_factory=list)
 
 
+@dataclass
+class Rule:
+    """The stopping rule's settings for one run: what `look` applies at each look, alike in simulations
+    (`decide`) and in a run (strategies/fixed.py)."""
+    plan: list[int]
+    z: float
+    margin: float = 0.0
+    settle: float = 0.0
+    budget: float = 0.0
+
+    def look(self, scores: dict[str, np.ndarray], n: int, seen: dict[str, int], dropped: dict[str, int],
+             cost: dict[str, float] | None = None, eval_cost: dict[str, float] | None = None) -> tuple[list[str], str]:
+        """One look after n questions. `scores`: the candidates still in the race, on those questions. Records
+        each one's questions in `seen` and the newly dropped in `dropped` (a dropped or failed candidate keeps
+        what it saw, which the budget still counts); returns the survivors and why the run stops ("" to go on).
+        `cost`: training FLOPs and `eval_cost`: evaluation FLOPs per question, by candidate, for everyone seen
+        (needed only to settle or to budget)."""
+        seen.update(dict.fromkeys(scores, n))
+        worse, within = step(scores, self.z, self.margin)
+        dropped.update(dict.fromkeys(worse, n))
+        alive = [name for name in scores if name not in worse]
+        more = n < self.plan[-1]
+        if len(alive) <= 1:
+            return alive, f"one candidate left after {n} questions"
+        if within:
+            return alive, f"the {len(alive)} left are within the tie margin {self.margin:g} after {n} questions"
+        if self.settle and more and settled({a: scores[a] for a in alive}, {a: cost[a] for a in alive},
+                                            self.plan[-1], self.settle, margin=self.margin) is not None:
+            return alive, f"the pick is settled after {n} questions"
+        if self.budget and more and budget_passed(
+                eval_cost, seen | dict.fromkeys(alive, self.plan[self.plan.index(n) + 1]),
+                sum(cost[a] for a in seen), self.budget):
+            return alive, budget_stop(self.budget, n)
+        return alive, ""
+
+
 def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int, first: int = 100,
            growth: float = 2.0, alpha: float = 0.05, margin: float = 0.0, settle: float = 0.0,
            cost: dict[str, float] | None = None, budget: float = 0.0,
@@ -89,30 +125,13 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
     if budget and eval_cost is None:
         raise ValueError("a budget needs each candidate's evaluation FLOPs per question")
     plan = looks(min(first, total), total, growth)
-    z = z_for(alpha, len(plan), len(names))
+    rule = Rule(plan, z_for(alpha, len(plan), len(names)), margin, settle, budget)
     alive = list(names)
-    out = Decision(survivors=alive, z=z, looks=plan)
+    out = Decision(survivors=alive, z=rule.z, looks=plan)
     for n in plan:
         scores = {name: np.asarray(score(name, n), dtype=float)[:n] for name in alive}
-        for name in alive:
-            out.questions[name] = n
-        worse, within = step(scores, z, margin)
-        for name in worse:
-            out.dropped[name] = n
-        alive = [a for a in alive if a not in worse]
-        if len(alive) == 1:
-            out.stopped = f"one candidate left after {n} questions"
-            break
-        if within:
-            out.stopped = f"the {len(alive)} left are within the tie margin {margin:g} after {n} questions"
-            break
-        if settle and n < total and settled({a: scores[a] for a in alive}, cost, total, settle,
-                                            margin=margin) is not None:
-            out.stopped = f"the pick is settled after {n} questions"
-            break
-        if budget and n < total and budget_passed(eval_cost, {**out.questions, **dict.fromkeys(
-                alive, plan[plan.index(n) + 1])}, sum(cost[a] for a in names), budget):
-            out.stopped = budget_stop(budget, n)
+        alive, out.stopped = rule.look(scores, n, out.questions, out.dropped, cost, eval_cost)
+        if out.stopped:
             break
     else:
         out.stopped = f"all {total} questions used"

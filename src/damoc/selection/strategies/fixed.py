@@ -9,7 +9,7 @@ import numpy as np
 from damoc.selection.batched import score_in_batches
 from damoc.selection.candidate import is_ok, rank
 from damoc.selection.launch import launch
-from damoc.selection.sequential import budget_passed, budget_stop, looks, per_question, settled, step, z_for
+from damoc.selection.sequential import Rule, looks, per_question, z_for
 from damoc.selection.strategies import Context, strategy
 from damoc.selection.summary import summarise
 
@@ -33,30 +33,17 @@ def _sequential(ctx: Context) -> dict:
     config, task, scored = ctx.config, ctx.task, ctx.scored
     settings = config.eval
     plan = looks(min(settings.first, len(scored)), len(scored), settings.growth)
-    z = z_for(settings.alpha, len(plan), len(config.candidates))
+    rule = Rule(plan, z_for(settings.alpha, len(plan), len(config.candidates)), settings.margin, settings.settle,
+                settings.budget)
     metric = "accuracy" if task.is_choice else "answer_bpb"
     dropped: dict[str, int] = {}
     seen: dict[str, int] = {}  # questions each candidate was scored on (a dropped or failed one keeps its last)
 
     def look(scores: dict, n: int, trained: dict) -> tuple[list[str], str]:
-        seen.update(dict.fromkeys(scores, n))
-        worse, within = step(scores, z, settings.margin)
-        dropped.update({name: n for name in worse})
-        alive = [name for name in scores if name not in worse]
-        if len(alive) <= 1:
-            return alive, f"one candidate left after {n} questions"
-        if within:
-            return alive, f"the {len(alive)} left are within the tie margin {settings.margin:g} after {n} questions"
-        if settings.settle and n < len(scored) and settled(
-                {a: scores[a] for a in alive}, {a: trained[a]["train_flops"] for a in alive},
-                len(scored), settings.settle, margin=settings.margin) is not None:  # the verdict names the pick
-            return alive, f"the pick is settled after {n} questions"
-        if settings.budget and n < len(scored):  # priced as sequential.decide prices it
-            per_question = {a: (trained[a].get("eval_flops") or 0.0) / plan[0] for a in seen}
-            after = seen | dict.fromkeys(alive, plan[plan.index(n) + 1])
-            if budget_passed(per_question, after, sum(trained[a]["train_flops"] for a in seen), settings.budget):
-                return alive, budget_stop(settings.budget, n)
-        return alive, ""
+        ok = {a: r for a, r in trained.items() if is_ok(r)}  # (one that failed to train is never scored)
+        # each candidate's evaluation priced at its first batch's cost per question (sequential.budget_passed)
+        return rule.look(scores, n, seen, dropped, {a: r["train_flops"] for a, r in ok.items()},
+                         {a: (r.get("eval_flops") or 0.0) / plan[0] for a, r in ok.items()})
 
     b = score_in_batches(ctx, config.candidates, ctx.examples, ctx.out / "candidates", plan, look)
     records, alive = b.records, [c for c in config.candidates if c.name in b.alive]
@@ -74,7 +61,7 @@ def _sequential(ctx: Context) -> dict:
     summary = summarise(config, task, ctx.data, order, b.runs,
                         {c.name: ctx.out / "sequential" / c.slug for c in alive},
                         dropped={name: records[name] for name in dropped if name in records})
-    summary["sequential"] = {"looks": plan, "z": z, "alpha": settings.alpha, "margin": settings.margin,
+    summary["sequential"] = {"looks": plan, "z": rule.z, "alpha": settings.alpha, "margin": settings.margin,
                              "settle": settings.settle, "budget": settings.budget,
                              "questions": b.seen, "dropped": dropped, "stopped": b.stopped,
                              "note": "candidates dropped early were scored on fewer questions; only the survivors "
