@@ -120,6 +120,8 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
     pick. `settle` > 0 (with each candidate's training `cost`) also stops once the pick is settled at
     that probability (`settled`). `budget` > 0 (with `cost` and each candidate's evaluation FLOPs per
     question, `eval_cost`) stops before a batch that would pass it (`budget_passed`)."""
+    if not names:
+        raise ValueError("no candidates to decide between")
     if (settle or budget) and cost is None:
         raise ValueError("settling and a budget need each candidate's training cost")
     if budget and eval_cost is None:
