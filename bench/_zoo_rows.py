@@ -38,13 +38,18 @@ def settings() -> list[tuple[str, dict]]:
             *((f"headline-seed{s}", {"seed": s}) for s in RUN_SEEDS),
             # GraphCut at 5% at run seed 1: whether graphcut-0.05 holds on a second seed before it could be a default
             ("graphcut-0.05-seed1", {"filter": FilterSettings(rate=0.05), "seed": 1}),
-            # the defaults as they were before the evaluation budget (the former headline rows, kept)
-            ("no-budget", {"eval": EvalSettings(budget=0.0)}),
-            *((f"no-budget-seed{s}", {"eval": EvalSettings(budget=0.0), "seed": s}) for s in RUN_SEEDS),
+            # the defaults as they were before the evaluation budget (the former headline rows, kept; GraphCut
+            # read all the data, pinned should its default change)
+            ("no-budget", {"eval": EvalSettings(budget=0.0), "filter": FilterSettings(options={"pool_factor": None})}),
+            *((f"no-budget-seed{s}", {"eval": EvalSettings(budget=0.0),
+                                      "filter": FilterSettings(options={"pool_factor": None}), "seed": s})
+              for s in RUN_SEEDS),
             # a practical tie margin (0.01 bits per byte or accuracy) at the run seeds whose replay needed
             # questions margin 0 never scored (bench/margin_replay.py): run from scratch
             # (without the budget, as they ran: they study the margin alone)
-            *((f"margin-0.01-seed{s}", {"eval": EvalSettings(margin=0.01, budget=0.0), "seed": s}) for s in (2, 4, 5)),
+            *((f"margin-0.01-seed{s}", {"eval": EvalSettings(margin=0.01, budget=0.0),
+                                        "filter": FilterSettings(options={"pool_factor": None}), "seed": s})
+              for s in (2, 4, 5)),
             # graphcut-pool2 at the other run seeds: whether its data-stage share (<= 0.10 on every task at seed 0)
             # and its picks hold before it could become the default
             *((f"graphcut-pool2-seed{s}", {"filter": FilterSettings(options={"pool_factor": 2}), "seed": s})

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from _common import RESULTS, ROOT, RUNS, envelope, pyplot, read_json, save_figure, write_json_atomic
 
+from damoc.compat import graphcut_pool_as_ran
 from damoc.selection import Candidate
 from damoc.selection.config import SelectConfig
 from damoc.selection.estimate import estimate
@@ -50,7 +51,7 @@ def truth_runs() -> list[dict]:
     for path in sorted(RESULTS.glob("zoo/*/*.json")):
         measured = read_json(path)
         cand = Candidate(model=measured["model"], method=measured["method"])
-        config = SelectConfig(**{**measured["config"], "candidates": [cand]})
+        config = SelectConfig(**{**graphcut_pool_as_ran(measured["config"]), "candidates": [cand]})
         predicted = estimate(config, _train(config))["candidates"][0]["full"]
         rows.append({"run": f"{config.task}/truth/{cand.name.removeprefix('bundled:')}", "route": "full",
                      "task": config.task, "model": cand.model, "method": cand.method,
@@ -73,7 +74,7 @@ def damoc_runs() -> tuple[list[dict], list[dict]]:
             if not (folder / "results.json").exists():
                 continue
             run = read_json(folder / "results.json")
-            config = SelectConfig(**setting["config"])
+            config = SelectConfig(**graphcut_pool_as_ran(setting["config"]))
             if config.strategy != "fixed":  # the estimate prices the fixed strategy only
                 continue
             train = _train(config)

@@ -109,6 +109,42 @@ def test_sections_turn_off_and_a_budget_replaces_the_default_rate():
     assert (config.filter.rate, config.filter.budget) == (None, 40)
 
 
+def test_graphcuts_pool_is_written_into_the_config_and_keys_the_cache(tmp_path, capsys):
+    """GraphCut's pool (its default where not given) is stored with the run, so a run cached while GraphCut
+    read all the data (pool_factor none) is never reused for a pooled one; other selectors get no pool."""
+    from damoc.filtering.selectors import GRAPHCUT_POOL_FACTOR
+    from damoc.selection.candidate import Candidate, candidate_key
+
+    argv = ["--task", "boolq", "--models", "m"]
+    assert select_config(parse(argv))[0].filter.options == {"pool_factor": GRAPHCUT_POOL_FACTOR}
+    pooled, _ = select_config(parse([*argv, "--filter.options", "pool_factor=2"]))
+    whole, _ = select_config(parse([*argv, "--filter.options", "pool_factor=none"]))
+    assert pooled.filter.options == {"pool_factor": 2}
+    assert whole.filter.options == {"pool_factor": None}
+    assert select_config(parse([*argv, "--filter.method", "random"]))[0].filter.options == {}
+    c = Candidate(model="m", method="lora")
+    two = select_config(parse([*argv, "--filter.options", "pool_factor=2.0"]))[0]
+    assert candidate_key(two, c) == candidate_key(pooled, c)  # 2.0 is 2
+    assert select_config(parse([*argv, "--filter.options", "lam=0.3"]))[0].filter.options == \
+        {"lam": 0.3, "pool_factor": GRAPHCUT_POOL_FACTOR}
+    assert select_config(parse([*argv, "--filter.options", "pool_factor=3.0"]))[0].filter.options == {"pool_factor": 3}
+    assert candidate_key(pooled, c) != candidate_key(whole, c)
+    # a stored config reads back as it ran: a new one keeps its pool; one stored before the pool was written
+    # in read all the data (damoc.compat)
+    from damoc.compat import graphcut_pool_as_ran
+    from damoc.selection.config import SelectConfig
+
+    assert SelectConfig(**graphcut_pool_as_ran(pooled.model_dump(mode="json"))).filter.options == pooled.filter.options
+    old = pooled.model_dump(mode="json")
+    old["filter"]["options"] = {}
+    assert SelectConfig(**graphcut_pool_as_ran(old)).filter.options == {"pool_factor": None}
+    for bad in ("pool_factor=0.5", "pool_factor=abc", "lam=abc", "lamda=0.3"):
+        assert main(["select", *argv, "--out", str(tmp_path / "r"), "--filter.options", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("damoc: error: filter:") and "\n" not in err, err
+    assert not (tmp_path / "r").exists()
+
+
 def test_bad_values_are_one_line_naming_the_setting(tmp_path, capsys):
     assert main(["select", "--task", "boolq", "--models", "m", "--out", str(tmp_path / "r"),
                  "--prune.threshold", "3"]) == 2

@@ -119,17 +119,31 @@ def test_mkdocs_build_strict(tmp_path, generated):
     assert (tmp_path / "site" / "index.html").exists()
 
 
-def test_a_lever_row_is_set_beside_the_defaults_it_ran_under(make_docs):
-    """A zoo row made before the evaluation budget became a default is compared with the defaults as they were
-    (`no-budget`), at its own run seed; a row at today's default with today's headline rows."""
-    def row(budget: float) -> dict:
-        return {"config": {"eval": {"budget": budget}}}
+def test_a_lever_row_is_set_beside_the_defaults_it_ran_under(make_docs, monkeypatch):
+    """A zoo row is compared with the defaults as they stood when it ran (`no-budget`: before the evaluation
+    budget; `graphcut-all`: before GraphCut's pool), at its own run seed, with only its own lever moved."""
+    def row(budget: float | None, pool: float | None = None, moved: tuple = (), method: str = "graphcut") -> dict:
+        ev = {} if budget is None else {"budget": budget}
+        options = {} if pool is None else {"pool_factor": pool}
+        return {"config": {"eval": ev, "filter": {"method": method, "options": options}},
+                "overrides": dict.fromkeys(moved)}
 
-    today = make_docs.default_budget()
-    assert today > 0  # the comparison below only means something while the default caps evaluation
-    assert make_docs._baseline_row("graphcut-pool2", row(0.0)) == "no-budget"
-    assert make_docs._baseline_row("graphcut-0.05-seed1", row(0.0)) == "no-budget-seed1"
-    assert make_docs._baseline_row("graphcut-pool2", row(today)) == "headline"
-    assert make_docs._baseline_row("graphcut-pool2", {}) == "no-budget"  # rows from before the field existed
-    assert make_docs._baseline_row("no-budget-seed3", row(0.0)) == "headline-seed3"
-    assert make_docs._baseline_row("headline-seed2", row(today)) == "headline"
+    monkeypatch.setattr(make_docs, "default_pool", lambda: 2)  # as once GraphCut's 2x pool is the default
+    budget, pool = make_docs.default_budget(), make_docs.default_pool()
+    assert budget > 0  # the comparisons below only mean something while the budget is a default
+    base = make_docs._baseline_row
+    assert base("subset", row(None, moved=("prune", "compress"))) == "no-budget"  # ran before both
+    assert base("graphcut-0.05-seed1", row(0.0, moved=("filter", "seed"))) == "no-budget-seed1"
+    assert base("random-0.1", row(budget, moved=("filter",), method="random")) == "headline"
+    assert base("graphcut-pool3", row(budget, 3, moved=("filter",))) == "headline"
+    assert base("margin-0.01-seed2", row(0.0, moved=("eval", "seed"))) == "no-budget-seed2"
+    assert base("no-budget-seed3", row(0.0, moved=("eval", "seed"))) == "graphcut-all-seed3"
+    assert base("graphcut-all-seed3", row(budget, moved=("filter", "seed"))) == "headline-seed3"
+    assert base("no-prune", row(budget, moved=("prune",))) == "graphcut-all"  # ran between the two changes
+    assert base("no-prune", row(budget, pool, moved=("prune",))) == "headline"
+    assert base("headline-seed2", row(budget, pool, moved=("seed",))) == "headline"
+    # while GraphCut reads all the data by default, there is no `graphcut-all` family
+    monkeypatch.setattr(make_docs, "default_pool", lambda: None)
+    assert base("no-budget-seed3", row(0.0, moved=("eval", "seed"))) == "headline-seed3"
+    assert base("graphcut-pool2", row(budget, 2, moved=("filter",))) == "headline"
+    assert base("subset", row(None, moved=("prune", "compress"))) == "no-budget"

@@ -102,8 +102,8 @@ def test_graphcut_cost_matches_the_embedding_pass(tmp_path, tiny_llama):
     bert = tiny_encoder(tmp_path)
     examples = varied_examples(16)
     _, measured = embed_with_cost([example_text(e) for e in examples], str(bert), cache=False, allow_pickle=True)
-    predicted = estimate(config_for(tiny_llama, filter=FilterSettings(rate=0.25, options={"embedder": str(bert)})),
-                         examples)
+    whole = FilterSettings(rate=0.25, options={"embedder": str(bert), "pool_factor": None})  # every example embedded
+    predicted = estimate(config_for(tiny_llama, filter=whole), examples)
     assert predicted["data"]["filter_tokens"]["embedder"] == measured["tokens"]
     assert predicted["data_stage_flops"]["filter"] == pytest.approx(measured["forward_flops"])
 
@@ -264,7 +264,7 @@ def test_graphcut_on_a_random_pool_embeds_only_the_pool_and_is_priced_so(tmp_pat
     bert = str(tiny_encoder(tmp_path))
     examples = varied_examples(16)
     opts = {"embedder": bert}
-    whole, whole_info = filter_examples(examples, "graphcut", budget=4, **opts)
+    whole, whole_info = filter_examples(examples, "graphcut", budget=4, pool_factor=None, **opts)
     kept, info = filter_examples(examples, "graphcut", budget=4, seed=3, pool_factor=2, **opts)
     pool = {examples[i].id for i in random.Random(3).sample(range(16), 8)}
     assert len(kept) == 4 and {e.id for e in kept} <= pool

@@ -17,15 +17,19 @@ RECORDED = json.loads((Path(__file__).parent / "assets" / "keys-2026-12-05.json"
 def test_cached_results_keep_their_keys():
     cands = [Candidate(model=m, method=meth) for m in ("bundled:smollm2-135m-instruct", "bundled:gemma3-270m",
                                                        "Qwen/Qwen2.5-0.5B") for meth in ("lora", "full")]
+    whole = FilterSettings(options={"pool_factor": None})  # GraphCut over all the data, as when recorded
     configs = {
-        "select-default": SelectConfig(task="nq-open", candidates=cands),
+        "select-default": SelectConfig(task="nq-open", candidates=cands, filter=whole),
         "select-variant": SelectConfig(task="asdiv", candidates=cands, train_limit=1000, test_limit=300, prune=None,
                                        filter=FilterSettings(method="random", rate=0.2), seed=3,
                                        finetune=FinetuneConfig(max_seq_len=112, batch_size=8, micro_batch_size=4)),
-        "select-halving": SelectConfig(task="siqa", candidates=cands, strategy="halving"),
+        "select-halving": SelectConfig(task="siqa", candidates=cands, strategy="halving", filter=whole),
         "baseline": BaselineConfig(task="nq-open", candidates=cands, train_limit=1000, test_limit=1000,
                                    generation=False,
                                    finetune=FinetuneConfig(max_seq_len=96, batch_size=8, micro_batch_size=4)),
     }
     now = {name: {f"{c.model} {c.method}": candidate_key(cfg, c) for c in cands} for name, cfg in configs.items()}
     assert now == RECORDED
+    # a pooled GraphCut is never taken for a run cached over all the data
+    pooled = SelectConfig(task="nq-open", candidates=cands, filter=FilterSettings(options={"pool_factor": 2}))
+    assert all(candidate_key(pooled, c) != RECORDED["select-default"][f"{c.model} {c.method}"] for c in cands)

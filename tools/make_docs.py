@@ -620,9 +620,11 @@ LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune"
 
 def lever(name: str) -> str:
     """What a row moved against the defaults: the run seed, a named lever, or a filter at a rate (`random-0.05`)."""
-    if name.startswith(("margin-", "no-budget")):
+    if name.startswith(("margin-", "no-budget", "graphcut-all")):
         what, _, seed = name.partition("-seed")
-        flag = "`--eval.budget 0` (no cap)" if what == "no-budget" else f"`--eval.margin {what[7:]}`"
+        flag = {"no-budget": "`--eval.budget 0` (no cap)",
+                "graphcut-all": "`--filter.options pool_factor=none` (GraphCut over all the training data)"}.get(
+                    what, f"`--eval.margin {what[7:]}`")
         return flag + (f" at run seed {seed}" if seed else "")
     if name.startswith("headline-seed"):
         return (f"the run seed ({name.removeprefix('headline-seed')}): another training sample, compression, "
@@ -637,16 +639,52 @@ def default_budget() -> float:
     return EvalSettings().budget
 
 
+def default_pool() -> float | None:
+    from damoc.selection.config import FilterSettings
+
+    return FilterSettings().options.get("pool_factor")
+
+
+def _settings(row: dict) -> dict[str, object]:
+    """The two defaults that changed after rows had run, as a row ran them (absent: before the setting existed)."""
+    config = row.get("config") or {}
+    f = config.get("filter") or {}
+    return {"eval": (config.get("eval") or {}).get("budget", 0.0),
+            "filter": (f.get("options") or {}).get("pool_factor") if f.get("method") == "graphcut" else "no pool"}
+
+
+_FAMILY_NOTES = [("graphcut-all", "GraphCut's pool"), ("no-budget", "the evaluation budget")]
+
+
+def _families() -> list[tuple[str, dict[str, object]]]:
+    """The defaults as they stood over time, newest first: each kept as zoo rows under its own name."""
+    out = [("headline", {"eval": default_budget(), "filter": default_pool()})]
+    if default_pool() is not None:
+        out.append(("graphcut-all", {"eval": default_budget(), "filter": None}))  # GraphCut read all the data
+    if default_budget():
+        out.append(("no-budget", {"eval": 0.0, "filter": None}))  # and before, evaluation had no cap
+    return out
+
+
 def _baseline_row(name: str, row: dict) -> str:
-    """The defaults a row is compared with: at its own run seed where it names one (`graphcut-0.05-seed1`), and
-    without the evaluation budget where the row ran before it became a default (`no-budget`,
-    `no-budget-seedN`: the defaults as they were then), so one lever moves at a time."""
-    _, _, seed = name.rpartition("-seed")
-    base = f"headline-seed{seed}" if seed.isdigit() and not name.startswith("headline-seed") else "headline"
-    budget = ((row.get("config") or {}).get("eval") or {}).get("budget", 0.0)
-    if default_budget() and not budget and not name.startswith("no-budget"):
-        return base.replace("headline", "no-budget")
-    return base
+    """The defaults a row is compared with, so that one lever moves at a time: at its own run seed where it names
+    one (`graphcut-0.05-seed1`), and as the defaults stood when it ran (`no-budget`: before the evaluation budget;
+    `graphcut-all`: before GraphCut's pool). Of the kept defaults that agree with the row on every setting it
+    did not move, the one that agrees on most, never the row's own."""
+    stem, _, seed = name.rpartition("-seed")
+    if not seed.isdigit():
+        stem, seed = name, ""
+    if name.startswith("headline-seed"):
+        return "headline"
+    mine, moved = _settings(row), set(row.get("overrides") or {}) - {"seed"}
+    best, most = "headline", -1
+    for family, theirs in _families():
+        same = [k for k in mine if mine[k] == theirs[k]]
+        if family == stem or any(mine[k] != theirs[k] for k in mine if k not in moved):
+            continue
+        if len(same) > most:
+            best, most = family, len(same)
+    return f"{best}-seed{seed}" if seed else best
 
 
 def _beside(mine: list[dict], head: list[dict], kind: str = "separated") -> str:
@@ -657,6 +695,8 @@ def _beside(mine: list[dict], head: list[dict], kind: str = "separated") -> str:
 def zoo_levers() -> str:
     """Which part of damoc's route costs or earns the ordering: each other setting's row beside the headline
     on the tasks where both ran (one lever moved at a time: bench/_zoo_rows.py's settings)."""
+    kept = [f"before {what} (`{name}`, `{name}-seedN`)" for name, what in _FAMILY_NOTES
+            if name in dict(_families())]
     rows = []
     names = sorted({n for t in zoo_tasks() for n in zoo_rows(t)} - {"headline", *GUESSES})
     for name in names:
@@ -674,8 +714,8 @@ def zoo_levers() -> str:
         return ""
     return ("## Which part costs the ordering\n\nEach setting moves one lever from damoc's defaults; beside the "
             "headline row on the same tasks (pooled: a pair either route ties counts half)."
-            + (" A row run before the evaluation budget became a default sits beside the defaults as they were "
-               "then (`no-budget`, `no-budget-seedN`)." if default_budget() else "") + "\n\n"
+            + (" A row sits beside the defaults as they stood when it ran: " + ", or ".join(kept) + "."
+               if kept else "") + "\n\n"
             + table(["row", "what changes", "tasks", "separated pairs right: row / defaults",
                      "method pairs right: row / defaults", "pick in tie set: row / defaults",
                      "training + data FLOPs saving"], rows))

@@ -24,6 +24,12 @@ to 2026-11-28, see CHANGELOG.md). Retire one only with a CHANGELOG line saying w
   specs that read alike never share one); results in the old folders are still read, and their
   cache key names the spec as written, so one is never taken for another candidate's. Since
   2026-11-27 (0.1.0).
+- `graphcut_pool_as_ran` and `whole_data_unkeyed` (GraphCut's pool, written into every new config since
+  2026-12-07, Unreleased): a stored config whose GraphCut options name no `pool_factor` was made while
+  GraphCut embedded all the data, so `graphcut_pool_as_ran` writes `pool_factor: null` into it before it
+  is read again (the benchmarks that re-read stored configs; needed once the default is a pool); and
+  `pool_factor: null` is left out of cache keys (runinfo.key_settings, selection/data.py), so every result
+  cached before the pool was written in keeps its key.
 - `strategy_named` (selection/config.py and selection/pipeline.py): `halving: true`, the switch
   for successive halving before `--strategy` existed, still means `--strategy halving` in run
   files and configs. Since 2026-11-27 (0.1.0).
@@ -71,6 +77,26 @@ def run_before_marker(out: Path) -> bool:
 
 def slug_before_hash(model: str, method: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{model}--{method}").strip("_")
+
+
+def graphcut_pool_as_ran(dumped: dict) -> dict:
+    """A stored SelectConfig (as JSON) as it ran: GraphCut without a written pool read all the data."""
+    f = dumped.get("filter")
+    options = (f.get("options") or {}) if isinstance(f, dict) else {}
+    if isinstance(f, dict) and f.get("method") == "graphcut" and "pool_factor" not in options:
+        return {**dumped, "filter": {**f, "options": {**options, "pool_factor": None}}}
+    return dumped
+
+
+def whole_data_unkeyed(dumped_filter: dict | None) -> dict | None:
+    """A dumped FilterSettings as a cache key hashes it: GraphCut over all the data (`pool_factor: null`) keyed
+    as before the pool was written in."""
+    if not dumped_filter or dumped_filter.get("method") != "graphcut":
+        return dumped_filter
+    options = dumped_filter.get("options") or {}
+    if "pool_factor" in options and options["pool_factor"] is None:
+        return {**dumped_filter, "options": {k: v for k, v in options.items() if k != "pool_factor"}}
+    return dumped_filter
 
 
 def strategy_named(halving: bool, strategy: str) -> str:

@@ -8,7 +8,7 @@ import os
 import platform
 from importlib import metadata
 
-from damoc.compat import drop_added_later
+from damoc.compat import drop_added_later, whole_data_unkeyed
 
 
 def machine() -> dict:
@@ -59,4 +59,6 @@ def key_settings(config) -> dict:
     default: damoc.compat)."""
     out = config.model_dump(mode="json")
     drop_added_later(config, out)
+    if "filter" in out:
+        out["filter"] = whole_data_unkeyed(out["filter"])
     return out

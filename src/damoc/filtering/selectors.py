@@ -58,9 +58,12 @@ class _Embedded(Selector):
     def check_graphcut(lam: float, pool_factor: float | None) -> None:
         """GraphCut's settings, refused alike wherever it runs: lam outside [0, 0.5) loses the greedy's
         guarantee (the objective stops being monotone submodular); a pool below the budget leaves it short."""
-        if not 0 <= lam < 0.5:
+        def number(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        if not (number(lam) and 0 <= lam < 0.5):
             raise ValueError(f"lam must be in [0, 0.5) for a monotone submodular GraphCut, got {lam}")
-        if pool_factor is not None and not pool_factor >= 1:
+        if pool_factor is not None and not (number(pool_factor) and pool_factor >= 1):
             raise ValueError(f"pool_factor must be at least 1 (a pool that many times the budget), got {pool_factor}")
 
     def embeddings(self, examples: list[Example]) -> np.ndarray:
@@ -75,12 +78,22 @@ class _Embedded(Selector):
         return [pool[k] for k in graphcut_greedy(e, budget, lam)]
 
 
+# GraphCut's default pool, in budgets (None: it chooses over all the data). The embedding pass is the data
+# stage's whole cost; whether a pool of 2x the budget keeps the zoo's picks is being measured (zoo rows
+# graphcut-pool2*) before it could become the default. Written into every stored config and cache key
+# (selection/config.py), as an int where it is a whole number.
+GRAPHCUT_POOL_FACTOR: int | None = None
+
+
 @register("graphcut")
 class GraphCutSelector(_Embedded):
     description = ("distribution-aware: greedy GraphCut over sentence embeddings (lam trades coverage for diversity; "
-                   "pool_factor=K embeds only a seeded random K x budget of the data)")
+                   "pool_factor=K chooses within a seeded random K x budget of the data; "
+                   + (f"default {GRAPHCUT_POOL_FACTOR}, pool_factor=none: all of it)" if GRAPHCUT_POOL_FACTOR
+                      else "default: all of it)"))
 
-    def __init__(self, embedder: str = BUNDLED_EMBEDDER, lam: float = 0.4, pool_factor: float | None = None):
+    def __init__(self, embedder: str = BUNDLED_EMBEDDER, lam: float = 0.4,
+                 pool_factor: float | None = GRAPHCUT_POOL_FACTOR):
         super().__init__(embedder)
         self.check_graphcut(lam, pool_factor)
         self.lam, self.pool_factor = lam, pool_factor

@@ -4,6 +4,7 @@ in them that decides a candidate's figures is hashed into its cache key (candida
 
 from __future__ import annotations
 
+import inspect
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -112,7 +113,9 @@ class FilterSettings(BaseModel):
                         description="data selector (see `damoc filter --help`)")
     rate: float | None = Field(0.1, gt=0, le=1, description="share of the training data kept")
     budget: int | None = Field(None, ge=1, description="or a count of training examples kept (instead of rate)")
-    options: dict = Field(default_factory=dict, description="selector parameters, e.g. lam=0.3 (GraphCut)")
+    options: dict = Field(default_factory=dict, description=(
+        "selector parameters, e.g. lam=0.3 (GraphCut); GraphCut's pool_factor (its default where not given; "
+        "none: all the data) is written in"))
 
     @model_validator(mode="after")
     def _rate_or_budget(self) -> FilterSettings:
@@ -120,6 +123,28 @@ class FilterSettings(BaseModel):
             self.rate = None  # a budget alone replaces the default rate
         if (self.rate is None) == (self.budget is None):
             raise ValueError("give exactly one of rate (a share) or budget (a count)")
+        return self
+
+    @model_validator(mode="after")
+    def _graphcut_pool_written(self) -> FilterSettings:
+        """GraphCut's pool, written into the options where not given, so that the stored config says which pool
+        a run used and a run cached over all the data is never taken for one that pooled, whatever the default
+        (keys: damoc.compat.whole_data_unkeyed). `pool_factor=none` (or YAML's null) means all the data; a
+        whole number is kept as an int, so 2.0 keys as 2 does."""
+        from damoc.filtering.selectors import GRAPHCUT_POOL_FACTOR, GraphCutSelector
+
+        if self.method == "graphcut":
+            pool = self.options.get("pool_factor", GRAPHCUT_POOL_FACTOR)
+            if isinstance(pool, str) and pool.strip().lower() in ("none", "null"):
+                pool = None
+            elif isinstance(pool, float) and pool.is_integer():
+                pool = int(pool)
+            self.options = {**self.options, "pool_factor": pool}
+            known = set(inspect.signature(GraphCutSelector).parameters)
+            unknown = sorted(set(self.options) - known)
+            if unknown:  # refused here, in one line, before any work
+                raise ValueError(f"graphcut has no option {', '.join(unknown)} (it takes {', '.join(sorted(known))})")
+            GraphCutSelector(**self.options)
         return self
 
     @field_validator("method")

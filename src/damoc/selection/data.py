@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from damoc.compat import whole_data_unkeyed
 from damoc.filtering.run import filter_examples, read_selection
 from damoc.io import read_checked, read_json_checked, write_json_atomic, write_jsonl_atomic
 from damoc.runinfo import stable_hash
@@ -24,7 +25,7 @@ def data_stage(config: SelectConfig, task: Task, out: Path, progress: bool) -> t
                        "data": config.model_dump(mode="json", include={"task", "data"}),
                        "data_files": data_fingerprint(config),
                        "train_limit": config.train_limit, "seed": config.seed,
-                       "filter": config.filter.model_dump() if config.filter else None,
+                       "filter": whole_data_unkeyed(config.filter.model_dump()) if config.filter else None,
                        "compress": config.compress.model_dump() if config.compress else None})
     folder = out / "data"
     summary_path = folder / "summary.json"
