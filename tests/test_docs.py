@@ -147,3 +147,10 @@ def test_a_lever_row_is_set_beside_the_defaults_it_ran_under(make_docs, monkeypa
     assert base("no-budget-seed3", row(0.0, moved=("eval", "seed"))) == "headline-seed3"
     assert base("graphcut-pool2", row(budget, 2, moved=("filter",))) == "headline"
     assert base("subset", row(None, moved=("prune", "compress"))) == "no-budget"
+
+
+def test_a_lever_at_another_run_seed_says_both(make_docs):
+    assert make_docs.lever("graphcut-pool2-seed3") == (f"{make_docs.LEVERS['graphcut-pool2']}, at run seed 3 "
+                                                       "(beside the defaults at that seed)")
+    assert make_docs.lever("random-0.05") == "random filter at rate 0.05"
+    assert make_docs.lever("no-budget-seed2") == "`--eval.budget 0` (no cap) at run seed 2"
