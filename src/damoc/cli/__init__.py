@@ -59,12 +59,13 @@ def _flag_of(name: str) -> str:
 
 
 def _validation_message(err: dict) -> str:
-    """One pydantic error as a line; a missing setting names the flag that gives it."""
-    where = ".".join(map(str, err["loc"])) or "input"
+    """One pydantic error as a line; a missing setting names the flag that gives it. A rule over several settings
+    (no one field to name) is the settings'; pydantic's "Value error, " before our own words is dropped."""
+    where = ".".join(map(str, err["loc"])) or "settings"
     if err["type"] == "missing" and all(isinstance(x, str) for x in err["loc"]):
         flag = _flag_of(where)
         return f"{where}: required: give {flag} (or set it in a --config file)"
-    return f"{where}: {err['msg']}"
+    return f"{where}: {err['msg'].removeprefix('Value error, ')}"
 
 
 def main(argv: list[str] | None = None) -> int:
