@@ -76,8 +76,11 @@ def test_a_field_flag_adds_to_the_run_files_fields(tmp_path):
     # a selector's options replace the run file's: another method's options would not fit it
     run = write(tmp_path, {"task": "boolq", "candidates": [{"model": "m", "method": "full"}],
                            "filter": {"method": "graphcut", "options": {"lam": 0.3}}})
-    config, _ = select_config(parse(["--config", run, "--filter.method", "random", "--filter.options", "seed=1"]))
-    assert config.filter.method == "random" and config.filter.options == {"seed": 1}
+    config, _ = select_config(parse(["--config", run, "--filter.method", "random", "--filter.options", "draw=1"]))
+    assert config.filter.method == "random" and config.filter.options == {"draw": 1}
+    # without options of its own, the run file's would reach the other selector: refused in one line, up front
+    with pytest.raises(Exception, match="random has no option lam"):
+        select_config(parse(["--config", run, "--filter.method", "random"]))
 
 
 @pytest.mark.parametrize("source", ["flag", "run file"])
@@ -136,9 +139,10 @@ def test_graphcuts_pool_is_written_into_the_config_and_keys_the_cache(tmp_path, 
 
     assert SelectConfig(**graphcut_pool_as_ran(pooled.model_dump(mode="json"))).filter.options == pooled.filter.options
     old = pooled.model_dump(mode="json")
-    old["filter"]["options"] = {}
-    assert SelectConfig(**graphcut_pool_as_ran(old)).filter.options == {"pool_factor": None}
-    for bad in ("pool_factor=0.5", "pool_factor=abc", "lam=abc", "lamda=0.3"):
+    old["filter"]["options"] = {"lam": 0.3}
+    assert graphcut_pool_as_ran(old)["filter"]["options"] == {"lam": 0.3, "pool_factor": None}
+    assert graphcut_pool_as_ran({**old, "filter": None}) == {**old, "filter": None}
+    for bad in ("pool_factor=0.5", "pool_factor=abc", "pool_factor=inf", "lam=abc", "lamda=0.3"):
         assert main(["select", *argv, "--out", str(tmp_path / "r"), "--filter.options", bad]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("damoc: error: filter:") and "\n" not in err and "Value error" not in err, err

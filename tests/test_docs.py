@@ -147,6 +147,8 @@ def test_a_lever_row_is_set_beside_the_defaults_it_ran_under(make_docs, monkeypa
     assert base("no-budget-seed3", row(0.0, moved=("eval", "seed"))) == "headline-seed3"
     assert base("graphcut-pool2", row(budget, 2, moved=("filter",))) == "headline"
     assert base("subset", row(None, moved=("prune", "compress"))) == "no-budget"
+    with pytest.raises(ValueError, match="no kept defaults"):  # at a pool no kept defaults ran with, unmoved
+        base("no-prune", row(budget, 3, moved=("prune",)))
 
 
 def test_a_lever_at_another_run_seed_says_both(make_docs):

@@ -231,8 +231,8 @@ def test_answer_perplexities_are_cached_with_their_flops(tiny_llama, tmp_path, m
 def test_embedding_selectors_on_the_bundled_minilm(method, tiny_llama, tmp_path, monkeypatch):
     monkeypatch.setenv("DAMOC_HOME", str(tmp_path))
     exs = examples(40)
-    # every selector over all the data, so that the choice is the method's alone (GraphCut's default pool is a
-    # seeded random 2x the budget: tests/test_estimate.py)
+    # every selector over all the data, so that the choice is the method's alone (GraphCut can choose within a
+    # seeded random pool: tests/test_estimate.py)
     opts = {"scorer": str(tiny_llama)} if method == "hybrid" else {"pool_factor": None} if method == "graphcut" else {}
     a, _ = filter_examples(exs, method, budget=8, **opts)
     b, _ = filter_examples(exs, method, budget=8, seed=9, **opts)
@@ -282,3 +282,5 @@ def test_hybrid_refuses_graphcut_settings_as_graphcut_does():
         filter_examples(examples(8), "hybrid", budget=4, pool_factor=0.5)
     with pytest.raises(DamocError, match="hybrid.*lam must be in"):
         filter_examples(examples(8), "hybrid", budget=4, lam=0.6)
+    with pytest.raises(DamocError, match="hybrid.*pool_factor must be a number"):  # its pool is IFD's: no "all"
+        filter_examples(examples(8), "hybrid", budget=4, pool_factor=None)

@@ -414,10 +414,10 @@ def test_booleans_and_numbers_that_belong_still_pass(tmp_path):
 
     raw = {"task": "boolq", "candidates": [{"model": "m", "method": "lora"}], "train_limit": 5,
            "generation": False, "finetune": {"epochs": 2, "learning_rate": 1e-4}, "prune": {"iterative": True},
-           "filter": {"method": "random", "options": {"flag": True}}}
+           "filter": {"method": "random", "options": {"draw": 1}}}
     config = config_from(argparse.Namespace(), SelectConfig, raw)
     assert config.train_limit == 5 and config.generation is False and config.prune.iterative is True
-    assert config.filter.options == {"flag": True}
+    assert config.filter.options == {"draw": 1}
 
 
 # ------------------------------------------------------------------ (14b) names too long

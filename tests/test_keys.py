@@ -30,6 +30,15 @@ def test_cached_results_keep_their_keys():
     }
     now = {name: {f"{c.model} {c.method}": candidate_key(cfg, c) for c in cands} for name, cfg in configs.items()}
     assert now == RECORDED
+    # the data stage keys alike: a config from before the pool was written in (options {}) and one asking for all
+    # the data find the same cached data; a pooled one does not
+    from damoc.selection.data import data_key
+
+    before = configs["select-default"].model_copy(
+        update={"filter": configs["select-default"].filter.model_copy(update={"options": {}})})
+    assert data_key(before, "nq-open") == data_key(configs["select-default"], "nq-open")
+    assert candidate_key(before, cands[0]) == candidate_key(configs["select-default"], cands[0])
     # a pooled GraphCut is never taken for a run cached over all the data
     pooled = SelectConfig(task="nq-open", candidates=cands, filter=FilterSettings(options={"pool_factor": 2}))
     assert all(candidate_key(pooled, c) != RECORDED["select-default"][f"{c.model} {c.method}"] for c in cands)
+    assert data_key(pooled, "nq-open") != data_key(before, "nq-open")

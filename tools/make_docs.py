@@ -673,20 +673,23 @@ def _baseline_row(name: str, row: dict) -> str:
     """The defaults a row is compared with, so that one lever moves at a time: at its own run seed where it names
     one (`graphcut-0.05-seed1`), and as the defaults stood when it ran (`no-budget`: before the evaluation budget;
     `graphcut-all`: before GraphCut's pool). Of the kept defaults that agree with the row on every setting it
-    did not move, the one that agrees on most, never the row's own."""
+    did not move, the one that agrees on most, never the row's own; a row none of them fits is an error (a
+    default changed without its former rows kept)."""
     stem, _, seed = name.rpartition("-seed")
     if not seed.isdigit():
         stem, seed = name, ""
     if name.startswith("headline-seed"):
         return "headline"
     mine, moved = _settings(row), set(row.get("overrides") or {}) - {"seed"}
-    best, most = "headline", -1
+    best, most = None, -1
     for family, theirs in _families():
         same = [k for k in mine if mine[k] == theirs[k]]
         if family == stem or any(mine[k] != theirs[k] for k in mine if k not in moved):
             continue
         if len(same) > most:
             best, most = family, len(same)
+    if best is None:
+        raise ValueError(f"zoo row {name}: no kept defaults ran with its settings {mine} (moved: {sorted(moved)})")
     return f"{best}-seed{seed}" if seed else best
 
 

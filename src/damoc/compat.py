@@ -27,9 +27,10 @@ to 2026-11-28, see CHANGELOG.md). Retire one only with a CHANGELOG line saying w
 - `graphcut_pool_as_ran` and `whole_data_unkeyed` (GraphCut's pool, written into every new config since
   2026-12-07, Unreleased): a stored config whose GraphCut options name no `pool_factor` was made while
   GraphCut embedded all the data, so `graphcut_pool_as_ran` writes `pool_factor: null` into it before it
-  is read again (the benchmarks that re-read stored configs; needed once the default is a pool); and
-  `pool_factor: null` is left out of cache keys (runinfo.key_settings, selection/data.py), so every result
-  cached before the pool was written in keeps its key.
+  is read again (bench/cost_model.py, which re-prices the zoo's stored configs; needed once the default
+  is a pool); and `pool_factor: null` is left out of cache keys (runinfo.key_settings,
+  selection/data.py's data_key), so every result cached before the pool was written in keeps its key
+  (but an explicit `pool_factor: 2.0` now keys as the int 2).
 - `strategy_named` (selection/config.py and selection/pipeline.py): `halving: true`, the switch
   for successive halving before `--strategy` existed, still means `--strategy halving` in run
   files and configs. Since 2026-11-27 (0.1.0).

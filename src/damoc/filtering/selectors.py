@@ -61,9 +61,9 @@ class _Embedded(Selector):
         def number(v) -> bool:
             return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-        if not (number(lam) and 0 <= lam < 0.5):
+        if not (number(lam) and 0 <= lam < 0.5):  # (nan and inf fail the range)
             raise ValueError(f"lam must be in [0, 0.5) for a monotone submodular GraphCut, got {lam}")
-        if pool_factor is not None and not (number(pool_factor) and pool_factor >= 1):
+        if pool_factor is not None and not (number(pool_factor) and math.isfinite(pool_factor) and pool_factor >= 1):
             raise ValueError(f"pool_factor must be at least 1 (a pool that many times the budget), got {pool_factor}")
 
     def embeddings(self, examples: list[Example]) -> np.ndarray:
@@ -78,10 +78,10 @@ class _Embedded(Selector):
         return [pool[k] for k in graphcut_greedy(e, budget, lam)]
 
 
-# GraphCut's default pool, in budgets (None: it chooses over all the data). The embedding pass is the data
-# stage's whole cost; whether a pool of 2x the budget keeps the zoo's picks is being measured (zoo rows
-# graphcut-pool2*) before it could become the default. Written into every stored config and cache key
-# (selection/config.py), as an int where it is a whole number.
+# GraphCut's default pool, in budgets (None: it chooses over all the data). The embedding pass is the filter's
+# whole cost; whether a pool of 2x the budget keeps the zoo's picks is being measured (zoo rows
+# graphcut-pool2*) before it could become the default. Written into every stored config, and into the cache
+# key wherever it pools (selection/config.py, damoc.compat), as an int where it is a whole number.
 GRAPHCUT_POOL_FACTOR: int | None = None
 
 
@@ -205,6 +205,8 @@ class HybridSelector(_Embedded):
     def __init__(self, embedder: str = BUNDLED_EMBEDDER, scorer: str = BUNDLED_SCORER,
                  lam: float = 0.4, pool_factor: float = HYBRID_POOL_FACTOR):
         super().__init__(embedder)
+        if pool_factor is None:
+            raise ValueError("pool_factor must be a number for the hybrid (its IFD pool, in budgets)")
         self.check_graphcut(lam, pool_factor)
         self.ifd = IFDSelector(scorer)
         self.lam, self.pool_factor = lam, pool_factor

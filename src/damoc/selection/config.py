@@ -126,12 +126,14 @@ class FilterSettings(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _graphcut_pool_written(self) -> FilterSettings:
-        """GraphCut's pool, written into the options where not given, so that the stored config says which pool
-        a run used and a run cached over all the data is never taken for one that pooled, whatever the default
-        (keys: damoc.compat.whole_data_unkeyed). `pool_factor=none` (or YAML's null) means all the data; a
-        whole number is kept as an int, so 2.0 keys as 2 does."""
-        from damoc.filtering.selectors import GRAPHCUT_POOL_FACTOR, GraphCutSelector
+    def _options_fit(self) -> FilterSettings:
+        """The selector's options, checked here so that a bad one is one line before any work (a run file's
+        options outlive a `--filter.method` flag, and another selector's would fail mid-run). GraphCut's pool
+        is written in where not given, so that the stored config says which pool a run used and a run cached
+        over all the data is never taken for one that pooled, whatever the default (keys:
+        damoc.compat.whole_data_unkeyed). `pool_factor=none` (or YAML's null) means all the data; a whole
+        number is kept as an int, so 2.0 keys as 2 does."""
+        from damoc.filtering.selectors import GRAPHCUT_POOL_FACTOR, SELECTORS
 
         if self.method == "graphcut":
             pool = self.options.get("pool_factor", GRAPHCUT_POOL_FACTOR)
@@ -140,11 +142,13 @@ class FilterSettings(BaseModel):
             elif isinstance(pool, float) and pool.is_integer():
                 pool = int(pool)
             self.options = {**self.options, "pool_factor": pool}
-            known = set(inspect.signature(GraphCutSelector).parameters)
-            unknown = sorted(set(self.options) - known)
-            if unknown:  # refused here, in one line, before any work
-                raise ValueError(f"graphcut has no option {', '.join(unknown)} (it takes {', '.join(sorted(known))})")
-            GraphCutSelector(**self.options)
+        cls = SELECTORS.get(self.method)
+        known = set(inspect.signature(cls).parameters)
+        unknown = sorted(map(str, set(self.options) - known))
+        if unknown:
+            takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+            raise ValueError(f"{self.method} has no option {', '.join(unknown)} ({takes})")
+        cls(**self.options)  # a value out of range: ValueError, as a settings error
         return self
 
     @field_validator("method")

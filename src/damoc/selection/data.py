@@ -18,15 +18,21 @@ from damoc.tasks.base import SPLIT_VERSION
 from damoc.timing import Stopwatch
 
 
+def data_key(config: SelectConfig, task_name: str) -> str:
+    """The hash of what decides the data stage's output (GraphCut over all the data keyed as before its pool
+    was written into the settings: damoc.compat)."""
+    return stable_hash({"task": task_name, "split": SPLIT_VERSION,
+                        "data": config.model_dump(mode="json", include={"task", "data"}),
+                        "data_files": data_fingerprint(config),
+                        "train_limit": config.train_limit, "seed": config.seed,
+                        "filter": whole_data_unkeyed(config.filter.model_dump()) if config.filter else None,
+                        "compress": config.compress.model_dump() if config.compress else None})
+
+
 def data_stage(config: SelectConfig, task: Task, out: Path, progress: bool) -> tuple[list, dict]:
     """The compressed training data, made once and cached by the hash of what decides it."""
     train, _ = select_examples(task, config, quiet=True)
-    key = stable_hash({"task": task.name, "split": SPLIT_VERSION,
-                       "data": config.model_dump(mode="json", include={"task", "data"}),
-                       "data_files": data_fingerprint(config),
-                       "train_limit": config.train_limit, "seed": config.seed,
-                       "filter": whole_data_unkeyed(config.filter.model_dump()) if config.filter else None,
-                       "compress": config.compress.model_dump() if config.compress else None})
+    key = data_key(config, task.name)
     folder = out / "data"
     summary_path = folder / "summary.json"
     done = read_json_checked(summary_path, lambda d: isinstance(d, dict) and isinstance(d.get("key"), str))

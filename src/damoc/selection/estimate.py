@@ -106,7 +106,8 @@ def scoring_flops(s: Shape, tokens: float, head: float, method: str, removed: in
 
 def _filter_cost(f, examples: list[Example], scale: float, n_kept: int) -> tuple[float, dict]:
     """The selector's forward passes, as damoc.filtering.selectors runs them: an embedding of every
-    example (GraphCut, facility location; hybrid: of its IFD pool), and a scorer's pass over every
+    example (facility location; GraphCut: of its random pool where it has one; hybrid: of its IFD pool), and a
+    scorer's pass over every
     example with its prompt and over its answer alone (perplexity, IFD, hybrid)."""
     from damoc.filtering.embeddings import BUNDLED_EMBEDDER
     from damoc.filtering.selectors import HYBRID_POOL_FACTOR
