@@ -156,6 +156,8 @@ def test_an_evaluation_budget_stops_before_the_batch_that_would_pass_it():
     assert budget_passed({"a": 1.0, "b": 1.0}, {"a": 100, "b": 1000}, 900.0, 1.0)
     with pytest.raises(ValueError, match="per question"):
         decide(lambda name, n: scores[name][:n], list(scores), 1000, cost=cost, budget=1.0)
+    with pytest.raises(ValueError, match="no candidates"):
+        decide(lambda name, n: scores[name][:n], [], 1000)
 
 
 def test_the_verdict_ties_a_difference_within_the_margin_however_many_se_it_is():

@@ -84,6 +84,13 @@ class Rule:
     settle: float = 0.0
     budget: float = 0.0
 
+    @classmethod
+    def of(cls, total: int, n_candidates: int, first: int = 100, growth: float = 2.0, alpha: float = 0.05,
+           margin: float = 0.0, settle: float = 0.0, budget: float = 0.0) -> Rule:
+        """The rule for `total` questions and `n_candidates`: its looks, and z over all of them."""
+        plan = looks(min(first, total), total, growth)
+        return cls(plan, z_for(alpha, len(plan), n_candidates), margin, settle, budget)
+
     def look(self, scores: dict[str, np.ndarray], n: int, seen: dict[str, int], dropped: dict[str, int],
              cost: dict[str, float] | None = None, eval_cost: dict[str, float] | None = None) -> tuple[list[str], str]:
         """One look after n questions. `scores`: the candidates still in the race, on those questions. Records
@@ -126,8 +133,8 @@ def decide(score: Callable[[str, int], np.ndarray], names: list[str], total: int
         raise ValueError("settling and a budget need each candidate's training cost")
     if budget and eval_cost is None:
         raise ValueError("a budget needs each candidate's evaluation FLOPs per question")
-    plan = looks(min(first, total), total, growth)
-    rule = Rule(plan, z_for(alpha, len(plan), len(names)), margin, settle, budget)
+    rule = Rule.of(total, len(names), first, growth, alpha, margin, settle, budget)
+    plan = rule.plan
     alive = list(names)
     out = Decision(survivors=alive, z=rule.z, looks=plan)
     for n in plan:

@@ -9,7 +9,7 @@ import numpy as np
 from damoc.selection.batched import score_in_batches
 from damoc.selection.candidate import is_ok, rank
 from damoc.selection.launch import launch
-from damoc.selection.sequential import Rule, looks, per_question, z_for
+from damoc.selection.sequential import Rule, per_question
 from damoc.selection.strategies import Context, strategy
 from damoc.selection.summary import summarise
 
@@ -32,9 +32,9 @@ def _sequential(ctx: Context) -> dict:
     then score the survivors on the next batch, drop the clearly worse, and so on."""
     config, task, scored = ctx.config, ctx.task, ctx.scored
     settings = config.eval
-    plan = looks(min(settings.first, len(scored)), len(scored), settings.growth)
-    rule = Rule(plan, z_for(settings.alpha, len(plan), len(config.candidates)), settings.margin, settings.settle,
-                settings.budget)
+    rule = Rule.of(len(scored), len(config.candidates), settings.first, settings.growth, settings.alpha,
+                   settings.margin, settings.settle, settings.budget)
+    plan = rule.plan
     metric = "accuracy" if task.is_choice else "answer_bpb"
     dropped: dict[str, int] = {}
     seen: dict[str, int] = {}  # questions each candidate was scored on (a dropped or failed one keeps its last)
