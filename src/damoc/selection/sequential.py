@@ -100,7 +100,7 @@ class Rule:
         (needed only to settle or to budget)."""
         seen.update(dict.fromkeys(scores, n))
         worse, within = step(scores, self.z, self.margin)
-        dropped.update(dict.fromkeys(worse, n))
+        dropped.update(dict.fromkeys(sorted(worse), n))  # (a set: sorted, so results do not vary by hash seed)
         alive = [name for name in scores if name not in worse]
         more = n < self.plan[-1]
         if len(alive) <= 1:
