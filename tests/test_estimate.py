@@ -230,6 +230,9 @@ def test_halving_is_priced_by_its_rounds_as_a_real_halving_run_pays(models, cls_
     assert low * 0.95 <= paid <= high * 1.05 and low <= e["damoc_train_flops"] <= high
     assert e["damoc_eval_flops"] == pytest.approx(summary["cost"]["eval_flops"], rel=1e-6)  # 6 scorings
     assert any("halving" in n for n in e["notes"]) and not any("fixed strategy" in n for n in e["notes"])
+    # a budget given for halving is said to be unused, in the estimate as in the run
+    budgeted = estimate(config.model_copy(update={"eval": EvalSettings(budget=0.3)}), train, test=test)
+    assert any(n.startswith("--eval.budget: not used") for n in budgeted["notes"])
 
 
 def test_the_zero_shot_strategy_is_priced_as_the_scoring_it_runs(models, cls_file, tmp_path):

@@ -144,6 +144,7 @@ def estimate(config: SelectConfig, examples: list[Example], n_examples: int | No
     _check(examples, n_examples, throughput)
     route = _Route.of(config, examples, n_examples)
     flops, data, notes = _data_stage(route, examples)
+    notes += config.unused_settings()  # priced as the run would go: without them
     plan = _plan(route)
     rows, per_round, measured = _candidate_rows(route, examples, plan, test, notes)
     full_flops = sum(r["full"]["flops"] for r in rows)
