@@ -194,3 +194,25 @@ def test_a_missing_setting_names_its_flag_and_writes_nothing(tmp_path, capsys, a
     err = capsys.readouterr().err
     assert f"required: give {flag}" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("extra, said", [
+    ([], []),
+    (["--eval.budget", "0.3"], []),  # the fixed strategy under sequential evaluation uses it
+    (["--strategy", "halving"], []),  # the default budget was not given: nothing to say
+    (["--strategy", "halving", "--eval.budget", "0.3"], ["--eval.budget: not used"]),
+    (["--eval.strategy", "full", "--eval.first", "50", "--eval.margin", "0.01"], ["--eval.first: not used"]),
+    (["--strategy", "adaptive", "--eval.alpha", "0.1", "--eval.margin", "0.01"], ["--eval.alpha: not used"]),
+    (["--strategy", "zero-shot", "--eval.settle", "0.1"], ["--eval.settle: not used"]),
+])
+def test_evaluation_settings_a_strategy_will_not_use_are_named(extra, said):
+    config, _ = select_config(parse(["--task", "boolq", "--models", "m", *extra]))
+    notes = config.unused_settings()
+    assert len(notes) == len(said) and all(n.startswith(s) for n, s in zip(notes, said))
+
+
+def test_a_run_files_evaluation_budget_reused_with_halving_is_named(tmp_path):
+    path = write(tmp_path, {"strategy": "halving", "eval": {"budget": 0.5, "first": 50}})
+    config, _ = select_config(parse(["--task", "boolq", "--models", "m", "--config", path]))
+    assert config.unused_settings() == ["--eval.budget: not used, the evaluation budget applies to the fixed "
+                                        "strategy only (halving rounds stop when their better half is decided)"]

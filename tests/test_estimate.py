@@ -170,7 +170,7 @@ def test_evaluation_is_priced_as_a_real_evaluation_counts_it(tmp_path):
     assert "speedup_flops_with_evaluation" not in estimate(config_for(model), train)
 
 
-def test_sequential_evaluation_is_priced_between_its_best_and_worst_case(tmp_path):
+def test_sequential_evaluation_is_priced_between_its_best_and_worst_case(tmp_path, capsys):
     from conftest import save_tiny
 
     from damoc.selection.config import EvalSettings
@@ -199,6 +199,12 @@ def test_sequential_evaluation_is_priced_between_its_best_and_worst_case(tmp_pat
     between = e["damoc_eval_flops_best_case"] * 1.5 / e["damoc_train_flops"]
     assert capped(between)["damoc_eval_flops"] == pytest.approx(e["damoc_eval_flops_best_case"] * 1.5)
     assert capped(between)["damoc_eval_flops_best_case"] == pytest.approx(e["damoc_eval_flops_best_case"])
+    # the printout names the cap only where one was priced
+    from damoc.cli.printing import print_estimate
+
+    for budget, named in ((0.0, False), (between, True)):
+        print_estimate(e if not budget else capped(budget))
+        assert ("--eval.budget cap" in capsys.readouterr().out) == named
 
 
 def test_halving_is_priced_by_its_rounds_as_a_real_halving_run_pays(models, cls_file, tmp_path):
@@ -230,6 +236,9 @@ def test_halving_is_priced_by_its_rounds_as_a_real_halving_run_pays(models, cls_
     assert low * 0.95 <= paid <= high * 1.05 and low <= e["damoc_train_flops"] <= high
     assert e["damoc_eval_flops"] == pytest.approx(summary["cost"]["eval_flops"], rel=1e-6)  # 6 scorings
     assert any("halving" in n for n in e["notes"]) and not any("fixed strategy" in n for n in e["notes"])
+    # a budget given for halving is said to be unused, in the estimate as in the run
+    budgeted = estimate(config.model_copy(update={"eval": EvalSettings(budget=0.3)}), train, test=test)
+    assert any(n.startswith("--eval.budget: not used") for n in budgeted["notes"])
 
 
 def test_the_zero_shot_strategy_is_priced_as_the_scoring_it_runs(models, cls_file, tmp_path):

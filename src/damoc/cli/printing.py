@@ -146,8 +146,9 @@ def print_estimate(estimate: dict) -> None:
               f"{_fmt(e.damoc_eval_flops, '.3g')} FLOPs (its zero-shot pass included); saving with evaluation: "
               f"{_fmt(e.speedup_flops_with_evaluation, '.1f', 'x')}")
     if e.speedup_flops_with_evaluation_best_case is not None:
+        capped = f" or the --eval.budget cap ({e.eval_budget:g}x the training) is reached" if e.eval_budget else ""
         print(f"sequential evaluation: {_fmt(e.speedup_flops_with_evaluation_best_case, '.1f', 'x')} if the first "
-              "batch decides, the figure above if every question is needed or the --eval.budget cap is reached")
+              f"batch decides, the figure above if every question is needed{capped}")
     if e.throughput_flops_per_second is not None:
         print(f"at {e.throughput_flops_per_second:.3g} FLOP/s: full {_fmt(e.full_hours, '.3g')} h, "
               f"damoc {_fmt(e.damoc_hours, '.3g')} h")

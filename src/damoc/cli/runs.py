@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from damoc.cli.common import add_config_flag, add_task_flags, fail_if_none_ranked, interrupted, load_sections, run_file
@@ -110,6 +111,8 @@ def cmd_select(args: argparse.Namespace) -> None:
     from damoc.selection.pipeline import run_select
 
     config, launch = select_config(args)
+    for line in config.unused_settings():
+        print(f"damoc: note: {line}", file=sys.stderr)
     try:
         summary = run_select(config, args.out, progress=True, validate=args.validate,
                              on_event=progress_printer(len(config.candidates)), launch_settings=launch)

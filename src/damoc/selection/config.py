@@ -210,5 +210,25 @@ class SelectConfig(BaselineConfig):
                              "use prune merge none (or no pruning) with quantization 4bit")
         return self
 
+    def unused_settings(self) -> list[str]:
+        """Evaluation settings the user gave that this run will not use: said, not dropped in silence (a run
+        file written for one strategy is often reused with another). `margin` is always used (the verdict)."""
+        given = sorted(self.eval.model_fields_set - {"margin"})
+        sequential = [f for f in given if f not in ("strategy", "margin")]
+
+        def flags(fields: list[str]) -> str:
+            return ", ".join(f"--eval.{f}" for f in fields)
+
+        if self.strategy in ("adaptive", "zero-shot") and given:
+            why = ("scores its own rungs' questions (--adaptive.*)" if self.strategy == "adaptive"
+                   else "scores every test question once, untrained")
+            return [f"{flags(given)}: not used, the {self.strategy} strategy {why}"]
+        if self.eval.strategy == "full" and sequential:
+            return [f"{flags(sequential)}: not used with --eval.strategy full (every question is scored)"]
+        if self.strategy == "halving" and "budget" in given and self.eval.budget:
+            return ["--eval.budget: not used, the evaluation budget applies to the fixed strategy only (halving "
+                    "rounds stop when their better half is decided)"]
+        return []
+
     def baseline(self) -> BaselineConfig:
         return BaselineConfig(**self.model_dump(include=set(BaselineConfig.model_fields)))

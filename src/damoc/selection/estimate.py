@@ -144,6 +144,7 @@ def estimate(config: SelectConfig, examples: list[Example], n_examples: int | No
     _check(examples, n_examples, throughput)
     route = _Route.of(config, examples, n_examples)
     flops, data, notes = _data_stage(route, examples)
+    notes += config.unused_settings()  # priced as the run would go: without them
     plan = _plan(route)
     rows, per_round, measured = _candidate_rows(route, examples, plan, test, notes)
     full_flops = sum(r["full"]["flops"] for r in rows)
@@ -357,6 +358,8 @@ def _evaluation(route: _Route, rows: list[dict], plan: list[dict], measured: dic
         # no batch after the first takes evaluation past the budget (the first always runs)
         candidates_eval = min(candidates_eval, max(first_batch, config.eval.budget * train_flops))
     out = {"full_eval_flops": full_eval, "damoc_eval_flops": candidates_eval + zero, "zero_shot_eval_flops": zero}
+    if route.merged and config.strategy == "fixed" and config.eval.budget:
+        out["eval_budget"] = config.eval.budget  # the cap priced above (the printout names it only then)
     if route.merged:
         # at best every candidate but one is dropped after the first batch; at worst none is (the above)
         out["damoc_eval_flops_best_case"] = first_batch + zero

@@ -69,6 +69,7 @@ class Estimate(Record):
     damoc_eval_flops: float | None = None
     speedup_flops_with_evaluation: float | None = None
     speedup_flops_with_evaluation_best_case: float | None = None  # sequential evaluation
+    eval_budget: float | None = None  # the --eval.budget cap, where it applies (the fixed strategy)
     # with a throughput
     throughput_flops_per_second: float | None = None
     full_hours: float | None = None
