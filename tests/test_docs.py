@@ -155,4 +155,7 @@ def test_a_lever_at_another_run_seed_says_both(make_docs):
     assert make_docs.lever("graphcut-pool2-seed3") == (f"{make_docs.LEVERS['graphcut-pool2']}, at run seed 3 "
                                                        "(beside the defaults at that seed)")
     assert make_docs.lever("random-0.05") == "random filter at rate 0.05"
+    assert make_docs.lever("random-0.1-seed4") == ("random filter at rate 0.1, at run seed 4 (beside the defaults "
+                                                   "at that seed)")
+    assert make_docs.lever("graphcut-0.05-seed1") == make_docs.LEVERS["graphcut-0.05-seed1"]
     assert make_docs.lever("no-budget-seed2") == "`--eval.budget 0` (no cap) at run seed 2"

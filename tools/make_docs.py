@@ -630,8 +630,8 @@ def lever(name: str) -> str:
         return (f"the run seed ({name.removeprefix('headline-seed')}): another training sample, compression, "
                 "pruning and training")
     stem, _, seed = name.rpartition("-seed")
-    if seed.isdigit() and stem in LEVERS:
-        return f"{LEVERS[stem]}, at run seed {seed} (beside the defaults at that seed)"
+    if name not in LEVERS and seed.isdigit() and stem:
+        return f"{lever(stem)}, at run seed {seed} (beside the defaults at that seed)"
     method, _, rate = name.rpartition("-")
     return LEVERS.get(name) or (f"{method} filter at rate {rate}" if rate.replace(".", "").isdigit() else name)
 
