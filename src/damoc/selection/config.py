@@ -214,7 +214,7 @@ class SelectConfig(BaselineConfig):
         """Evaluation settings the user gave that this run will not use: said, not dropped in silence (a run
         file written for one strategy is often reused with another). `margin` is always used (the verdict)."""
         given = sorted(self.eval.model_fields_set - {"margin"})
-        sequential = [f for f in given if f not in ("strategy", "margin")]
+        sequential = [f for f in given if f != "strategy"]
 
         def flags(fields: list[str]) -> str:
             return ", ".join(f"--eval.{f}" for f in fields)

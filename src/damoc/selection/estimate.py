@@ -354,11 +354,12 @@ def _evaluation(route: _Route, rows: list[dict], plan: list[dict], measured: dic
                                            r["layers_removed"], config.finetune.lora_r) for r in rows])
     candidates_eval = 0.0 if route.untrained else scorings * per_scoring
     first_batch = candidates_eval * min(config.eval.first, len(test)) / len(test)
-    if route.merged and config.strategy == "fixed" and config.eval.budget:
+    capped = route.merged and config.strategy == "fixed" and config.eval.budget > 0
+    if capped:
         # no batch after the first takes evaluation past the budget (the first always runs)
         candidates_eval = min(candidates_eval, max(first_batch, config.eval.budget * train_flops))
     out = {"full_eval_flops": full_eval, "damoc_eval_flops": candidates_eval + zero, "zero_shot_eval_flops": zero}
-    if route.merged and config.strategy == "fixed" and config.eval.budget:
+    if capped:
         out["eval_budget"] = config.eval.budget  # the cap priced above (the printout names it only then)
     if route.merged:
         # at best every candidate but one is dropped after the first batch; at worst none is (the above)
