@@ -213,6 +213,12 @@ class SelectConfig(BaselineConfig):
                              "use prune merge none (or no pruning) with quantization 4bit")
         return self
 
+    @property
+    def eval_budget_applies(self) -> bool:
+        """Whether `--eval.budget` caps this run's evaluation: only the fixed strategy's sequential evaluation
+        (halving's rounds stop when their better half is decided; full evaluation scores every question)."""
+        return self.strategy == "fixed" and self.eval.strategy == "sequential" and self.eval.budget > 0
+
     def unused_settings(self) -> list[str]:
         """Evaluation settings the user gave that this run will not use: said, not dropped in silence (a run
         file written for one strategy is often reused with another). `margin` is always used (the verdict)."""
@@ -228,7 +234,7 @@ class SelectConfig(BaselineConfig):
             return [f"{flags(given)}: not used, the {self.strategy} strategy {why}"]
         if self.eval.strategy == "full" and sequential:
             return [f"{flags(sequential)}: not used with --eval.strategy full (every question is scored)"]
-        if self.strategy == "halving" and "budget" in given and self.eval.budget:
+        if "budget" in given and self.eval.budget and not self.eval_budget_applies:  # halving, here
             return ["--eval.budget: not used, the evaluation budget applies to the fixed strategy only (halving "
                     "rounds stop when their better half is decided)"]
         return []

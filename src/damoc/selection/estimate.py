@@ -360,7 +360,7 @@ def _evaluation(route: _Route, rows: list[dict], plan: list[dict], measured: dic
                                            r["layers_removed"], config.finetune.lora_r) for r in rows])
     candidates_eval = 0.0 if route.untrained else scorings * per_scoring
     first_batch = candidates_eval * min(config.eval.first, len(test)) / len(test)
-    capped = route.merged and config.strategy == "fixed" and config.eval.budget > 0
+    capped = config.eval_budget_applies
     if capped:
         # no batch after the first takes evaluation past the budget (the first always runs)
         candidates_eval = min(candidates_eval, max(first_batch, config.eval.budget * train_flops))
