@@ -64,10 +64,6 @@ def settings() -> list[tuple[str, dict]]:
             # (a MedMCQA pilot at seeds 1-4: its pick left the tie set at 0, 2, 4 against the defaults' 2, so dropped)
             *((f"random-0.1-seed{s}", {"filter": FilterSettings(method="random", rate=0.1), "seed": s})
               for s in RUN_SEEDS)]
-    # IA3 trained on the unpruned model, the others pruned (--prune-methods repairing): the pruned route ranked
-    # Gemma-3 IA3 below every SmolLM2 candidate on SIQA at every headline seed, the unpruned routes did not
-    rows += [("prune-repairing", {"prune_methods": "repairing"}),
-             *((f"prune-repairing-seed{s}", {"prune_methods": "repairing", "seed": s}) for s in RUN_SEEDS)]
     rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})
              for rate in (0.1, 0.05, 0.2) for sel in ("random", "graphcut", "perplexity")
              if (sel, rate) != ("graphcut", 0.1)]

@@ -278,34 +278,6 @@ def test_methods_of_one_model_share_one_prune_plan(models, cls_file, tmp_path, m
     assert sorted(r["prune"]["plan_reused"] for r in again["candidates"]) == [False, True]
 
 
-def test_prune_methods_repairing_trains_ia3_on_the_whole_model(models, cls_file, tmp_path, monkeypatch):
-    """`--prune-methods repairing`: a method that cannot make up for removed layers (IA3) trains unpruned, keyed
-    as a run without pruning would key it; the others are pruned as with `all`, under the same keys."""
-    from damoc.selection.candidate import candidate_key
-    from damoc.selection.estimate import estimate
-    from damoc.tasks import load_task
-
-    monkeypatch.setenv("DAMOC_HOME", str(tmp_path / "home"))
-    lora, ia3 = Candidate(model=models[0], method="lora"), Candidate(model=models[0], method="ia3")
-    every = config_for(models, cls_file).model_copy(update={
-        "candidates": [lora, ia3], "filter": None, "compress": None, "zero_shot": False})
-    repairing = every.model_copy(update={"prune_methods": "repairing"})
-    summary = run_select(repairing, tmp_path / "run", progress=False)
-    by = {r["method"]: r for r in summary["candidates"]}
-    assert by["lora"]["prune"]["layers_after"] < by["lora"]["prune"]["layers_before"] == 4
-    assert not by["ia3"].get("prune")  # trained on all four layers
-    assert summary["cost"]["prune_flops"] == pytest.approx(by["lora"]["prune"]["forward_flops"])
-    assert candidate_key(repairing, lora) == candidate_key(every, lora)
-    assert candidate_key(repairing, ia3) == candidate_key(every.model_copy(update={"prune": None}), ia3)
-    assert candidate_key(every, ia3) != candidate_key(repairing, ia3)
-    # the estimate prices the same route: no layers removed from IA3, one similarity pass for the model
-    examples = load_task(data=repairing.data).train
-    priced = {r["method"]: r for r in estimate(repairing, examples)["candidates"]}
-    assert priced["ia3"]["layers_removed"] == 0 < priced["lora"]["layers_removed"]
-    assert priced["ia3"]["damoc"]["prune_flops"] == 0 < priced["lora"]["damoc"]["prune_flops"]
-    assert {r["method"]: r["layers_removed"] for r in estimate(every, examples)["candidates"]}["ia3"] > 0
-
-
 def test_prune_flops_count_every_measured_pass_and_each_replayed_plan_once():
     from damoc.selection.summary import prune_flops
 

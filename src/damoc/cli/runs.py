@@ -25,7 +25,7 @@ def training_sections(model) -> list[Section]:
     from damoc.finetune import FinetuneConfig
 
     top = {"allow_pickle", "trust_remote_code", "dtype", "quantization", "task", "candidates"}
-    return [Section(model, exclude=top | {"halving", "calibration_samples", "prune_methods"}, title="run"),
+    return [Section(model, exclude=top | {"halving", "calibration_samples"}, title="run"),
             Section(FinetuneConfig, path="finetune", exclude=TRAINING_EXCLUDED, title="training"),
             *load_sections()]
 
@@ -63,7 +63,7 @@ def select_sections(launch: bool = True) -> list[Section]:
 
     return [
         *training_sections(SelectConfig),
-        Section(SelectConfig, only={"halving", "calibration_samples", "prune_methods"}, title="compression"),
+        Section(SelectConfig, only={"halving", "calibration_samples"}, title="compression"),
         Section(FilterSettings, path="filter", prefix="filter.", optional=True, title="data filtering"),
         Section(CompressConfig, path="compress", prefix="compress.", optional=True, title="token compression"),
         Section(PruneConfig, path="prune", prefix="prune.", optional=True, title="layer pruning"),

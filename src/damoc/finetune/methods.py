@@ -57,10 +57,6 @@ class Method:
     quantized: bool = False  # trains on 4-bit weights (QLoRA): only methods that leave the weights frozen
     step_flops: Callable | None = None  # (body_params, options, run_config) -> FLOPs per micro-batch, if any
     dense_delta: bool = False  # the update is rebuilt as a dense matrix and applied per token (damoc.flops)
-    # Whether training can make up for removed layers. A method that only rescales activations (IA3) cannot,
-    # so on a pruned model it measures the pruning's damage rather than itself; `select --prune-methods
-    # repairing` trains such candidates unpruned.
-    repairs_pruning: bool = True
 
     def parse(self, options: dict | None) -> BaseModel:
         """The options validated; unknown ones refused in one line."""
@@ -81,11 +77,11 @@ DEFAULT = ORDER[0]  # the method a candidate gets when none is named
 
 def method(name: str, *, description: str, learning_rate: float, options: type[BaseModel] = NoOptions,
            weight_gradients: bool = False, quantized: bool = False, step_flops: Callable | None = None,
-           dense_delta: bool = False, repairs_pruning: bool = True):
+           dense_delta: bool = False):
     """Register the decorated `wrap(model, options, run_config)` as fine-tuning method `name`."""
     def register(wrap: Callable) -> Callable:
         METHODS.add(name, Method(name, description, learning_rate, options, wrap, weight_gradients, quantized,
-                                 step_flops, dense_delta, repairs_pruning), description=description)
+                                 step_flops, dense_delta), description=description)
         return wrap
     return register
 
@@ -165,14 +161,11 @@ def dora(model, opts: LoraOptions, run):
 
 # (IA)^3 scales the attention keys and values and the MLP's inner activations (Liu et al. 2022,
 # T-Few); its paper trains at 3e-3, an order above LoRA, since its vectors start at one and move little.
-# A few thousand scales cannot stand in for a removed layer: on SIQA the pruned route ranked Gemma-3 IA3
-# below every SmolLM2 candidate at 8 of 8 run seeds, the unpruned routes above them as the truth does
-# (bench/results/zoo-siqa.json: headline-seedN against no-prune and subset).
 _IA3_ATTENTION = ("k_proj", "v_proj", "key", "value")
 _IA3_FEEDFORWARD = ("down_proj", "fc2", "w2", "c_proj")
 
 
-@method("ia3", learning_rate=3e-3, repairs_pruning=False,
+@method("ia3", learning_rate=3e-3,
         description="(IA)^3 (Liu et al. 2022): learned vectors that rescale keys, values and the MLP's inner "
                     "activations; the fewest trainable parameters (thousands); 4N per token")
 def ia3(model, opts: NoOptions, run):

@@ -118,26 +118,13 @@ def data_fingerprint(config: BaseModel) -> dict | None:
     return out
 
 
-def pruned(config: BaseModel, candidate: Candidate) -> bool:
-    """Whether this run prunes this candidate: a select config with pruning on, and either every candidate
-    pruned or the candidate's method one that can make up for removed layers (`--prune-methods`)."""
-    from damoc.finetune.methods import get_method
-
-    if getattr(config, "prune", None) is None:
-        return False
-    return getattr(config, "prune_methods", "all") == "all" or get_method(candidate.method).repairs_pruning
-
-
 def candidate_key(config: BaseModel, candidate: Candidate) -> str:
     """`config`: a BaselineConfig or SelectConfig (typed loosely: config.py imports this module)."""
     # The strategy decides which data a round or rung gets, which the caller adds to the key; not the
-    # run itself. Which candidates are pruned only says whether this one is, which its prune settings'
-    # presence says: a candidate left unpruned is keyed without them.
+    # run itself.
     settings = key_settings(config)
-    for name in ("candidates", "halving", "strategy", "adaptive", "zero_shot", "eval", "prune_methods"):
+    for name in ("candidates", "halving", "strategy", "adaptive", "zero_shot", "eval"):
         settings.pop(name, None)
-    if "prune" in settings and not pruned(config, candidate):
-        settings["prune"] = None
     parts = {"candidate": candidate.stored(), "settings": settings, "split": SPLIT_VERSION}
     if config.data is not None:
         parts["data_files"] = data_fingerprint(config)

@@ -169,9 +169,6 @@ class SelectConfig(BaselineConfig):
     # (bench/results/prune-calibration.json); 16 keeps a margin at half the cost of the former 32.
     calibration_samples: int = Field(16, ge=1, description="texts the layer similarity is measured on (select: the "
                                      "compressed training texts; prune: --calibration's)")
-    prune_methods: Literal["all", "repairing"] = Field("all", json_schema_extra=ADDED_LATER, description=(
-        "which candidates are pruned: all, or repairing: only those whose method trains enough of the model to "
-        "make up for removed layers (not ia3, which is then trained on the whole model)"))
     adaptive: AdaptiveSettings = Field(default_factory=AdaptiveSettings, json_schema_extra=ADDED_LATER)
     strategy: str = Field("fixed", json_schema_extra={**ADDED_LATER,
                                                       "registry": "damoc.selection.strategies:STRATEGIES"},

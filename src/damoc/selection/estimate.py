@@ -21,7 +21,6 @@ from damoc.filtering.base import example_text, resolve_budget
 from damoc.finetune import FinetuneConfig
 from damoc.finetune.train import schedule
 from damoc.models.bundled import BUNDLED_SCORER
-from damoc.selection.candidate import pruned
 from damoc.selection.shapes import Lengths, Shape, encoder_tokenizer, lengths, shape, tokenizer_for
 from damoc.tasks import Example
 
@@ -151,12 +150,8 @@ def estimate(config: SelectConfig, examples: list[Example], n_examples: int | No
     full_flops = sum(r["full"]["flops"] for r in rows)
     train_flops, staged = _staged(route, plan, per_round, notes) if plan else \
         (sum(r["damoc"]["flops"] for r in rows), {})
-    # the candidates of one model share one similarity pass (runner.pruner): each model's once, priced on
-    # whichever of its candidates are pruned
-    plans: dict[str, float] = {}
-    for r in rows:
-        plans[r["model"]] = max(plans.get(r["model"], 0.0), r["damoc"]["prune_flops"])
-    overhead = sum(flops.values()) + sum(plans.values())
+    # the candidates of one model share one similarity pass (runner.pruner): each model's once
+    overhead = sum(flops.values()) + sum({r["model"]: r["damoc"]["prune_flops"] for r in rows}.values())
     out = {"data": data, "data_stage_flops": flops, "candidates": rows, "full_flops": full_flops,
            "damoc_train_flops": train_flops, "damoc_overhead_flops": overhead,
            "speedup_flops": _ratio(full_flops, train_flops + overhead),
@@ -288,10 +283,9 @@ def _candidate_rows(route: _Route, examples: list[Example], plan: list[dict], te
         full = _run_tokens(m.lengths, route.n_all, ft, 1.0)
         cheap = _run_tokens(m.lengths, route.n_kept, ft, route.ratio) if not route.untrained else \
             {"examples": 0, "epochs": 0, "steps": 0, "tokens": 0.0, "loss_tokens": 0.0}
-        cut = p is not None and pruned(config, cand)
-        removed = int(p.max_fraction * s.layers) if cut else 0
+        removed = int(p.max_fraction * s.layers) if p is not None else 0
         prune_tokens = min(config.calibration_samples, route.n_kept) * _mean(
-            [min(x.trained(ft.max_seq_len, route.ratio), p.max_len) for x in m.lengths]) if cut else 0.0
+            [min(x.trained(ft.max_seq_len, route.ratio), p.max_len) for x in m.lengths]) if p is not None else 0.0
         evaluation = {}
         if test:
             if m.test_cost is None:

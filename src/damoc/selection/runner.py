@@ -16,7 +16,7 @@ from damoc.flops import forward_flops
 from damoc.io import read_json_checked, run_folder, warn, write_cache, write_json_atomic
 from damoc.models import LoadOptions, load_model, load_tokenizer
 from damoc.runinfo import machine, stable_hash, versions
-from damoc.selection.candidate import OK, Candidate, candidate_key, pruned, rank
+from damoc.selection.candidate import OK, Candidate, candidate_key, rank
 from damoc.selection.config import BaselineConfig
 from damoc.selection.launch import Job, LaunchSettings, launch
 from damoc.tasks import Task, load_task
@@ -166,10 +166,11 @@ def jobs(config: BaselineConfig, task: Task, candidates: list[Candidate], train:
     """One job per candidate, in `folder/SLUG`: trained on `train`, scored on `test`, pruned on `texts`
     when the config prunes. `extra` (a strategy's rung or round) joins the cache key; `keep` saves the
     trained model in `folder/SLUG/model`."""
+    prunes = getattr(config, "prune", None) is not None
     return [Job(c, folder / c.slug,
                 stable_hash({"key": candidate_key(config, c), **extra}) if extra else candidate_key(config, c),
                 partial(run_candidate, config, c, task, train, test, progress,
-                        pruner(config, c, texts or []) if pruned(config, c) else None,
+                        pruner(config, c, texts or []) if prunes else None,
                         folder / c.slug / "model" if keep else None),
                 legacy=[folder / c.legacy_slug])
             for c in candidates]
