@@ -19,6 +19,7 @@ from damoc.tasks import load_task
 
 def settings() -> list[tuple[str, dict]]:
     """(row name, SelectConfig overrides): the defaults first, then one lever at a time."""
+    from damoc.layers import PruneConfig
     from damoc.selection.config import EvalSettings, FilterSettings
 
     rows = [("headline", {}), ("zero-shot", {"strategy": "zero-shot"}), ("size", {}),
@@ -64,6 +65,9 @@ def settings() -> list[tuple[str, dict]]:
             # (a MedMCQA pilot at seeds 1-4: its pick left the tie set at 0, 2, 4 against the defaults' 2, so dropped)
             *((f"random-0.1-seed{s}", {"filter": FilterSettings(method="random", rate=0.1), "seed": s})
               for s in RUN_SEEDS)]
+    # a gentler prune (at most 12.5% of the layers): whether less damage orders the methods better
+    rows += [("prune-0.125", {"prune": PruneConfig(max_fraction=0.125)}),
+             *((f"prune-0.125-seed{s}", {"prune": PruneConfig(max_fraction=0.125), "seed": s}) for s in RUN_SEEDS)]
     rows += [(f"{sel}-{rate:g}", {"filter": FilterSettings(method=sel, rate=rate)})
              for rate in (0.1, 0.05, 0.2) for sel in ("random", "graphcut", "perplexity")
              if (sel, rate) != ("graphcut", 0.1)]

@@ -615,7 +615,8 @@ LEVERS = {"subset": "no pruning, no compression (the same examples)", "no-prune"
           "graphcut-pool3": "graphcut within a seeded random pool of 3x the budget",
           "graphcut-pool2": "graphcut within a seeded random pool of 2x the budget",
           "random-0.05-draw1": "random filter at rate 0.05, a second sample",
-          "graphcut-0.05-seed1": "graphcut filter at rate 0.05 at run seed 1 (beside the defaults at that seed)"}
+          "graphcut-0.05-seed1": "graphcut filter at rate 0.05 at run seed 1 (beside the defaults at that seed)",
+          "prune-0.125": "at most 12.5% of the layers pruned (`--prune.max-fraction 0.125`)"}
 
 
 def lever(name: str) -> str:
