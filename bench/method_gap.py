@@ -13,6 +13,9 @@ the rows already hold what it takes to judge both before building either:
   sample or run seed) against one run at 10% (the defaults at each run seed): about the same training
   FLOPs. The pair's pick is its best candidate by the mean of the two runs' bits per byte. The same is
   done for pairs of 10% runs, to see what replicating the defaults would buy at twice their cost.
+- **Pair errors**: which of the pairs the truth separates the defaults order wrong over their runs, by kind
+  (two methods of one model or two models; with IA3 or without), beside the free guesses on the same pairs:
+  where the compressed route's information is worth having, and where it is not.
 
     .venv/bin/python bench/method_gap.py     # writes results/method-gap.json
 """
@@ -107,6 +110,57 @@ def replicates(task: str, zoo: dict) -> dict:
     return {"task": task, "tie_set": sorted(tie), "singles_10": singles, "pairs": pairs}
 
 
+def pair_kind(a: str, b: str) -> str:
+    """A pair of candidates as the zoo's errors fall: two methods of one model or two models, with IA3 or not."""
+    (model_a, method_a), (model_b, method_b) = a.rsplit(" ", 1), b.rsplit(" ", 1)
+    return (f"{'method' if model_a == model_b else 'model'} pair, "
+            f"{'with' if 'ia3' in (method_a, method_b) else 'without'} IA3")
+
+
+KINDS = [f"{one} pair, {ia3} IA3" for one in ("method", "model") for ia3 in ("with", "without")]
+
+
+def pair_errors(task: str, zoo: dict) -> dict:
+    """Every pair the truth separates, judged on each run of the defaults and on each free guess as the rows
+    judge them (right when ranked the truth's way, half where the ranking ties them), by kind; and the pairs
+    the defaults missed, with how many of their runs missed each."""
+    truth, rows = zoo["truth"], {r["name"]: r for r in zoo["rows"]}
+    separated = [(p["a"], p["b"], p["bpb_diff"] < 0) for p in truth["pairs"]
+                 if abs(p["bpb_diff"]) > K * p["bpb_diff_se"]]
+
+    def judged(ranks: dict[str, int]) -> dict[tuple, float]:
+        return {(a, b): 0.5 if ranks[a] == ranks[b] else float((ranks[a] < ranks[b]) == a_better)
+                for a, b, a_better in separated}
+
+    def by_kind(scores: list[dict[tuple, float]]) -> dict:
+        out = {k: {"judged": 0, "right": 0.0} for k in KINDS}
+        for score in scores:
+            for (a, b), right in score.items():
+                out[pair_kind(a, b)]["judged"] += 1
+                out[pair_kind(a, b)]["right"] += right
+        return out
+
+    runs = [judged(rows[n]["ranks"]) for n in DEFAULTS if n in rows]
+    missed = []
+    for a, b, a_better in separated:
+        wrong = sum(r[a, b] < 1 for r in runs)
+        if wrong:
+            better, worse = (a, b) if a_better else (b, a)
+            missed.append({"pair": f"{better} > {worse}", "kind": pair_kind(a, b), "runs_missed": wrong,
+                           "runs": len(runs)})
+    return {"task": task, "runs": len(runs), "kinds": by_kind(runs),
+            "guesses": {g: by_kind([judged(rows[g]["ranks"])]) for g in GUESSES if g in rows},
+            "missed": sorted(missed, key=lambda m: (-m["runs_missed"], m["pair"]))}
+
+
+def _pooled(parts: list[dict]) -> dict:
+    out = {}
+    for k in KINDS:
+        judged, right = sum(p[k]["judged"] for p in parts), sum(p[k]["right"] for p in parts)
+        out[k] = {"judged": judged, "right": right, "rate": right / judged if judged else None}
+    return out
+
+
 def _rate(flags: list[bool]) -> dict:
     return {"yes": sum(flags), "of": len(flags), "rate": sum(flags) / len(flags) if flags else None}
 
@@ -135,6 +189,8 @@ def study() -> dict:
     one_10, two_5 = _rate([s["in_tie_set"] for r in reps for s in r["singles_10"]]), _rate([p["in_tie_set"]
                                                                                           for p in halves])
     rows = [r for z in zoos.values() for r in z["rows"] if r["name"] in DEFAULTS]
+    errors = [pair_errors(t, z) for t, z in zoos.items()]
+    wrong = {k: v["judged"] - v["right"] for k, v in _pooled([e["kinds"] for e in errors]).items()}
     fulls = [f for t, z in zoos.items() for f in full_picks(t, z)]
     summary = {
         "method_gap_sign_agreement": _rate(signs),
@@ -156,9 +212,15 @@ def study() -> dict:
         "truth_train_examples": sorted({z["truth"]["train_examples"] for z in zoos.values()}),
         "truth_seeds": sorted({len(z["truth"]["seeds"]) for z in zoos.values()}),
         "defaults_train_examples": sorted({r["train_examples"] for r in rows}),
+        "pairs_by_kind": _pooled([e["kinds"] for e in errors]),
+        "pairs_by_kind_guesses": {g: _pooled([e["guesses"][g] for e in errors if g in e["guesses"]])
+                                  for g in GUESSES},
+        "pair_errors_with_ia3_share": (sum(v for k, v in wrong.items() if "with IA3" in k) / sum(wrong.values())
+                                       if sum(wrong.values()) else None),
     }
     return {"source": [f"results/zoo-{t}.json" for t in zoos], "k": K, "summary": summary,
-            "method_gaps": gaps, "replicates": reps, "full_picks": fulls, "command": "python bench/method_gap.py"}
+            "method_gaps": gaps, "replicates": reps, "full_picks": fulls, "pair_errors": errors,
+            "command": "python bench/method_gap.py"}
 
 
 def main() -> None:

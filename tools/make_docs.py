@@ -746,7 +746,55 @@ def zoo_misses() -> str:
     if missed:
         text += (f", {len(full)} of them a full fine-tune ("
                  + "; ".join(f"{t} `{r['name']}`: {r['chosen']}" for t, r in missed) + ")")
-    return text + f". Full fine-tuning is {picked_full} of the {len(rows)} picks in all.\n" + zoo_method_gap()
+    return (text + f". Full fine-tuning is {picked_full} of the {len(rows)} picks in all.\n" + zoo_method_gap()
+            + zoo_pair_errors())
+
+
+def zoo_pair_errors() -> str:
+    """Which separated pairs the defaults order wrong, by kind, beside the free guesses (bench/method_gap.py),
+    and the one fix tried for the largest kind (bench/results/prune-repairing.json)."""
+    if not exists("method-gap.json") or "pair_errors" not in load("method-gap.json"):
+        return ""
+    doc = load("method-gap.json")
+    s, errors = doc["summary"], doc["pair_errors"]
+    kinds, guesses = s["pairs_by_kind"], s["pairs_by_kind_guesses"]
+
+    def right(d: dict) -> str:
+        return f"{d['rate']:.2f} ({d['right']:g} of {d['judged']})" if d["judged"] else "-"
+
+    def pooled(d: dict, one: str) -> float:
+        judged = sum(v["judged"] for k, v in d.items() if k.startswith(one))
+        return sum(v["right"] for k, v in d.items() if k.startswith(one)) / judged if judged else float("nan")
+
+    runs = sorted({e["runs"] for e in errors})
+    rows = [[k, right(kinds[k]), *(right(guesses[g][k]) for g in GUESSES)] for k in kinds]
+    often = [f"{e['task']}: {m['pair']} ({m['runs_missed']} of {m['runs']})" for e in errors for m in e["missed"]
+             if 2 * m["runs_missed"] >= m["runs"]]
+    best_guess = max(GUESSES, key=lambda g: pooled(guesses[g], "model"))
+    text = ("\n### Which pairs the defaults order wrong\n\nEvery pair the truth separates, on each run of the "
+            f"defaults ({' / '.join(map(str, runs))} runs a task: `headline`, `headline-seedN`) and on each free "
+            "guess (one run a task), by kind; right where ranked the truth's way, half where tied:\n\n")
+    text += table(["pairs", "defaults right", *(f"{g} right" for g in GUESSES)], rows)
+    text += (f"\nPairs of one model's methods: the defaults {pooled(kinds, 'method'):.2f}, the guesses "
+             + " and ".join(f"{pooled(guesses[g], 'method'):.2f}" for g in GUESSES)
+             + f" (they cannot order them). Pairs of two models: the defaults {pooled(kinds, 'model'):.2f}, "
+             f"{best_guess} {pooled(guesses[best_guess], 'model'):.2f}. "
+             f"{s['pair_errors_with_ia3_share']:.0%} of the defaults' wrong orders involve an IA3 candidate. "
+             "Missed on at least half the runs: " + ("; ".join(often) or "none") + ".")
+    if exists("prune-repairing.json"):
+        rec = load("prune-repairing.json")
+        def agreed(r: dict) -> str:
+            return f"{r['separated_pairs_agreement'] * r['separated_pairs']:g}"
+
+        tried = [f"{t}: picked {r['chosen']} ({'in' if r['in_tie_set'] else 'outside'} the tie set), separated "
+                 f"pairs {agreed(r)} of {r['separated_pairs']} against the defaults' {agreed(d['headline'])}"
+                 for t, d in rec["tasks"].items() for r in d["rows"]]
+        text += (" IA3 trains a few thousand scales, which may not make up for removed layers, so training it on "
+                 "the unpruned model while the other methods were pruned was tried (`--prune-methods repairing`, "
+                 "reverted): " + "; ".join(tried) + ". A candidate of another depth is not comparable: the "
+                 "pruning's damage outweighs the differences between methods.")
+    return text + source("method-gap.json", *(["prune-repairing.json"] if exists("prune-repairing.json") else []),
+                         command="python bench/method_gap.py")
 
 
 def zoo_method_gap() -> str:
