@@ -186,6 +186,7 @@ def test_cli_prune_writes_a_model_and_refuses_bad_input(tiny_llama, tmp_path, ca
     assert main([*common, "--max-fraction", "0.5"]) == 2 and not out.exists()
     assert main([*common, "--max-fraction", "0.2", "--threshold", "-1"]) == 0
     assert json.loads((out / "damoc-prune.json").read_text())["layers_after"] == 2
+    assert "at most 20% of 2 layers is none: nothing removed (raise --max-fraction)" in capsys.readouterr().err
 
 
 def test_difference_merge_is_lacos_sum_of_layer_differences():

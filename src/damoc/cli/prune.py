@@ -81,10 +81,13 @@ def cmd_prune(args: argparse.Namespace) -> None:
              if i in result.removed else ""} for i, s in enumerate(result.similarity)]
     table(["layer", "similarity", "action"], rows)
     if not result.removed:
-        print(f"no inner layer reaches similarity {config.threshold}: nothing removed", file=sys.stderr)
+        cap = int(config.max_fraction * result.layers_before)
+        print(f"at most {config.max_fraction * 100:g}% of {result.layers_before} layers is none: nothing removed "
+              "(raise --max-fraction)" if cap == 0 else
+              f"no inner layer reaches similarity {config.threshold}: nothing removed", file=sys.stderr)
     source = args.calibration or value(args, TaskSource, "task") or getattr(args, DEST + "data.path", None)
     info = {"model": args.model, "base": args.base, "config": config.model_dump(mode="json"),
             "calibration": str(source), "calibration_texts": len(texts)}
     save_pruned(model, tokenizer, args.out, result, info, overwrite=args.overwrite)
     print(f"removed {len(result.removed)} of {result.layers_before} layers "
-          f"(similarity >= {config.threshold}, at most {config.max_fraction:.0%}) -> {args.out}", file=sys.stderr)
+          f"(similarity >= {config.threshold}, at most {config.max_fraction * 100:g}%) -> {args.out}", file=sys.stderr)
