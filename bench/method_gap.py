@@ -130,7 +130,7 @@ def pair_errors(task: str, zoo: dict) -> dict:
 
     def judged(ranks: dict[str, int]) -> dict[tuple, float]:
         return {(a, b): 0.5 if ranks[a] == ranks[b] else float((ranks[a] < ranks[b]) == a_better)
-                for a, b, a_better in separated}
+                for a, b, a_better in separated if a in ranks and b in ranks}  # as judge: a failed one is left out
 
     def by_kind(scores: list[dict[tuple, float]]) -> dict:
         out = {k: {"judged": 0, "right": 0.0} for k in KINDS}

@@ -770,15 +770,15 @@ def zoo_pair_errors() -> str:
     rows = [[k, right(kinds[k]), *(right(guesses[g][k]) for g in GUESSES)] for k in kinds]
     often = [f"{e['task']}: {m['pair']} ({m['runs_missed']} of {m['runs']})" for e in errors for m in e["missed"]
              if 2 * m["runs_missed"] >= m["runs"]]
-    best_guess = max(GUESSES, key=lambda g: pooled(guesses[g], "model"))
     text = ("\n### Which pairs the defaults order wrong\n\nEvery pair the truth separates, on each run of the "
             f"defaults ({' / '.join(map(str, runs))} runs a task: `headline`, `headline-seedN`) and on each free "
             "guess (one run a task), by kind; right where ranked the truth's way, half where tied:\n\n")
     text += table(["pairs", "defaults right", *(f"{g} right" for g in GUESSES)], rows)
     text += (f"\nPairs of one model's methods: the defaults {pooled(kinds, 'method'):.2f}, the guesses "
              + " and ".join(f"{pooled(guesses[g], 'method'):.2f}" for g in GUESSES)
-             + f" (they cannot order them). Pairs of two models: the defaults {pooled(kinds, 'model'):.2f}, "
-             f"{best_guess} {pooled(guesses[best_guess], 'model'):.2f}. "
+             + " (zero-shot ties them; size orders them by a fixed list). Pairs of two models: the defaults "
+             f"{pooled(kinds, 'model'):.2f}, " + ", ".join(f"{g} {pooled(guesses[g], 'model'):.2f}" for g in GUESSES)
+             + " (each guess judged once a task, the defaults once a run). "
              f"{s['pair_errors_with_ia3_share']:.0%} of the defaults' wrong orders involve an IA3 candidate. "
              "Missed on at least half the runs: " + ("; ".join(often) or "none") + ".")
     if exists("prune-repairing.json"):
@@ -789,7 +789,7 @@ def zoo_pair_errors() -> str:
         tried = [f"{t}: picked {r['chosen']} ({'in' if r['in_tie_set'] else 'outside'} the tie set), separated "
                  f"pairs {agreed(r)} of {r['separated_pairs']} against the defaults' {agreed(d['headline'])}"
                  for t, d in rec["tasks"].items() for r in d["rows"]]
-        text += (" IA3 trains a few thousand scales, which may not make up for removed layers, so training it on "
+        text += (" IA3 trains only scaling vectors, which may not make up for removed layers, so training it on "
                  "the unpruned model while the other methods were pruned was tried (`--prune-methods repairing`, "
                  "reverted): " + "; ".join(tried) + ". A candidate of another depth is not comparable: the "
                  "pruning's damage outweighs the differences between methods.")

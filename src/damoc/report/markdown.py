@@ -23,8 +23,9 @@ def verdict_lines(verdict: Verdict | None) -> list[str]:
 def select_report(summary: dict | SelectResults) -> str:
     res = summary if isinstance(summary, SelectResults) else SelectResults.model_validate(summary)
     lines = [f"# damoc select: {res.task}", "",
-             f"Ranked by **{res.primary_metric}** (ties broken by answer bits per byte); each candidate trained on "
-             "the compressed data, with the layers its row shows (all: not pruned).", "",
+             f"Ranked by **{res.primary_metric}** (ties broken by answer bits per byte); each candidate with the "
+             "layers its row shows (all: not pruned), trained on the data the run's levers kept (none with "
+             "`--strategy zero-shot`).", "",
              "| rank | candidate | accuracy % | answer bits/byte | layers | prune s | train s | eval s |",
              "|---|---|---|---|---|---|---|---|"]
     for r in res.candidates:

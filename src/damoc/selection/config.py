@@ -231,9 +231,9 @@ class SelectConfig(BaselineConfig):
             return [f"{flags(given)}: not used, the {self.strategy} strategy {why}"]
         if self.eval.strategy == "full" and sequential:
             return [f"{flags(sequential)}: not used with --eval.strategy full (every question is scored)"]
-        if "budget" in given and self.eval.budget and not self.eval_budget_applies:  # halving, here
-            return ["--eval.budget: not used, the evaluation budget applies to the fixed strategy only (halving "
-                    "rounds stop when their better half is decided)"]
+        if "budget" in given and self.eval.budget and not self.eval_budget_applies:
+            why = " (halving rounds stop when their better half is decided)" if self.strategy == "halving" else ""
+            return [f"--eval.budget: not used, the evaluation budget applies to the fixed strategy only{why}"]
         return []
 
     def baseline(self) -> BaselineConfig:
