@@ -136,14 +136,15 @@ def pair_errors(task: str, zoo: dict) -> dict:
         out = {k: {"judged": 0, "right": 0.0} for k in KINDS}
         for score in scores:
             for (a, b), right in score.items():
-                out[pair_kind(a, b)]["judged"] += 1
-                out[pair_kind(a, b)]["right"] += right
+                kind = out[pair_kind(a, b)]
+                kind["judged"] += 1
+                kind["right"] += right
         return out
 
     runs = [judged(rows[n]["ranks"]) for n in DEFAULTS if n in rows]
     missed = []
     for a, b, a_better in separated:
-        wrong = sum(r[a, b] < 1 for r in runs)
+        wrong = sum(r.get((a, b), 1.0) < 1 for r in runs)  # a pair a run could not judge is not missed
         if wrong:
             better, worse = (a, b) if a_better else (b, a)
             missed.append({"pair": f"{better} > {worse}", "kind": pair_kind(a, b), "runs_missed": wrong,
@@ -190,7 +191,8 @@ def study() -> dict:
                                                                                           for p in halves])
     rows = [r for z in zoos.values() for r in z["rows"] if r["name"] in DEFAULTS]
     errors = [pair_errors(t, z) for t, z in zoos.items()]
-    wrong = {k: v["judged"] - v["right"] for k, v in _pooled([e["kinds"] for e in errors]).items()}
+    by_kind = _pooled([e["kinds"] for e in errors])
+    wrong = {k: v["judged"] - v["right"] for k, v in by_kind.items()}
     fulls = [f for t, z in zoos.items() for f in full_picks(t, z)]
     summary = {
         "method_gap_sign_agreement": _rate(signs),
@@ -212,7 +214,7 @@ def study() -> dict:
         "truth_train_examples": sorted({z["truth"]["train_examples"] for z in zoos.values()}),
         "truth_seeds": sorted({len(z["truth"]["seeds"]) for z in zoos.values()}),
         "defaults_train_examples": sorted({r["train_examples"] for r in rows}),
-        "pairs_by_kind": _pooled([e["kinds"] for e in errors]),
+        "pairs_by_kind": by_kind,
         "pairs_by_kind_guesses": {g: _pooled([e["guesses"][g] for e in errors if g in e["guesses"]])
                                   for g in GUESSES},
         "pair_errors_with_ia3_share": (sum(v for k, v in wrong.items() if "with IA3" in k) / sum(wrong.values())

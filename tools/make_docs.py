@@ -753,9 +753,9 @@ def zoo_misses() -> str:
 def zoo_pair_errors() -> str:
     """Which separated pairs the defaults order wrong, by kind, beside the free guesses (bench/method_gap.py),
     and the one fix tried for the largest kind (bench/results/prune-repairing.json)."""
-    if not exists("method-gap.json") or "pair_errors" not in load("method-gap.json"):
+    doc = load("method-gap.json") if exists("method-gap.json") else {}
+    if "pair_errors" not in doc:
         return ""
-    doc = load("method-gap.json")
     s, errors = doc["summary"], doc["pair_errors"]
     kinds, guesses = s["pairs_by_kind"], s["pairs_by_kind_guesses"]
 
@@ -781,8 +781,10 @@ def zoo_pair_errors() -> str:
              + " (each guess judged once a task, the defaults once a run). "
              f"{s['pair_errors_with_ia3_share']:.0%} of the defaults' wrong orders involve an IA3 candidate. "
              "Missed on at least half the runs: " + ("; ".join(often) or "none") + ".")
-    if exists("prune-repairing.json"):
+    tried_too = exists("prune-repairing.json")
+    if tried_too:
         rec = load("prune-repairing.json")
+
         def agreed(r: dict) -> str:
             return f"{r['separated_pairs_agreement'] * r['separated_pairs']:g}"
 
@@ -793,7 +795,7 @@ def zoo_pair_errors() -> str:
                  "the unpruned model while the other methods were pruned was tried (`--prune-methods repairing`, "
                  "reverted): " + "; ".join(tried) + ". A candidate of another depth is not comparable: the "
                  "pruning's damage outweighs the differences between methods.")
-    return text + source("method-gap.json", *(["prune-repairing.json"] if exists("prune-repairing.json") else []),
+    return text + source("method-gap.json", *(["prune-repairing.json"] if tried_too else []),
                          command="python bench/method_gap.py")
 
 

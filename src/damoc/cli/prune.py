@@ -81,7 +81,9 @@ def cmd_prune(args: argparse.Namespace) -> None:
              if i in result.removed else ""} for i, s in enumerate(result.similarity)]
     table(["layer", "similarity", "action"], rows)
     if not result.removed:
-        cap = int(config.max_fraction * result.layers_before)
+        from damoc.layers.similarity import layer_cap
+
+        cap = layer_cap(result.layers_before, config.max_fraction)
         print(f"at most {config.max_fraction * 100:g}% of {result.layers_before} layers is none: nothing removed "
               "(raise --max-fraction)" if cap == 0 else
               f"no inner layer reaches similarity {config.threshold}: nothing removed", file=sys.stderr)

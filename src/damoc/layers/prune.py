@@ -19,7 +19,7 @@ from damoc.flops import forward_flops
 from damoc.layers.arch import check_supported, decoder_layers
 from damoc.layers.merge import MERGES, check_same_shapes
 from damoc.layers.remove import remove_layers
-from damoc.layers.similarity import choose_layers, layer_similarity
+from damoc.layers.similarity import choose_layers, layer_cap, layer_similarity
 from damoc.timing import Stopwatch
 
 
@@ -107,7 +107,7 @@ def prune_model(model, tokenizer, texts: list[str], config: PruneConfig, base_mo
         if chosen:
             remove(chosen, similarity)
     else:  # one layer at a time, most similar first, re-measuring after each removal
-        sim, cap = similarity, int(config.max_fraction * n)
+        sim, cap = similarity, layer_cap(n, config.max_fraction)
         while len(result.removed) < cap:
             inner = [i for i in range(1, len(original) - 1) if sim[i] >= config.threshold]
             if not inner:

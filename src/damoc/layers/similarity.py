@@ -71,6 +71,12 @@ def layer_similarity(model, tokenizer, texts: list[str], max_len: int = 256, bat
     return (sums / count).numpy()
 
 
+def layer_cap(n_layers: int, max_fraction: float) -> int:
+    """How many of `n_layers` layers a prune may remove: the one rounding every stage uses (the prune itself,
+    its messages, the cost estimate)."""
+    return int(max_fraction * n_layers)
+
+
 def choose_layers(similarity: np.ndarray, threshold: float, max_fraction: float) -> list[int]:
     """Layers at or above the threshold, most similar first, at most max_fraction of all layers.
 
@@ -81,7 +87,7 @@ def choose_layers(similarity: np.ndarray, threshold: float, max_fraction: float)
         raise DamocError(f"the threshold is a cosine similarity: give one in [-1, 1], not {threshold}")
     if not 0 <= max_fraction < 1:
         raise DamocError(f"the maximum fraction must be in [0, 1), not {max_fraction}")
-    cap = int(max_fraction * n)
+    cap = layer_cap(n, max_fraction)
     if n - cap < 2:
         raise DamocError(f"removing {cap} of {n} layers would leave fewer than two; lower --max-fraction")
     inner = [i for i in range(1, n - 1) if similarity[i] >= threshold]

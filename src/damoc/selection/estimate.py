@@ -20,6 +20,7 @@ from damoc.errors import DamocError
 from damoc.filtering.base import example_text, resolve_budget
 from damoc.finetune import FinetuneConfig
 from damoc.finetune.train import schedule
+from damoc.layers.similarity import layer_cap
 from damoc.models.bundled import BUNDLED_SCORER
 from damoc.selection.shapes import Lengths, Shape, encoder_tokenizer, lengths, shape, tokenizer_for
 from damoc.tasks import Example
@@ -283,7 +284,7 @@ def _candidate_rows(route: _Route, examples: list[Example], plan: list[dict], te
         full = _run_tokens(m.lengths, route.n_all, ft, 1.0)
         cheap = _run_tokens(m.lengths, route.n_kept, ft, route.ratio) if not route.untrained else \
             {"examples": 0, "epochs": 0, "steps": 0, "tokens": 0.0, "loss_tokens": 0.0}
-        removed = int(p.max_fraction * s.layers) if p is not None else 0
+        removed = layer_cap(s.layers, p.max_fraction) if p is not None else 0
         prune_tokens = min(config.calibration_samples, route.n_kept) * _mean(
             [min(x.trained(ft.max_seq_len, route.ratio), p.max_len) for x in m.lengths]) if p is not None else 0.0
         evaluation = {}
